@@ -1,0 +1,101 @@
+"""The vocabulary of the enterprise dossier, shared by the database, the API and the CLI."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import NamedTuple
+
+__all__ = [
+    "DEPARTMENTS",
+    "AcceptanceVerdict",
+    "CreditKind",
+    "CreditStatus",
+    "DepartmentInfo",
+    "EnterpriseStatus",
+    "InspectionKind",
+    "InspectionResult",
+    "PenaltyStatus",
+    "RectificationStatus",
+    "RepairStatus",
+]
+
+
+class DepartmentInfo(NamedTuple):
+    code: str
+    name_zh: str
+    name_en: str
+
+
+# The departments of the integrated law-enforcement reform ("大综合一体化"); codes are stable.
+DEPARTMENTS = (
+    DepartmentInfo("market", "市场监督管理局", "Market Regulation"),
+    DepartmentInfo("ecology", "生态环境局", "Ecology and Environment"),
+    DepartmentInfo("emergency", "应急管理局", "Emergency Management"),
+    DepartmentInfo("enforcement", "综合行政执法局", "Comprehensive Law Enforcement"),
+    DepartmentInfo("fire", "消防救援大队", "Fire and Rescue"),
+    DepartmentInfo("planning", "自然资源和规划局", "Natural Resources and Planning"),
+    DepartmentInfo("transport", "交通运输局", "Transport"),
+    DepartmentInfo("health", "卫生健康局", "Health"),
+    DepartmentInfo("agriculture", "农业农村局", "Agriculture and Rural Affairs"),
+    DepartmentInfo("culture", "文化广电旅游局", "Culture and Tourism"),
+)
+
+
+class EnterpriseStatus(StrEnum):
+    ACTIVE = "active"  # 存续
+    SUSPENDED = "suspended"  # 停业
+    REVOKED = "revoked"  # 吊销
+    DEREGISTERED = "deregistered"  # 注销
+
+
+class CreditKind(StrEnum):
+    RATING = "rating"  # 信用评级
+    BAD_RECORD = "bad_record"  # 失信记录
+    COMMENDATION = "commendation"  # 表彰
+
+
+class CreditStatus(StrEnum):
+    ACTIVE = "active"
+    REPAIRED = "repaired"  # 信用修复后移出
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+
+
+class RepairStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+class InspectionKind(StrEnum):
+    ROUTINE = "routine"  # 日常检查
+    RANDOM = "random"  # 双随机抽查
+    JOINT = "joint"  # 综合查一次
+    CAMPAIGN = "campaign"  # 专项整治
+
+
+class InspectionResult(StrEnum):
+    NO_PROBLEM = "no_problem"
+    PROBLEMS_FOUND = "problems_found"
+    NOT_OPERATING = "not_operating"  # 未经营 / 未找到
+
+
+class PenaltyStatus(StrEnum):
+    DECIDED = "decided"
+    PAID = "paid"
+    ENFORCED = "enforced"  # 强制执行
+    UNDER_REVIEW = "under_review"  # 复议或诉讼中
+    REVOKED = "revoked"
+
+
+class RectificationStatus(StrEnum):
+    IN_PROGRESS = "in_progress"
+    SUBMITTED = "submitted"  # awaiting acceptance
+    ACCEPTED = "accepted"
+    FAILED = "failed"  # acceptance failed
+    OVERDUE = "overdue"  # deadline passed without an accepted rectification
+
+
+class AcceptanceVerdict(StrEnum):
+    PASSED = "passed"
+    FAILED = "failed"

@@ -1,0 +1,51 @@
+"""The errors a user of the hub can meet, each with a stable code.
+
+    HubError                  code               what the caller should do
+     ├── BadUserInput         BAD_USER_INPUT     fix the request as the message says
+     │    └── InvalidUSCC                        correct the credit code
+     └── NotFound             NOT_FOUND          check the identifier
+
+Anything else raised while serving a request is a defect: callers see only
+``INTERNAL`` with a reference, and the details go to the server log.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+__all__ = ["INTERNAL", "BadUserInput", "HubError", "InvalidUSCC", "NotFound"]
+
+INTERNAL = "INTERNAL"
+
+
+class HubError(Exception):
+    """An error whose message is safe to show the caller and says what to do."""
+
+    code: ClassVar[str] = INTERNAL
+
+    def __init__(self, message: str, **context: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.context = context
+
+    def extensions(self) -> dict[str, Any]:
+        return {"code": self.code, **self.context}
+
+
+class BadUserInput(HubError):
+    code = "BAD_USER_INPUT"
+
+
+class InvalidUSCC(BadUserInput):
+    """A unified social credit code that breaks GB 32100-2015."""
+
+    def __init__(self, value: str, problem: str) -> None:
+        super().__init__(
+            f"{value!r} is not a valid unified social credit code: {problem}",
+            uscc=value,
+        )
+        self.problem = problem
+
+
+class NotFound(HubError):
+    code = "NOT_FOUND"

@@ -1,0 +1,245 @@
+"""Database model: departments, enterprises and the four kinds of shared record.
+
+Every shared record has an ``owner`` department and the owner's own id ``source_id``,
+unique per owner, so a department can republish a record idempotently.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from hub.domain import (
+    AcceptanceVerdict,
+    CreditKind,
+    CreditStatus,
+    EnterpriseStatus,
+    InspectionKind,
+    InspectionResult,
+    PenaltyStatus,
+    RectificationStatus,
+    RepairStatus,
+)
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def choice(enum_class: type[enum.StrEnum], name: str) -> Enum:
+    """A portable enumerated column: stored as its value, checked by the database."""
+    return Enum(
+        enum_class,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=max(len(member.value) for member in enum_class),
+        values_callable=lambda members: [member.value for member in members],
+    )
+
+
+class Timestamps:
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), sort_order=10
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now(), sort_order=10
+    )
+
+
+class Record(Timestamps):
+    """Columns every shared record has; subclasses add UniqueConstraint(owner, source_id)."""
+
+    id: Mapped[int] = mapped_column(primary_key=True, sort_order=-10)
+    owner: Mapped[str] = mapped_column(ForeignKey("department.code"), index=True, sort_order=-10)
+    source_id: Mapped[str] = mapped_column(String(64), sort_order=-10)
+
+
+class Department(Timestamps, Base):
+    __tablename__ = "department"
+
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name_zh: Mapped[str] = mapped_column(String(64))
+    name_en: Mapped[str] = mapped_column(String(128))
+
+
+class Enterprise(Timestamps, Base):
+    __tablename__ = "enterprise"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uscc: Mapped[str] = mapped_column(String(18), unique=True)
+    # The registration authority that keeps the enterprise's base data.
+    owner: Mapped[str] = mapped_column(ForeignKey("department.code"))
+    name: Mapped[str] = mapped_column(String(200))
+    legal_representative: Mapped[str] = mapped_column(String(64))
+    address: Mapped[str] = mapped_column(String(300))
+    industry: Mapped[str] = mapped_column(String(64), index=True)
+    region: Mapped[str] = mapped_column(String(64), index=True)
+    town: Mapped[str] = mapped_column(String(64))
+    registered_on: Mapped[date] = mapped_column(Date)
+    status: Mapped[EnterpriseStatus] = mapped_column(choice(EnterpriseStatus, "status"))
+
+
+class CreditRecord(Record, Base):
+    __tablename__ = "credit_record"
+    __table_args__ = (
+        UniqueConstraint("owner", "source_id"),
+        Index("ix_credit_record_enterprise_issued", "enterprise_id", "issued_on"),
+        CheckConstraint("expires_on IS NULL OR expires_on >= issued_on", name="expiry_order"),
+    )
+
+    enterprise_id: Mapped[int] = mapped_column(ForeignKey("enterprise.id"))
+    kind: Mapped[CreditKind] = mapped_column(choice(CreditKind, "kind"))
+    level: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text)
+    issued_on: Mapped[date] = mapped_column(Date)
+    expires_on: Mapped[date | None] = mapped_column(Date)
+    status: Mapped[CreditStatus] = mapped_column(choice(CreditStatus, "status"))
+
+
+class CreditRepair(Record, Base):
+    """A credit repair (信用修复) applied for against a credit record."""
+
+    __tablename__ = "credit_repair"
+    __table_args__ = (
+        UniqueConstraint("owner", "source_id"),
+        CheckConstraint("decided_on IS NULL OR decided_on >= applied_on", name="decision_order"),
+    )
+
+    credit_record_id: Mapped[int] = mapped_column(ForeignKey("credit_record.id"), index=True)
+    applied_on: Mapped[date] = mapped_column(Date)
+    decided_on: Mapped[date | None] = mapped_column(Date)
+    status: Mapped[RepairStatus] = mapped_column(choice(RepairStatus, "status"))
+    opinion: Mapped[str | None] = mapped_column(Text)
+
+
+class Inspection(Record, Base):
+    __tablename__ = "inspection"
+    __table_args__ = (
+        UniqueConstraint("owner", "source_id"),
+        Index("ix_inspection_enterprise_inspected", "enterprise_id", "inspected_on"),
+    )
+
+    enterprise_id: Mapped[int] = mapped_column(ForeignKey("enterprise.id"))
+    # 行政行为码: the code shown to the enterprise at the door ("亮码检查").
+    action_code: Mapped[str] = mapped_column(String(32), index=True)
+    kind: Mapped[InspectionKind] = mapped_column(choice(InspectionKind, "kind"))
+    inspected_on: Mapped[date] = mapped_column(Date)
+    result: Mapped[InspectionResult] = mapped_column(choice(InspectionResult, "result"))
+
+
+class InspectionParticipant(Base):
+    """A department taking part in a joint inspection ("综合查一次") besides its owner."""
+
+    __tablename__ = "inspection_participant"
+
+    inspection_id: Mapped[int] = mapped_column(ForeignKey("inspection.id"), primary_key=True)
+    department: Mapped[str] = mapped_column(ForeignKey("department.code"), primary_key=True)
+
+
+class InspectionFinding(Base):
+    __tablename__ = "inspection_finding"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    inspection_id: Mapped[int] = mapped_column(ForeignKey("inspection.id"), index=True)
+    category: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(Text)
+
+
+class Penalty(Record, Base):
+    __tablename__ = "penalty"
+    __table_args__ = (
+        UniqueConstraint("owner", "source_id"),
+        UniqueConstraint("owner", "case_number"),
+        Index("ix_penalty_enterprise_decided", "enterprise_id", "decided_on"),
+        CheckConstraint("amount_fen >= 0", name="amount_not_negative"),
+    )
+
+    enterprise_id: Mapped[int] = mapped_column(ForeignKey("enterprise.id"))
+    inspection_id: Mapped[int | None] = mapped_column(ForeignKey("inspection.id"), index=True)
+    case_number: Mapped[str] = mapped_column(String(64))
+    violation: Mapped[str] = mapped_column(Text)
+    legal_basis: Mapped[str] = mapped_column(Text)
+    # In fen (0.01 yuan): exact on every database.
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    decided_on: Mapped[date] = mapped_column(Date)
+    status: Mapped[PenaltyStatus] = mapped_column(choice(PenaltyStatus, "status"))
+    # 轻微不罚: a minor first offence, exempted from the fine.
+    minor_first_offence_exempt: Mapped[bool]
+    # 三书同达: the decision goes out with a compliance suggestion and a credit repair notice.
+    decision_issued: Mapped[bool]
+    compliance_suggestion_issued: Mapped[bool]
+    credit_repair_notice_issued: Mapped[bool]
+
+
+class Rectification(Record, Base):
+    """What an enterprise must fix, by when, ordered by ``owner`` after an inspection or penalty."""
+
+    __tablename__ = "rectification"
+    __table_args__ = (
+        UniqueConstraint("owner", "source_id"),
+        Index("ix_rectification_enterprise_ordered", "enterprise_id", "ordered_on"),
+        CheckConstraint("deadline >= ordered_on", name="deadline_order"),
+        CheckConstraint(
+            "inspection_id IS NOT NULL OR penalty_id IS NOT NULL", name="has_origin"
+        ),
+    )
+
+    enterprise_id: Mapped[int] = mapped_column(ForeignKey("enterprise.id"))
+    inspection_id: Mapped[int | None] = mapped_column(ForeignKey("inspection.id"), index=True)
+    penalty_id: Mapped[int | None] = mapped_column(ForeignKey("penalty.id"), index=True)
+    requirement: Mapped[str] = mapped_column(Text)
+    ordered_on: Mapped[date] = mapped_column(Date)
+    deadline: Mapped[date] = mapped_column(Date)
+    status: Mapped[RectificationStatus] = mapped_column(
+        choice(RectificationStatus, "status")
+    )
+
+
+class RectificationAssistant(Base):
+    """A department helping the enterprise rectify (联合帮扶整改)."""
+
+    __tablename__ = "rectification_assistant"
+
+    rectification_id: Mapped[int] = mapped_column(
+        ForeignKey("rectification.id"), primary_key=True
+    )
+    department: Mapped[str] = mapped_column(ForeignKey("department.code"), primary_key=True)
+
+
+class Acceptance(Record, Base):
+    """The accepting department's verdict (整改验收) on a rectification."""
+
+    __tablename__ = "acceptance"
+    __table_args__ = (UniqueConstraint("owner", "source_id"),)
+
+    rectification_id: Mapped[int] = mapped_column(
+        ForeignKey("rectification.id"), unique=True
+    )
+    accepted_on: Mapped[date] = mapped_column(Date)
+    verdict: Mapped[AcceptanceVerdict] = mapped_column(choice(AcceptanceVerdict, "verdict"))
+    opinion: Mapped[str] = mapped_column(Text)
