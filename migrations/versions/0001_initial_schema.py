@@ -20,7 +20,7 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     """Upgrade schema."""
-    op.create_table('department',
+    department = op.create_table('department',
     sa.Column('code', sa.String(length=32), nullable=False),
     sa.Column('name_zh', sa.String(length=64), nullable=False),
     sa.Column('name_en', sa.String(length=128), nullable=False),
@@ -28,6 +28,19 @@ def upgrade() -> None:
     sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
     sa.PrimaryKeyConstraint('code', name=op.f('pk_department'))
     )
+    # The departments of the integrated law-enforcement reform; policies refer to these codes.
+    op.bulk_insert(department, [
+        {'code': 'market', 'name_zh': '市场监督管理局', 'name_en': 'Market Regulation'},
+        {'code': 'ecology', 'name_zh': '生态环境局', 'name_en': 'Ecology and Environment'},
+        {'code': 'emergency', 'name_zh': '应急管理局', 'name_en': 'Emergency Management'},
+        {'code': 'enforcement', 'name_zh': '综合行政执法局', 'name_en': 'Comprehensive Law Enforcement'},
+        {'code': 'fire', 'name_zh': '消防救援大队', 'name_en': 'Fire and Rescue'},
+        {'code': 'planning', 'name_zh': '自然资源和规划局', 'name_en': 'Natural Resources and Planning'},
+        {'code': 'transport', 'name_zh': '交通运输局', 'name_en': 'Transport'},
+        {'code': 'health', 'name_zh': '卫生健康局', 'name_en': 'Health'},
+        {'code': 'agriculture', 'name_zh': '农业农村局', 'name_en': 'Agriculture and Rural Affairs'},
+        {'code': 'culture', 'name_zh': '文化广电旅游局', 'name_en': 'Culture and Tourism'},
+    ])
     op.create_table('enterprise',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('uscc', sa.String(length=18), nullable=False),
