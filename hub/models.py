@@ -204,9 +204,7 @@ class Rectification(Record, Base):
         UniqueConstraint("owner", "source_id"),
         Index("ix_rectification_enterprise_ordered", "enterprise_id", "ordered_on"),
         CheckConstraint("deadline >= ordered_on", name="deadline_order"),
-        CheckConstraint(
-            "inspection_id IS NOT NULL OR penalty_id IS NOT NULL", name="has_origin"
-        ),
+        CheckConstraint("inspection_id IS NOT NULL OR penalty_id IS NOT NULL", name="has_origin"),
     )
 
     enterprise_id: Mapped[int] = mapped_column(ForeignKey("enterprise.id"))
@@ -215,9 +213,7 @@ class Rectification(Record, Base):
     requirement: Mapped[str] = mapped_column(Text)
     ordered_on: Mapped[date] = mapped_column(Date)
     deadline: Mapped[date] = mapped_column(Date)
-    status: Mapped[RectificationStatus] = mapped_column(
-        choice(RectificationStatus, "status")
-    )
+    status: Mapped[RectificationStatus] = mapped_column(choice(RectificationStatus, "status"))
 
 
 class RectificationAssistant(Base):
@@ -225,9 +221,7 @@ class RectificationAssistant(Base):
 
     __tablename__ = "rectification_assistant"
 
-    rectification_id: Mapped[int] = mapped_column(
-        ForeignKey("rectification.id"), primary_key=True
-    )
+    rectification_id: Mapped[int] = mapped_column(ForeignKey("rectification.id"), primary_key=True)
     department: Mapped[str] = mapped_column(ForeignKey("department.code"), primary_key=True)
 
 
@@ -237,9 +231,7 @@ class Acceptance(Record, Base):
     __tablename__ = "acceptance"
     __table_args__ = (UniqueConstraint("owner", "source_id"),)
 
-    rectification_id: Mapped[int] = mapped_column(
-        ForeignKey("rectification.id"), unique=True
-    )
+    rectification_id: Mapped[int] = mapped_column(ForeignKey("rectification.id"), unique=True)
     accepted_on: Mapped[date] = mapped_column(Date)
     verdict: Mapped[AcceptanceVerdict] = mapped_column(choice(AcceptanceVerdict, "verdict"))
     opinion: Mapped[str] = mapped_column(Text)

@@ -26,9 +26,7 @@ class Settings:
         defaults = cls()
         return cls(
             database_url=environ.get("HUB_DATABASE_URL", defaults.database_url),
-            max_request_bytes=int(
-                environ.get("HUB_MAX_REQUEST_BYTES", defaults.max_request_bytes)
-            ),
+            max_request_bytes=int(environ.get("HUB_MAX_REQUEST_BYTES", defaults.max_request_bytes)),
             graphiql=environ.get("HUB_GRAPHIQL", "1").lower() not in {"0", "false", "no", "off"},
         )
 

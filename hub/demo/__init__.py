@@ -6,7 +6,7 @@ import random
 from collections import Counter
 from collections.abc import Callable
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Table, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -47,28 +47,35 @@ BATCH_SIZE = 1000
 
 Rows = dict[Table, list[dict[str, Any]]]
 
+ENTERPRISE = cast(Table, models.Enterprise.__table__)
+INSPECTION = cast(Table, models.Inspection.__table__)
+PARTICIPANT = cast(Table, models.InspectionParticipant.__table__)
+FINDING = cast(Table, models.InspectionFinding.__table__)
+PENALTY = cast(Table, models.Penalty.__table__)
+RECTIFICATION = cast(Table, models.Rectification.__table__)
+ASSISTANT = cast(Table, models.RectificationAssistant.__table__)
+ACCEPTANCE = cast(Table, models.Acceptance.__table__)
+CREDIT_RECORD = cast(Table, models.CreditRecord.__table__)
+CREDIT_REPAIR = cast(Table, models.CreditRepair.__table__)
 # Parents before children, so foreign keys hold at every insert.
-TABLES: tuple[Table, ...] = tuple(
-    model.__table__  # type: ignore[misc]
-    for model in (
-        models.Enterprise,
-        models.Inspection,
-        models.InspectionParticipant,
-        models.InspectionFinding,
-        models.Penalty,
-        models.Rectification,
-        models.RectificationAssistant,
-        models.Acceptance,
-        models.CreditRecord,
-        models.CreditRepair,
-    )
+TABLES = (
+    ENTERPRISE,
+    INSPECTION,
+    PARTICIPANT,
+    FINDING,
+    PENALTY,
+    RECTIFICATION,
+    ASSISTANT,
+    ACCEPTANCE,
+    CREDIT_RECORD,
+    CREDIT_REPAIR,
 )
 DEPARTMENT_INDEX = {department.code: index for index, department in enumerate(DEPARTMENTS)}
 
 
 def organization_code(rng: random.Random) -> str:
     """A 9-character organization code (GB 11714) with its own check character."""
-    body = "".join(rng.choice("0123456789ABCDEFGHJKLMNPQRTUWXY") for _ in range(8))
+    body = "".join(rng.choices(ALPHABET, k=8))
     values = [int(c) if c.isdigit() else ord(c) - ord("A") + 10 for c in body]
     remainder = 11 - sum(v * w for v, w in zip(values, (3, 7, 9, 10, 5, 8, 4, 2), strict=True)) % 11
     return body + {10: "X", 11: "0"}.get(remainder, str(remainder))
@@ -122,23 +129,25 @@ class DemoGenerator:
         uscc = self._uscc(region, industry)
         suffix = {"92": "店", "93": "专业合作社"}.get(uscc[:2], "有限公司")
         brand = "".join(rng.sample(BRANDS, 2))
-        enterprise_id = self._id(models.Enterprise.__table__)  # type: ignore[arg-type]
+        enterprise_id = self._id(ENTERPRISE)
         registered_on = self._day(date(1998, 1, 1), self.as_of - timedelta(days=400))
         status = rng.choices(list(EnterpriseStatus), weights=(92, 3, 2, 3))[0]
-        rows[models.Enterprise.__table__].append({  # type: ignore[index]
-            "id": enterprise_id,
-            "uscc": uscc,
-            "owner": "market",
-            "name": f"杭州{brand}{rng.choice(industry.terms)}{suffix}",
-            "legal_representative": self._person(),
-            "address": f"浙江省杭州市{region.name}{town}{rng.choice(region.roads)}"
-            f"{rng.randint(1, 999)}号",
-            "industry": industry.name,
-            "region": region.name,
-            "town": town,
-            "registered_on": registered_on,
-            "status": status,
-        })
+        rows[ENTERPRISE].append(
+            {
+                "id": enterprise_id,
+                "uscc": uscc,
+                "owner": "market",
+                "name": f"杭州{brand}{rng.choice(industry.terms)}{suffix}",
+                "legal_representative": self._person(),
+                "address": f"浙江省杭州市{region.name}{town}{rng.choice(region.roads)}"
+                f"{rng.randint(1, 999)}号",
+                "industry": industry.name,
+                "region": region.name,
+                "town": town,
+                "registered_on": registered_on,
+                "status": status,
+            }
+        )
         since = max(registered_on, self.as_of - timedelta(days=3 * 365))
         visits = rng.choices(range(9), weights=(12, 20, 22, 18, 12, 7, 4, 3, 2))[0]
         for inspected_on in sorted(self._day(since, self.as_of) for _ in range(visits)):
@@ -164,26 +173,28 @@ class DemoGenerator:
             result = rng.choices(
                 (InspectionResult.NO_PROBLEM, InspectionResult.PROBLEMS_FOUND), weights=(55, 45)
             )[0]
-        table = models.Inspection.__table__
-        inspection_id = self._id(table)  # type: ignore[arg-type]
-        rows[table].append({  # type: ignore[index]
-            "id": inspection_id,
-            "owner": owner,
-            "source_id": f"{owner.upper()}-INS-{inspection_id:07d}",
-            "enterprise_id": enterprise_id,
-            "action_code": f"{region.division}{inspected_on:%Y%m%d}"
-            f"{DEPARTMENT_INDEX[owner]:02d}{inspection_id % 100_000:05d}",
-            "kind": kind,
-            "inspected_on": inspected_on,
-            "result": result,
-        })
+        table = INSPECTION
+        inspection_id = self._id(table)
+        rows[table].append(
+            {
+                "id": inspection_id,
+                "owner": owner,
+                "source_id": f"{owner.upper()}-INS-{inspection_id:07d}",
+                "enterprise_id": enterprise_id,
+                "action_code": f"{region.division}{inspected_on:%Y%m%d}"
+                f"{DEPARTMENT_INDEX[owner]:02d}{inspection_id % 100_000:05d}",
+                "kind": kind,
+                "inspected_on": inspected_on,
+                "result": result,
+            }
+        )
         if kind is InspectionKind.JOINT:
             others = [d.code for d in DEPARTMENTS if d.code != owner]
             preferred = [d for d in industry.inspectors if d != owner] or others
             participants = set(rng.sample(preferred, min(len(preferred), rng.randint(1, 2))))
             if rng.random() < 0.3:
                 participants.add(rng.choice(others))
-            rows[models.InspectionParticipant.__table__].extend(  # type: ignore[index]
+            rows[PARTICIPANT].extend(
                 {"inspection_id": inspection_id, "department": department}
                 for department in sorted(participants)
             )
@@ -192,19 +203,29 @@ class DemoGenerator:
         options = VIOLATIONS[owner]
         found = rng.sample(options, rng.randint(1, min(2, len(options))))
         for violation in found:
-            rows[models.InspectionFinding.__table__].append({  # type: ignore[index]
-                "id": self._id(models.InspectionFinding.__table__),  # type: ignore[arg-type]
-                "inspection_id": inspection_id,
-                "category": violation.category,
-                "description": violation.finding,
-            })
+            rows[FINDING].append(
+                {
+                    "id": self._id(FINDING),
+                    "inspection_id": inspection_id,
+                    "category": violation.category,
+                    "description": violation.finding,
+                }
+            )
         penalty_id = None
         if rng.random() < 0.3:
-            penalty_id = self._penalty(rows, enterprise_id, inspection_id, owner, found[0],
-                                       inspected_on)
+            penalty_id = self._penalty(
+                rows, enterprise_id, inspection_id, owner, found[0], inspected_on
+            )
         if rng.random() < 0.85:
-            self._rectification(rows, enterprise_id, owner, found, inspected_on,
-                                inspection_id=inspection_id, penalty_id=penalty_id)
+            self._rectification(
+                rows,
+                enterprise_id,
+                owner,
+                found,
+                inspected_on,
+                inspection_id=inspection_id,
+                penalty_id=penalty_id,
+            )
 
     def _penalty(
         self,
@@ -218,8 +239,8 @@ class DemoGenerator:
         rng = self.rng
         decided_on = min(self.as_of, inspected_on + timedelta(days=rng.randint(7, 45)))
         exempt = rng.random() < 0.12
-        amount_yuan = 0 if exempt else max(
-            200, round(violation.max_fine_yuan * rng.uniform(0.02, 0.5), -2)
+        amount_yuan = (
+            0 if exempt else max(200, round(violation.max_fine_yuan * rng.uniform(0.02, 0.5), -2))
         )
         status = (
             PenaltyStatus.DECIDED
@@ -232,28 +253,38 @@ class DemoGenerator:
             f"{self.case_numbers[owner, decided_on.year]}号"
         )
         three_documents = rng.random() < 0.8  # 三书同达, adopted by most departments
-        table = models.Penalty.__table__
-        penalty_id = self._id(table)  # type: ignore[arg-type]
-        rows[table].append({  # type: ignore[index]
-            "id": penalty_id,
-            "owner": owner,
-            "source_id": f"{owner.upper()}-PEN-{penalty_id:07d}",
-            "enterprise_id": enterprise_id,
-            "inspection_id": inspection_id,
-            "case_number": case_number,
-            "violation": violation.offence,
-            "legal_basis": violation.legal_basis,
-            "amount_fen": int(amount_yuan) * 100,
-            "decided_on": decided_on,
-            "status": status,
-            "minor_first_offence_exempt": exempt,
-            "decision_issued": True,
-            "compliance_suggestion_issued": three_documents,
-            "credit_repair_notice_issued": three_documents,
-        })
+        table = PENALTY
+        penalty_id = self._id(table)
+        rows[table].append(
+            {
+                "id": penalty_id,
+                "owner": owner,
+                "source_id": f"{owner.upper()}-PEN-{penalty_id:07d}",
+                "enterprise_id": enterprise_id,
+                "inspection_id": inspection_id,
+                "case_number": case_number,
+                "violation": violation.offence,
+                "legal_basis": violation.legal_basis,
+                "amount_fen": int(amount_yuan) * 100,
+                "decided_on": decided_on,
+                "status": status,
+                "minor_first_offence_exempt": exempt,
+                "decision_issued": True,
+                "compliance_suggestion_issued": three_documents,
+                "credit_repair_notice_issued": three_documents,
+            }
+        )
         if not exempt and amount_yuan >= 10_000 and rng.random() < 0.6:
-            self._bad_record(rows, enterprise_id, owner, violation, case_number, amount_yuan,
-                             decided_on, paid=status is PenaltyStatus.PAID)
+            self._bad_record(
+                rows,
+                enterprise_id,
+                owner,
+                violation,
+                case_number,
+                amount_yuan,
+                decided_on,
+                paid=status is PenaltyStatus.PAID,
+            )
         return penalty_id
 
     def _rectification(
@@ -284,49 +315,56 @@ class DemoGenerator:
                 acceptance = (AcceptanceVerdict.FAILED, accepted_on)
             else:
                 status = RectificationStatus.OVERDUE
-        table = models.Rectification.__table__
-        rectification_id = self._id(table)  # type: ignore[arg-type]
-        rows[table].append({  # type: ignore[index]
-            "id": rectification_id,
-            "owner": owner,
-            "source_id": f"{owner.upper()}-RECT-{rectification_id:07d}",
-            "enterprise_id": enterprise_id,
-            "inspection_id": inspection_id,
-            "penalty_id": penalty_id,
-            "requirement": "；".join(v.requirement for v in found) + "。整改完成后申请验收。",
-            "ordered_on": ordered_on,
-            "deadline": deadline,
-            "status": status,
-        })
+        table = RECTIFICATION
+        rectification_id = self._id(table)
+        rows[table].append(
+            {
+                "id": rectification_id,
+                "owner": owner,
+                "source_id": f"{owner.upper()}-RECT-{rectification_id:07d}",
+                "enterprise_id": enterprise_id,
+                "inspection_id": inspection_id,
+                "penalty_id": penalty_id,
+                "requirement": "；".join(v.requirement for v in found) + "。整改完成后申请验收。",
+                "ordered_on": ordered_on,
+                "deadline": deadline,
+                "status": status,
+            }
+        )
         if rng.random() < 0.2:  # 联合帮扶整改: other departments help
-            helpers = rng.sample([d.code for d in DEPARTMENTS if d.code != owner],
-                                 rng.randint(1, 2))
-            rows[models.RectificationAssistant.__table__].extend(  # type: ignore[index]
+            helpers = rng.sample(
+                [d.code for d in DEPARTMENTS if d.code != owner], rng.randint(1, 2)
+            )
+            rows[ASSISTANT].extend(
                 {"rectification_id": rectification_id, "department": department}
                 for department in sorted(helpers)
             )
         if acceptance is not None:
             verdict, accepted_on = acceptance
-            acceptance_table = models.Acceptance.__table__
-            acceptance_id = self._id(acceptance_table)  # type: ignore[arg-type]
-            rows[acceptance_table].append({  # type: ignore[index]
-                "id": acceptance_id,
-                "owner": owner,
-                "source_id": f"{owner.upper()}-ACC-{acceptance_id:07d}",
-                "rectification_id": rectification_id,
-                "accepted_on": accepted_on,
-                "verdict": verdict,
-                "opinion": rng.choice(ACCEPTANCE_OPINIONS[verdict is AcceptanceVerdict.PASSED]),
-            })
+            acceptance_table = ACCEPTANCE
+            acceptance_id = self._id(acceptance_table)
+            rows[acceptance_table].append(
+                {
+                    "id": acceptance_id,
+                    "owner": owner,
+                    "source_id": f"{owner.upper()}-ACC-{acceptance_id:07d}",
+                    "rectification_id": rectification_id,
+                    "accepted_on": accepted_on,
+                    "verdict": verdict,
+                    "opinion": rng.choice(ACCEPTANCE_OPINIONS[verdict is AcceptanceVerdict.PASSED]),
+                }
+            )
 
     def _credit(self, rows: Rows, **record: Any) -> int:
-        table = models.CreditRecord.__table__
-        record_id = self._id(table)  # type: ignore[arg-type]
-        rows[table].append({  # type: ignore[index]
-            "id": record_id,
-            "source_id": f"{record['owner'].upper()}-CRD-{record_id:07d}",
-            **record,
-        })
+        table = CREDIT_RECORD
+        record_id = self._id(table)
+        rows[table].append(
+            {
+                "id": record_id,
+                "source_id": f"{record['owner'].upper()}-CRD-{record_id:07d}",
+                **record,
+            }
+        )
         return record_id
 
     def _bad_record(
@@ -347,12 +385,19 @@ class DemoGenerator:
         status = CreditStatus.EXPIRED if expires_on < self.as_of else CreditStatus.ACTIVE
         repair: tuple[date, date | None, RepairStatus] | None = None
         earliest_repair = issued_on + timedelta(days=90)
-        if status is CreditStatus.ACTIVE and paid and earliest_repair < self.as_of \
-                and rng.random() < 0.4:
+        if (
+            status is CreditStatus.ACTIVE
+            and paid
+            and earliest_repair < self.as_of
+            and rng.random() < 0.4
+        ):
             applied_on = self._day(earliest_repair, self.as_of)
             outcome = rng.choices(list(RepairStatus), weights=(15, 70, 15))[0]
-            decided_on = None if outcome is RepairStatus.PENDING else min(
-                self.as_of, applied_on + timedelta(days=rng.randint(3, 20)))
+            decided_on = (
+                None
+                if outcome is RepairStatus.PENDING
+                else min(self.as_of, applied_on + timedelta(days=rng.randint(3, 20)))
+            )
             repair = (applied_on, decided_on, outcome)
             if outcome is RepairStatus.APPROVED:
                 status = CreditStatus.REPAIRED
@@ -369,29 +414,32 @@ class DemoGenerator:
         )
         if repair is not None:
             applied_on, decided_on, outcome = repair
-            table = models.CreditRepair.__table__
-            repair_id = self._id(table)  # type: ignore[arg-type]
-            rows[table].append({  # type: ignore[index]
-                "id": repair_id,
-                "owner": owner,
-                "source_id": f"{owner.upper()}-REP-{repair_id:07d}",
-                "credit_record_id": record_id,
-                "applied_on": applied_on,
-                "decided_on": decided_on,
-                "status": outcome,
-                "opinion": {
-                    RepairStatus.APPROVED: "已履行处罚决定并完成整改，准予信用修复",
-                    RepairStatus.REJECTED: "整改尚未验收通过，不予修复",
-                    RepairStatus.PENDING: None,
-                }[outcome],
-            })
+            table = CREDIT_REPAIR
+            repair_id = self._id(table)
+            rows[table].append(
+                {
+                    "id": repair_id,
+                    "owner": owner,
+                    "source_id": f"{owner.upper()}-REP-{repair_id:07d}",
+                    "credit_record_id": record_id,
+                    "applied_on": applied_on,
+                    "decided_on": decided_on,
+                    "status": outcome,
+                    "opinion": {
+                        RepairStatus.APPROVED: "已履行处罚决定并完成整改，准予信用修复",
+                        RepairStatus.REJECTED: "整改尚未验收通过，不予修复",
+                        RepairStatus.PENDING: None,
+                    }[outcome],
+                }
+            )
 
     def _ratings(self, rows: Rows, enterprise_id: int, industry: Industry) -> None:
         rng = self.rng
         ratings = [("market", ("A", "B", "C", "D"), (45, 40, 12, 3), "企业信用风险分类评价")]
         if "ecology" in industry.inspectors:
-            ratings.append(("ecology", ("green", "blue", "yellow", "red"), (30, 50, 15, 5),
-                            "企业环境信用评价"))
+            ratings.append(
+                ("ecology", ("green", "blue", "yellow", "red"), (30, 50, 15, 5), "企业环境信用评价")
+            )
         for owner, levels, weights, reason in ratings:
             if rng.random() < 0.7:
                 issued_on = self.as_of - timedelta(days=rng.randint(0, 540))
@@ -405,7 +453,8 @@ class DemoGenerator:
                     reason=f"{issued_on.year}年度{reason}",
                     issued_on=issued_on,
                     expires_on=expires_on,
-                    status=CreditStatus.ACTIVE if expires_on >= self.as_of
+                    status=CreditStatus.ACTIVE
+                    if expires_on >= self.as_of
                     else CreditStatus.EXPIRED,
                 )
         if rng.random() < 0.05:
@@ -425,8 +474,9 @@ class DemoGenerator:
 
 async def count_enterprises(engine: AsyncEngine) -> int:
     async with engine.connect() as connection:
-        return int(await connection.scalar(select(func.count()).select_from(models.Enterprise))
-                   or 0)
+        return int(
+            await connection.scalar(select(func.count()).select_from(models.Enterprise)) or 0
+        )
 
 
 async def load_demo(
@@ -457,8 +507,10 @@ async def load_demo(
             # Explicit ids leave the serial sequences behind; move them past the data.
             for table in TABLES:
                 if "id" in table.c:
-                    await connection.execute(text(
-                        f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "  # noqa: S608
-                        f"(SELECT coalesce(max(id), 0) + 1 FROM {table.name}), false)"
-                    ))
+                    await connection.execute(
+                        text(
+                            f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "  # noqa: S608
+                            f"(SELECT coalesce(max(id), 0) + 1 FROM {table.name}), false)"
+                        )
+                    )
     return written

@@ -1,0 +1,19 @@
+"""What every resolver may use during one request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import strawberry
+
+from hub.schema.loaders import Loaders
+
+__all__ = ["Context", "Info"]
+
+
+@dataclass(slots=True)
+class Context:
+    loaders: Loaders
+
+
+Info = strawberry.Info[Context, None]

@@ -1,0 +1,267 @@
+"""Batched reads: one SQL statement per relation per request, never one per row.
+
+Every loader is keyed by the parent's id (and, for dated lists, the requested date
+range), so a request for 1 or for 100 enterprises issues the same statements. Reads
+use Core selects whose labels match the GraphQL types' fields, not ORM entities.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from datetime import date
+from typing import Any, NamedTuple, TypeVar
+
+from sqlalchemy import ColumnElement, Row, Select, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.orm import InstrumentedAttribute
+from strawberry.dataloader import DataLoader
+
+from hub import models
+
+__all__ = ["Loaders", "Parent", "Reader"]
+
+K = TypeVar("K", bound=Hashable)
+T = TypeVar("T")
+
+# Parameters per statement stay far below SQLite's and PostgreSQL's limits.
+MAX_BATCH = 5000
+
+
+class Parent(NamedTuple):
+    """The key of a child list: its parent's id and an optional inclusive date range."""
+
+    id: int
+    since: date | None = None
+    until: date | None = None
+
+
+class Reader:
+    """One database connection per request, opened on first use, used one statement at a time.
+
+    On PostgreSQL the request reads from one REPEATABLE READ snapshot, so the lists of one
+    answer agree with each other even while departments publish.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._connection: AsyncConnection | None = None
+        self._lock = asyncio.Lock()
+
+    async def rows(self, statement: Select[Any]) -> Sequence[Row[Any]]:
+        async with self._lock:
+            if self._connection is None:
+                connection = await self._engine.connect()
+                if connection.dialect.name == "postgresql":
+                    await connection.execution_options(isolation_level="REPEATABLE READ")
+                self._connection = connection
+            result = await self._connection.execute(statement)
+            rows: Sequence[Row[Any]] = result.all()
+            return rows
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+            self._connection = None
+
+
+def _columns(model: type[models.Base], *names: str, **labels: str) -> list[ColumnElement[Any]]:
+    table = model.__table__
+    return [table.c[name] for name in names] + [
+        table.c[column].label(label) for label, column in labels.items()
+    ]
+
+
+RECORD = ("id", "source_id")
+OWNER = {"owner_code": "owner"}
+
+# The columns each GraphQL type is built from, labelled as its fields (see types.py).
+DEPARTMENT = _columns(models.Department, "code", "name_zh", "name_en")
+ENTERPRISE = _columns(
+    models.Enterprise,
+    "id",
+    "uscc",
+    "name",
+    "legal_representative",
+    "address",
+    "industry",
+    "region",
+    "town",
+    "registered_on",
+    "status",
+    **OWNER,
+)
+CREDIT_RECORD = _columns(
+    models.CreditRecord,
+    *RECORD,
+    "enterprise_id",
+    "kind",
+    "level",
+    "reason",
+    "issued_on",
+    "expires_on",
+    "status",
+    **OWNER,
+)
+CREDIT_REPAIR = _columns(
+    models.CreditRepair,
+    *RECORD,
+    "credit_record_id",
+    "applied_on",
+    "decided_on",
+    "status",
+    "opinion",
+    **OWNER,
+)
+INSPECTION = _columns(
+    models.Inspection,
+    *RECORD,
+    "enterprise_id",
+    "action_code",
+    "kind",
+    "inspected_on",
+    "result",
+    **OWNER,
+)
+FINDING = _columns(models.InspectionFinding, "id", "inspection_id", "category", "description")
+PARTICIPANT = _columns(models.InspectionParticipant, "department", "inspection_id")
+PENALTY = _columns(
+    models.Penalty,
+    *RECORD,
+    "enterprise_id",
+    "case_number",
+    "violation",
+    "legal_basis",
+    "amount_fen",
+    "decided_on",
+    "status",
+    "minor_first_offence_exempt",
+    "decision_issued",
+    "compliance_suggestion_issued",
+    "credit_repair_notice_issued",
+    **OWNER,
+)
+RECTIFICATION = _columns(
+    models.Rectification,
+    *RECORD,
+    "enterprise_id",
+    "requirement",
+    "ordered_on",
+    "deadline",
+    "status",
+    "inspection_id",
+    "penalty_id",
+    **OWNER,
+)
+ASSISTANT = _columns(models.RectificationAssistant, "department", "rectification_id")
+ACCEPTANCE = _columns(
+    models.Acceptance, *RECORD, "rectification_id", "accepted_on", "verdict", "opinion", **OWNER
+)
+
+
+def _loader(
+    load: Callable[[list[K]], Awaitable[Sequence[T]]],
+) -> DataLoader[K, T]:
+    return DataLoader(load_fn=load, max_batch_size=MAX_BATCH)
+
+
+class Loaders:
+    """The per-request DataLoaders; each caches within the request only."""
+
+    def __init__(self, reader: Reader) -> None:
+        self.reader = reader
+        self._departments: asyncio.Future[dict[str, Row[Any]]] | None = None
+        self.enterprise = _loader(self._by_key(ENTERPRISE, models.Enterprise.uscc))
+        self.inspection = _loader(self._by_key(INSPECTION, models.Inspection.id))
+        self.penalty = _loader(self._by_key(PENALTY, models.Penalty.id))
+        self.acceptance = _loader(self._by_key(ACCEPTANCE, models.Acceptance.rectification_id))
+        self.credit_records = _loader(
+            self._children(
+                CREDIT_RECORD, models.CreditRecord.enterprise_id, models.CreditRecord.issued_on
+            )
+        )
+        self.credit_repairs = _loader(
+            self._children(
+                CREDIT_REPAIR, models.CreditRepair.credit_record_id, models.CreditRepair.applied_on
+            )
+        )
+        self.inspections = _loader(
+            self._children(
+                INSPECTION, models.Inspection.enterprise_id, models.Inspection.inspected_on
+            )
+        )
+        self.findings = _loader(
+            self._children(FINDING, models.InspectionFinding.inspection_id, None)
+        )
+        self.participants = _loader(
+            self._children(
+                PARTICIPANT,
+                models.InspectionParticipant.inspection_id,
+                None,
+            )
+        )
+        self.penalties = _loader(
+            self._children(PENALTY, models.Penalty.enterprise_id, models.Penalty.decided_on)
+        )
+        self.rectifications = _loader(
+            self._children(
+                RECTIFICATION, models.Rectification.enterprise_id, models.Rectification.ordered_on
+            )
+        )
+        self.assistants = _loader(
+            self._children(
+                ASSISTANT,
+                models.RectificationAssistant.rectification_id,
+                None,
+            )
+        )
+
+    async def departments(self) -> dict[str, Row[Any]]:
+        """All departments by code, read once per request however many records name one."""
+        if self._departments is None:
+            self._departments = asyncio.ensure_future(self._read_departments())
+        return await self._departments
+
+    async def _read_departments(self) -> dict[str, Row[Any]]:
+        rows = await self.reader.rows(select(*DEPARTMENT).order_by(models.Department.code))
+        return {row.code: row for row in rows}
+
+    def _by_key(
+        self, columns: list[ColumnElement[Any]], key: InstrumentedAttribute[Any]
+    ) -> Callable[[list[Any]], Awaitable[list[Row[Any] | None]]]:
+        """Load one row per key (None where there is none)."""
+
+        async def load(keys: list[Any]) -> list[Row[Any] | None]:
+            rows = await self.reader.rows(select(*columns).where(key.in_(set(keys))))
+            found = {row._mapping[key.key]: row for row in rows}
+            return [found.get(k) for k in keys]
+
+        return load
+
+    def _children(
+        self,
+        columns: list[ColumnElement[Any]],
+        parent: InstrumentedAttribute[int],
+        dated: InstrumentedAttribute[date] | None,
+    ) -> Callable[[list[Parent]], Awaitable[list[list[Row[Any]]]]]:
+        """Load each parent's list, oldest first (by ``dated``, else by insertion)."""
+        order: list[Any] = [parent, *([dated] if dated is not None else []), columns[0]]
+
+        async def load(keys: list[Parent]) -> list[list[Row[Any]]]:
+            by_range: defaultdict[tuple[date | None, date | None], set[int]] = defaultdict(set)
+            for key in keys:
+                by_range[key.since, key.until].add(key.id)
+            found: defaultdict[Parent, list[Row[Any]]] = defaultdict(list)
+            # One statement per distinct date range; a request usually asks for one.
+            for (since, until), ids in by_range.items():
+                statement = select(*columns).where(parent.in_(ids))
+                if dated is not None and since is not None:
+                    statement = statement.where(dated >= since)
+                if dated is not None and until is not None:
+                    statement = statement.where(dated <= until)
+                for row in await self.reader.rows(statement.order_by(*order)):
+                    found[Parent(row._mapping[parent.key], since, until)].append(row)
+            return [found[key] for key in keys]
+
+        return load

@@ -1,0 +1,271 @@
+"""GraphQL types of the enterprise dossier.
+
+Types are built from database rows whose labels match their fields (see loaders.py); they
+are not ORM models. Content fields are nullable: a later authorization step may withhold
+one field of one department's record and still answer the rest.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Any
+
+import strawberry
+from sqlalchemy import Row
+
+from hub.domain import (
+    AcceptanceVerdict,
+    CreditKind,
+    CreditStatus,
+    EnterpriseStatus,
+    InspectionKind,
+    InspectionResult,
+    PenaltyStatus,
+    RectificationStatus,
+    RepairStatus,
+)
+from hub.errors import BadUserInput
+from hub.schema.context import Info
+from hub.schema.loaders import Parent
+
+for vocabulary in (
+    AcceptanceVerdict,
+    CreditKind,
+    CreditStatus,
+    EnterpriseStatus,
+    InspectionKind,
+    InspectionResult,
+    PenaltyStatus,
+    RectificationStatus,
+    RepairStatus,
+):
+    strawberry.enum(vocabulary)
+
+Since = Annotated[
+    date | None, strawberry.argument(description="Only records on or after this day.")
+]
+Until = Annotated[
+    date | None, strawberry.argument(description="Only records on or before this day.")
+]
+
+
+def date_range(parent_id: int, since: date | None, until: date | None) -> Parent:
+    if since is not None and until is not None and since > until:
+        raise BadUserInput(
+            f"since ({since}) is after until ({until}); give the earlier day as since",
+            argument="since",
+        )
+    return Parent(parent_id, since, until)
+
+
+def build(cls: Any, rows: list[Row[Any]]) -> list[Any]:
+    return [cls(**row._mapping) for row in rows]
+
+
+@strawberry.type(description="A department that owns records shared through the hub.")
+class Department:
+    code: str = strawberry.field(description="Stable code, e.g. `market` or `ecology`.")
+    name_zh: str = strawberry.field(description="Chinese name, e.g. 市场监督管理局.")
+    name_en: str = strawberry.field(description="English name.")
+
+
+async def _departments(info: Info, codes: list[str]) -> list[Department]:
+    departments = await info.context.loaders.departments()
+    return [Department(**departments[code]._mapping) for code in codes]
+
+
+async def _owner(info: Info, code: str) -> Department:
+    departments = await info.context.loaders.departments()
+    return Department(**departments[code]._mapping)
+
+
+@strawberry.interface(description="A record kept by one department and shared through the hub.")
+class Record:
+    id: strawberry.Private[int]
+    owner_code: strawberry.Private[str]
+    source_id: str = strawberry.field(
+        description="The owner department's own id for this record, unique per owner."
+    )
+
+    @strawberry.field(name="id", description="The hub's id of this record.")
+    def hub_id(self) -> strawberry.ID:
+        return strawberry.ID(str(self.id))
+
+    @strawberry.field(description="The department that owns and publishes this record.")
+    async def owner(self, info: Info) -> Department:
+        return await _owner(info, self.owner_code)
+
+
+@strawberry.type(description="A credit repair (信用修复) applied for against a credit record.")
+class CreditRepair(Record):
+    credit_record_id: strawberry.Private[int]
+    applied_on: date | None
+    decided_on: date | None = strawberry.field(description="Null while the repair is pending.")
+    status: RepairStatus | None
+    opinion: str | None
+
+
+@strawberry.type(description="A credit rating, bad record (失信记录) or commendation.")
+class CreditRecord(Record):
+    enterprise_id: strawberry.Private[int]
+    kind: CreditKind | None
+    level: str | None = strawberry.field(
+        description="Rating grade (A–D, or green/blue/yellow/red for environmental credit), "
+        "general/serious for bad records, municipal/provincial for commendations."
+    )
+    reason: str | None
+    issued_on: date | None
+    expires_on: date | None
+    status: CreditStatus | None
+
+    @strawberry.field(description="Repairs applied for against this record, oldest first.")
+    async def repairs(self, info: Info) -> list[CreditRepair]:
+        rows = await info.context.loaders.credit_repairs.load(Parent(self.id))
+        return build(CreditRepair, rows)
+
+
+@strawberry.type(description="A problem found during an inspection.")
+class Finding:
+    id: strawberry.Private[int]
+    inspection_id: strawberry.Private[int]
+    category: str | None = strawberry.field(description="The inspecting department's category.")
+    description: str | None
+
+
+@strawberry.type(description="An inspection (检查) of an enterprise.")
+class Inspection(Record):
+    enterprise_id: strawberry.Private[int]
+    action_code: str | None = strawberry.field(
+        description="Administrative-action code (行政行为码) shown to the enterprise."
+    )
+    kind: InspectionKind | None
+    inspected_on: date | None
+    result: InspectionResult | None
+
+    @strawberry.field(
+        description="Departments that took part besides the owner (joint inspections)."
+    )
+    async def participants(self, info: Info) -> list[Department]:
+        rows = await info.context.loaders.participants.load(Parent(self.id))
+        return await _departments(info, [row.department for row in rows])
+
+    @strawberry.field(description="Problems found, if any.")
+    async def findings(self, info: Info) -> list[Finding]:
+        rows = await info.context.loaders.findings.load(Parent(self.id))
+        return build(Finding, rows)
+
+
+@strawberry.type(description="An administrative penalty decision (行政处罚).")
+class Penalty(Record):
+    enterprise_id: strawberry.Private[int]
+    amount_fen: strawberry.Private[int]
+    case_number: str | None
+    violation: str | None
+    legal_basis: str | None
+    decided_on: date | None
+    status: PenaltyStatus | None
+    minor_first_offence_exempt: bool | None = strawberry.field(
+        description="A minor first offence exempted from the fine (轻微不罚)."
+    )
+    decision_issued: bool | None = strawberry.field(description="Decision document issued.")
+    compliance_suggestion_issued: bool | None = strawberry.field(
+        description="Compliance suggestion issued with the decision (三书同达)."
+    )
+    credit_repair_notice_issued: bool | None = strawberry.field(
+        description="Credit repair notice issued with the decision (三书同达)."
+    )
+
+    @strawberry.field(description="The fine in yuan.")
+    def amount(self) -> Decimal | None:
+        return Decimal(self.amount_fen).scaleb(-2)
+
+
+@strawberry.type(description="The accepting department's verdict on a rectification (整改验收).")
+class Acceptance(Record):
+    rectification_id: strawberry.Private[int]
+    accepted_on: date | None
+    verdict: AcceptanceVerdict | None
+    opinion: str | None
+
+
+@strawberry.type(description="A rectification (整改) ordered after an inspection or a penalty.")
+class Rectification(Record):
+    enterprise_id: strawberry.Private[int]
+    inspection_id: strawberry.Private[int | None]
+    penalty_id: strawberry.Private[int | None]
+    requirement: str | None
+    ordered_on: date | None
+    deadline: date | None
+    status: RectificationStatus | None
+
+    @strawberry.field(description="The inspection that led to this order, if any.")
+    async def inspection(self, info: Info) -> Inspection | None:
+        if self.inspection_id is None:
+            return None
+        row = await info.context.loaders.inspection.load(self.inspection_id)
+        return None if row is None else Inspection(**row._mapping)
+
+    @strawberry.field(description="The penalty that led to this order, if any.")
+    async def penalty(self, info: Info) -> Penalty | None:
+        if self.penalty_id is None:
+            return None
+        row = await info.context.loaders.penalty.load(self.penalty_id)
+        return None if row is None else Penalty(**row._mapping)
+
+    @strawberry.field(description="Departments helping the enterprise rectify (联合帮扶整改).")
+    async def assisting_departments(self, info: Info) -> list[Department]:
+        rows = await info.context.loaders.assistants.load(Parent(self.id))
+        return await _departments(info, [row.department for row in rows])
+
+    @strawberry.field(description="The acceptance verdict; null until one is recorded.")
+    async def acceptance(self, info: Info) -> Acceptance | None:
+        row = await info.context.loaders.acceptance.load(self.id)
+        return None if row is None else Acceptance(**row._mapping)
+
+
+@strawberry.type(description="An enterprise, keyed by its unified social credit code.")
+class Enterprise:
+    id: strawberry.Private[int]
+    owner_code: strawberry.Private[str]
+    uscc: str = strawberry.field(description="Unified social credit code (统一社会信用代码).")
+    name: str | None
+    legal_representative: str | None
+    address: str | None
+    industry: str | None
+    region: str | None = strawberry.field(description="District, e.g. 西湖区.")
+    town: str | None = strawberry.field(description="Town or sub-district, e.g. 三墩镇.")
+    registered_on: date | None
+    status: EnterpriseStatus | None
+
+    @strawberry.field(description="The registration authority that keeps the base data.")
+    async def owner(self, info: Info) -> Department:
+        return await _owner(info, self.owner_code)
+
+    @strawberry.field(description="Credit records by issue date, oldest first.")
+    async def credit_records(
+        self, info: Info, since: Since = None, until: Until = None
+    ) -> list[CreditRecord]:
+        rows = await info.context.loaders.credit_records.load(date_range(self.id, since, until))
+        return build(CreditRecord, rows)
+
+    @strawberry.field(description="Inspections by day, oldest first.")
+    async def inspections(
+        self, info: Info, since: Since = None, until: Until = None
+    ) -> list[Inspection]:
+        rows = await info.context.loaders.inspections.load(date_range(self.id, since, until))
+        return build(Inspection, rows)
+
+    @strawberry.field(description="Penalty decisions by decision day, oldest first.")
+    async def penalties(
+        self, info: Info, since: Since = None, until: Until = None
+    ) -> list[Penalty]:
+        rows = await info.context.loaders.penalties.load(date_range(self.id, since, until))
+        return build(Penalty, rows)
+
+    @strawberry.field(description="Rectification orders by order day, oldest first.")
+    async def rectifications(
+        self, info: Info, since: Since = None, until: Until = None
+    ) -> list[Rectification]:
+        rows = await info.context.loaders.rectifications.load(date_range(self.id, since, until))
+        return build(Rectification, rows)

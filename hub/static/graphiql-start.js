@@ -1,0 +1,33 @@
+// Starts GraphiQL against this hub's /graphql, with an example dossier query.
+(function () {
+  var endpoint = new URL("graphql", document.baseURI).toString();
+  var example = [
+    "# Welcome to the hub. Put your credentials in the Headers tab below,",
+    "# e.g. {\"Authorization\": \"Bearer <token>\"}, then run this query.",
+    "query Dossier {",
+    "  enterprises(first: 3) {",
+    "    edges {",
+    "      node {",
+    "        uscc",
+    "        name",
+    "        rectifications {",
+    "          owner { nameEn }",
+    "          deadline",
+    "          status",
+    "          acceptance { verdict acceptedOn opinion }",
+    "        }",
+    "      }",
+    "    }",
+    "  }",
+    "}",
+    "",
+  ].join("\n");
+  ReactDOM.createRoot(document.getElementById("graphiql")).render(
+    React.createElement(GraphiQL, {
+      fetcher: GraphiQL.createFetcher({ url: endpoint }),
+      defaultQuery: example,
+      defaultEditorToolsVisibility: "headers",
+      shouldPersistHeaders: false,
+    })
+  );
+})();

@@ -1,0 +1,119 @@
+"""Shared fixtures: real databases (SQLite always, PostgreSQL when HUB_TEST_POSTGRES_URL is set)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event, make_url
+from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import create_async_engine
+from starlette.testclient import TestClient
+
+from hub.app import create_app
+from hub.db import create_engine, upgrade
+from hub.demo import load_demo
+from hub.settings import Settings
+
+POSTGRES_URL = os.environ.get("HUB_TEST_POSTGRES_URL")
+BACKENDS = [
+    "sqlite",
+    pytest.param(
+        "postgres",
+        marks=[
+            pytest.mark.postgres,
+            pytest.mark.skipif(
+                not POSTGRES_URL, reason="set HUB_TEST_POSTGRES_URL to test on PostgreSQL"
+            ),
+        ],
+    ),
+]
+DEMO_ENTERPRISES = 60
+DEMO_SEED = 7
+
+
+async def _admin(url: str, statement: str) -> None:
+    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
+    async with engine.connect() as connection:
+        await connection.exec_driver_sql(statement)
+    await engine.dispose()
+
+
+@contextmanager
+def fresh_database(backend: str, directory: Path) -> Iterator[Settings]:
+    """An empty database of its own: a new SQLite file, or a new PostgreSQL database."""
+    if backend == "sqlite":
+        path = directory / f"hub-{uuid.uuid4().hex[:8]}.db"
+        yield Settings(database_url=f"sqlite+aiosqlite:///{path}")
+        return
+    assert POSTGRES_URL is not None
+    name = f"hub_test_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_admin(POSTGRES_URL, f'CREATE DATABASE "{name}"'))
+    try:
+        url = make_url(POSTGRES_URL).set(database=name)
+        yield Settings(database_url=url.render_as_string(hide_password=False))
+    finally:
+        asyncio.run(_admin(POSTGRES_URL, f'DROP DATABASE "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
+    """Parametrize with ``indirect=True`` over BACKENDS."""
+    with fresh_database(request.param, tmp_path) as settings:
+        yield settings
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def demo_database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Settings]:
+    """A migrated database with demo dossiers, shared by read-only tests."""
+    with fresh_database(request.param, tmp_path_factory.mktemp("demo")) as settings:
+        upgrade(settings)
+
+        async def load() -> None:
+            engine = create_engine(settings)
+            await load_demo(engine, enterprises=DEMO_ENTERPRISES, seed=DEMO_SEED)
+            await engine.dispose()
+
+        asyncio.run(load())
+        yield settings
+
+
+@pytest.fixture(scope="session")
+def client(demo_database: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(demo_database)) as test_client:
+        yield test_client
+
+
+def graphql(client: TestClient, query: str, **variables: Any) -> dict[str, Any]:
+    response = client.post("/graphql", json={"query": query, "variables": variables})
+    assert response.status_code == 200, response.text
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+class StatementCounter:
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    def __call__(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        self.statements.append(statement)
+
+    def __len__(self) -> int:
+        return len(self.statements)
+
+
+@pytest.fixture
+def sql_statements() -> Iterator[StatementCounter]:
+    """Every SQL statement any engine sends while the test runs."""
+    counter = StatementCounter()
+    event.listen(Engine, "before_cursor_execute", counter)
+    yield counter
+    event.remove(Engine, "before_cursor_execute", counter)

@@ -1,0 +1,88 @@
+import asyncio
+from typing import Any
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect
+
+from hub.db import alembic_config, create_engine, current_revision, head_revision, upgrade
+from hub.domain import DEPARTMENTS
+from hub.models import Base
+from hub.settings import Settings
+from tests.conftest import BACKENDS
+
+
+async def _inspect(settings: Settings) -> dict[str, Any]:
+    engine = create_engine(settings)
+    async with engine.connect() as connection:
+        revision = await current_revision(connection)
+
+        def read(sync_connection: Any) -> dict[str, Any]:
+            context = MigrationContext.configure(sync_connection, opts={"compare_type": True})
+            return {
+                "differences": compare_metadata(context, Base.metadata),
+                "tables": set(inspect(sync_connection).get_table_names()),
+            }
+
+        found = await connection.run_sync(read)
+        departments = []
+        if "department" in found["tables"]:
+            departments = (
+                await connection.exec_driver_sql(
+                    "SELECT code, name_zh, name_en FROM department ORDER BY code"
+                )
+            ).all()
+    await engine.dispose()
+    return {**found, "revision": revision, "departments": departments}
+
+
+@pytest.mark.parametrize("empty_database", BACKENDS, indirect=True)
+def test_migrations_create_exactly_the_models(empty_database: Settings) -> None:
+    upgrade(empty_database)
+    found = asyncio.run(_inspect(empty_database))
+    assert found["differences"] == []
+    assert found["tables"] == set(Base.metadata.tables) | {"alembic_version"}
+    assert found["revision"] == head_revision(empty_database)
+
+
+@pytest.mark.parametrize("empty_database", BACKENDS, indirect=True)
+def test_migrations_seed_the_ten_departments(empty_database: Settings) -> None:
+    upgrade(empty_database)
+    departments = asyncio.run(_inspect(empty_database))["departments"]
+    assert [tuple(row) for row in departments] == sorted(DEPARTMENTS)
+
+
+@pytest.mark.parametrize("empty_database", BACKENDS, indirect=True)
+def test_migrations_downgrade_to_nothing_and_up_again(empty_database: Settings) -> None:
+    upgrade(empty_database)
+    command.downgrade(alembic_config(empty_database), "base")
+    assert asyncio.run(_inspect(empty_database))["tables"] == {"alembic_version"}
+    upgrade(empty_database)
+    assert asyncio.run(_inspect(empty_database))["differences"] == []
+
+
+def test_sqlite_enforces_foreign_keys(tmp_path: Any) -> None:
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/fk.db")
+    upgrade(settings)
+
+    async def insert_orphan() -> None:
+        engine = create_engine(settings)
+        try:
+            async with engine.begin() as connection:
+                await connection.exec_driver_sql(
+                    "INSERT INTO inspection_finding (inspection_id, category, description) "
+                    "VALUES (999, 'x', 'y')"
+                )
+        finally:
+            await engine.dispose()
+
+    with pytest.raises(Exception, match="FOREIGN KEY constraint failed"):
+        asyncio.run(insert_orphan())
+
+
+def test_sqlite_file_and_folder_are_created(tmp_path: Any) -> None:
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/new/folder/hub.db")
+    upgrade(settings)
+    assert (tmp_path / "new" / "folder" / "hub.db").is_file()

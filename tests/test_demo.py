@@ -1,0 +1,116 @@
+import asyncio
+from collections import Counter
+from datetime import date
+from typing import Any
+
+from sqlalchemy import func, select
+
+from hub.db import create_engine, upgrade
+from hub.demo import AS_OF, TABLES, DemoGenerator, count_enterprises, load_demo
+from hub.domain import (
+    AcceptanceVerdict,
+    InspectionKind,
+    InspectionResult,
+    RectificationStatus,
+)
+from hub.settings import Settings
+from hub.uscc import parse_uscc
+
+ENTERPRISES = 400
+
+
+def _rows(seed: int = 7, enterprises: int = ENTERPRISES) -> dict[str, list[dict[str, Any]]]:
+    batch = DemoGenerator(seed).batch(enterprises)
+    return {table.name: rows for table, rows in batch.items()}
+
+
+def test_same_seed_same_data_other_seed_other_data() -> None:
+    assert _rows(seed=7) == _rows(seed=7)
+    assert _rows(seed=7)["enterprise"] != _rows(seed=8)["enterprise"]
+
+
+def test_enterprises_have_valid_unique_codes_and_chinese_names() -> None:
+    enterprises = _rows()["enterprise"]
+    codes = [e["uscc"] for e in enterprises]
+    assert [parse_uscc(code) for code in codes] == codes
+    assert len(set(codes)) == len(codes)
+    assert {code[:2] for code in codes} >= {"91", "92"}  # enterprises and individual businesses
+    assert all(e["name"].startswith("杭州") for e in enterprises)
+    assert all(
+        e["address"].startswith("浙江省杭州市" + e["region"] + e["town"]) for e in enterprises
+    )
+    assert len({e["region"] for e in enterprises}) == 10
+    assert len({e["industry"] for e in enterprises}) >= 10
+
+
+def test_histories_are_a_believable_mix() -> None:
+    rows = _rows()
+    inspections = rows["inspection"]
+    kinds = Counter(i["kind"] for i in inspections)
+    assert set(kinds) == set(InspectionKind)
+    joint = {i["id"] for i in inspections if i["kind"] is InspectionKind.JOINT}
+    assert {p["inspection_id"] for p in rows["inspection_participant"]} == joint
+    with_problems = {i["id"] for i in inspections if i["result"] is InspectionResult.PROBLEMS_FOUND}
+    assert {f["inspection_id"] for f in rows["inspection_finding"]} == with_problems
+    assert {i["owner"] for i in inspections} >= {"market", "ecology", "emergency", "fire"}
+
+    rectifications = {r["id"]: r for r in rows["rectification"]}
+    statuses = Counter(r["status"] for r in rectifications.values())
+    assert statuses[RectificationStatus.ACCEPTED] > statuses[RectificationStatus.FAILED] > 0
+    assert statuses[RectificationStatus.OVERDUE] > 0
+    for acceptance in rows["acceptance"]:
+        rectification = rectifications[acceptance["rectification_id"]]
+        expected = {
+            AcceptanceVerdict.PASSED: RectificationStatus.ACCEPTED,
+            AcceptanceVerdict.FAILED: RectificationStatus.FAILED,
+        }[acceptance["verdict"]]
+        assert rectification["status"] is expected
+        assert rectification["ordered_on"] <= acceptance["accepted_on"] <= AS_OF
+    for rectification in rectifications.values():
+        if rectification["status"] is RectificationStatus.OVERDUE:
+            assert rectification["deadline"] < AS_OF
+
+    penalties = rows["penalty"]
+    assert any(p["minor_first_offence_exempt"] and p["amount_fen"] == 0 for p in penalties)
+    assert any(p["amount_fen"] > 0 for p in penalties)
+    assert len({(p["owner"], p["case_number"]) for p in penalties}) == len(penalties)
+    assert {c["kind"] for c in rows["credit_record"]} == {"rating", "bad_record", "commendation"}
+    assert rows["credit_repair"]
+
+
+def test_no_record_is_dated_after_the_reference_day() -> None:
+    rows = _rows()
+    for table, column in [
+        ("inspection", "inspected_on"),
+        ("penalty", "decided_on"),
+        ("rectification", "ordered_on"),
+        ("acceptance", "accepted_on"),
+        ("credit_record", "issued_on"),
+        ("credit_repair", "applied_on"),
+    ]:
+        assert max(row[column] for row in rows[table]) <= AS_OF, table
+    assert min(e["registered_on"] for e in rows["enterprise"]) >= date(1998, 1, 1)
+
+
+def test_load_writes_every_generated_row(tmp_path: Any) -> None:
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/demo.db")
+    upgrade(settings)
+    expected = {name: len(rows) for name, rows in _rows(enterprises=120).items()}
+    progress: list[int] = []
+
+    async def load_and_count() -> tuple[Counter[str], dict[str, int], int]:
+        engine = create_engine(settings)
+        written = await load_demo(engine, enterprises=120, seed=7, progress=progress.append)
+        async with engine.connect() as connection:
+            stored = {
+                table.name: int(await connection.scalar(select(func.count()).select_from(table)))
+                for table in TABLES
+            }
+        enterprises = await count_enterprises(engine)
+        await engine.dispose()
+        return written, stored, enterprises
+
+    written, stored, enterprises = asyncio.run(load_and_count())
+    assert dict(written) == stored == expected
+    assert enterprises == 120
+    assert sum(progress) == 120
