@@ -38,7 +38,11 @@ DEFAULT_SEED = 7
 
 
 def settings() -> Settings:
-    return Settings.from_env()
+    try:
+        return Settings.from_env()
+    except ValueError as error:
+        console.print(f"[red]configuration error:[/red] {error}")
+        raise typer.Exit(2) from None
 
 
 @db_app.command("upgrade")

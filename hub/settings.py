@@ -24,9 +24,14 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
         """Read ``HUB_*`` variables; anything unset keeps its default."""
         defaults = cls()
+        max_request_bytes = environ.get("HUB_MAX_REQUEST_BYTES", str(defaults.max_request_bytes))
+        if not max_request_bytes.isdigit():
+            raise ValueError(
+                f"HUB_MAX_REQUEST_BYTES must be a whole number of bytes, not {max_request_bytes!r}"
+            )
         return cls(
             database_url=environ.get("HUB_DATABASE_URL", defaults.database_url),
-            max_request_bytes=int(environ.get("HUB_MAX_REQUEST_BYTES", defaults.max_request_bytes)),
+            max_request_bytes=int(max_request_bytes),
             graphiql=environ.get("HUB_GRAPHIQL", "1").lower() not in {"0", "false", "no", "off"},
         )
 

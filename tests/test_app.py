@@ -1,0 +1,60 @@
+"""The web application's routes besides GraphQL: health, readiness and GraphiQL."""
+
+import re
+from pathlib import Path
+
+from starlette.testclient import TestClient
+
+from hub.app import create_app
+from hub.settings import Settings
+
+
+def test_healthz_says_the_process_is_up(client: TestClient) -> None:
+    response = client.get("/healthz")
+    assert (response.status_code, response.json()) == (200, {"status": "ok"})
+
+
+def test_readyz_checks_the_database_and_its_revision(client: TestClient) -> None:
+    response = client.get("/readyz")
+    assert (response.status_code, response.json()) == (200, {"status": "ready", "revision": "0001"})
+
+
+def test_readyz_refuses_an_unmigrated_database(tmp_path: Path) -> None:
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/empty.db")
+    with TestClient(create_app(settings)) as client:
+        response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json() == {
+        "status": "unavailable",
+        "database": "not migrated: run `hub db upgrade`",
+        "revision": None,
+        "expected_revision": "0001",
+    }
+
+
+def test_readyz_refuses_an_unreachable_database() -> None:
+    settings = Settings(database_url="postgresql+asyncpg://nobody@127.0.0.1:1/none")
+    with TestClient(create_app(settings)) as client:
+        response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json() == {"status": "unavailable", "database": "unreachable"}
+
+
+def test_graphiql_is_served_from_the_hub_itself(client: TestClient) -> None:
+    page = client.get("/graphql", headers={"accept": "text/html"})
+    assert page.status_code == 200
+    assert "://" not in page.text  # nothing loaded from the internet
+    scripts = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert "static/graphiql/graphiql.min.js" in scripts
+    for asset in scripts:
+        response = client.get("/" + asset)
+        assert response.status_code == 200, asset
+        assert len(response.content) > 100
+
+
+def test_graphiql_can_be_switched_off(demo_database: Settings) -> None:
+    settings = Settings(database_url=demo_database.database_url, graphiql=False)
+    with TestClient(create_app(settings)) as client:
+        response = client.get("/graphql", headers={"accept": "text/html"})
+    assert response.status_code == 405
+    assert response.json()["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT"}

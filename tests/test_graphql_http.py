@@ -1,0 +1,179 @@
+"""GraphQL over HTTP: what a caller gets back for good and bad requests."""
+
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from hub.app import create_app
+from hub.schema.loaders import Loaders
+from hub.settings import Settings
+
+
+def post(client: TestClient, body: Any, **headers: str) -> tuple[int, dict[str, Any]]:
+    if isinstance(body, dict | list):
+        response = client.post("/graphql", json=body, headers=headers)
+    else:
+        response = client.post("/graphql", content=body, headers=headers)
+    return response.status_code, response.json()
+
+
+def only_error(answer: dict[str, Any]) -> dict[str, Any]:
+    (error,) = answer["errors"]
+    assert set(error) <= {"message", "locations", "path", "extensions"}
+    return error
+
+
+@pytest.mark.parametrize(
+    ("query", "variables", "message"),
+    [
+        (
+            '{ enterprise(uscc: "91110000600037341X") { name } }',
+            None,
+            "'91110000600037341X' is not a valid unified social credit code: the check "
+            "character (position 18) should be 'L', not 'X'; the code was probably mistyped",
+        ),
+        (
+            '{ enterprise(uscc: "123") { name } }',
+            None,
+            "'123' is not a valid unified social credit code: it must be 18 characters long, not 3",
+        ),
+        (
+            "{ enterprises(first: 0) { totalCount } }",
+            None,
+            "first must be between 1 and 100, not 0; fetch more with the after cursor",
+        ),
+        (
+            "{ enterprises(first: 101) { totalCount } }",
+            None,
+            "first must be between 1 and 100, not 101; fetch more with the after cursor",
+        ),
+        (
+            "{ enterprises(first: -5) { totalCount } }",
+            None,
+            "first must be between 1 and 100, not -5; fetch more with the after cursor",
+        ),
+        (
+            '{ enterprises(after: "bm90LWEtY3Vyc29y") { totalCount } }',
+            None,
+            "after='bm90LWEtY3Vyc29y' is not a cursor from this hub; pass pageInfo.endCursor "
+            "of the previous page, or omit after to start at the beginning",
+        ),
+        (
+            "query($s: Date, $u: Date) { enterprises(first: 1) { edges { node {"
+            " penalties(since: $s, until: $u) { id } } } } }",
+            {"s": "2025-02-01", "u": "2025-01-01"},
+            "since (2025-02-01) is after until (2025-01-01); give the earlier day as since",
+        ),
+    ],
+)
+def test_bad_arguments_are_bad_user_input_with_a_path(
+    client: TestClient, query: str, variables: Any, message: str
+) -> None:
+    status, answer = post(client, {"query": query, "variables": variables})
+    assert status == 200
+    error = only_error(answer)
+    assert error["message"] == message
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert error["path"][0] in {"enterprise", "enterprises"}
+    assert "data" in answer  # execution ran: the rest of the answer could still come back
+
+
+@pytest.mark.parametrize(
+    ("query", "variables", "message"),
+    [
+        ("{ enterprise { nme } }", None, "Cannot query field 'nme' on type 'Enterprise'."),
+        ("{ enterprise(uscc: 5) { name } }", None, "String cannot represent a non string value"),
+        ("{ enterprises(first: 99999999999) { totalCount } }", None, "non 32-bit signed integer"),
+        ("{ enterprise(uscc: ", None, "Syntax Error"),
+        (
+            "query($d: Date) { enterprises { edges { node { inspections(since: $d) { id } } } } }",
+            {"d": "2024-13-01"},
+            'Value cannot represent a Date: "2024-13-01". month must be in 1..12',
+        ),
+        ("query($n: Int!) { enterprises(first: $n) { totalCount } }", {}, "'Int!' to be provided"),
+        ("mutation { publish }", None, "The mutation operation is not supported by the schema."),
+    ],
+)
+def test_rejected_documents_are_bad_user_input_without_data(
+    client: TestClient, query: str, variables: Any, message: str
+) -> None:
+    status, answer = post(client, {"query": query, "variables": variables})
+    assert status == 200
+    assert "data" not in answer
+    assert answer["errors"]
+    assert all(error["extensions"] == {"code": "BAD_USER_INPUT"} for error in answer["errors"])
+    assert message in answer["errors"][0]["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "message"),
+    [
+        ("{not json", {"content-type": "application/json"}, 400, "the request body is not valid JSON"),
+        ([1, 2], {}, 400, 'the request body must be a JSON object {"query": ...}'),
+        ({"query": ""}, {}, 400, '"query" must be a non-empty string with a GraphQL document'),
+        ({"query": 7}, {}, 400, '"query" must be a non-empty string with a GraphQL document'),
+        ({"query": "{ departments { code } }", "variables": [1]}, {}, 400, '"variables" must be a JSON object'),
+        ({"query": "{ departments { code } }", "operationName": 3}, {}, 400, '"operationName" must be a string'),
+        ({"query": "query A { departments { code } }", "operationName": "B"}, {}, 400, 'Unknown operation named "B".'),
+        ("query=x", {"content-type": "application/x-www-form-urlencoded"}, 415, "send the GraphQL request as JSON"),
+        ({"query": "subscription { departments { code } }"}, {}, 400, "subscriptions are not allowed"),
+    ],
+)  # fmt: skip
+def test_malformed_requests_get_an_http_error_with_a_code(
+    client: TestClient, body: Any, headers: dict[str, str], status: int, message: str
+) -> None:
+    got_status, answer = post(client, body, **headers)
+    assert got_status == status
+    error = only_error(answer)
+    assert error["message"].startswith(message)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT"}
+
+
+def test_large_bodies_are_refused_before_parsing(demo_database: Settings) -> None:
+    settings = Settings(database_url=demo_database.database_url, max_request_bytes=200)
+    with TestClient(create_app(settings)) as small:
+        status, answer = post(small, {"query": "{ departments { code } }" + " " * 300})
+        assert status == 413
+        assert only_error(answer) == {
+            "message": "the request body is larger than 200 bytes",
+            "extensions": {"code": "BAD_USER_INPUT"},
+        }
+        status, answer = post(small, {"query": "{ departments { code } }"})
+        assert status == 200
+        assert len(answer["data"]["departments"]) == 10
+
+
+def test_defects_are_internal_with_a_reference_and_nothing_else(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(self: Loaders) -> None:
+        raise RuntimeError("password=hunter2 at db.internal:5432")
+
+    monkeypatch.setattr(Loaders, "departments", broken)
+    status, answer = post(client, {"query": "{ departments { code } }"})
+    assert status == 200
+    assert answer["data"] is None
+    error = only_error(answer)
+    reference = error["extensions"]["reference"]
+    assert error == {
+        "message": f"The hub failed to answer this part (reference {reference}); please report it.",
+        "locations": [{"line": 1, "column": 3}],
+        "path": ["departments"],
+        "extensions": {"code": "INTERNAL", "reference": reference},
+    }
+    assert "hunter2" in caplog.text  # operators get the details, under the same reference
+    assert reference in caplog.text
+
+
+def test_server_keeps_answering_after_errors(client: TestClient) -> None:
+    for body in ("{", {"query": "{ nope }"}, {"query": '{ enterprise(uscc: "x") { name } }'}):
+        post(client, body, **{"content-type": "application/json"})
+    status, answer = post(client, {"query": "{ departments { code } }"})
+    assert (status, len(answer["data"]["departments"])) == (200, 10)
+
+
+def test_answers_keep_chinese_text_readable(client: TestClient) -> None:
+    response = client.post("/graphql", json={"query": "{ departments { nameZh } }"})
+    assert "生态环境局" in response.text
+    assert response.headers["content-type"] == "application/json"
