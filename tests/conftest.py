@@ -34,7 +34,7 @@ BACKENDS = [
         ],
     ),
 ]
-DEMO_ENTERPRISES = 60
+DEMO_ENTERPRISES = 300  # the size `hub serve --demo` loads, so README examples hold
 DEMO_SEED = 7
 
 

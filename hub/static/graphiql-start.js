@@ -2,8 +2,8 @@
 (function () {
   var endpoint = new URL("graphql", document.baseURI).toString();
   var example = [
-    "# Welcome to the hub. Put your credentials in the Headers tab below,",
-    "# e.g. {\"Authorization\": \"Bearer <token>\"}, then run this query.",
+    "# Enterprise dossiers shared across departments. Run with Ctrl-Enter;",
+    "# the Docs pane lists every type. Credentials go in the Headers tab.",
     "query Dossier {",
     "  enterprises(first: 3) {",
     "    edges {",
