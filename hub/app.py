@@ -14,7 +14,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from hub.db import create_engine, current_revision, head_revision
-from hub.graphql_http import GraphQLEndpoint
+from hub.graphql_http import GraphQLEndpoint, internal_error_response
 from hub.schema import build_schema
 from hub.settings import Settings
 
@@ -63,6 +63,7 @@ def create_app(settings: Settings) -> Starlette:
             Mount("/static", StaticFiles(directory=Path(__file__).parent / "static")),
         ],
         lifespan=lifespan,
+        exception_handlers={Exception: internal_error_response},
     )
     app.state.engine = engine
     return app

@@ -24,7 +24,7 @@ from hub.errors import INTERNAL, BadUserInput, HubError
 from hub.schema import Context, Loaders, Reader
 from hub.settings import Settings
 
-__all__ = ["GraphQLEndpoint", "error_response", "format_error"]
+__all__ = ["GraphQLEndpoint", "error_response", "format_error", "internal_error_response"]
 
 logger = logging.getLogger("hub.graphql")
 
@@ -44,6 +44,33 @@ def error_response(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"errors": [{"message": message, "extensions": {"code": code}}]}, status)
 
 
+def internal_reference(error: BaseException, where: object = None) -> str:
+    """Log a defect with a fresh reference that the caller can quote; return the reference."""
+    reference = uuid.uuid4().hex[:16]
+    logger.error("internal error %s at %s", reference, where, exc_info=error)
+    return reference
+
+
+def internal_message(reference: str) -> str:
+    return f"The hub failed to answer this part (reference {reference}); please report it."
+
+
+async def internal_error_response(_: Request, error: Exception) -> Response:
+    """Last resort for anything that escapes a request: the code, a reference, nothing else."""
+    reference = internal_reference(error)
+    return JSONResponse(
+        {
+            "errors": [
+                {
+                    "message": internal_message(reference),
+                    "extensions": {"code": INTERNAL, "reference": reference},
+                }
+            ]
+        },
+        500,
+    )
+
+
 def format_error(error: GraphQLError) -> dict[str, Any]:
     """One error of an answer: the caller's view of it, with ``extensions.code``."""
     original = error.original_error
@@ -56,9 +83,8 @@ def format_error(error: GraphQLError) -> dict[str, Any]:
         # message names the problem in the caller's own document.
         message, extensions = error.message, {"code": BadUserInput.code}
     else:
-        reference = uuid.uuid4().hex[:16]
-        logger.error("internal error %s at %s", reference, error.path, exc_info=original or error)
-        message = f"The hub failed to answer this part (reference {reference}); please report it."
+        reference = internal_reference(original or error, error.path)
+        message = internal_message(reference)
         extensions = {"code": INTERNAL, "reference": reference}
     formatted: dict[str, Any] = {"message": message}
     if error.locations:

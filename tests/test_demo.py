@@ -3,7 +3,8 @@ from collections import Counter
 from datetime import date
 from typing import Any
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import func, select, text
 
 from hub.db import create_engine, upgrade
 from hub.demo import AS_OF, TABLES, DemoGenerator, count_enterprises, load_demo
@@ -15,6 +16,7 @@ from hub.domain import (
 )
 from hub.settings import Settings
 from hub.uscc import parse_uscc
+from tests.conftest import BACKENDS
 
 ENTERPRISES = 400
 
@@ -92,25 +94,33 @@ def test_no_record_is_dated_after_the_reference_day() -> None:
     assert min(e["registered_on"] for e in rows["enterprise"]) >= date(1998, 1, 1)
 
 
-def test_load_writes_every_generated_row(tmp_path: Any) -> None:
-    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/demo.db")
-    upgrade(settings)
+@pytest.mark.parametrize("empty_database", BACKENDS, indirect=True)
+def test_load_writes_every_generated_row(empty_database: Settings) -> None:
+    upgrade(empty_database)
     expected = {name: len(rows) for name, rows in _rows(enterprises=120).items()}
     progress: list[int] = []
 
-    async def load_and_count() -> tuple[Counter[str], dict[str, int], int]:
-        engine = create_engine(settings)
+    async def load_and_count() -> tuple[Counter[str], dict[str, int], int, int]:
+        engine = create_engine(empty_database)
         written = await load_demo(engine, enterprises=120, seed=7, progress=progress.append)
-        async with engine.connect() as connection:
+        async with engine.begin() as connection:
             stored = {
                 table.name: int(await connection.scalar(select(func.count()).select_from(table)))
                 for table in TABLES
             }
+            # Later writers get fresh ids although the demo chose its own.
+            next_id = await connection.scalar(
+                text(
+                    "INSERT INTO inspection_finding (inspection_id, category, description) "
+                    "VALUES (1, '消防通道', '复查') RETURNING id"
+                )
+            )
         enterprises = await count_enterprises(engine)
         await engine.dispose()
-        return written, stored, enterprises
+        return written, stored, enterprises, int(next_id or 0)
 
-    written, stored, enterprises = asyncio.run(load_and_count())
+    written, stored, enterprises, next_id = asyncio.run(load_and_count())
     assert dict(written) == stored == expected
     assert enterprises == 120
     assert sum(progress) == 120
+    assert next_id == stored["inspection_finding"] + 1

@@ -6,7 +6,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from hub.app import create_app
-from hub.schema.loaders import Loaders
+from hub.schema.loaders import Loaders, Reader
 from hub.settings import Settings
 
 
@@ -164,6 +164,28 @@ def test_defects_are_internal_with_a_reference_and_nothing_else(
     }
     assert "hunter2" in caplog.text  # operators get the details, under the same reference
     assert reference in caplog.text
+
+
+def test_failures_outside_graphql_are_internal_json_too(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    close = Reader.close
+
+    async def broken(self: Reader) -> None:
+        await close(self)
+        raise ConnectionResetError("connection to 10.0.0.7 lost")
+
+    monkeypatch.setattr(Reader, "close", broken)
+    with TestClient(client.app, raise_server_exceptions=False) as plain:
+        response = plain.post("/graphql", json={"query": "{ departments { code } }"})
+    assert response.status_code == 500
+    error = only_error(response.json())
+    reference = error["extensions"]["reference"]
+    assert error == {
+        "message": f"The hub failed to answer this part (reference {reference}); please report it.",
+        "extensions": {"code": "INTERNAL", "reference": reference},
+    }
+    assert "10.0.0.7" in caplog.text
 
 
 def test_server_keeps_answering_after_errors(client: TestClient) -> None:
