@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from hub.db import create_engine, upgrade
+from hub.db import create_engine, head_revision, upgrade
 from hub.demo import AS_OF, count_enterprises, load_demo
 from hub.settings import Settings
 
@@ -50,8 +50,10 @@ def db_upgrade(
     revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
 ) -> None:
     """Create or migrate the database (HUB_DATABASE_URL) to the latest schema."""
-    upgrade(settings(), revision)
-    console.print(f"[green]database at revision {revision}[/green]")
+    config = settings()
+    upgrade(config, revision)
+    reached = head_revision(config) if revision == "head" else revision
+    console.print(f"[green]database at revision {reached}[/green]")
 
 
 async def _load(config: Settings, enterprises: int, seed: int, as_of: date, if_empty: bool) -> None:
