@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,13 +18,26 @@ from starlette.staticfiles import StaticFiles
 
 from hub.db import create_engine, current_revision, head_revision
 from hub.graphql_http import GraphQLEndpoint, internal_error_response
-from hub.schema import build_schema
+from hub.policy import PolicyStore
+from hub.schema import build_schema, policy_fields
 from hub.settings import Settings
 
 __all__ = ["create_app"]
 
+logger = logging.getLogger("hub")
+
+
+def reload_on_hangup(policies: PolicyStore) -> None:
+    """Reload the policy files on SIGHUP, where the server runs in the main thread."""
+    try:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, policies.reload)
+    except (RuntimeError, ValueError, NotImplementedError):
+        logger.info("policy reload on SIGHUP is unavailable outside the main thread")
+
 
 def create_app(settings: Settings) -> Starlette:
+    """The hub; raises PolicyError, naming every problem, when the policy files are unsound."""
+    policies = PolicyStore(settings.policy_dir, policy_fields())
     engine = create_engine(settings)
     expected_revision = head_revision(settings)
 
@@ -47,14 +63,17 @@ def create_app(settings: Settings) -> Starlette:
                 },
                 503,
             )
-        return JSONResponse({"status": "ready", "revision": revision})
+        return JSONResponse(
+            {"status": "ready", "revision": revision, "policy_version": policies.current.version}
+        )
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        reload_on_hangup(policies)
         yield
         await engine.dispose()
 
-    graphql = GraphQLEndpoint(build_schema(), engine, settings)
+    graphql = GraphQLEndpoint(build_schema(), engine, settings, policies)
     app = Starlette(
         routes=[
             Route("/graphql", graphql.handle, methods=["GET", "POST"]),

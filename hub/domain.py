@@ -17,6 +17,7 @@ __all__ = [
     "PenaltyStatus",
     "RectificationStatus",
     "RepairStatus",
+    "Role",
 ]
 
 
@@ -39,6 +40,14 @@ DEPARTMENTS = (
     DepartmentInfo("agriculture", "农业农村局", "Agriculture and Rural Affairs"),
     DepartmentInfo("culture", "文化广电旅游局", "Culture and Tourism"),
 )
+
+
+class Role(StrEnum):
+    """What a client of the hub is for."""
+
+    DEPARTMENT = "department"  # a department's system reading shared records
+    AUDITOR = "auditor"  # reads the access log; no enterprise data unless a policy grants it
+    ADMIN = "admin"  # operates the hub; no enterprise data unless a policy grants it
 
 
 class EnterpriseStatus(StrEnum):

@@ -1,8 +1,11 @@
 """The errors a user of the hub can meet, each with a stable code.
 
     HubError                  code               what the caller should do
+     ├── Unauthenticated      UNAUTHENTICATED    send a valid bearer token
+     ├── Forbidden            FORBIDDEN          ask for access, or state a purpose
      ├── BadUserInput         BAD_USER_INPUT     fix the request as the message says
      │    └── InvalidUSCC                        correct the credit code
+     ├── QueryTooComplex      QUERY_TOO_COMPLEX  ask for less in one request
      └── NotFound             NOT_FOUND          check the identifier
 
 Anything else raised while serving a request is a defect: callers see only
@@ -13,7 +16,16 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-__all__ = ["INTERNAL", "BadUserInput", "HubError", "InvalidUSCC", "NotFound"]
+__all__ = [
+    "INTERNAL",
+    "BadUserInput",
+    "Forbidden",
+    "HubError",
+    "InvalidUSCC",
+    "NotFound",
+    "QueryTooComplex",
+    "Unauthenticated",
+]
 
 INTERNAL = "INTERNAL"
 
@@ -49,3 +61,27 @@ class InvalidUSCC(BadUserInput):
 
 class NotFound(HubError):
     code = "NOT_FOUND"
+
+
+class Unauthenticated(HubError):
+    """No valid credential: answered with HTTP 401 and no data."""
+
+    code = "UNAUTHENTICATED"
+
+
+class Forbidden(HubError):
+    """A field or record the caller's department may not read; the rest of the answer stands."""
+
+    code = "FORBIDDEN"
+
+    def __init__(self, owner: str, field: str, reason: str) -> None:
+        super().__init__(
+            f"{field} of {owner}'s records is withheld: {reason}",
+            owner=owner,
+            field=field,
+            reason=reason,
+        )
+
+
+class QueryTooComplex(HubError):
+    code = "QUERY_TOO_COMPLEX"

@@ -11,6 +11,7 @@ import logging
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import strawberry
 from graphql import GraphQLError
@@ -20,8 +21,12 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
-from hub.errors import INTERNAL, BadUserInput, HubError
-from hub.schema import Context, Loaders, Reader
+from hub.auth import Authenticator
+from hub.clients import client_lookup
+from hub.errors import INTERNAL, BadUserInput, HubError, QueryTooComplex, Unauthenticated
+from hub.policy import PolicyStore
+from hub.schema import SHARED, Access, Context, Loaders, Reader
+from hub.schema.limits import TOKEN_LIMIT_MESSAGE
 from hub.settings import Settings
 
 __all__ = ["GraphQLEndpoint", "error_response", "format_error", "internal_error_response"]
@@ -30,6 +35,7 @@ logger = logging.getLogger("hub.graphql")
 
 GRAPHIQL_PAGE = (Path(__file__).parent / "static" / "graphiql.html").read_text(encoding="utf-8")
 ALLOWED_OPERATIONS = {OperationType.QUERY, OperationType.MUTATION}
+MAX_HEADER_CHARACTERS = 500
 
 
 class BadRequest(BadUserInput):
@@ -40,8 +46,25 @@ class BadRequest(BadUserInput):
         self.status = status
 
 
-def error_response(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"errors": [{"message": message, "extensions": {"code": code}}]}, status)
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        {"errors": [{"message": message, "extensions": {"code": code}}]}, status, headers
+    )
+
+
+def text_header(request: Request, name: str) -> str | None:
+    """A free-text header such as the purpose: UTF-8, optionally percent-encoded."""
+    raw = request.headers.get(name, "")
+    try:
+        value = unquote(raw.encode("latin-1").decode("utf-8"))
+    except UnicodeError:
+        raise BadRequest(f"{name} must be UTF-8 text (percent-encoding is fine)") from None
+    value = value.strip()
+    if len(value) > MAX_HEADER_CHARACTERS:
+        raise BadRequest(f"{name} is longer than {MAX_HEADER_CHARACTERS} characters")
+    return value or None
 
 
 def internal_reference(error: BaseException, where: object = None) -> str:
@@ -81,7 +104,10 @@ def format_error(error: GraphQLError) -> dict[str, Any]:
     elif error.path is None and (original is None or isinstance(original, ValueError | TypeError)):
         # Rejected before execution: syntax, validation or variable coercion. graphql-core's
         # message names the problem in the caller's own document.
-        message, extensions = error.message, {"code": BadUserInput.code}
+        code = BadUserInput.code
+        if TOKEN_LIMIT_MESSAGE in error.message:  # the parser's own limit has no other mark
+            code = QueryTooComplex.code
+        message, extensions = error.message, {"code": code}
     else:
         reference = internal_reference(original or error, error.path)
         message = internal_message(reference)
@@ -129,19 +155,42 @@ async def read_json_body(request: Request, limit: int) -> dict[str, Any]:
 class GraphQLEndpoint:
     """The ASGI endpoint behind /graphql."""
 
-    def __init__(self, schema: strawberry.Schema, engine: AsyncEngine, settings: Settings) -> None:
+    def __init__(
+        self,
+        schema: strawberry.Schema,
+        engine: AsyncEngine,
+        settings: Settings,
+        policies: PolicyStore,
+    ) -> None:
         self.schema = schema
         self.engine = engine
         self.settings = settings
+        self.policies = policies
+        self.authenticator = Authenticator(settings)
 
     async def handle(self, request: Request) -> Response:
         if request.method == "GET":
             return self.explorer(request)
         try:
             payload = await read_json_body(request, self.settings.max_request_bytes)
+            purpose = text_header(request, "x-hub-purpose")
         except BadRequest as error:
             return error_response(error.status, error.code, error.message)
-        return await self.execute(payload)
+        reader = Reader(self.engine)
+        try:
+            try:
+                principal = await self.authenticator.authenticate(
+                    request.headers.get("authorization"), client_lookup(reader.rows)
+                )
+            except Unauthenticated as error:
+                return error_response(
+                    401, error.code, error.message, {"WWW-Authenticate": 'Bearer realm="hub"'}
+                )
+            access = Access(self.policies.current, principal, purpose, SHARED)
+            context = Context(access, Loaders(reader, access.visible_owners))
+            return await self.execute(payload, context)
+        finally:
+            await reader.close()
 
     def explorer(self, request: Request) -> Response:
         if self.settings.graphiql and "text/html" in request.headers.get("accept", ""):
@@ -152,13 +201,12 @@ class GraphQLEndpoint:
             "send GraphQL requests with POST; GET opens GraphiQL in a browser",
         )
 
-    async def execute(self, payload: dict[str, Any]) -> Response:
-        reader = Reader(self.engine)
+    async def execute(self, payload: dict[str, Any], context: Context) -> Response:
         try:
             result = await self.schema.execute(
                 payload["query"],
                 variable_values=payload.get("variables"),
-                context_value=Context(loaders=Loaders(reader)),
+                context_value=context,
                 operation_name=payload.get("operationName"),
                 allowed_operation_types=ALLOWED_OPERATIONS,
             )
@@ -166,8 +214,6 @@ class GraphQLEndpoint:
             return error_response(400, BadUserInput.code, error.as_http_error_reason())
         except InvalidOperationTypeError as error:
             return error_response(400, BadUserInput.code, error.as_http_error_reason("POST"))
-        finally:
-            await reader.close()
         answer: dict[str, Any] = {}
         errors = result.errors or []
         if errors:

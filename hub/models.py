@@ -35,6 +35,7 @@ from hub.domain import (
     PenaltyStatus,
     RectificationStatus,
     RepairStatus,
+    Role,
 )
 
 NAMING_CONVENTION = {
@@ -235,3 +236,20 @@ class Acceptance(Record, Base):
     accepted_on: Mapped[date] = mapped_column(Date)
     verdict: Mapped[AcceptanceVerdict] = mapped_column(choice(AcceptanceVerdict, "verdict"))
     opinion: Mapped[str] = mapped_column(Text)
+
+
+class Client(Timestamps, Base):
+    """A system or person allowed to call the hub with a bearer token.
+
+    Only the SHA-256 of the token is kept: tokens are 256-bit random secrets, so a fast hash
+    is enough to make a stolen table useless, and lookups stay one indexed read.
+    """
+
+    __tablename__ = "client"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    department: Mapped[str] = mapped_column(ForeignKey("department.code"))
+    role: Mapped[Role] = mapped_column(choice(Role, "role"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

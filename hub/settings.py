@@ -4,21 +4,29 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["DEFAULT_DATABASE_URL", "Settings"]
+__all__ = ["DEFAULT_DATABASE_URL", "DEFAULT_POLICY_DIR", "Settings"]
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/hub.db"
+DEFAULT_POLICY_DIR = Path(__file__).resolve().parent.parent / "policies"
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
+    # model.conf, policy.csv and catalog.csv; reloaded on SIGHUP.
+    policy_dir: Path = DEFAULT_POLICY_DIR
     # Larger request bodies are refused before they are parsed.
     max_request_bytes: int = 1_000_000
     # GraphiQL for developers at GET /graphql; deployments may switch it off.
     graphiql: bool = True
+    # JWTs from an identity provider: an HMAC secret, or a PEM public key (text or file).
+    jwt_secret: str | None = field(default=None, repr=False)
+    jwt_public_key: str | None = None
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -29,10 +37,23 @@ class Settings:
             raise ValueError(
                 f"HUB_MAX_REQUEST_BYTES must be a whole number of bytes, not {max_request_bytes!r}"
             )
+        public_key = environ.get("HUB_JWT_PUBLIC_KEY") or None
+        if public_key and not public_key.lstrip().startswith("-----BEGIN"):
+            try:
+                public_key = Path(public_key).read_text(encoding="utf-8")
+            except OSError as error:
+                raise ValueError(
+                    f"HUB_JWT_PUBLIC_KEY is neither a PEM key nor a readable file: {error}"
+                ) from None
         return cls(
             database_url=environ.get("HUB_DATABASE_URL", defaults.database_url),
+            policy_dir=Path(environ.get("HUB_POLICY_DIR", defaults.policy_dir)),
             max_request_bytes=int(max_request_bytes),
             graphiql=environ.get("HUB_GRAPHIQL", "1").lower() not in {"0", "false", "no", "off"},
+            jwt_secret=environ.get("HUB_JWT_SECRET") or None,
+            jwt_public_key=public_key,
+            jwt_audience=environ.get("HUB_JWT_AUDIENCE") or None,
+            jwt_issuer=environ.get("HUB_JWT_ISSUER") or None,
         )
 
     def sqlite_path(self) -> Path | None:

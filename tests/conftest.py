@@ -17,9 +17,11 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.testclient import TestClient
 
 from hub.app import create_app
+from hub.clients import create_client
 from hub.db import create_engine, upgrade
 from hub.demo import load_demo
-from hub.settings import Settings
+from hub.domain import DEPARTMENTS, Role
+from hub.settings import DEFAULT_POLICY_DIR, Settings
 
 POSTGRES_URL = os.environ.get("HUB_TEST_POSTGRES_URL")
 BACKENDS = [
@@ -87,13 +89,83 @@ def demo_database(
 
 
 @pytest.fixture(scope="session")
-def client(demo_database: Settings) -> Iterator[TestClient]:
+def tokens(demo_database: Settings) -> dict[str, str]:
+    """A bearer token for each department's system, and for an auditor and an admin."""
+
+    async def create() -> dict[str, str]:
+        engine = create_engine(demo_database)
+        created = {}
+        for department in DEPARTMENTS:
+            new = await create_client(
+                engine,
+                department=department.code,
+                name=f"{department.name_en} system",
+                role=Role.DEPARTMENT,
+            )
+            created[department.code] = new.token
+        for role in (Role.AUDITOR, Role.ADMIN):
+            new = await create_client(engine, department="market", name=role, role=role)
+            created[role.value] = new.token
+        await engine.dispose()
+        return created
+
+    return asyncio.run(create())
+
+
+@pytest.fixture(scope="session")
+def open_policies(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Policies under which every department reads everything: for tests of the data layer."""
+    directory = tmp_path_factory.mktemp("open-policies")
+    (directory / "model.conf").write_text((DEFAULT_POLICY_DIR / "model.conf").read_text())
+    catalog = (DEFAULT_POLICY_DIR / "catalog.csv").read_text().splitlines()
+    (directory / "catalog.csv").write_text(
+        "\n".join(
+            [catalog[0]]
+            + [
+                line.replace(",conditional,", ",unconditional,").replace(
+                    ",none,", ",unconditional,"
+                )
+                for line in catalog[1:]
+            ]
+        )
+    )
+    (directory / "policy.csv").write_text("p, department, *, *, read, allow\n")
+    return directory
+
+
+@pytest.fixture(scope="session")
+def client(
+    demo_database: Settings, open_policies: Path, tokens: dict[str, str]
+) -> Iterator[TestClient]:
+    """The hub under open policies, calling as market regulation's system."""
+    settings = Settings(database_url=demo_database.database_url, policy_dir=open_policies)
+    headers = {"Authorization": f"Bearer {tokens['market']}"}
+    with TestClient(create_app(settings), headers=headers) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="session")
+def hub(demo_database: Settings, tokens: dict[str, str]) -> Iterator[TestClient]:
+    """The hub under the real policies in policies/, with no credentials of its own."""
     with TestClient(create_app(demo_database)) as test_client:
         yield test_client
 
 
-def graphql(client: TestClient, query: str, **variables: Any) -> dict[str, Any]:
-    response = client.post("/graphql", json={"query": query, "variables": variables})
+def graphql(
+    client: TestClient,
+    query: str,
+    token: str | None = None,
+    purpose: str | None = None,
+    **variables: Any,
+) -> dict[str, Any]:
+    headers = {}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    if purpose is not None:
+        headers["X-Hub-Purpose"] = purpose
+    response = client.post(
+        "/graphql", json={"query": query, "variables": variables}, headers=headers
+    )
     assert response.status_code == 200, response.text
     answer: dict[str, Any] = response.json()
     return answer

@@ -6,7 +6,9 @@ from pathlib import Path
 from starlette.testclient import TestClient
 
 from hub.app import create_app
-from hub.settings import Settings
+from hub.policy import load_policy
+from hub.schema import policy_fields
+from hub.settings import DEFAULT_POLICY_DIR, Settings
 
 
 def test_healthz_says_the_process_is_up(client: TestClient) -> None:
@@ -14,9 +16,13 @@ def test_healthz_says_the_process_is_up(client: TestClient) -> None:
     assert (response.status_code, response.json()) == (200, {"status": "ok"})
 
 
-def test_readyz_checks_the_database_and_its_revision(client: TestClient) -> None:
-    response = client.get("/readyz")
-    assert (response.status_code, response.json()) == (200, {"status": "ready", "revision": "0001"})
+def test_readyz_checks_the_database_and_reports_the_policy_version(hub: TestClient) -> None:
+    response = hub.get("/readyz")
+    policy = load_policy(DEFAULT_POLICY_DIR, policy_fields())
+    assert (response.status_code, response.json()) == (
+        200,
+        {"status": "ready", "revision": "0002", "policy_version": policy.version},
+    )
 
 
 def test_readyz_refuses_an_unmigrated_database(tmp_path: Path) -> None:
@@ -28,7 +34,7 @@ def test_readyz_refuses_an_unmigrated_database(tmp_path: Path) -> None:
         "status": "unavailable",
         "database": "not migrated: run `hub db upgrade`",
         "revision": None,
-        "expected_revision": "0001",
+        "expected_revision": "0002",
     }
 
 

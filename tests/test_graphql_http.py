@@ -130,9 +130,12 @@ def test_malformed_requests_get_an_http_error_with_a_code(
     assert error["extensions"] == {"code": "BAD_USER_INPUT"}
 
 
-def test_large_bodies_are_refused_before_parsing(demo_database: Settings) -> None:
+def test_large_bodies_are_refused_before_parsing(
+    demo_database: Settings, tokens: dict[str, str]
+) -> None:
     settings = Settings(database_url=demo_database.database_url, max_request_bytes=200)
-    with TestClient(create_app(settings)) as small:
+    auth = {"Authorization": f"Bearer {tokens['ecology']}"}
+    with TestClient(create_app(settings), headers=auth) as small:
         status, answer = post(small, {"query": "{ departments { code } }" + " " * 300})
         assert status == 413
         assert only_error(answer) == {

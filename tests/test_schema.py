@@ -251,7 +251,7 @@ def test_statements_do_not_grow_with_rows(
     many = graphql(client, DOSSIER + "{ enterprises(first: 50) { edges { node { ...Dossier } } } }")
     assert len(many["data"]["enterprises"]["edges"]) == 50
     for_fifty = len(sql_statements) - before - for_one
-    # enterprises, departments, and one per relation: credit records, repairs, inspections,
-    # participants, findings, penalties, rectifications, their inspections, their penalties,
-    # assistants, acceptances.
-    assert for_one == for_fifty == 13, sql_statements.statements
+    # the caller's client, enterprises, departments, and one per relation: credit records,
+    # repairs, inspections, participants, findings, penalties, rectifications, their
+    # inspections, their penalties, assistants, acceptances.
+    assert for_one == for_fifty == 14, sql_statements.statements

@@ -1,4 +1,4 @@
-"""The hub's GraphQL schema (strawberry); resolvers ask loaders, they do not decide."""
+"""The hub's GraphQL schema (strawberry); resolvers ask loaders and access, they do not decide."""
 
 from __future__ import annotations
 
@@ -7,25 +7,54 @@ from graphql import GraphQLError
 from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.types import ExecutionContext
 
+from hub.policy import SharedFields
+from hub.schema.access import Access, CollectCoordinates, SharedField, describe_shared_types
 from hub.schema.context import Context
+from hub.schema.limits import limits
 from hub.schema.loaders import Loaders, Reader
 from hub.schema.query import Query
+from hub.schema.types import SHARED_TYPES
 
-__all__ = ["Context", "Loaders", "Reader", "build_schema", "sdl"]
+__all__ = [
+    "SHARED",
+    "Access",
+    "Context",
+    "Loaders",
+    "Reader",
+    "build_schema",
+    "policy_fields",
+    "sdl",
+]
+
+# Every field of every shared type, by GraphQL name, as policies and the catalogue name them.
+SHARED: dict[str, dict[str, SharedField]] = describe_shared_types(SHARED_TYPES)
+
+
+def policy_fields() -> SharedFields:
+    """The shared fields as the policy module sees them: decided (nullable) or structural."""
+    return {
+        type_name: {name: field.decided for name, field in fields.items()}
+        for type_name, fields in SHARED.items()
+    }
 
 
 class HubSchema(strawberry.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
-        """Errors are classified and logged once, where answers are formatted (app.py)."""
+        """Errors are classified and logged once, where answers are formatted."""
 
 
 def build_schema() -> strawberry.Schema:
     return HubSchema(
         query=Query,
-        # Departments send the same few queries over and over: parse and validate them once.
-        extensions=[lambda: ParserCache(maxsize=512), lambda: ValidationCache(maxsize=512)],
+        extensions=[
+            *limits(),
+            # Departments send the same few queries over and over: parse and validate once.
+            lambda: ParserCache(maxsize=512),
+            lambda: ValidationCache(maxsize=512),
+            CollectCoordinates,
+        ],
     )
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import strawberry
 
+from hub.schema.access import Access
 from hub.schema.loaders import Loaders
 
 __all__ = ["Context", "Info"]
@@ -13,6 +14,7 @@ __all__ = ["Context", "Info"]
 
 @dataclass(slots=True)
 class Context:
+    access: Access
     loaders: Loaders
 
 

@@ -11,7 +11,7 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from datetime import date
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar, TypeVarTuple
 
 from sqlalchemy import ColumnElement, Row, Select, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -19,11 +19,13 @@ from sqlalchemy.orm import InstrumentedAttribute
 from strawberry.dataloader import DataLoader
 
 from hub import models
+from hub.domain import DEPARTMENTS
 
 __all__ = ["Loaders", "Parent", "Reader"]
 
 K = TypeVar("K", bound=Hashable)
 T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 # Parameters per statement stay far below SQLite's and PostgreSQL's limits.
 MAX_BATCH = 5000
@@ -49,7 +51,7 @@ class Reader:
         self._connection: AsyncConnection | None = None
         self._lock = asyncio.Lock()
 
-    async def rows(self, statement: Select[Any]) -> Sequence[Row[Any]]:
+    async def rows(self, statement: Select[*Ts]) -> Sequence[Row[*Ts]]:
         async with self._lock:
             if self._connection is None:
                 connection = await self._engine.connect()
@@ -57,7 +59,7 @@ class Reader:
                     await connection.execution_options(isolation_level="REPEATABLE READ")
                 self._connection = connection
             result = await self._connection.execute(statement)
-            rows: Sequence[Row[Any]] = result.all()
+            rows: Sequence[Row[*Ts]] = result.all()
             return rows
 
     async def close(self) -> None:
@@ -166,13 +168,21 @@ def _loader(
     return DataLoader(load_fn=load, max_batch_size=MAX_BATCH)
 
 
-class Loaders:
-    """The per-request DataLoaders; each caches within the request only."""
+VisibleOwners = Callable[[str], tuple[str, ...]]
 
-    def __init__(self, reader: Reader) -> None:
+
+class Loaders:
+    """The per-request DataLoaders; each caches within the request only.
+
+    Loaders of owned records read only rows of the owners ``visible_owners`` names for the
+    record's type: what the caller may see nothing of is never read.
+    """
+
+    def __init__(self, reader: Reader, visible_owners: VisibleOwners) -> None:
         self.reader = reader
+        self.visible_owners = visible_owners
         self._departments: asyncio.Future[dict[str, Row[Any]]] | None = None
-        self.enterprise = _loader(self._by_key(ENTERPRISE, models.Enterprise.uscc))
+        self.enterprise = _loader(self._by_key(ENTERPRISE, models.Enterprise.uscc, owned=False))
         self.inspection = _loader(self._by_key(INSPECTION, models.Inspection.id))
         self.penalty = _loader(self._by_key(PENALTY, models.Penalty.id))
         self.acceptance = _loader(self._by_key(ACCEPTANCE, models.Acceptance.rectification_id))
@@ -192,13 +202,11 @@ class Loaders:
             )
         )
         self.findings = _loader(
-            self._children(FINDING, models.InspectionFinding.inspection_id, None)
+            self._children(FINDING, models.InspectionFinding.inspection_id, None, owned=False)
         )
         self.participants = _loader(
             self._children(
-                PARTICIPANT,
-                models.InspectionParticipant.inspection_id,
-                None,
+                PARTICIPANT, models.InspectionParticipant.inspection_id, None, owned=False
             )
         )
         self.penalties = _loader(
@@ -211,9 +219,7 @@ class Loaders:
         )
         self.assistants = _loader(
             self._children(
-                ASSISTANT,
-                models.RectificationAssistant.rectification_id,
-                None,
+                ASSISTANT, models.RectificationAssistant.rectification_id, None, owned=False
             )
         )
 
@@ -227,13 +233,25 @@ class Loaders:
         rows = await self.reader.rows(select(*DEPARTMENT).order_by(models.Department.code))
         return {row.code: row for row in rows}
 
+    def visible(self, statement: Select[Any], model: Any) -> Select[Any] | None:
+        """``statement`` narrowed to the owners whose ``model`` records the caller may see;
+        None when there are none."""
+        owners = self.visible_owners(model.__name__)
+        if not owners:
+            return None
+        if len(owners) < len(DEPARTMENTS):
+            statement = statement.where(model.owner.in_(owners))
+        return statement
+
     def _by_key(
-        self, columns: list[ColumnElement[Any]], key: InstrumentedAttribute[Any]
+        self, columns: list[ColumnElement[Any]], key: InstrumentedAttribute[Any], owned: bool = True
     ) -> Callable[[list[Any]], Awaitable[list[Row[Any] | None]]]:
-        """Load one row per key (None where there is none)."""
+        """Load one row per key (None where there is none, or none the caller may see)."""
 
         async def load(keys: list[Any]) -> list[Row[Any] | None]:
-            rows = await self.reader.rows(select(*columns).where(key.in_(set(keys))))
+            statement = select(*columns).where(key.in_(set(keys)))
+            visible = self.visible(statement, key.class_) if owned else statement
+            rows = [] if visible is None else await self.reader.rows(visible)
             found = {row._mapping[key.key]: row for row in rows}
             return [found.get(k) for k in keys]
 
@@ -244,6 +262,7 @@ class Loaders:
         columns: list[ColumnElement[Any]],
         parent: InstrumentedAttribute[int],
         dated: InstrumentedAttribute[date] | None,
+        owned: bool = True,
     ) -> Callable[[list[Parent]], Awaitable[list[list[Row[Any]]]]]:
         """Load each parent's list, oldest first (by ``dated``, else by insertion)."""
         order: list[Any] = [parent, *([dated] if dated is not None else []), columns[0]]
@@ -260,7 +279,10 @@ class Loaders:
                     statement = statement.where(dated >= since)
                 if dated is not None and until is not None:
                     statement = statement.where(dated <= until)
-                for row in await self.reader.rows(statement.order_by(*order)):
+                visible = self.visible(statement, parent.class_) if owned else statement
+                if visible is None:
+                    continue
+                for row in await self.reader.rows(visible.order_by(*order)):
                     found[Parent(row._mapping[parent.key], since, until)].append(row)
             return [found[key] for key in keys]
 

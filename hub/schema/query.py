@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import base64
 import binascii
+from enum import Enum
 from typing import Annotated
 
 import strawberry
 from sqlalchemy import ColumnElement, func, select
 
 from hub import models
-from hub.domain import EnterpriseStatus
-from hub.errors import BadUserInput, InvalidUSCC
+from hub.domain import DEPARTMENTS, EnterpriseStatus
+from hub.errors import BadUserInput, Forbidden, InvalidUSCC
+from hub.policy import Decision, Sharing
 from hub.schema.context import Info
 from hub.schema.loaders import ENTERPRISE
-from hub.schema.types import Department, Enterprise, build
+from hub.schema.types import Department, Enterprise
 from hub.uscc import parse_uscc
 
 __all__ = ["MAX_PAGE_SIZE", "Query"]
@@ -93,6 +95,49 @@ class EnterpriseConnection:
         return int(row[0])
 
 
+@strawberry.enum(description="Whether a field can be read.")
+class AccessDecision(Enum):
+    ALLOWED = "allowed"
+    CONDITIONAL = "conditional"  # allowed when the request states its purpose
+    DENIED = "denied"
+
+
+strawberry.enum(Sharing, description="The sharing attribute of a field (政务数据共享属性).")
+
+
+@strawberry.type(description="Whether the caller may read one field of one department's records.")
+class FieldAccess:
+    owner_code: strawberry.Private[str]
+    field: str = strawberry.field(description="Schema coordinate, e.g. Acceptance.verdict.")
+    sharing: Sharing
+    decision: AccessDecision
+    rule: str | None = strawberry.field(description="The policy line that decided, if one did.")
+    reason: str
+
+    @classmethod
+    def of(cls, owner: str, coordinate: str, decision: Decision) -> FieldAccess:
+        verdict = (
+            AccessDecision.DENIED
+            if not decision.allowed
+            else AccessDecision.CONDITIONAL
+            if decision.needs_purpose
+            else AccessDecision.ALLOWED
+        )
+        return cls(
+            owner_code=owner,
+            field=coordinate,
+            sharing=decision.sharing,
+            decision=verdict,
+            rule=decision.rule,
+            reason=decision.reason,
+        )
+
+    @strawberry.field(description="The department whose records this is about.")
+    async def owner(self, info: Info) -> Department:
+        departments = await info.context.loaders.departments()
+        return Department(**departments[self.owner_code]._mapping)
+
+
 @strawberry.type
 class Query:
     @strawberry.field(description="One enterprise's dossier; null when the hub does not know it.")
@@ -102,7 +147,17 @@ class Query:
         uscc: Annotated[str, strawberry.argument(description="Unified social credit code.")],
     ) -> Enterprise | None:
         row = await info.context.loaders.enterprise.load(parse_uscc(uscc))
-        return None if row is None else Enterprise(**row._mapping)
+        if row is None:
+            return None
+        access = info.context.access
+        if row.owner_code not in access.visible_owners("Enterprise"):
+            raise Forbidden(
+                row.owner_code,
+                "Enterprise",
+                f"no field of {row.owner_code}'s enterprise records is shared with "
+                f"{access.principal.subject}",
+            )
+        return access.build_one(Enterprise, row)
 
     @strawberry.field(description="Enterprises matching a filter, a page at a time.")
     async def enterprises(
@@ -123,12 +178,15 @@ class Query:
                 argument="first",
             )
         conditions = filter.conditions() if filter is not None else []
+        # Enterprises whose registration authority shares nothing are not counted either.
+        owners = info.context.access.visible_owners("Enterprise")
+        conditions.append(models.Enterprise.__table__.c.owner.in_(owners))
         uscc = models.Enterprise.__table__.c.uscc
         statement = select(*ENTERPRISE).where(*conditions)
         if after is not None:
             statement = statement.where(uscc > decode_cursor(after))
         rows = await info.context.loaders.reader.rows(statement.order_by(uscc).limit(first + 1))
-        page = [Enterprise(**row._mapping) for row in rows[:first]]
+        page = info.context.access.build(Enterprise, rows[:first])
         edges = [EnterpriseEdge(cursor=encode_cursor(node.uscc), node=node) for node in page]
         return EnterpriseConnection(
             edges=edges,
@@ -142,4 +200,42 @@ class Query:
     @strawberry.field(description="The departments that share records through the hub.")
     async def departments(self, info: Info) -> list[Department]:
         departments = await info.context.loaders.departments()
-        return build(Department, list(departments.values()))
+        return [Department(**row._mapping) for row in departments.values()]
+
+    @strawberry.field(
+        description="What the caller may read: per owner department and Type.field, whether it "
+        "is allowed, allowed with a stated purpose (CONDITIONAL) or denied, and the deciding "
+        "policy line."
+    )
+    async def my_access(
+        self,
+        info: Info,
+        owner: Annotated[
+            str | None, strawberry.argument(description="Only this department's records.")
+        ] = None,
+        type: Annotated[
+            str | None, strawberry.argument(description="Only this type, e.g. Acceptance.")
+        ] = None,
+    ) -> list[FieldAccess]:
+        access = info.context.access
+        owners = [d.code for d in DEPARTMENTS]
+        if owner is not None and owner not in owners:
+            raise BadUserInput(
+                f"unknown owner {owner!r}; one of {', '.join(owners)}", argument="owner"
+            )
+        if type is not None and type not in access.shared:
+            raise BadUserInput(
+                f"unknown type {type!r}; one of {', '.join(access.shared)}", argument="type"
+            )
+        answer = []
+        for owner_code in [owner] if owner else owners:
+            for type_name in [type] if type else access.shared:
+                for field in access.shared[type_name].values():
+                    if field.decided:
+                        coordinate = f"{type_name}.{field.name}"
+                        answer.append(
+                            FieldAccess.of(
+                                owner_code, coordinate, access.explain(owner_code, coordinate)
+                            )
+                        )
+        return answer

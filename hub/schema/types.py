@@ -1,18 +1,18 @@
 """GraphQL types of the enterprise dossier.
 
 Types are built from database rows whose labels match their fields (see loaders.py); they
-are not ORM models. Content fields are nullable: a later authorization step may withhold
-one field of one department's record and still answer the rest.
+are not ORM models. Fields that a policy may withhold are nullable; identity fields and
+links are not, and are served with every record that is served (see access.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated
 
 import strawberry
-from sqlalchemy import Row
 
 from hub.domain import (
     AcceptanceVerdict,
@@ -25,7 +25,8 @@ from hub.domain import (
     RectificationStatus,
     RepairStatus,
 )
-from hub.errors import BadUserInput
+from hub.errors import BadUserInput, Forbidden
+from hub.schema.access import check
 from hub.schema.context import Info
 from hub.schema.loaders import Parent
 
@@ -59,10 +60,6 @@ def date_range(parent_id: int, since: date | None, until: date | None) -> Parent
     return Parent(parent_id, since, until)
 
 
-def build(cls: Any, rows: list[Row[Any]]) -> list[Any]:
-    return [cls(**row._mapping) for row in rows]
-
-
 @strawberry.type(description="A department that owns records shared through the hub.")
 class Department:
     code: str = strawberry.field(description="Stable code, e.g. `market` or `ecology`.")
@@ -75,15 +72,14 @@ async def _departments(info: Info, codes: list[str]) -> list[Department]:
     return [Department(**departments[code]._mapping) for code in codes]
 
 
-async def _owner(info: Info, code: str) -> Department:
-    departments = await info.context.loaders.departments()
-    return Department(**departments[code]._mapping)
+Withheld = strawberry.Private[Mapping[str, Forbidden]]
 
 
 @strawberry.interface(description="A record kept by one department and shared through the hub.")
 class Record:
     id: strawberry.Private[int]
     owner_code: strawberry.Private[str]
+    withheld: Withheld
     source_id: str = strawberry.field(
         description="The owner department's own id for this record, unique per owner."
     )
@@ -94,7 +90,8 @@ class Record:
 
     @strawberry.field(description="The department that owns and publishes this record.")
     async def owner(self, info: Info) -> Department:
-        return await _owner(info, self.owner_code)
+        (department,) = await _departments(info, [self.owner_code])
+        return department
 
 
 @strawberry.type(description="A credit repair (信用修复) applied for against a credit record.")
@@ -122,13 +119,14 @@ class CreditRecord(Record):
     @strawberry.field(description="Repairs applied for against this record, oldest first.")
     async def repairs(self, info: Info) -> list[CreditRepair]:
         rows = await info.context.loaders.credit_repairs.load(Parent(self.id))
-        return build(CreditRepair, rows)
+        return info.context.access.build(CreditRepair, rows)
 
 
 @strawberry.type(description="A problem found during an inspection.")
 class Finding:
     id: strawberry.Private[int]
     inspection_id: strawberry.Private[int]
+    withheld: Withheld
     category: str | None = strawberry.field(description="The inspecting department's category.")
     description: str | None
 
@@ -146,14 +144,16 @@ class Inspection(Record):
     @strawberry.field(
         description="Departments that took part besides the owner (joint inspections)."
     )
-    async def participants(self, info: Info) -> list[Department]:
+    async def participants(self, info: Info) -> list[Department] | None:
+        check(self, "participants")
         rows = await info.context.loaders.participants.load(Parent(self.id))
         return await _departments(info, [row.department for row in rows])
 
     @strawberry.field(description="Problems found, if any.")
-    async def findings(self, info: Info) -> list[Finding]:
+    async def findings(self, info: Info) -> list[Finding] | None:
+        check(self, "findings")
         rows = await info.context.loaders.findings.load(Parent(self.id))
-        return build(Finding, rows)
+        return info.context.access.build(Finding, rows, owner=self.owner_code)
 
 
 @strawberry.type(description="An administrative penalty decision (行政处罚).")
@@ -178,6 +178,7 @@ class Penalty(Record):
 
     @strawberry.field(description="The fine in yuan.")
     def amount(self) -> Decimal | None:
+        check(self, "amount")
         return Decimal(self.amount_fen).scaleb(-2)
 
 
@@ -201,33 +202,38 @@ class Rectification(Record):
 
     @strawberry.field(description="The inspection that led to this order, if any.")
     async def inspection(self, info: Info) -> Inspection | None:
+        check(self, "inspection")
         if self.inspection_id is None:
             return None
         row = await info.context.loaders.inspection.load(self.inspection_id)
-        return None if row is None else Inspection(**row._mapping)
+        return info.context.access.build_one(Inspection, row)
 
     @strawberry.field(description="The penalty that led to this order, if any.")
     async def penalty(self, info: Info) -> Penalty | None:
+        check(self, "penalty")
         if self.penalty_id is None:
             return None
         row = await info.context.loaders.penalty.load(self.penalty_id)
-        return None if row is None else Penalty(**row._mapping)
+        return info.context.access.build_one(Penalty, row)
 
     @strawberry.field(description="Departments helping the enterprise rectify (联合帮扶整改).")
-    async def assisting_departments(self, info: Info) -> list[Department]:
+    async def assisting_departments(self, info: Info) -> list[Department] | None:
+        check(self, "assisting_departments")
         rows = await info.context.loaders.assistants.load(Parent(self.id))
         return await _departments(info, [row.department for row in rows])
 
     @strawberry.field(description="The acceptance verdict; null until one is recorded.")
     async def acceptance(self, info: Info) -> Acceptance | None:
+        check(self, "acceptance")
         row = await info.context.loaders.acceptance.load(self.id)
-        return None if row is None else Acceptance(**row._mapping)
+        return info.context.access.build_one(Acceptance, row)
 
 
 @strawberry.type(description="An enterprise, keyed by its unified social credit code.")
 class Enterprise:
     id: strawberry.Private[int]
     owner_code: strawberry.Private[str]
+    withheld: Withheld
     uscc: str = strawberry.field(description="Unified social credit code (统一社会信用代码).")
     name: str | None
     legal_representative: str | None
@@ -240,32 +246,45 @@ class Enterprise:
 
     @strawberry.field(description="The registration authority that keeps the base data.")
     async def owner(self, info: Info) -> Department:
-        return await _owner(info, self.owner_code)
+        (department,) = await _departments(info, [self.owner_code])
+        return department
 
     @strawberry.field(description="Credit records by issue date, oldest first.")
     async def credit_records(
         self, info: Info, since: Since = None, until: Until = None
     ) -> list[CreditRecord]:
         rows = await info.context.loaders.credit_records.load(date_range(self.id, since, until))
-        return build(CreditRecord, rows)
+        return info.context.access.build(CreditRecord, rows)
 
     @strawberry.field(description="Inspections by day, oldest first.")
     async def inspections(
         self, info: Info, since: Since = None, until: Until = None
     ) -> list[Inspection]:
         rows = await info.context.loaders.inspections.load(date_range(self.id, since, until))
-        return build(Inspection, rows)
+        return info.context.access.build(Inspection, rows)
 
     @strawberry.field(description="Penalty decisions by decision day, oldest first.")
     async def penalties(
         self, info: Info, since: Since = None, until: Until = None
     ) -> list[Penalty]:
         rows = await info.context.loaders.penalties.load(date_range(self.id, since, until))
-        return build(Penalty, rows)
+        return info.context.access.build(Penalty, rows)
 
     @strawberry.field(description="Rectification orders by order day, oldest first.")
     async def rectifications(
         self, info: Info, since: Since = None, until: Until = None
     ) -> list[Rectification]:
         rows = await info.context.loaders.rectifications.load(date_range(self.id, since, until))
-        return build(Rectification, rows)
+        return info.context.access.build(Rectification, rows)
+
+
+SHARED_TYPES = (
+    Enterprise,
+    CreditRecord,
+    CreditRepair,
+    Inspection,
+    Finding,
+    Penalty,
+    Rectification,
+    Acceptance,
+)

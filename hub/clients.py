@@ -1,0 +1,84 @@
+"""Registering, listing and revoking the hub's clients (used by the CLI and the demo)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Row, Select, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from hub.auth import ClientRecord, FindClient, hash_token, new_token
+from hub.domain import DEPARTMENTS, Role
+from hub.errors import BadUserInput, NotFound
+from hub.models import Client
+
+__all__ = ["NewClient", "client_lookup", "create_client", "list_clients", "revoke_client"]
+
+CLIENT = (Client.id, Client.name, Client.department, Client.role, Client.revoked_at)
+
+
+@dataclass(frozen=True, slots=True)
+class NewClient:
+    id: int
+    token: str  # shown once; only its hash is stored
+
+
+async def create_client(
+    engine: AsyncEngine, *, department: str, name: str, role: Role
+) -> NewClient:
+    codes = [d.code for d in DEPARTMENTS]
+    if department not in codes:
+        raise BadUserInput(f"unknown department {department!r}; one of {', '.join(codes)}")
+    if not name.strip():
+        raise BadUserInput("a client needs a name that says which system or person it is")
+    token = new_token()
+    async with engine.begin() as connection:
+        client_id = await connection.scalar(
+            insert(Client)
+            .values(
+                name=name.strip(), department=department, role=role, token_hash=hash_token(token)
+            )
+            .returning(Client.id)
+        )
+    return NewClient(int(client_id or 0), token)
+
+
+async def list_clients(engine: AsyncEngine) -> list[tuple[ClientRecord, datetime]]:
+    async with engine.connect() as connection:
+        rows = await connection.execute(select(*CLIENT, Client.created_at).order_by(Client.id))
+        return [(_record(row), row.created_at) for row in rows]
+
+
+async def revoke_client(engine: AsyncEngine, client_id: int) -> ClientRecord:
+    """Revoke a client; its token stops working on its next request."""
+    async with engine.begin() as connection:
+        await connection.execute(
+            update(Client)
+            .where(Client.id == client_id, Client.revoked_at.is_(None))
+            .values(revoked_at=datetime.now(UTC), updated_at=func.now())
+        )
+        row = (await connection.execute(select(*CLIENT).where(Client.id == client_id))).first()
+    if row is None:
+        raise NotFound(f"there is no client {client_id}; `hub clients list` shows them")
+    return _record(row)
+
+
+ClientRow = Row[int, str, str, Role, datetime | None]
+
+
+def client_lookup(
+    rows: Callable[[Select[int, str, str, Role, datetime | None]], Awaitable[Sequence[ClientRow]]],
+) -> FindClient:
+    """Find clients by token hash through a request's reader (one indexed read)."""
+
+    async def find(token_hash: str) -> ClientRecord | None:
+        found = await rows(select(*CLIENT).where(Client.token_hash == token_hash))
+        return _record(found[0]) if found else None
+
+    return find
+
+
+def _record(row: ClientRow | Row[int, str, str, Role, datetime | None, datetime]) -> ClientRecord:
+    return ClientRecord(row.id, row.name, row.department, row.role, row.revoked_at)
