@@ -85,4 +85,5 @@ def create_app(settings: Settings) -> Starlette:
         exception_handlers={Exception: internal_error_response},
     )
     app.state.engine = engine
+    app.state.policies = policies
     return app

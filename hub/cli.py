@@ -1,20 +1,34 @@
-"""The `hub` command: serve, migrate, load demo data, export the schema."""
+"""The `hub` command: serve, migrate, demo data, clients, policies, schema."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
 import time
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from hub.clients import create_client, list_clients, revoke_client
 from hub.db import create_engine, head_revision, upgrade
-from hub.demo import AS_OF, count_enterprises, load_demo
+from hub.demo import (
+    AS_OF,
+    count_enterprises,
+    ensure_demo_tokens,
+    load_demo,
+    read_demo_tokens,
+    write_demo_tokens,
+)
+from hub.domain import Role
+from hub.errors import HubError
+from hub.policy import PolicyError, Problem, lint, load_policy
 from hub.settings import Settings
 
 __all__ = ["app", "main"]
@@ -27,11 +41,17 @@ app = typer.Typer(
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 demo_app = typer.Typer(help="Demo data for a first run and for benchmarks.", no_args_is_help=True)
 schema_app = typer.Typer(help="The GraphQL schema.", no_args_is_help=True)
+clients_app = typer.Typer(help="Clients and their bearer tokens.", no_args_is_help=True)
+policy_app = typer.Typer(help="Who may read what: policies/.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
 app.add_typer(schema_app, name="schema")
+app.add_typer(clients_app, name="clients")
+app.add_typer(policy_app, name="policy")
 
 console = Console(stderr=True)
+
+T = TypeVar("T")
 
 DEFAULT_ENTERPRISES = 300
 DEFAULT_SEED = 7
@@ -126,6 +146,122 @@ def schema_export(
         output.write_text(sdl(), encoding="utf-8")
 
 
+def _run(work: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine; a HubError becomes its message and exit status 1."""
+    try:
+        return asyncio.run(work)
+    except HubError as error:
+        console.print(f"[red]{error.message}[/red]")
+        raise typer.Exit(1) from None
+
+
+async def _with_engine(config: Settings, use: Callable[[AsyncEngine], Awaitable[T]]) -> T:
+    engine = create_engine(config)
+    try:
+        return await use(engine)
+    finally:
+        await engine.dispose()
+
+
+@clients_app.command("create")
+def clients_create(
+    department: Annotated[str, typer.Option(help="The client's department, e.g. market.")],
+    name: Annotated[str, typer.Option(help="Which system or person this is.")],
+    role: Annotated[Role, typer.Option(help="What the client is for.")] = Role.DEPARTMENT,
+) -> None:
+    """Register a client and print its bearer token: shown once, only its hash is kept."""
+    new = _run(
+        _with_engine(
+            settings(),
+            lambda engine: create_client(engine, department=department, name=name, role=role),
+        )
+    )
+    console.print(
+        f"client {new.id} ({name}, {department}, {role.value}) created. Its token follows; "
+        "store it now, the hub cannot show it again:"
+    )
+    sys.stdout.write(new.token + "\n")
+
+
+@clients_app.command("list")
+def clients_list() -> None:
+    """Every client, revoked ones included."""
+    clients = _run(_with_engine(settings(), list_clients))
+    table = Table("id", "name", "department", "role", "created", "revoked")
+    for client, created in clients:
+        revoked = f"{client.revoked_at:%Y-%m-%d %H:%M}" if client.revoked_at else ""
+        table.add_row(
+            str(client.id),
+            client.name,
+            client.department,
+            client.role.value,
+            f"{created:%Y-%m-%d %H:%M}",
+            revoked,
+        )
+    Console().print(table)
+
+
+@clients_app.command("revoke")
+def clients_revoke(client_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
+    """Revoke a client: its token stops working on its next request."""
+    client = _run(_with_engine(settings(), lambda engine: revoke_client(engine, client_id)))
+    console.print(
+        f"client {client.id} ({client.name}) revoked at {client.revoked_at:%Y-%m-%d %H:%M} UTC"
+    )
+
+
+def _print_problems(problems: list[Problem]) -> None:
+    for problem in problems:
+        console.print(f"[red]{problem}[/red]", highlight=False, soft_wrap=True)
+
+
+@policy_app.command("lint")
+def policy_lint() -> None:
+    """Check policies/ against the schema; every problem names its file and line."""
+    from hub.schema import policy_fields
+
+    directory = settings().policy_dir
+    problems = lint(directory, policy_fields())
+    if problems:
+        _print_problems(problems)
+        console.print(f"{len(problems)} problem(s) in {directory}")
+        raise typer.Exit(1)
+    policy = load_policy(directory, policy_fields())
+    console.print(
+        f"[green]{directory} is sound[/green]: version {policy.version}, "
+        f"{len(policy.catalog)} catalogued fields"
+    )
+
+
+@policy_app.command("explain")
+def policy_explain(
+    department: Annotated[str, typer.Option(help="The caller's department.")],
+    owner: Annotated[str, typer.Option(help="The department owning the records.")],
+    field: Annotated[str, typer.Option(help="Type.field, e.g. Acceptance.verdict.")],
+    purpose: Annotated[str | None, typer.Option(help="The purpose the request states.")] = None,
+    role: Annotated[Role, typer.Option(help="The caller's role.")] = Role.DEPARTMENT,
+) -> None:
+    """Print what the policy decides for one field, and the line that decided it."""
+    from hub.auth import Principal
+    from hub.schema import policy_fields
+
+    try:
+        policy = load_policy(settings().policy_dir, policy_fields())
+    except PolicyError as error:
+        _print_problems(error.problems)
+        raise typer.Exit(1) from None
+    if field not in policy.catalog:
+        raise typer.BadParameter(f"{field!r} is not a catalogued Type.field", param_hint="--field")
+    subject = Principal("cli", "cli", department, role).subject
+    decision = policy.decide(subject, owner, field, purpose=purpose is not None)
+    verdict = "[green]ALLOWED[/green]" if decision.allowed else "[red]DENIED[/red]"
+    console.print(
+        f"{verdict} {subject} reading {field} of {owner}'s records "
+        f"({decision.sharing.value} field, policy version {policy.version})"
+    )
+    console.print(f"because {decision.reason}", highlight=False, soft_wrap=True)
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
@@ -141,11 +277,28 @@ def serve(
     from hub.app import create_app
 
     config = settings()
+    try:
+        hub = create_app(config)
+    except PolicyError as error:
+        _print_problems(error.problems)
+        console.print(f"[red]the hub does not start with unsound policies in {config.policy_dir}")
+        raise typer.Exit(1) from None
     if demo:
         upgrade(config)
         asyncio.run(_load(config, DEFAULT_ENTERPRISES, DEFAULT_SEED, AS_OF, if_empty=True))
+        path = Path("var/demo-tokens.txt")
+        known = read_demo_tokens(path)
+        tokens = _run(_with_engine(config, lambda engine: ensure_demo_tokens(engine, known)))
+        if tokens != known:
+            write_demo_tokens(path, tokens)
+        console.print(
+            f"demo bearer tokens for {', '.join(tokens)} are in {path}; e.g. market regulation:"
+            f"\n  Authorization: Bearer {tokens['market']}",
+            highlight=False,
+            soft_wrap=True,
+        )
     console.print(f"hub on [bold]http://{host}:{port}/graphql[/bold] (GraphiQL in a browser)")
-    uvicorn.run(create_app(config), host=host, port=port, log_level="info")
+    uvicorn.run(hub, host=host, port=port, log_level="info")
 
 
 def main() -> None:

@@ -156,6 +156,14 @@ class Policy:
 
     def _decide(self, subject: str, owner: str, coordinate: str, purpose: bool) -> Decision:
         entry = self.catalog[coordinate]
+        other = subject != owner
+        if other and entry.sharing is Sharing.NONE:
+            return Decision(
+                False,
+                f"{coordinate} is not shared with other departments: {entry.basis}",
+                None,
+                entry.sharing,
+            )
         self.evaluations += 1
         allowed, matched = self._decider.enforce_ex(subject, owner, coordinate, READ)
         if not allowed:
@@ -170,16 +178,7 @@ class Policy:
             )
         self.evaluations += 1
         rule = self._cite(self._explainer.enforce_ex(subject, owner, coordinate, READ)[1])
-        if subject == owner:
-            return Decision(True, f"allowed by {rule}", rule, entry.sharing)
-        if entry.sharing is Sharing.NONE:
-            return Decision(
-                False,
-                f"{coordinate} is not shared with other departments ({entry.basis})",
-                None,
-                entry.sharing,
-            )
-        if entry.sharing is Sharing.CONDITIONAL:
+        if other and entry.sharing is Sharing.CONDITIONAL:
             if not purpose:
                 return Decision(
                     False,

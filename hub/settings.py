@@ -37,7 +37,14 @@ class Settings:
             raise ValueError(
                 f"HUB_MAX_REQUEST_BYTES must be a whole number of bytes, not {max_request_bytes!r}"
             )
+        secret = environ.get("HUB_JWT_SECRET") or None
         public_key = environ.get("HUB_JWT_PUBLIC_KEY") or None
+        if secret and public_key:
+            raise ValueError("set HUB_JWT_SECRET or HUB_JWT_PUBLIC_KEY, not both")
+        if secret and secret.lstrip().startswith("-----BEGIN"):
+            raise ValueError(
+                "HUB_JWT_SECRET holds a PEM key; put public keys in HUB_JWT_PUBLIC_KEY"
+            )
         if public_key and not public_key.lstrip().startswith("-----BEGIN"):
             try:
                 public_key = Path(public_key).read_text(encoding="utf-8")
@@ -50,7 +57,7 @@ class Settings:
             policy_dir=Path(environ.get("HUB_POLICY_DIR", defaults.policy_dir)),
             max_request_bytes=int(max_request_bytes),
             graphiql=environ.get("HUB_GRAPHIQL", "1").lower() not in {"0", "false", "no", "off"},
-            jwt_secret=environ.get("HUB_JWT_SECRET") or None,
+            jwt_secret=secret,
             jwt_public_key=public_key,
             jwt_audience=environ.get("HUB_JWT_AUDIENCE") or None,
             jwt_issuer=environ.get("HUB_JWT_ISSUER") or None,

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from sqlalchemy import event, make_url
@@ -161,8 +162,8 @@ def graphql(
     headers = {}
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
-    if purpose is not None:
-        headers["X-Hub-Purpose"] = purpose
+    if purpose is not None:  # header values are Latin-1: the hub takes UTF-8 percent-encoded
+        headers["X-Hub-Purpose"] = quote(purpose)
     response = client.post(
         "/graphql", json={"query": query, "variables": variables}, headers=headers
     )

@@ -35,3 +35,22 @@ def test_malformed_numbers_say_which_variable() -> None:
         ValueError, match="HUB_MAX_REQUEST_BYTES must be a whole number of bytes, not '1MB'"
     ):
         Settings.from_env({"HUB_MAX_REQUEST_BYTES": "1MB"})
+
+
+def test_jwt_keys_are_checked_up_front(tmp_path: Path) -> None:
+    import pytest
+
+    pem = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----\n"
+    with pytest.raises(ValueError, match="set HUB_JWT_SECRET or HUB_JWT_PUBLIC_KEY, not both"):
+        Settings.from_env({"HUB_JWT_SECRET": "s", "HUB_JWT_PUBLIC_KEY": pem})
+    with pytest.raises(ValueError, match="HUB_JWT_SECRET holds a PEM key"):
+        Settings.from_env({"HUB_JWT_SECRET": pem})
+    with pytest.raises(ValueError, match="HUB_JWT_PUBLIC_KEY is neither a PEM key nor a readable"):
+        Settings.from_env({"HUB_JWT_PUBLIC_KEY": str(tmp_path / "missing.pem")})
+    key_file = tmp_path / "idp.pem"
+    key_file.write_text(pem)
+    assert Settings.from_env({"HUB_JWT_PUBLIC_KEY": str(key_file)}).jwt_public_key == pem
+
+
+def test_the_secret_stays_out_of_reprs() -> None:
+    assert "hunter2" not in repr(Settings(jwt_secret="hunter2"))

@@ -5,14 +5,27 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from datetime import date
+from pathlib import Path
 
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub import models
+from hub.auth import hash_token
+from hub.clients import create_client
 from hub.demo.generator import AS_OF, TABLES, DemoGenerator
+from hub.domain import Role
 
-__all__ = ["AS_OF", "TABLES", "DemoGenerator", "count_enterprises", "load_demo"]
+__all__ = [
+    "AS_OF",
+    "TABLES",
+    "DemoGenerator",
+    "count_enterprises",
+    "ensure_demo_tokens",
+    "load_demo",
+    "read_demo_tokens",
+    "write_demo_tokens",
+]
 
 BATCH_SIZE = 1000
 
@@ -59,3 +72,62 @@ async def load_demo(
                         )
                     )
     return written
+
+
+# label: (department, role) of the demo clients a new user explores with.
+DEMO_CLIENTS = {
+    "market": ("market", Role.DEPARTMENT),
+    "ecology": ("ecology", Role.DEPARTMENT),
+    "emergency": ("emergency", Role.DEPARTMENT),
+    "enforcement": ("enforcement", Role.DEPARTMENT),
+    "fire": ("fire", Role.DEPARTMENT),
+    "auditor": ("market", Role.AUDITOR),
+}
+TOKENS_HEADER = (
+    "# Demo bearer tokens written by `hub serve --demo`; send one as\n"
+    "#   Authorization: Bearer <token>\n"
+    "# They are secrets like any other: revoke them (`hub clients revoke ID`) off a demo.\n"
+)
+
+
+def read_demo_tokens(path: Path) -> dict[str, str]:
+    """The demo tokens written earlier, by label; {} when there is no file."""
+    known: dict[str, str] = {}
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            label, _, token = line.partition(" ")
+            if label in DEMO_CLIENTS and token.strip():
+                known[label] = token.strip()
+    return known
+
+
+def write_demo_tokens(path: Path, tokens: dict[str, str]) -> None:
+    """Keep the tokens where only the hub's operator can read them: hashes can't be undone."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(
+        TOKENS_HEADER + "".join(f"{label:<12} {tokens[label]}\n" for label in DEMO_CLIENTS),
+        encoding="utf-8",
+    )
+
+
+async def ensure_demo_tokens(engine: AsyncEngine, known: dict[str, str]) -> dict[str, str]:
+    """Usable tokens for every demo client: the known ones still valid, new ones for the rest."""
+    tokens: dict[str, str] = {}
+    async with engine.connect() as connection:
+        for label, token in known.items():
+            usable = await connection.scalar(
+                select(models.Client.id).where(
+                    models.Client.token_hash == hash_token(token),
+                    models.Client.revoked_at.is_(None),
+                )
+            )
+            if usable is not None:
+                tokens[label] = token
+    for label, (department, role) in DEMO_CLIENTS.items():
+        if label not in tokens:
+            name = f"demo {label} client"
+            tokens[label] = (
+                await create_client(engine, department=department, name=name, role=role)
+            ).token
+    return tokens

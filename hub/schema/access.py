@@ -99,7 +99,8 @@ class Access:
     def prepare(self, coordinates: Iterable[tuple[str, str]]) -> None:
         """Decide every selected coordinate for every owner before execution starts."""
         for type_name, field_name in coordinates:
-            if type_name in self.shared and self.shared[type_name][field_name].decided:
+            field = self.shared.get(type_name, {}).get(field_name)
+            if field is not None and field.decided:
                 for owner in DEPARTMENT_CODES:
                     self.decide(owner, f"{type_name}.{field_name}")
 
@@ -165,6 +166,8 @@ class _Coordinates(Visitor):
         self.found: set[tuple[str, str]] = set()
 
     def enter_field(self, node: Any, *_: Any) -> None:
+        if node.name.value.startswith("__"):
+            return  # introspection, and __typename, which every caller may see
         parent = self.type_info.get_parent_type()
         if isinstance(parent, GraphQLInterfaceType):
             for possible in self.schema.get_possible_types(parent):

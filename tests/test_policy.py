@@ -1,0 +1,232 @@
+"""The policy files: lint with file and line, decisions with the line that decided them."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from hub.policy import PolicyError, PolicyStore, Sharing, lint, load_policy
+from hub.schema import SHARED, policy_fields
+from hub.settings import DEFAULT_POLICY_DIR
+
+FIELDS = policy_fields()
+
+
+@pytest.fixture
+def policies(tmp_path: Path) -> Path:
+    directory = tmp_path / "policies"
+    shutil.copytree(DEFAULT_POLICY_DIR, directory)
+    return directory
+
+
+def line_of(path: Path, text: str) -> int:
+    return path.read_text(encoding="utf-8").splitlines().index(text) + 1
+
+
+def test_the_shipped_policies_are_sound() -> None:
+    assert lint(DEFAULT_POLICY_DIR, FIELDS) == []
+
+
+def test_every_field_of_every_shared_type_is_catalogued() -> None:
+    policy = load_policy(DEFAULT_POLICY_DIR, FIELDS)
+    assert set(policy.catalog) == {f"{t}.{f}" for t, fields in SHARED.items() for f in fields}
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new", "message"),
+    [
+        (
+            "policy.csv",
+            "g, fire, safety-inspectors",
+            "g, fires, safety-inspectors",
+            "unknown department 'fires': agriculture, culture, ecology, emergency, "
+            "enforcement, fire, health, market, planning, transport",
+        ),
+        (
+            "policy.csv",
+            "g2, Acceptance.verdict, acceptance-results",
+            "g2, Acceptance.verdikt, acceptance-results",
+            "unknown field 'Acceptance.verdikt'; catalog.csv lists the fields",
+        ),
+        (
+            "policy.csv",
+            "p, market, ecology, acceptance-results, read, allow",
+            "p, market, ecology, acceptance-result, read, allow",
+            "unknown object 'acceptance-result': Type.field, Type.*, a field group or *",
+        ),
+        (
+            "policy.csv",
+            "p, market, ecology, acceptance-results, read, allow",
+            "p, markt, ecology, acceptance-results, read, allow",
+            "unknown subject 'markt': a department, a group, a role or *",
+        ),
+        (
+            "policy.csv",
+            "p, market, ecology, acceptance-results, read, allow",
+            "p, market, ecology, acceptance-results, write, allow",
+            "the action must be one of read, not 'write'",
+        ),
+        (
+            "policy.csv",
+            "p, market, ecology, acceptance-results, read, allow",
+            "p, market, ecology, acceptance-results, read, maybe",
+            "the effect must be allow or deny, not 'maybe'",
+        ),
+        (
+            "policy.csv",
+            "p, market, ecology, acceptance-results, read, allow",
+            "p, market, ecology, acceptance-results, read",
+            "a p line has 5 values, not 4",
+        ),
+        (
+            "policy.csv",
+            "p, market, ecology, acceptance-results, read, allow",
+            "p, market, ecology, Penalty.*, read, allow",
+            "shares Penalty.minorFirstOffenceExempt with other departments (e.g. market "
+            "reading ecology's), but catalog.csv:53 says it is not shared: 行政处罚法 "
+            "第三十三条 (exempted first offences carry no record elsewhere)",
+        ),
+        (
+            "catalog.csv",
+            "Acceptance.opinion",
+            "Acceptance,opinions,conditional,x,y",
+            "Acceptance has no field 'opinions': acceptedOn, id, opinion, owner, sourceId, verdict",
+        ),
+        (
+            "catalog.csv",
+            "Acceptance.opinion",
+            "Acceptance,opinion,secret,x,y",
+            "sharing must be one of conditional, none, unconditional, not 'secret'",
+        ),
+        (
+            "catalog.csv",
+            "Inspection.owner",
+            "Inspection,owner,conditional,Record identity,Inspecting department",
+            "Inspection.owner is served with every Inspection (identity or link); it must be "
+            "unconditional",
+        ),
+    ],
+)
+def test_lint_names_file_line_and_problem(
+    policies: Path, file: str, old: str, new: str, message: str
+) -> None:
+    path = policies / file
+    lines = path.read_text(encoding="utf-8").splitlines()
+    if file == "catalog.csv":  # `old` names the coordinate of the line to replace
+        type_name, field_name = old.split(".")
+        (index,) = [
+            i for i, line in enumerate(lines) if line.startswith(f"{type_name},{field_name},")
+        ]
+    else:
+        index = lines.index(old)
+    lines[index] = new
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    problems = lint(policies, FIELDS)
+    # The first problem is the one made; others may follow from it (a field now uncatalogued).
+    assert str(problems[0]) == f"{path}:{index + 1}: {message}"
+    with pytest.raises(PolicyError) as raised:
+        load_policy(policies, FIELDS)
+    assert raised.value.problems == problems
+
+
+def test_a_field_missing_from_the_catalogue_is_named(policies: Path) -> None:
+    path = policies / "catalog.csv"
+    lines = [
+        line
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if not line.startswith("Penalty,amount,")
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (problem,) = lint(policies, FIELDS)
+    assert problem.message == (
+        "Penalty.amount has no catalogue entry; add a line "
+        "Penalty,amount,<sharing>,<basis>,<description>"
+    )
+
+
+@pytest.mark.parametrize(
+    ("subject", "owner", "field", "purpose", "allowed", "reason"),
+    [
+        ("market", "ecology", "Acceptance.verdict", False, True,
+         "allowed by policy.csv:{acceptance}: p, market, ecology, acceptance-results, read, allow"),
+        ("market", "ecology", "Acceptance.opinion", False, False,
+         "Acceptance.opinion is shared on condition: state the purpose of the request in the "
+         "X-Hub-Purpose header"),
+        ("market", "ecology", "Acceptance.opinion", True, True,
+         "allowed with a stated purpose by policy.csv:{acceptance}: p, market, ecology, "
+         "acceptance-results, read, allow"),
+        ("market", "ecology", "Inspection.findings", True, False,
+         "no policy line shares Inspection.findings of ecology with market"),
+        ("fire", "emergency", "Finding.description", False, True,
+         "allowed by policy.csv:{safety}: p, safety-inspectors, safety-inspectors, "
+         "inspection-findings, read, allow"),
+        ("enforcement", "health", "Penalty.amount", True, False,
+         "denied by policy.csv:{deny}: p, enforcement, health, Penalty.amount, read, deny"),
+        ("ecology", "ecology", "Penalty.minorFirstOffenceExempt", False, True,
+         "allowed by policy.csv:{own}: p, department, self, *, read, allow"),
+        ("market", "ecology", "Penalty.minorFirstOffenceExempt", True, False,
+         "Penalty.minorFirstOffenceExempt is not shared with other departments: 行政处罚法 "
+         "第三十三条 (exempted first offences carry no record elsewhere)"),
+        ("auditor", "market", "Enterprise.name", False, False,
+         "no policy line shares Enterprise.name of market with auditor"),
+        ("culture", "market", "Enterprise.name", False, True,
+         "allowed by policy.csv:{registration}: p, department, market, registration, read, allow"),
+    ],
+)  # fmt: skip
+def test_decisions_cite_the_deciding_line(
+    subject: str, owner: str, field: str, purpose: bool, allowed: bool, reason: str
+) -> None:
+    policy_csv = DEFAULT_POLICY_DIR / "policy.csv"
+    lines = {
+        "acceptance": line_of(policy_csv, "p, market, ecology, acceptance-results, read, allow"),
+        "safety": line_of(
+            policy_csv, "p, safety-inspectors, safety-inspectors, inspection-findings, read, allow"
+        ),
+        "deny": line_of(policy_csv, "p, enforcement, health, Penalty.amount, read, deny"),
+        "own": line_of(policy_csv, "p, department, self, *, read, allow"),
+        "registration": line_of(policy_csv, "p, department, market, registration, read, allow"),
+    }
+    decision = load_policy(DEFAULT_POLICY_DIR, FIELDS).decide(
+        subject, owner, field, purpose=purpose
+    )
+    assert (decision.allowed, decision.reason) == (allowed, reason.format(**lines))
+
+
+def test_decisions_are_evaluated_once_per_version() -> None:
+    policy = load_policy(DEFAULT_POLICY_DIR, FIELDS)
+    first = policy.decide("market", "ecology", "Acceptance.verdict", purpose=False)
+    evaluations = policy.evaluations
+    assert evaluations > 0
+    for _ in range(100):
+        assert policy.decide("market", "ecology", "Acceptance.verdict", purpose=False) is first
+    assert policy.evaluations == evaluations
+
+
+def test_none_fields_are_never_served_to_others_whatever_the_rules(policies: Path) -> None:
+    catalog = load_policy(policies, FIELDS).catalog
+    unshared = [entry.coordinate for entry in catalog.values() if entry.sharing is Sharing.NONE]
+    assert unshared  # the shipped catalogue withholds some fields from everyone else
+    policy = load_policy(policies, FIELDS)
+    for coordinate in unshared:
+        for owner in ("market", "ecology", "fire"):
+            for subject in ("market", "ecology", "fire", "enforcement"):
+                decision = policy.decide(subject, owner, coordinate, purpose=True)
+                assert decision.allowed is (subject == owner), (subject, owner, coordinate)
+
+
+def test_a_reload_swaps_versions_or_keeps_the_old_one(policies: Path) -> None:
+    store = PolicyStore(policies, FIELDS)
+    old = store.current
+    assert not old.decide("fire", "ecology", "Inspection.findings", purpose=False).allowed
+    with (policies / "policy.csv").open("a", encoding="utf-8") as policy_csv:
+        policy_csv.write("p, fire, ecology, inspection-findings, read, allow\n")
+    assert store.reload() == []
+    assert store.current.version != old.version
+    assert store.current.decide("fire", "ecology", "Inspection.findings", purpose=False).allowed
+
+    good = store.current
+    with (policies / "policy.csv").open("a", encoding="utf-8") as policy_csv:
+        policy_csv.write("p, nobody, ecology, inspection-findings, read, allow\n")
+    (problem,) = store.reload()
+    assert "unknown subject 'nobody'" in problem.message
+    assert store.current is good
