@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -298,6 +299,9 @@ def serve(
             soft_wrap=True,
         )
     console.print(f"hub on [bold]http://{host}:{port}/graphql[/bold] (GraphiQL in a browser)")
+    # The hub's own records (policy reloads, internal errors with their references) go
+    # where uvicorn's do.
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     [%(name)s] %(message)s")
     uvicorn.run(hub, host=host, port=port, log_level="info")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +56,18 @@ def alembic_config(settings: Settings) -> Config:
 
 
 def upgrade(settings: Settings, revision: str = "head") -> None:
-    """Migrate the database to ``revision``; creates an SQLite file when there is none."""
-    command.upgrade(alembic_config(settings), revision)
+    """Migrate the database to ``revision``; creates an SQLite file when there is none.
+
+    Blocking. Alembic's environment runs its own event loop, so when called from inside one
+    the migration runs on a thread of its own.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        command.upgrade(alembic_config(settings), revision)
+        return
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        thread.submit(command.upgrade, alembic_config(settings), revision).result()
 
 
 def head_revision(settings: Settings) -> str | None:

@@ -56,3 +56,95 @@ def test_schema_export_prints_the_committed_schema(tmp_path: Path) -> None:
     target = tmp_path / "schema.graphql"
     assert runner.invoke(app, ["schema", "export", "--output", str(target)]).exit_code == 0
     assert target.read_text(encoding="utf-8") == sdl()
+
+
+def flat(output: str) -> str:
+    return " ".join(output.split())
+
+
+def test_clients_create_list_revoke(env: dict[str, str]) -> None:
+    assert runner.invoke(app, ["db", "upgrade"], env=env).exit_code == 0
+    result = runner.invoke(
+        app, ["clients", "create", "--department", "ecology", "--name", "ecology dispatch"], env=env
+    )
+    assert result.exit_code == 0, result.output
+    token = result.stdout.strip().splitlines()[-1]
+    assert token.startswith("hub_")
+    assert len(token) == 47
+    assert "client 1 (ecology dispatch, ecology, department) created" in flat(result.output)
+
+    auditor = runner.invoke(
+        app,
+        [
+            "clients",
+            "create",
+            "--department",
+            "market",
+            "--name",
+            "audit office",
+            "--role",
+            "auditor",
+        ],
+        env=env,
+    )
+    assert auditor.exit_code == 0
+
+    listed = runner.invoke(app, ["clients", "list"], env={**env, "COLUMNS": "200"})
+    assert "ecology dispatch" in listed.output
+    assert "audit office" in listed.output
+    assert token not in listed.output  # tokens are never shown again
+
+    revoked = runner.invoke(app, ["clients", "revoke", "1"], env=env)
+    assert revoked.exit_code == 0
+    assert "client 1 (ecology dispatch) revoked at" in flat(revoked.output)
+    missing = runner.invoke(app, ["clients", "revoke", "9"], env=env)
+    assert missing.exit_code == 1
+    assert "there is no client 9; `hub clients list` shows them" in flat(missing.output)
+    unknown = runner.invoke(
+        app, ["clients", "create", "--department", "treasury", "--name", "x"], env=env
+    )
+    assert unknown.exit_code == 1
+    assert "unknown department 'treasury'" in flat(unknown.output)
+
+
+def test_policy_lint_and_explain(env: dict[str, str]) -> None:
+    lint = runner.invoke(app, ["policy", "lint"], env=env)
+    assert lint.exit_code == 0
+    assert "is sound: version" in flat(lint.output)
+
+    explain = runner.invoke(
+        app,
+        ["policy", "explain", "--department", "market", "--owner", "ecology",
+         "--field", "Acceptance.verdict"],
+        env=env,
+    )  # fmt: skip
+    assert explain.exit_code == 0
+    assert "ALLOWED market reading Acceptance.verdict of ecology's records" in flat(explain.output)
+    assert "p, market, ecology, acceptance-results, read, allow" in flat(explain.output)
+
+    conditional = runner.invoke(
+        app,
+        ["policy", "explain", "--department", "market", "--owner", "ecology",
+         "--field", "Acceptance.opinion"],
+        env=env,
+    )  # fmt: skip
+    assert "DENIED" in conditional.output
+    assert "state the purpose of the request in the X-Hub-Purpose header" in flat(
+        conditional.output
+    )
+
+    with_purpose = runner.invoke(
+        app,
+        ["policy", "explain", "--department", "market", "--owner", "ecology",
+         "--field", "Acceptance.opinion", "--purpose", "整改核查"],
+        env=env,
+    )  # fmt: skip
+    assert "ALLOWED" in with_purpose.output
+
+    unknown = runner.invoke(
+        app,
+        ["policy", "explain", "--department", "market", "--owner", "ecology", "--field", "X.y"],
+        env=env,
+    )
+    assert unknown.exit_code == 2
+    assert "'X.y' is not a catalogued Type.field" in flat(unknown.output)

@@ -86,3 +86,13 @@ def test_sqlite_file_and_folder_are_created(tmp_path: Any) -> None:
     settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/new/folder/hub.db")
     upgrade(settings)
     assert (tmp_path / "new" / "folder" / "hub.db").is_file()
+
+
+def test_upgrade_works_from_inside_an_event_loop(tmp_path: Any) -> None:
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/loop.db")
+
+    async def migrate_then_inspect() -> dict[str, Any]:
+        upgrade(settings)
+        return await _inspect(settings)
+
+    assert asyncio.run(migrate_then_inspect())["differences"] == []

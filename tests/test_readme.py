@@ -9,26 +9,38 @@ from starlette.testclient import TestClient
 from tests.conftest import graphql
 
 README = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
-EXAMPLE_USCC = "9133010985H96UB001"
 
 
-def test_the_curl_example_returns_a_dossier_with_acceptances(client: TestClient) -> None:
+def test_the_curl_example_shows_the_canonical_case(hub: TestClient, tokens: dict[str, str]) -> None:
     (body,) = re.findall(r"-d '(\{.*?\})'", README, flags=re.DOTALL)
-    response = client.post("/graphql", json=json.loads(body))
-    answer = response.json()
-    assert "errors" not in answer
+    market = {"Authorization": f"Bearer {tokens['market']}"}
+    answer = hub.post("/graphql", json=json.loads(body), headers=market).json()
     enterprise = answer["data"]["enterprise"]
     assert enterprise["name"] == "杭州恒华化工有限公司"
+    owners = {r["owner"]["nameEn"] for r in enterprise["rectifications"]}
+    assert owners == {"Ecology and Environment"}  # fire rescue's orders are not shared
     accepted = [r["acceptance"] for r in enterprise["rectifications"] if r["acceptance"]]
-    assert {"owner": {"code": "ecology"}} in [{"owner": a["owner"]} for a in accepted]
+    assert accepted
+    assert all(a["verdict"] in {"PASSED", "FAILED"} and a["opinion"] is None for a in accepted)
+    assert {e["extensions"]["field"] for e in answer["errors"]} == {"Acceptance.opinion"}
+
+    (purpose,) = re.findall(r"X-Hub-Purpose: (%[0-9A-F%]+)'", README)
+    answer = hub.post(
+        "/graphql", json=json.loads(body), headers={**market, "X-Hub-Purpose": purpose}
+    ).json()
+    assert "errors" not in answer
+    assert all(
+        r["acceptance"]["opinion"]
+        for r in answer["data"]["enterprise"]["rectifications"]
+        if r["acceptance"]
+    )
 
 
-def test_every_graphql_example_answers_with_data(client: TestClient) -> None:
+def test_every_graphql_example_answers_with_data(hub: TestClient, tokens: dict[str, str]) -> None:
     examples = re.findall(r"```graphql\n(.*?)```", README, flags=re.DOTALL)
     assert len(examples) == 2
     for example in examples:
-        answer = graphql(client, example, uscc=EXAMPLE_USCC)
-        assert "errors" not in answer, answer
+        answer = graphql(hub, example, token=tokens["market"])
+        assert {e["extensions"]["code"] for e in answer.get("errors", [])} <= {"FORBIDDEN"}
         (result,) = answer["data"].values()
-        assert result is not None
-        assert result.get("edges") or result.get("inspections")
+        assert result
