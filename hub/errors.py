@@ -81,6 +81,10 @@ class Forbidden(HubError):
             field=field,
             reason=reason,
         )
+        self.owner, self.field, self.reason = owner, field, reason
+
+    def __reduce__(self) -> tuple[type[Forbidden], tuple[str, str, str]]:
+        return (Forbidden, (self.owner, self.field, self.reason))
 
 
 class QueryTooComplex(HubError):

@@ -14,6 +14,7 @@ Records of owners that share nothing of their type with the caller are not loade
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from copy import copy
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, TypeVar
@@ -142,7 +143,9 @@ class Access:
             withheld = self.withheld(type_name, owner or values["owner_code"])
             for python_name, error in withheld.items():
                 if python_name in values:
-                    values[python_name] = error
+                    # A fresh error per value: one raised over and over would keep growing
+                    # its traceback for the rest of the request.
+                    values[python_name] = copy(error)
             values["withheld"] = withheld
             built.append(cls(**values))
         return built
@@ -155,7 +158,7 @@ def check(record: Any, python_name: str) -> None:
     """Raise the Forbidden error of a withheld resolver field of ``record``."""
     error = record.withheld.get(python_name)
     if error is not None:
-        raise error
+        raise copy(error)
 
 
 class _Coordinates(Visitor):
