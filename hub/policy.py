@@ -17,7 +17,7 @@ import hashlib
 import logging
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 
@@ -93,6 +93,8 @@ class Decision:
     sharing: Sharing
     # Allowed for another department only because (or only when) a purpose is stated.
     needs_purpose: bool = False
+    # The version of the policy files that decided.
+    version: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +141,8 @@ class Policy:
         key = (subject, owner, coordinate, purpose)
         decision = self._decisions.get(key)
         if decision is None:
-            decision = self._decisions[key] = self._decide(subject, owner, coordinate, purpose)
+            decided = self._decide(subject, owner, coordinate, purpose)
+            decision = self._decisions[key] = replace(decided, version=self.version)
         return decision
 
     def readable(self, subject: str, owner: str, type_name: str, *, purpose: bool) -> bool:

@@ -313,7 +313,7 @@ def test_auditors_read_no_enterprise_data_without_a_policy(
 
 
 def test_my_access_agrees_with_the_policy(hub: TestClient, tokens: dict[str, str]) -> None:
-    query = "{ myAccess { owner { code } field sharing decision rule reason } }"
+    query = "{ myAccess { owner { code } field sharing decision rule reason policyVersion } }"
     entries = graphql(hub, query, token=tokens["market"])["data"]["myAccess"]
     decided = sum(1 for fields in SHARED.values() for field in fields.values() if field.decided)
     assert len(entries) == decided * len(CODES)
@@ -327,10 +327,11 @@ def test_my_access_agrees_with_the_policy(hub: TestClient, tokens: dict[str, str
             if decision.allowed
             else "DENIED"
         )
-        assert (entry["decision"], entry["rule"], entry["reason"]) == (
+        assert (entry["decision"], entry["rule"], entry["reason"], entry["policyVersion"]) == (
             expected,
             decision.rule,
             decision.reason,
+            POLICY.version,
         )
     assert by_key[("ecology", "Acceptance.verdict")]["decision"] == "ALLOWED"
     assert by_key[("ecology", "Acceptance.opinion")]["decision"] == "CONDITIONAL"

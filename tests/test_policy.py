@@ -186,10 +186,10 @@ def test_decisions_cite_the_deciding_line(
         "own": line_of(policy_csv, "p, department, self, *, read, allow"),
         "registration": line_of(policy_csv, "p, department, market, registration, read, allow"),
     }
-    decision = load_policy(DEFAULT_POLICY_DIR, FIELDS).decide(
-        subject, owner, field, purpose=purpose
-    )
+    policy = load_policy(DEFAULT_POLICY_DIR, FIELDS)
+    decision = policy.decide(subject, owner, field, purpose=purpose)
     assert (decision.allowed, decision.reason) == (allowed, reason.format(**lines))
+    assert decision.version == policy.version  # the version travels with every decision
 
 
 def test_decisions_are_evaluated_once_per_version() -> None:

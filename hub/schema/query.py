@@ -113,6 +113,7 @@ class FieldAccess:
     decision: AccessDecision
     rule: str | None = strawberry.field(description="The policy line that decided, if one did.")
     reason: str
+    policy_version: str = strawberry.field(description="The version of the policy files.")
 
     @classmethod
     def of(cls, owner: str, coordinate: str, decision: Decision) -> FieldAccess:
@@ -130,6 +131,7 @@ class FieldAccess:
             decision=verdict,
             rule=decision.rule,
             reason=decision.reason,
+            policy_version=decision.version,
         )
 
     @strawberry.field(description="The department whose records this is about.")
