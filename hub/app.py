@@ -9,6 +9,7 @@ import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -16,11 +17,13 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from hub.audit import AccessLog
 from hub.db import create_engine, current_revision, head_revision
 from hub.graphql_http import GraphQLEndpoint, internal_error_response
 from hub.policy import PolicyStore
 from hub.schema import build_schema, policy_fields
 from hub.settings import Settings
+from hub.telemetry import configure_tracing, instrument_engine
 
 __all__ = ["create_app"]
 
@@ -35,10 +38,16 @@ def reload_on_hangup(policies: PolicyStore) -> None:
         logger.info("policy reload on SIGHUP is unavailable outside the main thread")
 
 
-def create_app(settings: Settings) -> Starlette:
-    """The hub; raises PolicyError, naming every problem, when the policy files are unsound."""
+def create_app(settings: Settings, tracer_provider: TracerProvider | None = None) -> Starlette:
+    """The hub; raises PolicyError, naming every problem, when the policy files are unsound.
+
+    Tracing follows the ``OTEL_*`` variables unless a ``tracer_provider`` is given.
+    """
     policies = PolicyStore(settings.policy_dir, policy_fields())
+    provider = tracer_provider or configure_tracing()
+    tracer = provider.get_tracer("hub")
     engine = create_engine(settings)
+    instrument_engine(engine.sync_engine, tracer)
     expected_revision = head_revision(settings)
 
     async def healthz(_: Request) -> JSONResponse:
@@ -72,8 +81,10 @@ def create_app(settings: Settings) -> Starlette:
         reload_on_hangup(policies)
         yield
         await engine.dispose()
+        if tracer_provider is None:
+            provider.shutdown()  # flush spans still waiting for export
 
-    graphql = GraphQLEndpoint(build_schema(), engine, settings, policies)
+    graphql = GraphQLEndpoint(build_schema(), engine, settings, policies, AccessLog(engine), tracer)
     app = Starlette(
         routes=[
             Route("/graphql", graphql.handle, methods=["GET", "POST"]),

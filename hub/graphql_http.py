@@ -6,24 +6,38 @@ their messages; anything else is logged with a reference and answered as INTERNA
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import time
 import uuid
+from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, get_operation_ast, parse, print_ast
+from opentelemetry.propagate import extract
+from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
+from hub.audit import AccessEntry, AccessLog, Outcome, Trail
 from hub.auth import Authenticator
 from hub.clients import client_lookup
-from hub.errors import INTERNAL, BadUserInput, HubError, QueryTooComplex, Unauthenticated
+from hub.errors import (
+    INTERNAL,
+    BadUserInput,
+    Forbidden,
+    HubError,
+    QueryTooComplex,
+    Unauthenticated,
+)
 from hub.policy import PolicyStore
 from hub.schema import SHARED, Access, Context, Loaders, Reader
 from hub.schema.limits import TOKEN_LIMIT_MESSAGE
@@ -36,6 +50,7 @@ logger = logging.getLogger("hub.graphql")
 GRAPHIQL_PAGE = (Path(__file__).parent / "static" / "graphiql.html").read_text(encoding="utf-8")
 ALLOWED_OPERATIONS = {OperationType.QUERY, OperationType.MUTATION}
 MAX_HEADER_CHARACTERS = 500
+UNAUTHENTICATED_HEADERS = {"WWW-Authenticate": 'Bearer realm="hub"'}
 
 
 class BadRequest(BadUserInput):
@@ -46,12 +61,12 @@ class BadRequest(BadUserInput):
         self.status = status
 
 
-def error_response(
-    status: int, code: str, message: str, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    return JSONResponse(
-        {"errors": [{"message": message, "extensions": {"code": code}}]}, status, headers
-    )
+def error_body(code: str, message: str) -> dict[str, Any]:
+    return {"errors": [{"message": message, "extensions": {"code": code}}]}
+
+
+def error_response(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse(error_body(code, message), status)
 
 
 def text_header(request: Request, name: str) -> str | None:
@@ -78,20 +93,20 @@ def internal_message(reference: str) -> str:
     return f"The hub failed to answer this part (reference {reference}); please report it."
 
 
+def internal_answer(reference: str) -> dict[str, Any]:
+    return {
+        "errors": [
+            {
+                "message": internal_message(reference),
+                "extensions": {"code": INTERNAL, "reference": reference},
+            }
+        ]
+    }
+
+
 async def internal_error_response(_: Request, error: Exception) -> Response:
     """Last resort for anything that escapes a request: the code, a reference, nothing else."""
-    reference = internal_reference(error)
-    return JSONResponse(
-        {
-            "errors": [
-                {
-                    "message": internal_message(reference),
-                    "extensions": {"code": INTERNAL, "reference": reference},
-                }
-            ]
-        },
-        500,
-    )
+    return JSONResponse(internal_answer(internal_reference(error)), 500)
 
 
 def format_error(error: GraphQLError) -> dict[str, Any]:
@@ -152,8 +167,34 @@ async def read_json_body(request: Request, limit: int) -> dict[str, Any]:
     return payload
 
 
+@lru_cache(maxsize=512)
+def describe(query: str, operation_name: str | None) -> tuple[str, str | None, str | None]:
+    """The normalized document's hash, and the operation's name and type, for the record."""
+    try:
+        document = parse(query)
+    except GraphQLError:
+        return hashlib.sha256(query.encode()).hexdigest(), operation_name, None
+    digest = hashlib.sha256(print_ast(document).encode()).hexdigest()
+    operation = get_operation_ast(document, operation_name)
+    if operation is None:
+        return digest, operation_name, None
+    name = operation.name.value if operation.name else operation_name
+    return digest, name, operation.operation.value
+
+
+def outcome(status: int, answer: dict[str, Any], trail: Trail) -> str:
+    codes = {error["extensions"]["code"] for error in answer.get("errors", [])}
+    if status == 401:
+        return Outcome.DENIED
+    if not codes:
+        return Outcome.OK
+    if codes <= {Forbidden.code}:
+        return Outcome.PARTIAL if trail.served else Outcome.DENIED
+    return Outcome.ERROR
+
+
 class GraphQLEndpoint:
-    """The ASGI endpoint behind /graphql."""
+    """The ASGI endpoint behind /graphql: every answer is recorded before it leaves."""
 
     def __init__(
         self,
@@ -161,21 +202,68 @@ class GraphQLEndpoint:
         engine: AsyncEngine,
         settings: Settings,
         policies: PolicyStore,
+        access_log: AccessLog,
+        tracer: Tracer,
     ) -> None:
         self.schema = schema
         self.engine = engine
         self.settings = settings
         self.policies = policies
+        self.access_log = access_log
+        self.tracer = tracer
         self.authenticator = Authenticator(settings)
 
     async def handle(self, request: Request) -> Response:
         if request.method == "GET":
             return self.explorer(request)
+        started, recorded_at = time.perf_counter(), datetime.now(UTC)
+        parent = extract(dict(request.headers))  # a caller's W3C traceparent, if any
+        with self.tracer.start_as_current_span(
+            "graphql", context=parent, kind=SpanKind.SERVER
+        ) as span:
+            entry = AccessEntry(
+                recorded_at=recorded_at,
+                outcome=Outcome.ERROR,
+                trace_id=f"{span.get_span_context().trace_id:032x}",
+                duration_us=0,
+                remote_address=request.client.host if request.client else None,
+            )
+            status, answer, headers = await self.answer(request, entry)
+            entry.outcome = outcome(status, answer, entry.trail)
+            entry.duration_us = int((time.perf_counter() - started) * 1_000_000)
+            span.update_name(
+                f"graphql {entry.operation_type or 'request'} {entry.operation_name or ''}".strip()
+            )
+            span.set_attributes({
+                "graphql.operation.name": entry.operation_name or "",
+                "graphql.operation.type": entry.operation_type or "",
+                "hub.department": entry.department or "",
+                "hub.outcome": entry.outcome,
+                "hub.fields.served": entry.trail.served_fields,
+                "hub.fields.denied": len(entry.trail.denied),
+            })  # fmt: skip
+            try:
+                await self.access_log.append(entry)
+            except Exception as error:
+                reference = internal_reference(error, "access log")
+                span.set_status(Status(StatusCode.ERROR, "access log not written"))
+                return JSONResponse(internal_answer(reference), 500)
+        answer.setdefault("extensions", {})["traceId"] = entry.trace_id
+        return JSONResponse(answer, status, headers)
+
+    async def answer(
+        self, request: Request, entry: AccessEntry
+    ) -> tuple[int, dict[str, Any], dict[str, str] | None]:
+        """The status and body of the answer, with what the record needs noted in ``entry``."""
         try:
             payload = await read_json_body(request, self.settings.max_request_bytes)
-            purpose = text_header(request, "x-hub-purpose")
+            entry.purpose = text_header(request, "x-hub-purpose")
+            entry.case_ref = text_header(request, "x-hub-case")
         except BadRequest as error:
-            return error_response(error.status, error.code, error.message)
+            return error.status, error_body(error.code, error.message), None
+        entry.document_hash, entry.operation_name, entry.operation_type = describe(
+            payload["query"], payload.get("operationName")
+        )
         reader = Reader(self.engine)
         try:
             try:
@@ -183,10 +271,13 @@ class GraphQLEndpoint:
                     request.headers.get("authorization"), client_lookup(reader.rows)
                 )
             except Unauthenticated as error:
-                return error_response(
-                    401, error.code, error.message, {"WWW-Authenticate": 'Bearer realm="hub"'}
-                )
-            access = Access(self.policies.current, principal, purpose, SHARED)
+                return 401, error_body(error.code, error.message), UNAUTHENTICATED_HEADERS
+            entry.client, entry.department = principal.client, principal.department
+            entry.role = principal.role.value
+            policy = self.policies.current
+            entry.policy_version = policy.version
+            access = Access(policy, principal, entry.purpose, SHARED)
+            entry.trail = access.trail
             context = Context(access, Loaders(reader, access.visible_owners))
             return await self.execute(payload, context)
         finally:
@@ -201,7 +292,9 @@ class GraphQLEndpoint:
             "send GraphQL requests with POST; GET opens GraphiQL in a browser",
         )
 
-    async def execute(self, payload: dict[str, Any], context: Context) -> Response:
+    async def execute(
+        self, payload: dict[str, Any], context: Context
+    ) -> tuple[int, dict[str, Any], None]:
         try:
             result = await self.schema.execute(
                 payload["query"],
@@ -211,9 +304,9 @@ class GraphQLEndpoint:
                 allowed_operation_types=ALLOWED_OPERATIONS,
             )
         except CannotGetOperationTypeError as error:
-            return error_response(400, BadUserInput.code, error.as_http_error_reason())
+            return 400, error_body(BadUserInput.code, error.as_http_error_reason()), None
         except InvalidOperationTypeError as error:
-            return error_response(400, BadUserInput.code, error.as_http_error_reason("POST"))
+            return 400, error_body(BadUserInput.code, error.as_http_error_reason("POST")), None
         answer: dict[str, Any] = {}
         errors = result.errors or []
         if errors:
@@ -222,4 +315,4 @@ class GraphQLEndpoint:
         # "data" is there, null when a non-null root field failed.
         if result.data is not None or not errors or any(e.path for e in errors):
             answer["data"] = result.data
-        return JSONResponse(answer)
+        return 200, answer, None

@@ -253,3 +253,39 @@ class Client(Timestamps, Base):
     role: Mapped[Role] = mapped_column(choice(Role, "role"))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AccessRecord(Base):
+    """One request to the hub, as auditors see it: who read which fields of whose records.
+
+    Records form a hash chain (see audit.py) and the database refuses to update or delete
+    them (triggers created by the migration). Never the values served, only their names.
+    """
+
+    __tablename__ = "access_record"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    # ISO-8601 in UTC with microseconds: sorts as text and hashes the same on every database.
+    recorded_at: Mapped[str] = mapped_column(String(32), index=True)
+    client: Mapped[str | None] = mapped_column(String(200))
+    department: Mapped[str | None] = mapped_column(String(32))
+    role: Mapped[str | None] = mapped_column(String(16))
+    operation_name: Mapped[str | None] = mapped_column(String(200))
+    operation_type: Mapped[str | None] = mapped_column(String(16))
+    document_hash: Mapped[str | None] = mapped_column(String(64))
+    purpose: Mapped[str | None] = mapped_column(Text)
+    case_ref: Mapped[str | None] = mapped_column(String(500))
+    remote_address: Mapped[str | None] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(16))
+    # " USCC USCC " and " Type.field Type.field ": space-delimited for auditors' searches.
+    enterprises: Mapped[str] = mapped_column(Text)
+    fields: Mapped[str] = mapped_column(Text)
+    # Canonical JSON: [{"type", "fields", "ids"}] served and [{"type", "id", "owner",
+    # "field", "reason"}] denied.
+    served: Mapped[str] = mapped_column(Text)
+    denied: Mapped[str] = mapped_column(Text)
+    policy_version: Mapped[str | None] = mapped_column(String(16))
+    trace_id: Mapped[str] = mapped_column(String(32))
+    duration_us: Mapped[int] = mapped_column(BigInteger)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)

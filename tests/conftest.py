@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -168,7 +169,15 @@ def graphql(
         "/graphql", json={"query": query, "variables": variables}, headers=headers
     )
     assert response.status_code == 200, response.text
-    answer: dict[str, Any] = response.json()
+    return without_trace(response.json())
+
+
+def without_trace(answer: dict[str, Any]) -> dict[str, Any]:
+    """The answer without its extensions, after checking they carry a trace id."""
+    extensions = answer.pop("extensions")
+    assert set(extensions) == {"traceId"}
+    assert re.fullmatch("[0-9a-f]{32}", extensions["traceId"])
+    assert extensions["traceId"] != "0" * 32
     return answer
 
 

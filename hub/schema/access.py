@@ -1,4 +1,4 @@
-"""Field-level authorization of one request, looked up in the current policy's decisions.
+"""Field-level authorization of one request, and the trail of what it served and withheld.
 
 The policy decides (caller, owner department, Type.field) once per policy version; here a
 request only looks decisions up. Records are built with every withheld value replaced by
@@ -9,6 +9,9 @@ links) ask ``check`` before loading anything.
 
 Records of owners that share nothing of their type with the caller are not loaded at all
 (``visible_owners`` goes into the SQL), so lists leave them out instead of showing shells.
+
+Every record built is entered in the request's audit trail with the fields the query selects
+of it at that place, served or withheld, under the enterprise whose dossier it belongs to.
 """
 
 from __future__ import annotations
@@ -21,9 +24,14 @@ from typing import Any, TypeVar
 
 from graphql import (
     DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
     GraphQLInterfaceType,
     GraphQLObjectType,
     GraphQLSchema,
+    InlineFragmentNode,
+    SelectionSetNode,
     TypeInfo,
     TypeInfoVisitor,
     Visitor,
@@ -33,6 +41,7 @@ from sqlalchemy import Row
 from strawberry.extensions import SchemaExtension
 from strawberry.types.base import get_object_definition
 
+from hub.audit import Trail
 from hub.auth import Principal
 from hub.domain import DEPARTMENTS
 from hub.errors import Forbidden
@@ -85,8 +94,12 @@ class Access:
         self.principal = principal
         self.purpose = purpose
         self.shared = shared
+        self.trail = Trail()
         self._withheld: dict[tuple[str, str], dict[str, Forbidden]] = {}
         self._owners: dict[str, tuple[str, ...]] = {}
+        self._selections: dict[tuple[int, str, tuple[str, ...]], tuple[str, ...]] = {}
+        # response path of each enterprise served -> its USCC, to place the records below it
+        self._enterprises: dict[tuple[str | int, ...], str] = {}
 
     def decide(self, owner: str, coordinate: str) -> Decision:
         return self.policy.decide(
@@ -131,16 +144,30 @@ class Access:
                         withheld[field.python_name] = Forbidden(owner, coordinate, decision.reason)
         return withheld
 
-    def build(self, cls: type[T], rows: Sequence[Row[Any]], owner: str | None = None) -> list[T]:
+    def build(
+        self,
+        cls: type[T],
+        rows: Sequence[Row[Any]],
+        info: Any,
+        *,
+        owner: str | None = None,
+        below: tuple[str, ...] = (),
+    ) -> list[T]:
         """Records of type ``cls`` from rows labelled as its fields, withheld values replaced.
 
-        ``owner`` is for types that have no owner of their own (a finding is its inspection's).
+        ``info`` is the resolver's; ``below`` the path from its field to the records (a
+        connection's ``edges``, ``node``). ``owner`` is for types without an owner of their
+        own (a finding is its inspection's).
         """
         type_name = cls.__name__
+        selected = self._selected(info, type_name, below)
+        where: list[str | int] = info.path.as_list()
+        enterprise = None if type_name == "Enterprise" else self._enterprise_at(where)
         built = []
-        for row in rows:
+        for index, row in enumerate(rows):
             values = dict(row._mapping)
-            withheld = self.withheld(type_name, owner or values["owner_code"])
+            record_owner = owner or values["owner_code"]
+            withheld = self.withheld(type_name, record_owner)
             for python_name, error in withheld.items():
                 if python_name in values:
                     # A fresh error per value: one raised over and over would keep growing
@@ -148,10 +175,89 @@ class Access:
                     values[python_name] = copy(error)
             values["withheld"] = withheld
             built.append(cls(**values))
+            if type_name == "Enterprise":
+                record_id = enterprise = values["uscc"]
+                at = [*where, below[0], index, *below[1:]] if below else where
+                self._enterprises[tuple(at)] = enterprise
+            else:
+                record_id = str(values["id"])
+            self._enter(type_name, record_id, record_owner, enterprise, selected, withheld)
         return built
 
-    def build_one(self, cls: type[T], row: Row[Any] | None) -> T | None:
-        return None if row is None else self.build(cls, [row])[0]
+    def build_one(self, cls: type[T], row: Row[Any] | None, info: Any) -> T | None:
+        return None if row is None else self.build(cls, [row], info)[0]
+
+    def _enter(
+        self,
+        type_name: str,
+        record_id: str,
+        owner: str,
+        enterprise: str | None,
+        selected: tuple[str, ...],
+        withheld: Mapping[str, Forbidden],
+    ) -> None:
+        shared = self.shared[type_name]
+        denied = [name for name in selected if shared[name].python_name in withheld]
+        served = tuple(name for name in selected if name not in denied)
+        self.trail.serve(enterprise or "", type_name, record_id, served)
+        for name in denied:
+            error = withheld[shared[name].python_name]
+            self.trail.deny(
+                enterprise or "", type_name, record_id, owner, error.field, error.reason
+            )
+
+    def _enterprise_at(self, path: list[str | int]) -> str | None:
+        """The enterprise whose dossier the response path ``path`` is in."""
+        for end in range(len(path), 0, -1):
+            enterprise = self._enterprises.get(tuple(path[:end]))
+            if enterprise is not None:
+                return enterprise
+        return None
+
+    def _selected(self, info: Any, type_name: str, below: tuple[str, ...]) -> tuple[str, ...]:
+        """The fields of ``type_name`` the query selects where ``info``'s field resolves."""
+        raw = info._raw_info  # graphql-core's resolve info: field nodes and fragments
+        key = (id(raw.field_nodes[0]), type_name, below)
+        selected = self._selections.get(key)
+        if selected is None:
+            graphql_type = raw.schema.get_type(type_name)
+            conditions = {type_name, *(i.name for i in getattr(graphql_type, "interfaces", ()))}
+            names = selected_fields(raw.field_nodes, raw.fragments, conditions, below)
+            selected = self._selections[key] = tuple(
+                name for name in sorted(names) if name in self.shared[type_name]
+            )
+        return selected
+
+
+def selected_fields(
+    field_nodes: Sequence[FieldNode],
+    fragments: Mapping[str, FragmentDefinitionNode],
+    type_conditions: set[str],
+    below: tuple[str, ...] = (),
+) -> set[str]:
+    """Names of the fields selected under ``field_nodes`` (then ``below``) for an object of
+    one of ``type_conditions``, through fragments and inline fragments."""
+    names: set[str] = set()
+
+    def collect(selection_set: SelectionSetNode | None, path: tuple[str, ...]) -> None:
+        for selection in selection_set.selections if selection_set else ():
+            if isinstance(selection, FieldNode):
+                if not path:
+                    names.add(selection.name.value)
+                elif selection.name.value == path[0]:
+                    collect(selection.selection_set, path[1:])
+            elif isinstance(selection, InlineFragmentNode):
+                condition = selection.type_condition
+                if condition is None or condition.name.value in type_conditions or path:
+                    collect(selection.selection_set, path)
+            elif isinstance(selection, FragmentSpreadNode):
+                fragment = fragments[selection.name.value]
+                if fragment.type_condition.name.value in type_conditions or path:
+                    collect(fragment.selection_set, path)
+
+    for node in field_nodes:
+        collect(node.selection_set, below)
+    return names
 
 
 def check(record: Any, python_name: str) -> None:

@@ -153,13 +153,15 @@ class Query:
             return None
         access = info.context.access
         if row.owner_code not in access.visible_owners("Enterprise"):
-            raise Forbidden(
-                row.owner_code,
-                "Enterprise",
+            reason = (
                 f"no field of {row.owner_code}'s enterprise records is shared with "
-                f"{access.principal.subject}",
+                f"{access.principal.subject}"
             )
-        return access.build_one(Enterprise, row)
+            access.trail.deny(
+                row.uscc, "Enterprise", row.uscc, row.owner_code, "Enterprise", reason
+            )
+            raise Forbidden(row.owner_code, "Enterprise", reason)
+        return access.build_one(Enterprise, row, info)
 
     @strawberry.field(description="Enterprises matching a filter, a page at a time.")
     async def enterprises(
@@ -188,7 +190,7 @@ class Query:
         if after is not None:
             statement = statement.where(uscc > decode_cursor(after))
         rows = await info.context.loaders.reader.rows(statement.order_by(uscc).limit(first + 1))
-        page = info.context.access.build(Enterprise, rows[:first])
+        page = info.context.access.build(Enterprise, rows[:first], info, below=("edges", "node"))
         edges = [EnterpriseEdge(cursor=encode_cursor(node.uscc), node=node) for node in page]
         return EnterpriseConnection(
             edges=edges,

@@ -119,7 +119,7 @@ class CreditRecord(Record):
     @strawberry.field(description="Repairs applied for against this record, oldest first.")
     async def repairs(self, info: Info) -> list[CreditRepair]:
         rows = await info.context.loaders.credit_repairs.load(Parent(self.id))
-        return info.context.access.build(CreditRepair, rows)
+        return info.context.access.build(CreditRepair, rows, info)
 
 
 @strawberry.type(description="A problem found during an inspection.")
@@ -153,7 +153,7 @@ class Inspection(Record):
     async def findings(self, info: Info) -> list[Finding] | None:
         check(self, "findings")
         rows = await info.context.loaders.findings.load(Parent(self.id))
-        return info.context.access.build(Finding, rows, owner=self.owner_code)
+        return info.context.access.build(Finding, rows, info, owner=self.owner_code)
 
 
 @strawberry.type(description="An administrative penalty decision (行政处罚).")
@@ -206,7 +206,7 @@ class Rectification(Record):
         if self.inspection_id is None:
             return None
         row = await info.context.loaders.inspection.load(self.inspection_id)
-        return info.context.access.build_one(Inspection, row)
+        return info.context.access.build_one(Inspection, row, info)
 
     @strawberry.field(description="The penalty that led to this order, if any.")
     async def penalty(self, info: Info) -> Penalty | None:
@@ -214,7 +214,7 @@ class Rectification(Record):
         if self.penalty_id is None:
             return None
         row = await info.context.loaders.penalty.load(self.penalty_id)
-        return info.context.access.build_one(Penalty, row)
+        return info.context.access.build_one(Penalty, row, info)
 
     @strawberry.field(description="Departments helping the enterprise rectify (联合帮扶整改).")
     async def assisting_departments(self, info: Info) -> list[Department] | None:
@@ -226,7 +226,7 @@ class Rectification(Record):
     async def acceptance(self, info: Info) -> Acceptance | None:
         check(self, "acceptance")
         row = await info.context.loaders.acceptance.load(self.id)
-        return info.context.access.build_one(Acceptance, row)
+        return info.context.access.build_one(Acceptance, row, info)
 
 
 @strawberry.type(description="An enterprise, keyed by its unified social credit code.")
@@ -254,28 +254,28 @@ class Enterprise:
         self, info: Info, since: Since = None, until: Until = None
     ) -> list[CreditRecord]:
         rows = await info.context.loaders.credit_records.load(date_range(self.id, since, until))
-        return info.context.access.build(CreditRecord, rows)
+        return info.context.access.build(CreditRecord, rows, info)
 
     @strawberry.field(description="Inspections by day, oldest first.")
     async def inspections(
         self, info: Info, since: Since = None, until: Until = None
     ) -> list[Inspection]:
         rows = await info.context.loaders.inspections.load(date_range(self.id, since, until))
-        return info.context.access.build(Inspection, rows)
+        return info.context.access.build(Inspection, rows, info)
 
     @strawberry.field(description="Penalty decisions by decision day, oldest first.")
     async def penalties(
         self, info: Info, since: Since = None, until: Until = None
     ) -> list[Penalty]:
         rows = await info.context.loaders.penalties.load(date_range(self.id, since, until))
-        return info.context.access.build(Penalty, rows)
+        return info.context.access.build(Penalty, rows, info)
 
     @strawberry.field(description="Rectification orders by order day, oldest first.")
     async def rectifications(
         self, info: Info, since: Since = None, until: Until = None
     ) -> list[Rectification]:
         rows = await info.context.loaders.rectifications.load(date_range(self.id, since, until))
-        return info.context.access.build(Rectification, rows)
+        return info.context.access.build(Rectification, rows, info)
 
 
 SHARED_TYPES = (

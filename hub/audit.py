@@ -1,0 +1,257 @@
+"""The access log: one hash-chained record per request, and its verification.
+
+Each record holds who asked (client, department, role), why (purpose, case), what was
+served (per enterprise: record type, ids and field names, never values) and what was
+withheld, under which policy version, with the trace id. Its hash covers a canonical JSON
+encoding of all of that plus its sequence number and the previous record's hash, so
+changing, removing, inserting or reordering any record breaks the chain from there on;
+signed checkpoints (checkpoint.py) catch a truncated tail or a chain rewritten whole.
+
+Appends are serialized on the chain head: a PostgreSQL advisory lock across processes,
+and the sequence number's primary key everywhere (a lost race retries on the new head).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import insert, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from hub.models import AccessRecord
+
+__all__ = [
+    "GENESIS",
+    "AccessEntry",
+    "AccessLog",
+    "Outcome",
+    "Trail",
+    "Verification",
+    "canonical",
+    "record_hash",
+    "timestamp",
+    "verify",
+]
+
+GENESIS = "0" * 64
+# Any constant shared by every hub process: the key of the PostgreSQL advisory lock.
+CHAIN_LOCK = 0x4855_4241_5544_4954  # "HUBAUDIT"
+APPEND_ATTEMPTS = 20
+COLUMNS = [column.name for column in AccessRecord.__table__.columns]
+
+
+class Outcome:
+    OK = "ok"  # everything asked for was served
+    PARTIAL = "partial"  # served, with some fields withheld
+    DENIED = "denied"  # no credential, or nothing the caller may read
+    ERROR = "error"  # a bad request or a failure in the hub
+
+    ALL = (OK, PARTIAL, DENIED, ERROR)
+
+
+def timestamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def canonical(values: Any) -> bytes:
+    return json.dumps(values, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def record_hash(values: Mapping[str, Any]) -> str:
+    """The hash of a record: over every column but the hash itself."""
+    return hashlib.sha256(canonical({k: v for k, v in values.items() if k != "hash"})).hexdigest()
+
+
+@dataclass
+class Trail:
+    """What one request served and withheld, collected while it runs."""
+
+    enterprises: set[str] = field(default_factory=set)
+    # (enterprise, type, fields served) -> ids of the records served with exactly those fields
+    served: defaultdict[tuple[str, str, tuple[str, ...]], list[str]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    denied: list[dict[str, str]] = field(default_factory=list)
+
+    def serve(
+        self, enterprise: str, type_name: str, record_id: str, fields: tuple[str, ...]
+    ) -> None:
+        self.enterprises.add(enterprise)
+        self.served[enterprise, type_name, fields].append(record_id)
+
+    def deny(self, enterprise: str, type_name: str, record_id: str, owner: str, coordinate: str,
+             reason: str) -> None:  # fmt: skip
+        self.enterprises.add(enterprise)
+        self.denied.append({
+            "enterprise": enterprise, "type": type_name, "id": record_id, "owner": owner,
+            "field": coordinate, "reason": reason,
+        })  # fmt: skip
+
+    @property
+    def served_fields(self) -> int:
+        return sum(len(fields) * len(ids) for (_, _, fields), ids in self.served.items())
+
+    def served_json(self) -> list[dict[str, Any]]:
+        return [
+            {"enterprise": enterprise, "type": type_name, "fields": list(fields), "ids": ids}
+            for (enterprise, type_name, fields), ids in sorted(self.served.items())
+        ]
+
+    def coordinates(self) -> list[str]:
+        """Every enterprise:Type.field served, for auditors' searches."""
+        return sorted({
+            f"{enterprise}:{type_name}.{name}"
+            for enterprise, type_name, fields in self.served
+            for name in fields
+        })  # fmt: skip
+
+
+@dataclass
+class AccessEntry:
+    """A record to append: what the hub knows of a request once it has its answer."""
+
+    recorded_at: datetime
+    outcome: str
+    trace_id: str
+    duration_us: int
+    client: str | None = None
+    department: str | None = None
+    role: str | None = None
+    operation_name: str | None = None
+    operation_type: str | None = None
+    document_hash: str | None = None
+    purpose: str | None = None
+    case_ref: str | None = None
+    remote_address: str | None = None
+    policy_version: str | None = None
+    trail: Trail = field(default_factory=Trail)
+
+    def columns(self) -> dict[str, Any]:
+        return {
+            "recorded_at": timestamp(self.recorded_at),
+            "client": self.client,
+            "department": self.department,
+            "role": self.role,
+            "operation_name": self.operation_name,
+            "operation_type": self.operation_type,
+            "document_hash": self.document_hash,
+            "purpose": self.purpose,
+            "case_ref": self.case_ref,
+            "remote_address": self.remote_address,
+            "outcome": self.outcome,
+            "enterprises": _spaced(sorted(self.trail.enterprises)),
+            "fields": _spaced(self.trail.coordinates()),
+            "served": canonical(self.trail.served_json()).decode(),
+            "denied": canonical(self.trail.denied).decode(),
+            "policy_version": self.policy_version,
+            "trace_id": self.trace_id,
+            "duration_us": self.duration_us,
+        }
+
+
+def _spaced(words: list[str]) -> str:
+    """a b c : every word between spaces, so LIKE '% word %' finds exactly it."""
+    return f" {' '.join(words)} " if words else ""
+
+
+class AccessLog:
+    """Appends records to the chain; each append is durable when it returns."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def append(self, entry: AccessEntry) -> int:
+        """Append ``entry`` after the current head; returns its sequence number."""
+        values = entry.columns()
+        for _ in range(APPEND_ATTEMPTS):
+            try:
+                async with self.engine.begin() as connection:
+                    if connection.dialect.name == "postgresql":
+                        await connection.execute(
+                            text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK}
+                        )
+                    head = (await connection.execute(
+                        select(AccessRecord.seq, AccessRecord.hash)
+                        .order_by(AccessRecord.seq.desc()).limit(1)
+                    )).first()  # fmt: skip
+                    seq, prev_hash = (head.seq + 1, head.hash) if head else (1, GENESIS)
+                    record = {**values, "seq": seq, "prev_hash": prev_hash}
+                    record["hash"] = record_hash(record)
+                    await connection.execute(insert(AccessRecord).values(record))
+                return seq
+            except IntegrityError:
+                continue  # another writer took this sequence number: chain on its record
+        raise RuntimeError(f"could not append to the access log in {APPEND_ATTEMPTS} attempts")
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    records: int
+    head_seq: int
+    head_hash: str
+    broken_seq: int | None = None
+    problem: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+async def _records(connection: AsyncConnection) -> AsyncIterator[dict[str, Any]]:
+    result = await connection.stream(select(AccessRecord.__table__).order_by(AccessRecord.seq))
+    async for row in result:
+        yield dict(row._mapping)
+
+
+async def verify(
+    engine: AsyncEngine, checkpoint_seq: int | None = None, checkpoint_hash: str | None = None
+) -> Verification:
+    """Walk the chain from the first record; report the first record that breaks it.
+
+    With a checkpoint (sequence number and hash of a head signed earlier), the log must
+    still hold that record with that hash: a shorter log was truncated, a different hash
+    means the chain was rewritten.
+    """
+    expected_seq, prev_hash, count = 1, GENESIS, 0
+    checkpoint_found = False
+    async with engine.connect() as connection:
+        async for record in _records(connection):
+            seq = record["seq"]
+            problem = None
+            if seq != expected_seq:
+                problem = (
+                    f"record {seq} follows record {expected_seq - 1}: "
+                    f"{'records are missing' if seq > expected_seq else 'records are out of order'}"
+                )
+            elif record["prev_hash"] != prev_hash:
+                problem = (
+                    f"record {seq} does not chain to record {seq - 1}: a record was inserted, "
+                    "removed or reordered before it"
+                )
+            elif record_hash(record) != record["hash"]:
+                problem = f"record {seq} was changed after it was written: its hash does not match"
+            if problem:
+                return Verification(count, expected_seq - 1, prev_hash, seq, problem)
+            if seq == checkpoint_seq:
+                checkpoint_found = True
+                if record["hash"] != checkpoint_hash:
+                    return Verification(
+                        count, seq - 1, prev_hash, seq,
+                        f"record {seq} differs from the signed checkpoint: the chain was "
+                        "rewritten",
+                    )  # fmt: skip
+            expected_seq, prev_hash, count = seq + 1, record["hash"], count + 1
+    if checkpoint_seq is not None and not checkpoint_found:
+        return Verification(
+            count, expected_seq - 1, prev_hash, checkpoint_seq,
+            f"the log ends at record {expected_seq - 1}, before the checkpoint's record "
+            f"{checkpoint_seq}: it was truncated",
+        )  # fmt: skip
+    return Verification(count, expected_seq - 1, prev_hash)
