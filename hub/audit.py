@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import ColumnElement, Select, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -30,12 +30,16 @@ from hub.models import AccessRecord
 __all__ = [
     "GENESIS",
     "AccessEntry",
+    "AccessFilter",
     "AccessLog",
     "Outcome",
     "Trail",
     "Verification",
     "canonical",
+    "export",
+    "exported",
     "record_hash",
+    "search",
     "timestamp",
     "verify",
 ]
@@ -255,3 +259,71 @@ async def verify(
             f"{checkpoint_seq}: it was truncated",
         )  # fmt: skip
     return Verification(count, expected_seq - 1, prev_hash)
+
+
+@dataclass(frozen=True, slots=True)
+class AccessFilter:
+    """Which records an auditor asks for; every condition given must hold.
+
+    ``field`` (a Type.field) matches records that served that field; with ``enterprise``,
+    records that served that field of that enterprise's records.
+    """
+
+    department: str | None = None
+    client: str | None = None
+    enterprise: str | None = None
+    field: str | None = None
+    outcome: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        table = AccessRecord.__table__.c
+        conditions: list[ColumnElement[bool]] = []
+        if self.department is not None:
+            conditions.append(table.department == self.department)
+        if self.client is not None:
+            conditions.append(table.client == self.client)
+        if self.outcome is not None:
+            conditions.append(table.outcome == self.outcome)
+        if self.since is not None:
+            conditions.append(table.recorded_at >= timestamp(self.since))
+        if self.until is not None:
+            conditions.append(table.recorded_at <= timestamp(self.until))
+        # USCCs and Type.field names hold no LIKE wildcards; callers validate both.
+        if self.enterprise is not None and self.field is not None:
+            conditions.append(table.fields.like(f"% {self.enterprise}:{self.field} %"))
+        elif self.enterprise is not None:
+            conditions.append(table.enterprises.like(f"% {self.enterprise} %"))
+        elif self.field is not None:
+            conditions.append(table.fields.like(f"%:{self.field} %"))
+        return conditions
+
+
+def search(access_filter: AccessFilter, first: int, before: int | None = None) -> Select[Any]:
+    """The newest ``first`` matching records (older than sequence number ``before``)."""
+    statement = select(AccessRecord.__table__).where(*access_filter.conditions())
+    if before is not None:
+        statement = statement.where(AccessRecord.seq < before)
+    return statement.order_by(AccessRecord.seq.desc()).limit(first)
+
+
+def exported(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A record as auditors read it: lists instead of the stored search and JSON text."""
+    values = dict(record)
+    values["enterprises"] = values["enterprises"].split()
+    values["fields"] = values["fields"].split()
+    values["served"] = json.loads(values["served"])
+    values["denied"] = json.loads(values["denied"])
+    return values
+
+
+async def export(engine: AsyncEngine, access_filter: AccessFilter) -> AsyncIterator[dict[str, Any]]:
+    """Every matching record, oldest first, streamed."""
+    statement = (
+        select(AccessRecord.__table__).where(*access_filter.conditions()).order_by(AccessRecord.seq)
+    )
+    async with engine.connect() as connection:
+        result = await connection.stream(statement)
+        async for row in result:
+            yield exported(dict(row._mapping))

@@ -27,6 +27,8 @@ class Settings:
     jwt_public_key: str | None = None
     jwt_audience: str | None = None
     jwt_issuer: str | None = None
+    # Ed25519 key (PEM) that signs access-log checkpoints; never committed.
+    audit_signing_key: Path = Path("var/audit-signing-key.pem")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -61,6 +63,9 @@ class Settings:
             jwt_public_key=public_key,
             jwt_audience=environ.get("HUB_JWT_AUDIENCE") or None,
             jwt_issuer=environ.get("HUB_JWT_ISSUER") or None,
+            audit_signing_key=Path(
+                environ.get("HUB_AUDIT_SIGNING_KEY", defaults.audit_signing_key)
+            ),
         )
 
     def sqlite_path(self) -> Path | None:

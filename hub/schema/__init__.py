@@ -5,10 +5,12 @@ from __future__ import annotations
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import ParserCache, ValidationCache
+from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from hub.policy import SharedFields
 from hub.schema.access import Access, CollectCoordinates, SharedField, describe_shared_types
+from hub.schema.audit import AuditQuery
 from hub.schema.context import Context
 from hub.schema.limits import limits
 from hub.schema.loaders import Loaders, Reader
@@ -47,7 +49,7 @@ class HubSchema(strawberry.Schema):
 
 def build_schema() -> strawberry.Schema:
     return HubSchema(
-        query=Query,
+        query=merge_types("Query", (Query, AuditQuery)),
         extensions=[
             *limits(),
             # Departments send the same few queries over and over: parse and validate once.
