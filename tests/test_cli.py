@@ -1,5 +1,6 @@
 """The `hub` command as an operator uses it, on a real SQLite file."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -148,3 +149,59 @@ def test_policy_lint_and_explain(env: dict[str, str]) -> None:
     )
     assert unknown.exit_code == 2
     assert "'X.y' is not a catalogued Type.field" in flat(unknown.output)
+
+
+def test_audit_commands(env: dict[str, str], tmp_path: Path) -> None:
+    import sqlite3
+
+    from hub.settings import Settings
+    from tests.test_audit import build_log
+
+    build_log(Settings(database_url=env["HUB_DATABASE_URL"]), records=5)
+    env = {**env, "HUB_AUDIT_SIGNING_KEY": str(tmp_path / "signing.pem"), "COLUMNS": "200"}
+
+    intact = runner.invoke(app, ["audit", "verify"], env=env)
+    assert intact.exit_code == 0
+    assert "the access log is intact: 5 records, head 5" in flat(intact.output)
+
+    unsigned = runner.invoke(app, ["audit", "checkpoint"], env=env)
+    assert unsigned.exit_code == 1
+    assert "create one with `hub audit keygen`" in flat(unsigned.output)
+    assert runner.invoke(app, ["audit", "keygen"], env=env).exit_code == 0
+    checkpoint = tmp_path / "checkpoint.json"
+    signed = runner.invoke(app, ["audit", "checkpoint", "--output", str(checkpoint)], env=env)
+    assert signed.exit_code == 0
+    assert "checkpoint of record 5 written to" in flat(signed.output)
+    against = runner.invoke(app, ["audit", "verify", "--checkpoint", str(checkpoint)], env=env)
+    assert against.exit_code == 0
+    assert "agreeing with the checkpoint of record 5" in flat(against.output)
+
+    exported = runner.invoke(app, ["audit", "export", "--format", "jsonl"], env=env)
+    lines = [json.loads(line) for line in exported.stdout.splitlines()]
+    assert [line["seq"] for line in lines] == [1, 2, 3, 4, 5]
+    assert lines[0]["served"][0]["type"] == "Penalty"
+    as_csv = runner.invoke(
+        app, ["audit", "export", "--format", "csv", "--since", "2026-11-01T08:00:03"], env=env
+    )
+    assert as_csv.stdout.splitlines()[0].startswith("seq,recorded_at,client,department")
+    assert len(as_csv.stdout.splitlines()) == 1 + 3
+    found = runner.invoke(
+        app,
+        ["audit", "search", "--enterprise", "91110000600037341L", "--field", "Penalty.amount"],
+        env=env,
+    )
+    assert "5 access records" in flat(found.output)
+    assert "market" in found.output
+
+    # An insider edits one byte of record 3 directly in the database.
+    database = sqlite3.connect(env["HUB_DATABASE_URL"].removeprefix("sqlite+aiosqlite:///"))
+    database.execute("DROP TRIGGER access_record_no_update")
+    database.execute("UPDATE access_record SET purpose = '核査' WHERE seq = 3")
+    database.commit()
+    database.close()
+    broken = runner.invoke(app, ["audit", "verify"], env=env)
+    assert broken.exit_code == 1
+    assert flat(broken.output) == (
+        "the access log is broken at record 3: record 3 was changed after it was written: its hash "
+        "does not match"
+    )

@@ -1,0 +1,117 @@
+"""Who may call and read: clients and their tokens, policies."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from hub.cli.common import (
+    clients_app,
+    console,
+    policy_app,
+    print_problems,
+    run,
+    settings,
+    with_engine,
+)
+from hub.clients import create_client, list_clients, revoke_client
+from hub.domain import Role
+from hub.policy import PolicyError, lint, load_policy
+
+
+@clients_app.command("create")
+def clients_create(
+    department: Annotated[str, typer.Option(help="The client's department, e.g. market.")],
+    name: Annotated[str, typer.Option(help="Which system or person this is.")],
+    role: Annotated[Role, typer.Option(help="What the client is for.")] = Role.DEPARTMENT,
+) -> None:
+    """Register a client and print its bearer token: shown once, only its hash is kept."""
+    new = run(
+        with_engine(
+            settings(),
+            lambda engine: create_client(engine, department=department, name=name, role=role),
+        )
+    )
+    console.print(
+        f"client {new.id} ({name}, {department}, {role.value}) created. Its token follows; "
+        "store it now, the hub cannot show it again:"
+    )
+    sys.stdout.write(new.token + "\n")
+
+
+@clients_app.command("list")
+def clients_list() -> None:
+    """Every client, revoked ones included."""
+    clients = run(with_engine(settings(), list_clients))
+    table = Table("id", "name", "department", "role", "created", "revoked")
+    for client, created in clients:
+        revoked = f"{client.revoked_at:%Y-%m-%d %H:%M}" if client.revoked_at else ""
+        table.add_row(
+            str(client.id),
+            client.name,
+            client.department,
+            client.role.value,
+            f"{created:%Y-%m-%d %H:%M}",
+            revoked,
+        )
+    Console().print(table)
+
+
+@clients_app.command("revoke")
+def clients_revoke(client_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
+    """Revoke a client: its token stops working on its next request."""
+    client = run(with_engine(settings(), lambda engine: revoke_client(engine, client_id)))
+    console.print(
+        f"client {client.id} ({client.name}) revoked at {client.revoked_at:%Y-%m-%d %H:%M} UTC"
+    )
+
+
+@policy_app.command("lint")
+def policy_lint() -> None:
+    """Check policies/ against the schema; every problem names its file and line."""
+    from hub.schema import policy_fields
+
+    directory = settings().policy_dir
+    problems = lint(directory, policy_fields())
+    if problems:
+        print_problems(problems)
+        console.print(f"{len(problems)} problem(s) in {directory}")
+        raise typer.Exit(1)
+    policy = load_policy(directory, policy_fields())
+    console.print(
+        f"[green]{directory} is sound[/green]: version {policy.version}, "
+        f"{len(policy.catalog)} catalogued fields"
+    )
+
+
+@policy_app.command("explain")
+def policy_explain(
+    department: Annotated[str, typer.Option(help="The caller's department.")],
+    owner: Annotated[str, typer.Option(help="The department owning the records.")],
+    field: Annotated[str, typer.Option(help="Type.field, e.g. Acceptance.verdict.")],
+    purpose: Annotated[str | None, typer.Option(help="The purpose the request states.")] = None,
+    role: Annotated[Role, typer.Option(help="The caller's role.")] = Role.DEPARTMENT,
+) -> None:
+    """Print what the policy decides for one field, and the line that decided it."""
+    from hub.auth import Principal
+    from hub.schema import policy_fields
+
+    try:
+        policy = load_policy(settings().policy_dir, policy_fields())
+    except PolicyError as error:
+        print_problems(error.problems)
+        raise typer.Exit(1) from None
+    if field not in policy.catalog:
+        raise typer.BadParameter(f"{field!r} is not a catalogued Type.field", param_hint="--field")
+    subject = Principal("cli", "cli", department, role).subject
+    decision = policy.decide(subject, owner, field, purpose=purpose is not None)
+    verdict = "[green]ALLOWED[/green]" if decision.allowed else "[red]DENIED[/red]"
+    console.print(
+        f"{verdict} {subject} reading {field} of {owner}'s records "
+        f"({decision.sharing.value} field, policy version {policy.version})"
+    )
+    console.print(f"because {decision.reason}", highlight=False, soft_wrap=True)

@@ -1,0 +1,218 @@
+"""The access log from the command line: verify, checkpoint, keygen, export, search."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from contextlib import nullcontext
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from hub.audit import COLUMNS, AccessFilter, export, exported, search, verify
+from hub.checkpoint import CheckpointError, create_key, load_checkpoint, load_key, sign
+from hub.cli.common import (
+    audit_app,
+    console,
+    run,
+    settings,
+    with_engine,
+)
+from hub.errors import HubError
+from hub.settings import Settings
+
+
+class ExportFormat(StrEnum):
+    JSONL = "jsonl"
+    CSV = "csv"
+
+
+def _public_key(public_key: Path | None, config: Settings) -> Ed25519PublicKey:
+    if public_key is None:
+        return load_key(config.audit_signing_key).public_key()
+    try:
+        key = serialization.load_pem_public_key(public_key.read_bytes())
+    except (OSError, ValueError) as error:
+        raise CheckpointError(f"cannot read the public key {public_key}: {error}") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise CheckpointError(f"{public_key} is not an Ed25519 public key")
+    return key
+
+
+@audit_app.command("verify")
+def audit_verify(
+    checkpoint: Annotated[
+        Path | None, typer.Option(help="A signed checkpoint the log must still agree with.")
+    ] = None,
+    public_key: Annotated[
+        Path | None,
+        typer.Option(help="PEM public key for the checkpoint (default: the hub's own key)."),
+    ] = None,
+) -> None:
+    """Walk the hash chain; name the first record that breaks it."""
+    config = settings()
+    signed = None
+    if checkpoint is not None:
+        try:
+            signed = load_checkpoint(checkpoint, _public_key(public_key, config))
+        except CheckpointError as error:
+            console.print(f"[red]{error}[/red]")
+            raise typer.Exit(1) from None
+    result = run(with_engine(config, lambda engine: verify(
+        engine, signed.seq if signed else None, signed.head_hash if signed else None
+    )))  # fmt: skip
+    if not result.ok:
+        console.print(
+            f"[red]the access log is broken at record {result.broken_seq}:[/red] {result.problem}",
+            highlight=False,
+        )
+        raise typer.Exit(1)
+    against = f", agreeing with the checkpoint of record {signed.seq}" if signed else ""
+    console.print(
+        f"[green]the access log is intact[/green]: {result.records} records, head "
+        f"{result.head_seq} {result.head_hash}{against}",
+        highlight=False,
+    )
+
+
+@audit_app.command("keygen")
+def audit_keygen(
+    output: Annotated[
+        Path | None, typer.Option(help="Where (default: HUB_AUDIT_SIGNING_KEY).")
+    ] = None,
+) -> None:
+    """Create the Ed25519 key that signs checkpoints (keep it out of version control)."""
+    path = output or settings().audit_signing_key
+    if path.exists():
+        console.print(f"[red]{path} exists[/red]; move it away first to replace the key")
+        raise typer.Exit(1)
+    create_key(path)
+    console.print(f"signing key written to {path} (readable by you only)")
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(
+    output: Annotated[Path | None, typer.Option(help="Where to write it.")] = None,
+) -> None:
+    """Sign the log's current head, after verifying the chain, for witnesses to keep."""
+    config = settings()
+    try:
+        key = load_key(config.audit_signing_key)
+    except CheckpointError as error:
+        console.print(f"[red]{error}[/red]; create one with `hub audit keygen`")
+        raise typer.Exit(1) from None
+    result = run(with_engine(config, lambda engine: verify(engine)))
+    if not result.ok:
+        console.print(f"[red]refusing to sign a broken log[/red]: {result.problem}")
+        raise typer.Exit(1)
+    document = sign(key, result.head_seq, result.head_hash)
+    path = output or Path(f"var/checkpoints/checkpoint-{result.head_seq}.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    console.print(f"checkpoint of record {result.head_seq} written to {path}")
+
+
+def _day_or_time(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not a date or time like 2026-11-22 or 2026-11-22T08:00",
+            param_hint=option,
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@audit_app.command("export")
+def audit_export(
+    since: Annotated[str | None, typer.Option(help="From this day or time (UTC).")] = None,
+    until: Annotated[str | None, typer.Option(help="Up to this day or time (UTC).")] = None,
+    format: Annotated[ExportFormat, typer.Option(help="jsonl or csv.")] = ExportFormat.JSONL,
+    output: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
+) -> None:
+    """Export access records, oldest first."""
+    access_filter = AccessFilter(
+        since=_day_or_time(since, "--since"), until=_day_or_time(until, "--until")
+    )
+
+    async def write(engine: AsyncEngine) -> int:
+        count = 0
+        with (output.open("w", encoding="utf-8", newline="") if output else nullcontext(
+            sys.stdout
+        )) as stream:  # fmt: skip
+            writer = csv.DictWriter(stream, fieldnames=COLUMNS) if format is ExportFormat.CSV \
+                else None  # fmt: skip
+            if writer:
+                writer.writeheader()
+            async for record in export(engine, access_filter):
+                if writer:
+                    writer.writerow({k: json.dumps(v, ensure_ascii=False) if isinstance(v, list)
+                                     else v for k, v in record.items()})  # fmt: skip
+                else:
+                    stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+                count += 1
+        return count
+
+    count = run(with_engine(settings(), write))
+    console.print(f"{count} access records exported")
+
+
+@audit_app.command("search")
+def audit_search(
+    enterprise: Annotated[str | None, typer.Option(help="USCC of the enterprise.")] = None,
+    field: Annotated[
+        str | None, typer.Option(help="A Type.field served, e.g. Penalty.amount.")
+    ] = None,
+    department: Annotated[str | None, typer.Option(help="The reading department.")] = None,
+    since: Annotated[str | None, typer.Option(help="From this day or time (UTC).")] = None,
+    until: Annotated[str | None, typer.Option(help="Up to this day or time (UTC).")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="At most this many.")] = 100,
+) -> None:
+    """Who read what: matching access records, newest first."""
+    from hub.uscc import parse_uscc
+
+    try:
+        code = parse_uscc(enterprise) if enterprise else None
+    except HubError as error:
+        raise typer.BadParameter(error.message, param_hint="--enterprise") from None
+    access_filter = AccessFilter(
+        department=department,
+        enterprise=code,
+        field=field,
+        since=_day_or_time(since, "--since"),
+        until=_day_or_time(until, "--until"),
+    )
+
+    async def find(engine: AsyncEngine) -> list[dict[str, Any]]:
+        async with engine.connect() as connection:
+            rows = await connection.execute(search(access_filter, limit))
+            return [exported(dict(row._mapping)) for row in rows]
+
+    records = run(with_engine(settings(), find))
+    table = Table("seq", "time (UTC)", "department", "client", "purpose", "outcome", "fields")
+    for record in records:
+        fields = record["fields"]
+        if code:
+            fields = [f for f in fields if f.startswith(f"{code}:")]
+        table.add_row(
+            str(record["seq"]),
+            record["recorded_at"][:19].replace("T", " "),
+            record["department"] or "",
+            record["client"] or "",
+            record["purpose"] or "",
+            record["outcome"],
+            " ".join(sorted({f.split(":")[-1] for f in fields})),
+        )
+    Console().print(table)
+    console.print(f"{len(records)} access records")

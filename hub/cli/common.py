@@ -1,0 +1,72 @@
+"""What every `hub` command shares: the command tree, the console, settings, helpers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from hub.db import create_engine
+from hub.errors import HubError
+from hub.policy import Problem
+from hub.settings import Settings
+
+__all__ = ["app", "console", "print_problems", "run", "settings", "with_engine"]
+
+app = typer.Typer(
+    help="GraphQL data-sharing hub for departments' enterprise records.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+demo_app = typer.Typer(help="Demo data for a first run and for benchmarks.", no_args_is_help=True)
+schema_app = typer.Typer(help="The GraphQL schema.", no_args_is_help=True)
+clients_app = typer.Typer(help="Clients and their bearer tokens.", no_args_is_help=True)
+policy_app = typer.Typer(help="Who may read what: policies/.", no_args_is_help=True)
+audit_app = typer.Typer(
+    help="The access log: verify, checkpoint, export, search.", no_args_is_help=True
+)
+app.add_typer(db_app, name="db")
+app.add_typer(demo_app, name="demo")
+app.add_typer(schema_app, name="schema")
+app.add_typer(clients_app, name="clients")
+app.add_typer(policy_app, name="policy")
+app.add_typer(audit_app, name="audit")
+
+console = Console(stderr=True)
+
+T = TypeVar("T")
+
+
+def settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except ValueError as error:
+        console.print(f"[red]configuration error:[/red] {error}")
+        raise typer.Exit(2) from None
+
+
+def run(work: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine; a HubError becomes its message and exit status 1."""
+    try:
+        return asyncio.run(work)
+    except HubError as error:
+        console.print(f"[red]{error.message}[/red]")
+        raise typer.Exit(1) from None
+
+
+async def with_engine(config: Settings, use: Callable[[AsyncEngine], Awaitable[T]]) -> T:
+    engine = create_engine(config)
+    try:
+        return await use(engine)
+    finally:
+        await engine.dispose()
+
+
+def print_problems(problems: list[Problem]) -> None:
+    for problem in problems:
+        console.print(f"[red]{problem}[/red]", highlight=False, soft_wrap=True)

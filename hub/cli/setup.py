@@ -1,0 +1,167 @@
+"""Setting up and serving: migrations, demo data, the schema, the server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from hub.checkpoint import create_key
+from hub.cli.common import (
+    app,
+    console,
+    db_app,
+    demo_app,
+    print_problems,
+    run,
+    schema_app,
+    settings,
+    with_engine,
+)
+from hub.db import create_engine, head_revision, upgrade
+from hub.demo import (
+    AS_OF,
+    count_enterprises,
+    ensure_demo_tokens,
+    load_demo,
+    read_demo_tokens,
+    write_demo_tokens,
+)
+from hub.policy import PolicyError
+from hub.settings import Settings
+
+DEFAULT_ENTERPRISES = 300
+DEFAULT_SEED = 7
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
+) -> None:
+    """Create or migrate the database (HUB_DATABASE_URL) to the latest schema."""
+    config = settings()
+    upgrade(config, revision)
+    reached = head_revision(config) if revision == "head" else revision
+    console.print(f"[green]database at revision {reached}[/green]")
+
+
+async def _load(config: Settings, enterprises: int, seed: int, as_of: date, if_empty: bool) -> None:
+    engine = create_engine(config)
+    try:
+        existing = await count_enterprises(engine)
+        if existing:
+            if if_empty:
+                console.print(f"database already holds {existing} enterprises; demo not loaded")
+                return
+            console.print(
+                f"[red]the database already holds {existing} enterprises[/red]: demo data goes "
+                "into an empty database (point HUB_DATABASE_URL at a new one, or pass --if-empty "
+                "to skip quietly)"
+            )
+            raise typer.Exit(1)
+        started = time.perf_counter()
+        columns = (
+            TextColumn("loading demo"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+        )
+        with Progress(*columns, console=console, transient=True) as progress:
+            task = progress.add_task("enterprises", total=enterprises)
+            written = await load_demo(
+                engine,
+                enterprises=enterprises,
+                seed=seed,
+                as_of=as_of,
+                progress=lambda n: progress.advance(task, n),
+            )
+        summary = ", ".join(f"{count} {table}" for table, count in written.items())
+        console.print(f"[green]loaded[/green] {summary} in {time.perf_counter() - started:.1f} s")
+    finally:
+        await engine.dispose()
+
+
+@demo_app.command("load")
+def demo_load(
+    enterprises: Annotated[
+        int, typer.Option(min=1, help="How many enterprises.")
+    ] = DEFAULT_ENTERPRISES,
+    seed: Annotated[int, typer.Option(help="Same seed, same data.")] = DEFAULT_SEED,
+    as_of: Annotated[
+        str, typer.Option(help="Reference day of the demo history.")
+    ] = AS_OF.isoformat(),
+    if_empty: Annotated[bool, typer.Option(help="Skip quietly when data exists.")] = False,
+) -> None:
+    """Fill an empty, migrated database with deterministic demo dossiers."""
+    try:
+        reference = date.fromisoformat(as_of)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{as_of!r} is not a day like 2026-11-01", param_hint="--as-of"
+        ) from None
+    asyncio.run(_load(settings(), enterprises, seed, reference, if_empty))
+
+
+@schema_app.command("export")
+def schema_export(
+    output: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
+) -> None:
+    """Print the GraphQL schema (SDL), as committed in schema.graphql."""
+    from hub.schema import sdl
+
+    if output is None:
+        sys.stdout.write(sdl())
+    else:
+        output.write_text(sdl(), encoding="utf-8")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    demo: Annotated[
+        bool,
+        typer.Option(help="First run: migrate the database and load demo data when it is empty."),
+    ] = False,
+) -> None:
+    """Serve the hub: GraphQL at /graphql (GraphiQL in a browser), /healthz, /readyz."""
+    import uvicorn
+
+    from hub.app import create_app
+
+    config = settings()
+    try:
+        hub = create_app(config)
+    except PolicyError as error:
+        print_problems(error.problems)
+        console.print(f"[red]the hub does not start with unsound policies in {config.policy_dir}")
+        raise typer.Exit(1) from None
+    if demo:
+        upgrade(config)
+        asyncio.run(_load(config, DEFAULT_ENTERPRISES, DEFAULT_SEED, AS_OF, if_empty=True))
+        if not config.audit_signing_key.exists():
+            create_key(config.audit_signing_key)
+            console.print(f"checkpoint signing key created at {config.audit_signing_key}")
+        path = Path("var/demo-tokens.txt")
+        known = read_demo_tokens(path)
+        tokens = run(with_engine(config, lambda engine: ensure_demo_tokens(engine, known)))
+        if tokens != known:
+            write_demo_tokens(path, tokens)
+        console.print(
+            f"demo bearer tokens for {', '.join(tokens)} are in {path}; e.g. market regulation:"
+            f"\n  Authorization: Bearer {tokens['market']}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    console.print(f"hub on [bold]http://{host}:{port}/graphql[/bold] (GraphiQL in a browser)")
+    # The hub's own records (policy reloads, internal errors with their references) go
+    # where uvicorn's do.
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     [%(name)s] %(message)s")
+    uvicorn.run(hub, host=host, port=port, log_level="info")
