@@ -441,3 +441,37 @@ def test_access_log_pages_and_filters(hub: TestClient, tokens: dict[str, str]) -
     bad = graphql(hub, '{ accessLog(filter: {field: "Penalty.amout"}) { edges { cursor } } }',
                   token=tokens["auditor"])  # fmt: skip
     assert bad["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "argument": "filter.field"}
+
+
+APPENDER = """
+import asyncio, sys
+from hub.audit import AccessLog
+from hub.db import create_engine
+from hub.settings import Settings
+from tests.test_audit import entry
+
+async def main() -> None:
+    engine = create_engine(Settings(database_url=sys.argv[1]))
+    log = AccessLog(engine)
+    for number in range(1, 21):
+        await log.append(entry(number))
+    await engine.dispose()
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("empty_database", BACKENDS, indirect=True)
+def test_hub_processes_appending_at_once_keep_one_chain(empty_database: Settings) -> None:
+    import subprocess
+    import sys
+
+    upgrade(empty_database)
+    root = Path(__file__).resolve().parent.parent
+    processes = [
+        subprocess.Popen([sys.executable, "-c", APPENDER, empty_database.database_url], cwd=root)
+        for _ in range(3)
+    ]
+    assert [process.wait(timeout=120) for process in processes] == [0, 0, 0]
+    result = check(empty_database)
+    assert (result.ok, result.records) == (True, 60)
