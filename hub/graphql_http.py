@@ -278,7 +278,7 @@ class GraphQLEndpoint:
             entry.policy_version = policy.version
             access = Access(policy, principal, entry.purpose, SHARED)
             entry.trail = access.trail
-            context = Context(access, Loaders(reader, access.visible_owners))
+            context = await Context.create(access, Loaders(reader, access.visible_owners))
             return await self.execute(payload, context)
         finally:
             await reader.close()

@@ -6,7 +6,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from hub.app import create_app
-from hub.schema.loaders import Loaders, Reader
+from hub.schema import Access
+from hub.schema.loaders import Reader
 from hub.settings import Settings
 
 
@@ -150,11 +151,11 @@ def test_large_bodies_are_refused_before_parsing(
 def test_defects_are_internal_with_a_reference_and_nothing_else(
     client: TestClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async def broken(self: Loaders) -> None:
+    def broken(self: Access, type_name: str) -> tuple[str, ...]:
         raise RuntimeError("password=hunter2 at db.internal:5432")
 
-    monkeypatch.setattr(Loaders, "departments", broken)
-    status, answer = post(client, {"query": "{ departments { code } }"})
+    monkeypatch.setattr(Access, "visible_owners", broken)
+    status, answer = post(client, {"query": "{ enterprises { totalCount } }"})
     assert status == 200
     assert answer["data"] is None
     error = only_error(answer)
@@ -162,7 +163,7 @@ def test_defects_are_internal_with_a_reference_and_nothing_else(
     assert error == {
         "message": f"The hub failed to answer this part (reference {reference}); please report it.",
         "locations": [{"line": 1, "column": 3}],
-        "path": ["departments"],
+        "path": ["enterprises"],
         "extensions": {"code": "INTERNAL", "reference": reference},
     }
     assert "hunter2" in caplog.text  # operators get the details, under the same reference

@@ -95,6 +95,8 @@ class Access:
         self.purpose = purpose
         self.shared = shared
         self.trail = Trail()
+        # The departments as GraphQL objects, by code; set before execution (see Context).
+        self.departments: Mapping[str, Any] = {}
         self._withheld: dict[tuple[str, str], dict[str, Forbidden]] = {}
         self._owners: dict[str, tuple[str, ...]] = {}
         self._selections: dict[tuple[int, str, tuple[str, ...]], tuple[str, ...]] = {}
@@ -160,6 +162,7 @@ class Access:
         own (a finding is its inspection's).
         """
         type_name = cls.__name__
+        shared = self.shared[type_name]
         selected = self._selected(info, type_name, below)
         where: list[str | int] = info.path.as_list()
         enterprise = None if type_name == "Enterprise" else self._enterprise_at(where)
@@ -174,6 +177,10 @@ class Access:
                     # its traceback for the rest of the request.
                     values[python_name] = copy(error)
             values["withheld"] = withheld
+            if "owner" in shared:
+                values["owner"] = self.departments[values["owner_code"]]
+            if "id" in shared:
+                values["record_id"] = str(values["id"])
             built.append(cls(**values))
             if type_name == "Enterprise":
                 record_id = enterprise = values["uscc"]

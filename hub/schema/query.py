@@ -135,9 +135,9 @@ class FieldAccess:
         )
 
     @strawberry.field(description="The department whose records this is about.")
-    async def owner(self, info: Info) -> Department:
-        departments = await info.context.loaders.departments()
-        return Department(**departments[self.owner_code]._mapping)
+    def owner(self, info: Info) -> Department:
+        department: Department = info.context.access.departments[self.owner_code]
+        return department
 
 
 @strawberry.type
@@ -203,8 +203,7 @@ class Query:
 
     @strawberry.field(description="The departments that share records through the hub.")
     async def departments(self, info: Info) -> list[Department]:
-        departments = await info.context.loaders.departments()
-        return [Department(**row._mapping) for row in departments.values()]
+        return list(info.context.access.departments.values())
 
     @strawberry.field(
         description="What the caller may read: per owner department and Type.field, whether it "

@@ -67,9 +67,9 @@ class Department:
     name_en: str = strawberry.field(description="English name.")
 
 
-async def _departments(info: Info, codes: list[str]) -> list[Department]:
-    departments = await info.context.loaders.departments()
-    return [Department(**departments[code]._mapping) for code in codes]
+def _departments(info: Info, codes: list[str]) -> list[Department]:
+    departments = info.context.access.departments
+    return [departments[code] for code in codes]
 
 
 Withheld = strawberry.Private[Mapping[str, Forbidden]]
@@ -77,21 +77,19 @@ Withheld = strawberry.Private[Mapping[str, Forbidden]]
 
 @strawberry.interface(description="A record kept by one department and shared through the hub.")
 class Record:
+    # Set by Access.build: plain fields resolve without a call per record.
     id: strawberry.Private[int]
     owner_code: strawberry.Private[str]
     withheld: Withheld
+    record_id: strawberry.ID = strawberry.field(
+        name="id", description="The hub's id of this record."
+    )
     source_id: str = strawberry.field(
         description="The owner department's own id for this record, unique per owner."
     )
-
-    @strawberry.field(name="id", description="The hub's id of this record.")
-    def hub_id(self) -> strawberry.ID:
-        return strawberry.ID(str(self.id))
-
-    @strawberry.field(description="The department that owns and publishes this record.")
-    async def owner(self, info: Info) -> Department:
-        (department,) = await _departments(info, [self.owner_code])
-        return department
+    owner: Department = strawberry.field(
+        description="The department that owns and publishes this record."
+    )
 
 
 @strawberry.type(description="A credit repair (信用修复) applied for against a credit record.")
@@ -147,7 +145,7 @@ class Inspection(Record):
     async def participants(self, info: Info) -> list[Department] | None:
         check(self, "participants")
         rows = await info.context.loaders.participants.load(Parent(self.id))
-        return await _departments(info, [row.department for row in rows])
+        return _departments(info, [row.department for row in rows])
 
     @strawberry.field(description="Problems found, if any.")
     async def findings(self, info: Info) -> list[Finding] | None:
@@ -220,7 +218,7 @@ class Rectification(Record):
     async def assisting_departments(self, info: Info) -> list[Department] | None:
         check(self, "assisting_departments")
         rows = await info.context.loaders.assistants.load(Parent(self.id))
-        return await _departments(info, [row.department for row in rows])
+        return _departments(info, [row.department for row in rows])
 
     @strawberry.field(description="The acceptance verdict; null until one is recorded.")
     async def acceptance(self, info: Info) -> Acceptance | None:
@@ -243,11 +241,9 @@ class Enterprise:
     town: str | None = strawberry.field(description="Town or sub-district, e.g. 三墩镇.")
     registered_on: date | None
     status: EnterpriseStatus | None
-
-    @strawberry.field(description="The registration authority that keeps the base data.")
-    async def owner(self, info: Info) -> Department:
-        (department,) = await _departments(info, [self.owner_code])
-        return department
+    owner: Department = strawberry.field(
+        description="The registration authority that keeps the base data."
+    )
 
     @strawberry.field(description="Credit records by issue date, oldest first.")
     async def credit_records(
