@@ -1,0 +1,615 @@
+"""The hub measured against the physical limit, in one run: writes bench/RESULTS.md.
+
+    .venv/bin/python -m bench.run [--rounds 20] [--quick] [--postgres URL]
+
+Builds deterministic data sets with the demo loader, runs every comparison in interleaved
+rounds (A B, B A, ... with garbage collected before each), and writes medians and ratios
+with the machine's description. --quick skips the 100,000-enterprise scale comparison;
+--postgres (or HUB_TEST_POSTGRES_URL) adds it on PostgreSQL, in a database of its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx2
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.trace import NoOpTracerProvider, Tracer
+from sqlalchemy import event, make_url
+from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import create_async_engine
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from bench.limit import DOSSIER, dossier_json
+from hub.audit import AccessEntry, AccessLog
+from hub.auth import Principal
+from hub.clients import create_client
+from hub.db import create_engine, upgrade
+from hub.demo import load_demo
+from hub.domain import DEPARTMENTS, Role
+from hub.errors import Forbidden
+from hub.graphql_http import GraphQLEndpoint
+from hub.policy import PolicyStore
+from hub.schema import SHARED, Access, Context, Loaders, Reader, build_schema, policy_fields
+from hub.settings import DEFAULT_POLICY_DIR, Settings
+from hub.telemetry import instrument_engine
+
+ROOT = Path(__file__).resolve().parent.parent
+ONE = """query($u: String!) { enterprise(uscc: $u) { uscc name
+  creditRecords { id kind level status repairs { status } }
+  inspections { id owner { code } kind inspectedOn result findings { category } }
+  penalties { id caseNumber amount decidedOn status }
+  rectifications { id deadline status acceptance { verdict acceptedOn } } } }"""
+TINY = '{"query": "{ __typename }"}'
+EVERYONE = tuple(d.code for d in DEPARTMENTS)
+
+
+@dataclass
+class Row:
+    comparison: str
+    a: str
+    b: str
+    median_a: float
+    median_b: float
+    target: str = ""
+    unit: str = "ms"
+
+    @property
+    def ratio(self) -> float:
+        return self.median_a / self.median_b
+
+
+@dataclass
+class Results:
+    rows: list[Row] = field(default_factory=list)
+    facts: list[tuple[str, str, str]] = field(default_factory=list)  # (what, value, target)
+    notes: list[str] = field(default_factory=list)
+
+
+class NoLog(AccessLog):
+    async def append(self, entry: AccessEntry) -> int:
+        return 0
+
+
+class Nowhere(SpanExporter):
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return SpanExportResult.SUCCESS
+
+
+class NoAccessControl(Access):
+    """Serves everything without consulting a policy."""
+
+    def visible_owners(self, type_name: str) -> tuple[str, ...]:
+        return EVERYONE
+
+    def withheld(self, type_name: str, owner: str) -> dict[str, Forbidden]:
+        return {}
+
+
+def open_policies(directory: Path) -> Path:
+    """A department may read everything: the dossier is complete, as P's is."""
+    directory.mkdir(parents=True, exist_ok=True)
+    shutil.copy(DEFAULT_POLICY_DIR / "model.conf", directory / "model.conf")
+    catalog = (DEFAULT_POLICY_DIR / "catalog.csv").read_text(encoding="utf-8")
+    catalog = catalog.replace(",conditional,", ",unconditional,").replace(
+        ",none,", ",unconditional,"
+    )
+    (directory / "catalog.csv").write_text(catalog, encoding="utf-8")
+    (directory / "policy.csv").write_text("p, department, *, *, read, allow\n", encoding="utf-8")
+    return directory
+
+
+async def interleaved(
+    variants: dict[str, Callable[[], Awaitable[Any]]], rounds: int
+) -> dict[str, float]:
+    """Median seconds per variant, rounds interleaved in rotating order."""
+    for run in variants.values():
+        await run()  # warm up
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    names = list(variants)
+    for round_number in range(rounds):
+        for name in names[round_number % len(names) :] + names[: round_number % len(names)]:
+            gc.collect()
+            started = time.perf_counter()
+            await variants[name]()
+            times[name].append(time.perf_counter() - started)
+    return {name: statistics.median(samples) for name, samples in times.items()}
+
+
+async def prepare(url: str, enterprises: int, policies: Path) -> tuple[Settings, str]:
+    settings = Settings(database_url=url, policy_dir=policies)
+    upgrade(settings)
+    engine = create_engine(settings)
+    await load_demo(engine, enterprises=enterprises, seed=7)
+    token = (
+        await create_client(engine, department="market", name="bench", role=Role.DEPARTMENT)
+    ).token
+    await engine.dispose()
+    return settings, token
+
+
+def endpoint(
+    settings: Settings, *, audited: bool, tracer: Tracer, traced_sql: bool
+) -> httpx2.AsyncClient:
+    engine = create_engine(settings)
+    if traced_sql:
+        instrument_engine(engine.sync_engine, tracer)
+    log = AccessLog(engine) if audited else NoLog(engine)
+    policies = PolicyStore(settings.policy_dir, policy_fields())
+    handler = GraphQLEndpoint(build_schema(), engine, settings, policies, log, tracer)
+    app = Starlette(routes=[Route("/graphql", handler.handle, methods=["POST"])])
+    return httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://hub")
+
+
+def poster(
+    client: httpx2.AsyncClient, token: str, query: str, **variables: Any
+) -> Callable[[], Awaitable[None]]:
+    headers = {"Authorization": f"Bearer {token}"}
+
+    async def post() -> None:
+        response = await client.post(
+            "/graphql", json={"query": query, "variables": variables}, headers=headers
+        )
+        if response.status_code != 200 or "errors" in response.json():
+            raise SystemExit(f"unexpected answer: {response.status_code} {response.text[:300]}")
+
+    return post
+
+
+async def in_process(settings: Settings, token: str, rounds: int, results: Results) -> None:
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(Nowhere()))
+    traced, silent = provider.get_tracer("hub"), NoOpTracerProvider().get_tracer("hub")
+    full = endpoint(settings, audited=True, tracer=traced, traced_sql=True)
+    baseline = endpoint(settings, audited=False, tracer=silent, traced_sql=False)
+    audit_only = endpoint(settings, audited=True, tracer=silent, traced_sql=False)
+    tracing_only = endpoint(settings, audited=False, tracer=traced, traced_sql=True)
+
+    # 1. The dossier against P, the same JSON from raw cursors.
+    database = sqlite3.connect(settings.database_url.removeprefix("sqlite+aiosqlite:///"))
+    hub_answer = (
+        await full.post(
+            "/graphql", json={"query": DOSSIER}, headers={"Authorization": f"Bearer {token}"}
+        )
+    ).json()
+    hub_answer.pop("extensions")
+    if hub_answer != json.loads(dossier_json(database)):
+        raise SystemExit("P does not produce the hub's answer; the comparison would be unfair")
+
+    async def limit() -> None:
+        dossier_json(database)
+
+    medians = await interleaved({"hub": poster(full, token, DOSSIER), "P": limit}, rounds)
+    results.rows.append(
+        Row(
+            "100-enterprise dossier vs the limit P (authz, audit, tracing on)",
+            "hub, in-process",
+            "P: raw sqlite3 + json.dumps",
+            medians["hub"],
+            medians["P"],
+            "<= 8x (goal 4x)",
+        )
+    )
+
+    # 2. Overheads, each on vs off.
+    medians = await interleaved(
+        {
+            "baseline": poster(baseline, token, DOSSIER),
+            "audit": poster(audit_only, token, DOSSIER),
+            "tracing": poster(tracing_only, token, DOSSIER),
+        },
+        rounds,
+    )
+    results.rows.append(
+        Row(
+            "audit overhead (dossier)",
+            "audit on",
+            "off",
+            medians["audit"],
+            medians["baseline"],
+            "<= 1.10x",
+        )
+    )
+    results.rows.append(
+        Row(
+            "tracing overhead (dossier)",
+            "tracing on",
+            "off",
+            medians["tracing"],
+            medians["baseline"],
+            "<= 1.05x",
+        )
+    )
+
+    engine = create_engine(settings)
+    schema = build_schema()
+    market = Principal("bench", "bench", "market", Role.DEPARTMENT)
+    policy = PolicyStore(settings.policy_dir, policy_fields()).current
+
+    def executor(kind: type[Access]) -> Callable[[], Awaitable[None]]:
+        async def execute() -> None:
+            reader = Reader(engine)
+            access = kind(policy, market, None, SHARED)
+            context = await Context.create(access, Loaders(reader, access.visible_owners))
+            result = await schema.execute(DOSSIER, context_value=context)
+            await reader.close()
+            if result.errors:
+                raise SystemExit(str(result.errors[0]))
+
+        return execute
+
+    medians = await interleaved({"on": executor(Access), "off": executor(NoAccessControl)}, rounds)
+    results.rows.append(
+        Row(
+            "authorization overhead (dossier, schema level)",
+            "authz on",
+            "off",
+            medians["on"],
+            medians["off"],
+            "<= 1.10x",
+        )
+    )
+
+    # 3. Counts: statements per request do not grow with rows; a warm request decides nothing.
+    statements: list[str] = []
+
+    def count(*arguments: Any) -> None:
+        statements.append(arguments[2])
+
+    event.listen(Engine, "before_cursor_execute", count)
+    first_uscc = database.execute("SELECT uscc FROM enterprise ORDER BY uscc LIMIT 1").fetchone()[0]
+    await poster(full, token, ONE, u=first_uscc)()
+    one = len(statements)
+    statements.clear()
+    await poster(full, token, DOSSIER)()
+    hundred = len(statements)
+    event.remove(Engine, "before_cursor_execute", count)
+    results.facts.append(
+        ("SQL statements, dossier of 1 enterprise / of 100", f"{one} / {hundred}", "equal")
+    )
+    store = PolicyStore(settings.policy_dir, policy_fields())
+    warm = store.current
+    for _ in range(2):
+        reader = Reader(engine)
+        access = Access(warm, market, None, SHARED)
+        context = await Context.create(access, Loaders(reader, access.visible_owners))
+        before = warm.evaluations
+        await schema.execute(DOSSIER, context_value=context)
+        await reader.close()
+    results.facts.append(
+        ("Casbin evaluations on a warm request", str(warm.evaluations - before), "0")
+    )
+    await engine.dispose()
+    for client in (full, baseline, audit_only, tracing_only):
+        await client.aclose()
+    provider.shutdown()
+
+
+async def http(settings: Settings, token: str, rounds: int, results: Results) -> None:
+    """One uvicorn worker on 127.0.0.1, driven by a bounded generator in this process."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    environment = {
+        **os.environ,
+        "HUB_DATABASE_URL": settings.database_url,
+        "HUB_POLICY_DIR": str(settings.policy_dir),
+    }
+    server = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "hub"),
+        "serve",
+        "--port",
+        str(port),
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        await _wait_ready(port)
+        auth = f"Authorization: Bearer {token}\r\n"
+        tiny = _request("POST", "/graphql", auth + "Content-Type: application/json\r\n", TINY)
+        plain = _request("GET", "/healthz", "", "")
+        capacity = {}
+        for _ in range(3):  # interleaved, 3 s each
+            for name, request in (("tiny", tiny), ("plain", plain)):
+                gc.collect()
+                capacity.setdefault(name, []).append(await _closed_loop(port, request, seconds=3))
+        tiny_rps, plain_rps = (statistics.median(capacity[n]) for n in ("tiny", "plain"))
+        results.rows.append(
+            Row(
+                "HTTP: tiny GraphQL query vs a plain Starlette route (requests/s)",
+                "{ __typename }",
+                "/healthz",
+                tiny_rps,
+                plain_rps,
+                ">= 0.35x",
+                unit="req/s",
+            )
+        )
+        latencies = await _open_loop(port, tiny, rate=tiny_rps / 2, seconds=5)
+        p50, p99 = (statistics.quantiles(latencies, n=100)[i] for i in (49, 98))
+        results.rows.append(
+            Row(
+                f"HTTP: tiny query at half capacity ({tiny_rps / 2:.0f} req/s offered)",
+                "p99",
+                "p50",
+                p99,
+                p50,
+                "<= 1.5x",
+            )
+        )
+
+        dossier = _request(
+            "POST",
+            "/graphql",
+            auth + "Content-Type: application/json\r\n",
+            json.dumps({"query": DOSSIER}),
+        )
+        client = endpoint(
+            settings, audited=True, tracer=TracerProvider().get_tracer("hub"), traced_sql=True
+        )
+
+        async def over_http() -> None:
+            await _one(port, dossier)
+
+        medians = await interleaved(
+            {"http": over_http, "in-process": poster(client, token, DOSSIER)}, rounds
+        )
+        await client.aclose()
+        results.rows.append(
+            Row(
+                "dossier over HTTP vs in-process",
+                "uvicorn",
+                "in-process",
+                medians["http"],
+                medians["in-process"],
+                "<= 1.1x",
+            )
+        )
+    finally:
+        server.terminate()
+        await server.wait()
+
+
+def _request(method: str, path: str, headers: str, body: str) -> bytes:
+    data = body.encode()
+    return (
+        f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}"
+        f"Content-Length: {len(data)}\r\n\r\n"
+    ).encode() + data
+
+
+async def _wait_ready(port: int) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            await _one(port, _request("GET", "/readyz", "", ""))
+            return
+        except OSError:
+            await asyncio.sleep(0.2)
+    raise SystemExit("the hub did not start")
+
+
+async def _exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+) -> None:
+    writer.write(request)
+    await writer.drain()
+    head = await reader.readuntil(b"\r\n\r\n")
+    match = re.search(rb"content-length: *(\d+)", head, re.IGNORECASE)
+    await reader.readexactly(int(match.group(1)) if match else 0)
+
+
+async def _one(port: int, request: bytes) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        await _exchange(reader, writer, request)
+    finally:
+        writer.close()
+
+
+async def _closed_loop(port: int, request: bytes, seconds: float, connections: int = 8) -> float:
+    """Requests per second with ``connections`` clients each sending as fast as answered."""
+    deadline = time.perf_counter() + seconds
+    done = 0
+
+    async def client() -> None:
+        nonlocal done
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        while time.perf_counter() < deadline:
+            await _exchange(reader, writer, request)
+            done += 1
+        writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(connections)))
+    return done / (time.perf_counter() - started)
+
+
+async def _open_loop(
+    port: int, request: bytes, rate: float, seconds: float, connections: int = 16
+) -> list[float]:
+    """Latencies at a fixed offered rate, measured from each request's scheduled time."""
+    total = int(rate * seconds)
+    start = time.perf_counter() + 0.1
+    slots = iter(range(total))
+    latencies: list[float] = []
+
+    async def client() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        for slot in slots:
+            scheduled = start + slot / rate
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await _exchange(reader, writer, request)
+            latencies.append(time.perf_counter() - scheduled)
+        writer.close()
+
+    await asyncio.gather(*(client() for _ in range(connections)))
+    return latencies
+
+
+async def scale(
+    url_for: Callable[[str], str], label: str, policies: Path, rounds: int, results: Results
+) -> None:
+    """The single-enterprise dossier with 1,000 vs 100,000 enterprises in the database."""
+    clients = {}
+    for size in (1_000, 100_000):
+        started = time.perf_counter()
+        settings, token = await prepare(url_for(f"scale{size}"), size, policies)
+        results.notes.append(
+            f"{label}: demo load of {size:,} enterprises took {time.perf_counter() - started:.0f} s"
+        )
+        engine = create_async_engine(settings.database_url)
+        async with engine.connect() as connection:
+            uscc = (
+                await connection.exec_driver_sql(
+                    "SELECT uscc FROM enterprise ORDER BY uscc LIMIT 1 OFFSET 500"
+                )
+            ).scalar()
+        await engine.dispose()
+        client = endpoint(
+            settings, audited=True, tracer=TracerProvider().get_tracer("hub"), traced_sql=True
+        )
+        clients[size] = (client, poster(client, token, ONE, u=uscc))
+    medians = await interleaved({str(size): run for size, (_, run) in clients.items()}, rounds)
+    for client, _ in clients.values():
+        await client.aclose()
+    results.rows.append(
+        Row(
+            f"scale, {label}: one dossier with 100,000 vs 1,000 enterprises",
+            "100,000",
+            "1,000",
+            medians["100000"],
+            medians["1000"],
+            "<= 1.5x",
+        )
+    )
+
+
+def machine() -> list[str]:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    memory = next(
+        (
+            line.split()[1]
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        ),
+        "?",
+    )
+    return [
+        f"- CPU: {cpu}, {os.cpu_count()} cores; memory {int(memory) // 1024 // 1024} GiB",
+        f"- {platform.system()} {platform.release()}; Python {platform.python_version()}; SQLite {sqlite3.sqlite_version}",
+        f"- measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; the machine is shared and noisy, so only ratios"
+        " within one run are meaningful",
+    ]
+
+
+def write(results: Results, rounds: int, path: Path) -> None:
+    lines = [
+        "# Benchmark results",
+        "",
+        "Written by `.venv/bin/python -m bench.run`; do not edit by hand.",
+        "",
+        *machine(),
+        f"- {rounds} interleaved rounds per comparison; medians",
+        "",
+        "| comparison | A | B | median A | median B | A/B | target |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in results.rows:
+        fmt = "{:.1f} ms" if row.unit == "ms" else "{:.0f} " + row.unit
+        a = fmt.format(row.median_a * 1000 if row.unit == "ms" else row.median_a)
+        b = fmt.format(row.median_b * 1000 if row.unit == "ms" else row.median_b)
+        lines.append(
+            f"| {row.comparison} | {row.a} | {row.b} | {a} | {b} | {row.ratio:.2f}x | {row.target} |"
+        )
+    lines += ["", "| count | value | target |", "|---|---|---|"]
+    lines += [f"| {what} | {value} | {target} |" for what, value, target in results.facts]
+    if results.notes:
+        lines += ["", *(f"- {note}" for note in results.notes)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+async def main(rounds: int, quick: bool, postgres: str | None) -> None:
+    results = Results()
+    with tempfile.TemporaryDirectory() as scratch:
+        policies = open_policies(Path(scratch) / "policies")
+        settings, token = await prepare(f"sqlite+aiosqlite:///{scratch}/bench.db", 1_000, policies)
+        await in_process(settings, token, rounds, results)
+        await http(settings, token, rounds, results)
+        if not quick:
+            await scale(
+                lambda name: f"sqlite+aiosqlite:///{scratch}/{name}.db",
+                "SQLite",
+                policies,
+                rounds,
+                results,
+            )
+            if postgres:
+                created: list[str] = []
+
+                def database(name: str) -> str:
+                    created.append(f"hub_bench_{name}_{uuid.uuid4().hex[:8]}")
+                    return (
+                        make_url(postgres)
+                        .set(database=created[-1])
+                        .render_as_string(hide_password=False)
+                    )
+
+                admin = create_async_engine(postgres, isolation_level="AUTOCOMMIT")
+                names = [database("scale1000"), database("scale100000")]
+                async with admin.connect() as connection:
+                    for name in created:
+                        await connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+                try:
+                    urls = iter(names)
+                    await scale(lambda name: next(urls), "PostgreSQL", policies, rounds, results)
+                finally:
+                    async with admin.connect() as connection:
+                        for name in created:
+                            await connection.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
+                    await admin.dispose()
+    write(results, rounds, ROOT / "bench" / "RESULTS.md")
+    print((ROOT / "bench" / "RESULTS.md").read_text())
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument(
+        "--quick", action="store_true", help="skip the 100,000-enterprise scale runs"
+    )
+    parser.add_argument("--postgres", default=os.environ.get("HUB_TEST_POSTGRES_URL"))
+    arguments = parser.parse_args()
+    asyncio.run(main(arguments.rounds, arguments.quick, arguments.postgres))
