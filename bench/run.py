@@ -279,8 +279,7 @@ async def in_process(settings: Settings, token: str, rounds: int, results: Resul
         statements.append(arguments[2])
 
     event.listen(Engine, "before_cursor_execute", count)
-    first_uscc = database.execute("SELECT uscc FROM enterprise ORDER BY uscc LIMIT 1").fetchone()[0]
-    await poster(full, token, ONE, u=first_uscc)()
+    await poster(full, token, DOSSIER.replace("first: 100", "first: 1"))()
     one = len(statements)
     statements.clear()
     await poster(full, token, DOSSIER)()

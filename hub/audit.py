@@ -9,10 +9,12 @@ signed checkpoints (checkpoint.py) catch a truncated tail or a chain rewritten w
 
 Appends are serialized on the chain head: a PostgreSQL advisory lock across processes,
 and the sequence number's primary key everywhere (a lost race retries on the new head).
+Concurrent appends within a process share one transaction and one sync to disk.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections import defaultdict
@@ -166,14 +168,40 @@ def _spaced(words: list[str]) -> str:
 
 
 class AccessLog:
-    """Appends records to the chain; each append is durable when it returns."""
+    """Appends records to the chain; each append is durable when it returns.
+
+    Appends that arrive while a transaction is being written wait for the next one and are
+    written together (group commit): one sync to disk serves them all, in arrival order.
+    """
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self._waiting: list[tuple[dict[str, Any], asyncio.Future[int]]] = []
+        self._writer: asyncio.Task[None] | None = None
 
     async def append(self, entry: AccessEntry) -> int:
         """Append ``entry`` after the current head; returns its sequence number."""
-        values = entry.columns()
+        written: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._waiting.append((entry.columns(), written))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write())
+        return await written
+
+    async def _write(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            try:
+                seqs = await self._commit([values for values, _ in batch])
+            except Exception as error:
+                for _, written in batch:
+                    if not written.done():
+                        written.set_exception(error)
+            else:
+                for (_, written), seq in zip(batch, seqs, strict=True):
+                    if not written.done():
+                        written.set_result(seq)
+
+    async def _commit(self, batch: list[dict[str, Any]]) -> list[int]:
         for _ in range(APPEND_ATTEMPTS):
             try:
                 async with self.engine.begin() as connection:
@@ -185,13 +213,17 @@ class AccessLog:
                         select(AccessRecord.seq, AccessRecord.hash)
                         .order_by(AccessRecord.seq.desc()).limit(1)
                     )).first()  # fmt: skip
-                    seq, prev_hash = (head.seq + 1, head.hash) if head else (1, GENESIS)
-                    record = {**values, "seq": seq, "prev_hash": prev_hash}
-                    record["hash"] = record_hash(record)
-                    await connection.execute(insert(AccessRecord).values(record))
-                return seq
+                    seq, prev_hash = (head.seq, head.hash) if head else (0, GENESIS)
+                    records = []
+                    for values in batch:
+                        seq += 1
+                        record = {**values, "seq": seq, "prev_hash": prev_hash}
+                        record["hash"] = prev_hash = record_hash(record)
+                        records.append(record)
+                    await connection.execute(insert(AccessRecord), records)
+                return [record["seq"] for record in records]
             except IntegrityError:
-                continue  # another writer took this sequence number: chain on its record
+                continue  # another process took these numbers: chain on its records
         raise RuntimeError(f"could not append to the access log in {APPEND_ATTEMPTS} attempts")
 
 

@@ -475,3 +475,20 @@ def test_hub_processes_appending_at_once_keep_one_chain(empty_database: Settings
     assert [process.wait(timeout=120) for process in processes] == [0, 0, 0]
     result = check(empty_database)
     assert (result.ok, result.records) == (True, 60)
+
+
+def test_concurrent_appends_share_a_transaction(tmp_path: Path, sql_statements: Any) -> None:
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/group.db")
+    upgrade(settings)
+
+    async def appends() -> list[int]:
+        engine = create_engine(settings)
+        log = AccessLog(engine)
+        seqs = await asyncio.gather(*(log.append(entry(n % 50 + 1)) for n in range(20)))
+        await engine.dispose()
+        return list(seqs)
+
+    assert sorted(asyncio.run(appends())) == list(range(1, 21))
+    inserts = [s for s in sql_statements.statements if s.startswith("INSERT INTO access_record")]
+    assert 1 <= len(inserts) < 20  # group commit: far fewer transactions than records
+    assert check(settings).ok
