@@ -177,6 +177,8 @@ class Access:
                     # its traceback for the rest of the request.
                     values[python_name] = copy(error)
             values["withheld"] = withheld
+            if "prefetched" in cls.__dataclass_fields__:  # type: ignore[attr-defined]
+                values["prefetched"] = {}
             if "owner" in shared:
                 values["owner"] = self.departments[values["owner_code"]]
             if "id" in shared:
@@ -191,8 +193,14 @@ class Access:
             self._enter(type_name, record_id, record_owner, enterprise, selected, withheld)
         return built
 
-    def build_one(self, cls: type[T], row: Row[Any] | None, info: Any) -> T | None:
-        return None if row is None else self.build(cls, [row], info)[0]
+    def build_one(
+        self, cls: type[T], row: Row[Any] | None, info: Any, below: tuple[str, ...] = ()
+    ) -> T | None:
+        return None if row is None else self.build(cls, [row], info, below=below)[0]
+
+    def selected(self, info: Any, type_name: str) -> tuple[str, ...]:
+        """The fields of ``type_name`` the query selects where ``info``'s field resolves."""
+        return self._selected(info, type_name, ())
 
     def _enter(
         self,

@@ -7,10 +7,11 @@ links are not, and are served with every record that is served (see access.py).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
 
@@ -73,6 +74,8 @@ def _departments(info: Info, codes: list[str]) -> list[Department]:
 
 
 Withheld = strawberry.Private[Mapping[str, Forbidden]]
+# Children loaded with their parents' whole level (see prefetch), by GraphQL field name.
+Prefetched = strawberry.Private[dict[str, Any]]
 
 
 @strawberry.interface(description="A record kept by one department and shared through the hub.")
@@ -114,10 +117,12 @@ class CreditRecord(Record):
     expires_on: date | None
     status: CreditStatus | None
 
+    prefetched: Prefetched
+
     @strawberry.field(description="Repairs applied for against this record, oldest first.")
-    async def repairs(self, info: Info) -> list[CreditRepair]:
-        rows = await info.context.loaders.credit_repairs.load(Parent(self.id))
-        return info.context.access.build(CreditRepair, rows, info)
+    def repairs(self) -> list[CreditRepair]:
+        repairs: list[CreditRepair] = self.prefetched["repairs"]
+        return repairs
 
 
 @strawberry.type(description="A problem found during an inspection.")
@@ -139,19 +144,21 @@ class Inspection(Record):
     inspected_on: date | None
     result: InspectionResult | None
 
+    prefetched: Prefetched
+
     @strawberry.field(
         description="Departments that took part besides the owner (joint inspections)."
     )
-    async def participants(self, info: Info) -> list[Department] | None:
+    def participants(self) -> list[Department] | None:
         check(self, "participants")
-        rows = await info.context.loaders.participants.load(Parent(self.id))
-        return _departments(info, [row.department for row in rows])
+        participants: list[Department] = self.prefetched["participants"]
+        return participants
 
     @strawberry.field(description="Problems found, if any.")
-    async def findings(self, info: Info) -> list[Finding] | None:
+    def findings(self) -> list[Finding] | None:
         check(self, "findings")
-        rows = await info.context.loaders.findings.load(Parent(self.id))
-        return info.context.access.build(Finding, rows, info, owner=self.owner_code)
+        findings: list[Finding] = self.prefetched["findings"]
+        return findings
 
 
 @strawberry.type(description="An administrative penalty decision (行政处罚).")
@@ -198,13 +205,17 @@ class Rectification(Record):
     deadline: date | None
     status: RectificationStatus | None
 
+    prefetched: Prefetched
+
     @strawberry.field(description="The inspection that led to this order, if any.")
     async def inspection(self, info: Info) -> Inspection | None:
         check(self, "inspection")
         if self.inspection_id is None:
             return None
         row = await info.context.loaders.inspection.load(self.inspection_id)
-        return info.context.access.build_one(Inspection, row, info)
+        inspection = info.context.access.build_one(Inspection, row, info)
+        await prefetch(info, Inspection, [inspection] if inspection else [])
+        return inspection
 
     @strawberry.field(description="The penalty that led to this order, if any.")
     async def penalty(self, info: Info) -> Penalty | None:
@@ -215,16 +226,16 @@ class Rectification(Record):
         return info.context.access.build_one(Penalty, row, info)
 
     @strawberry.field(description="Departments helping the enterprise rectify (联合帮扶整改).")
-    async def assisting_departments(self, info: Info) -> list[Department] | None:
+    def assisting_departments(self) -> list[Department] | None:
         check(self, "assisting_departments")
-        rows = await info.context.loaders.assistants.load(Parent(self.id))
-        return _departments(info, [row.department for row in rows])
+        assistants: list[Department] = self.prefetched["assistingDepartments"]
+        return assistants
 
     @strawberry.field(description="The acceptance verdict; null until one is recorded.")
-    async def acceptance(self, info: Info) -> Acceptance | None:
+    def acceptance(self) -> Acceptance | None:
         check(self, "acceptance")
-        row = await info.context.loaders.acceptance.load(self.id)
-        return info.context.access.build_one(Acceptance, row, info)
+        acceptance: Acceptance | None = self.prefetched["acceptance"]
+        return acceptance
 
 
 @strawberry.type(description="An enterprise, keyed by its unified social credit code.")
@@ -250,14 +261,18 @@ class Enterprise:
         self, info: Info, since: Since = None, until: Until = None
     ) -> list[CreditRecord]:
         rows = await info.context.loaders.credit_records.load(date_range(self.id, since, until))
-        return info.context.access.build(CreditRecord, rows, info)
+        records = info.context.access.build(CreditRecord, rows, info)
+        await prefetch(info, CreditRecord, records)
+        return records
 
     @strawberry.field(description="Inspections by day, oldest first.")
     async def inspections(
         self, info: Info, since: Since = None, until: Until = None
     ) -> list[Inspection]:
         rows = await info.context.loaders.inspections.load(date_range(self.id, since, until))
-        return info.context.access.build(Inspection, rows, info)
+        records = info.context.access.build(Inspection, rows, info)
+        await prefetch(info, Inspection, records)
+        return records
 
     @strawberry.field(description="Penalty decisions by decision day, oldest first.")
     async def penalties(
@@ -271,8 +286,55 @@ class Enterprise:
         self, info: Info, since: Since = None, until: Until = None
     ) -> list[Rectification]:
         rows = await info.context.loaders.rectifications.load(date_range(self.id, since, until))
-        return info.context.access.build(Rectification, rows, info)
+        records = info.context.access.build(Rectification, rows, info)
+        await prefetch(info, Rectification, records)
+        return records
 
+
+async def prefetch(info: Info, cls: type[Any], records: list[Any]) -> None:
+    """Load the children the query selects of ``records`` and attach them, built.
+
+    Called where a level of records is built, each relation is one loader call for the
+    records of this parent; the loaders batch the calls of all parents at that level into
+    one statement, and the children's own resolvers stay synchronous: no coroutine per record.
+    """
+    access, loaders = info.context.access, info.context.loaders
+    selected = access.selected(info, cls.__name__)
+    shared = access.shared[cls.__name__]
+
+    async def relation(name: str) -> None:
+        readable = [r for r in records if shared[name].python_name not in r.withheld]
+        if name == "acceptance":
+            found = await loaders.acceptance.load_many([r.id for r in readable])
+            for record, row in zip(readable, found, strict=True):
+                record.prefetched[name] = access.build_one(Acceptance, row, info, (name,))
+            return
+        loader = {
+            "repairs": loaders.credit_repairs,
+            "findings": loaders.findings,
+            "participants": loaders.participants,
+            "assistingDepartments": loaders.assistants,
+        }[name]
+        lists = await loader.load_many([Parent(r.id) for r in readable])
+        for record, rows in zip(readable, lists, strict=True):
+            if name == "repairs":
+                record.prefetched[name] = access.build(CreditRepair, rows, info, below=(name,))
+            elif name == "findings":
+                record.prefetched[name] = access.build(
+                    Finding, rows, info, owner=record.owner_code, below=(name,)
+                )
+            else:
+                record.prefetched[name] = _departments(info, [row.department for row in rows])
+
+    names = [name for name in CHILDREN.get(cls.__name__, ()) if name in selected]
+    await asyncio.gather(*(relation(name) for name in names))
+
+
+CHILDREN = {
+    "CreditRecord": ("repairs",),
+    "Inspection": ("findings", "participants"),
+    "Rectification": ("assistingDepartments", "acceptance"),
+}
 
 SHARED_TYPES = (
     Enterprise,
