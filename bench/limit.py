@@ -9,7 +9,7 @@ from collections import defaultdict
 from typing import Any
 
 # The GraphQL query the hub answers; P produces the same JSON.
-DOSSIER = """{ enterprises(first: 100) { edges { node {
+FIELDS = """
   uscc name legalRepresentative address industry region town registeredOn status
   creditRecords { id owner { code } kind level reason issuedOn expiresOn status
     repairs { id owner { code } appliedOn decidedOn status opinion } }
@@ -19,7 +19,8 @@ DOSSIER = """{ enterprises(first: 100) { edges { node {
     minorFirstOffenceExempt decisionIssued complianceSuggestionIssued creditRepairNoticeIssued }
   rectifications { id owner { code } requirement orderedOn deadline status
     assistingDepartments { code } acceptance { id owner { code } acceptedOn verdict opinion } }
-} } } }"""
+"""
+DOSSIER = "{ enterprises(first: 100) { edges { node {" + FIELDS + "} } } }"
 
 
 def _children(
