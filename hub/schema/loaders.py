@@ -11,7 +11,7 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from datetime import date
-from typing import Any, NamedTuple, TypeVar, TypeVarTuple
+from typing import Any, Generic, NamedTuple, TypeVar, TypeVarTuple
 
 from sqlalchemy import ColumnElement, Row, Select, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -168,6 +168,45 @@ def _loader(
     return DataLoader(load_fn=load, max_batch_size=MAX_BATCH)
 
 
+class LevelLoader(Generic[K, T]):
+    """Batches the key lists of all callers in one event-loop turn into one load.
+
+    For children loaded a whole level at a time (see types.prefetch): like a DataLoader,
+    one statement for all parents, but one future per caller instead of one per key.
+    """
+
+    def __init__(self, load: Callable[[list[K]], Awaitable[Sequence[T]]]) -> None:
+        self._load = load
+        self._waiting: list[tuple[list[K], asyncio.Future[list[T]]]] = []
+
+    async def load_many(self, keys: list[K]) -> list[T]:
+        if not keys:
+            return []
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[list[T]] = loop.create_future()
+        if not self._waiting:
+            loop.call_soon(lambda: loop.create_task(self._dispatch()))
+        self._waiting.append((keys, answer))
+        return await answer
+
+    async def _dispatch(self) -> None:
+        waiting, self._waiting = self._waiting, []
+        keys = list(dict.fromkeys(key for caller_keys, _ in waiting for key in caller_keys))
+        try:
+            found: dict[K, T] = {}
+            for start in range(0, len(keys), MAX_BATCH):
+                chunk = keys[start : start + MAX_BATCH]
+                found.update(zip(chunk, await self._load(chunk), strict=True))
+        except Exception as error:
+            for _, answer in waiting:
+                if not answer.done():
+                    answer.set_exception(error)
+            return
+        for caller_keys, answer in waiting:
+            if not answer.done():
+                answer.set_result([found[key] for key in caller_keys])
+
+
 VisibleOwners = Callable[[str], tuple[str, ...]]
 
 
@@ -185,13 +224,13 @@ class Loaders:
         self.enterprise = _loader(self._by_key(ENTERPRISE, models.Enterprise.uscc, owned=False))
         self.inspection = _loader(self._by_key(INSPECTION, models.Inspection.id))
         self.penalty = _loader(self._by_key(PENALTY, models.Penalty.id))
-        self.acceptance = _loader(self._by_key(ACCEPTANCE, models.Acceptance.rectification_id))
+        self.acceptance = LevelLoader(self._by_key(ACCEPTANCE, models.Acceptance.rectification_id))
         self.credit_records = _loader(
             self._children(
                 CREDIT_RECORD, models.CreditRecord.enterprise_id, models.CreditRecord.issued_on
             )
         )
-        self.credit_repairs = _loader(
+        self.credit_repairs = LevelLoader(
             self._children(
                 CREDIT_REPAIR, models.CreditRepair.credit_record_id, models.CreditRepair.applied_on
             )
@@ -201,10 +240,10 @@ class Loaders:
                 INSPECTION, models.Inspection.enterprise_id, models.Inspection.inspected_on
             )
         )
-        self.findings = _loader(
+        self.findings = LevelLoader(
             self._children(FINDING, models.InspectionFinding.inspection_id, None, owned=False)
         )
-        self.participants = _loader(
+        self.participants = LevelLoader(
             self._children(
                 PARTICIPANT, models.InspectionParticipant.inspection_id, None, owned=False
             )
@@ -217,7 +256,7 @@ class Loaders:
                 RECTIFICATION, models.Rectification.enterprise_id, models.Rectification.ordered_on
             )
         )
-        self.assistants = _loader(
+        self.assistants = LevelLoader(
             self._children(
                 ASSISTANT, models.RectificationAssistant.rectification_id, None, owned=False
             )
