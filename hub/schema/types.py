@@ -8,12 +8,13 @@ links are not, and are served with every record that is served (see access.py).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import strawberry
+from sqlalchemy import Row
 
 from hub.domain import (
     AcceptanceVerdict,
@@ -73,6 +74,7 @@ def _departments(info: Info, codes: list[str]) -> list[Department]:
     return [departments[code] for code in codes]
 
 
+T = TypeVar("T")
 Withheld = strawberry.Private[Mapping[str, Forbidden]]
 # Children loaded with their parents' whole level (see prefetch), by GraphQL field name.
 Prefetched = strawberry.Private[dict[str, Any]]
@@ -213,8 +215,7 @@ class Rectification(Record):
         if self.inspection_id is None:
             return None
         row = await info.context.loaders.inspection.load(self.inspection_id)
-        inspection = info.context.access.build_one(Inspection, row, info)
-        await prefetch(info, Inspection, [inspection] if inspection else [])
+        (inspection,) = await built(info, Inspection, [row]) if row else [None]
         return inspection
 
     @strawberry.field(description="The penalty that led to this order, if any.")
@@ -261,34 +262,35 @@ class Enterprise:
         self, info: Info, since: Since = None, until: Until = None
     ) -> list[CreditRecord]:
         rows = await info.context.loaders.credit_records.load(date_range(self.id, since, until))
-        records = info.context.access.build(CreditRecord, rows, info)
-        await prefetch(info, CreditRecord, records)
-        return records
+        return await built(info, CreditRecord, rows)
 
     @strawberry.field(description="Inspections by day, oldest first.")
     async def inspections(
         self, info: Info, since: Since = None, until: Until = None
     ) -> list[Inspection]:
         rows = await info.context.loaders.inspections.load(date_range(self.id, since, until))
-        records = info.context.access.build(Inspection, rows, info)
-        await prefetch(info, Inspection, records)
-        return records
+        return await built(info, Inspection, rows)
 
     @strawberry.field(description="Penalty decisions by decision day, oldest first.")
     async def penalties(
         self, info: Info, since: Since = None, until: Until = None
     ) -> list[Penalty]:
         rows = await info.context.loaders.penalties.load(date_range(self.id, since, until))
-        return info.context.access.build(Penalty, rows, info)
+        return await built(info, Penalty, rows)
 
     @strawberry.field(description="Rectification orders by order day, oldest first.")
     async def rectifications(
         self, info: Info, since: Since = None, until: Until = None
     ) -> list[Rectification]:
         rows = await info.context.loaders.rectifications.load(date_range(self.id, since, until))
-        records = info.context.access.build(Rectification, rows, info)
-        await prefetch(info, Rectification, records)
-        return records
+        return await built(info, Rectification, rows)
+
+
+async def built(info: Info, cls: type[T], rows: Sequence[Row[Any]]) -> list[T]:
+    """A level of records of type ``cls``, built, with the children the query selects."""
+    records = info.context.access.build(cls, rows, info)
+    await prefetch(info, cls, records)
+    return records
 
 
 async def prefetch(info: Info, cls: type[Any], records: list[Any]) -> None:
