@@ -60,7 +60,7 @@ def create_app(settings: Settings, tracer_provider: TracerProvider | None = None
             async with engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
                 revision = await current_revision(connection)
-        except Exception:
+        except Exception:  # any failure means not ready; the details stay out of the answer
             return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
         if revision != expected_revision:
             return JSONResponse(

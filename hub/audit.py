@@ -192,7 +192,7 @@ class AccessLog:
             batch, self._waiting = self._waiting, []
             try:
                 seqs = await self._commit([values for values, _ in batch])
-            except Exception as error:
+            except Exception as error:  # every request waiting on this batch fails closed
                 for _, written in batch:
                     if not written.done():
                         written.set_exception(error)

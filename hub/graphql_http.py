@@ -228,7 +228,10 @@ class GraphQLEndpoint:
                 duration_us=0,
                 remote_address=request.client.host if request.client else None,
             )
-            status, answer, headers = await self.answer(request, entry)
+            try:
+                status, answer, headers = await self.answer(request, entry)
+            except Exception as error:  # a failed request is recorded too
+                status, answer, headers = 500, internal_answer(internal_reference(error)), None
             entry.outcome = outcome(status, answer, entry.trail)
             entry.duration_us = int((time.perf_counter() - started) * 1_000_000)
             span.update_name(
@@ -244,7 +247,7 @@ class GraphQLEndpoint:
             })  # fmt: skip
             try:
                 await self.access_log.append(entry)
-            except Exception as error:
+            except Exception as error:  # fail closed: no record, no answer
                 reference = internal_reference(error, "access log")
                 span.set_status(Status(StatusCode.ERROR, "access log not written"))
                 return JSONResponse(internal_answer(reference), 500)

@@ -492,3 +492,27 @@ def test_concurrent_appends_share_a_transaction(tmp_path: Path, sql_statements: 
     inserts = [s for s in sql_statements.statements if s.startswith("INSERT INTO access_record")]
     assert 1 <= len(inserts) < 20  # group commit: far fewer transactions than records
     assert check(settings).ok
+
+
+def test_a_request_that_fails_inside_the_hub_is_recorded_as_an_error(
+    hub: TestClient,
+    demo_database: Settings,
+    tokens: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from hub.auth import Authenticator
+
+    async def unreachable(self: Authenticator, *_: Any) -> None:
+        raise ConnectionRefusedError("database at 10.1.2.3 refused")
+
+    monkeypatch.setattr(Authenticator, "authenticate", unreachable)
+    before = last_record(demo_database)["seq"]
+    response = hub.post("/graphql", json={"query": "{ departments { code } }"},
+                        headers={"Authorization": f"Bearer {tokens['fire']}"})  # fmt: skip
+    assert response.status_code == 500
+    answer = response.json()
+    assert answer["errors"][0]["extensions"]["code"] == "INTERNAL"
+    assert "10.1.2.3" not in response.text
+    record = last_record(demo_database)
+    assert (record["seq"], record["outcome"]) == (before + 1, "error")
+    assert record["trace_id"] == answer["extensions"]["traceId"]

@@ -197,7 +197,7 @@ class LevelLoader(Generic[K, T]):
             for start in range(0, len(keys), MAX_BATCH):
                 chunk = keys[start : start + MAX_BATCH]
                 found.update(zip(chunk, await self._load(chunk), strict=True))
-        except Exception as error:
+        except Exception as error:  # every caller gets the failure
             for _, answer in waiting:
                 if not answer.done():
                     answer.set_exception(error)
