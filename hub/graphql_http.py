@@ -11,6 +11,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -40,6 +41,7 @@ from hub.errors import (
 )
 from hub.policy import PolicyStore
 from hub.schema import SHARED, Access, Context, Loaders, Reader
+from hub.schema.context import read_departments
 from hub.schema.limits import TOKEN_LIMIT_MESSAGE
 from hub.settings import Settings
 
@@ -212,6 +214,14 @@ class GraphQLEndpoint:
         self.access_log = access_log
         self.tracer = tracer
         self.authenticator = Authenticator(settings)
+        # The departments change with migrations only: read once per policy version, so a
+        # reload (SIGHUP) also refreshes them.
+        self._departments: tuple[str, Mapping[str, Any]] | None = None
+
+    async def departments(self, loaders: Loaders, version: str) -> Mapping[str, Any]:
+        if self._departments is None or self._departments[0] != version:
+            self._departments = (version, await read_departments(loaders))
+        return self._departments[1]
 
     async def handle(self, request: Request) -> Response:
         if request.method == "GET":
@@ -281,7 +291,9 @@ class GraphQLEndpoint:
             entry.policy_version = policy.version
             access = Access(policy, principal, entry.purpose, SHARED)
             entry.trail = access.trail
-            context = await Context.create(access, Loaders(reader, access.visible_owners))
+            loaders = Loaders(reader, access.visible_owners)
+            departments = await self.departments(loaders, policy.version)
+            context = await Context.create(access, loaders, departments)
             return await self.execute(payload, context)
         finally:
             await reader.close()

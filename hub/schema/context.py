@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import strawberry
 
 from hub.schema.access import Access
 from hub.schema.loaders import Loaders
 
-__all__ = ["Context", "Info"]
+__all__ = ["Context", "Info", "read_departments"]
 
 
 @dataclass(slots=True)
@@ -18,13 +20,20 @@ class Context:
     loaders: Loaders
 
     @classmethod
-    async def create(cls, access: Access, loaders: Loaders) -> Context:
-        """A context with the departments read (one statement) for records to point at."""
-        from hub.schema.types import Department
-
-        rows = await loaders.departments()
-        access.departments = {code: Department(**row._mapping) for code, row in rows.items()}
+    async def create(
+        cls, access: Access, loaders: Loaders, departments: Mapping[str, Any] | None = None
+    ) -> Context:
+        """A context whose records point at ``departments`` (read now, when not given)."""
+        access.departments = departments or await read_departments(loaders)
         return cls(access, loaders)
+
+
+async def read_departments(loaders: Loaders) -> dict[str, Any]:
+    """The departments as GraphQL objects, by code: one statement."""
+    from hub.schema.types import Department
+
+    rows = await loaders.departments()
+    return {code: Department(**row._mapping) for code, row in rows.items()}
 
 
 Info = strawberry.Info[Context, None]
