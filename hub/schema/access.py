@@ -166,6 +166,10 @@ class Access:
         selected = self._selected(info, type_name, below)
         where: list[str | int] = info.path.as_list()
         enterprise = None if type_name == "Enterprise" else self._enterprise_at(where)
+        has_prefetched = "prefetched" in cls.__dataclass_fields__  # type: ignore[attr-defined]
+        has_owner, has_id = "owner" in shared, "id" in shared
+        # What is served and withheld of the selection depends on the owner only.
+        split: dict[str, tuple[tuple[str, ...], list[Forbidden]]] = {}
         built = []
         for index, row in enumerate(rows):
             values = dict(row._mapping)
@@ -177,11 +181,11 @@ class Access:
                     # its traceback for the rest of the request.
                     values[python_name] = copy(error)
             values["withheld"] = withheld
-            if "prefetched" in cls.__dataclass_fields__:  # type: ignore[attr-defined]
+            if has_prefetched:
                 values["prefetched"] = {}
-            if "owner" in shared:
-                values["owner"] = self.departments[values["owner_code"]]
-            if "id" in shared:
+            if has_owner:
+                values["owner"] = self.departments[record_owner]
+            if has_id:
                 values["record_id"] = str(values["id"])
             built.append(cls(**values))
             if type_name == "Enterprise":
@@ -190,7 +194,17 @@ class Access:
                 self._enterprises[tuple(at)] = enterprise
             else:
                 record_id = str(values["id"])
-            self._enter(type_name, record_id, record_owner, enterprise, selected, withheld)
+            if record_owner not in split:
+                denied = [withheld[shared[n].python_name] for n in selected
+                          if shared[n].python_name in withheld]  # fmt: skip
+                served = tuple(n for n in selected if shared[n].python_name not in withheld)
+                split[record_owner] = (served, denied)
+            served, denied = split[record_owner]
+            self.trail.serve(enterprise or "", type_name, record_id, served)
+            for error in denied:
+                self.trail.deny(
+                    enterprise or "", type_name, record_id, record_owner, error.field, error.reason
+                )
         return built
 
     def build_one(
@@ -201,25 +215,6 @@ class Access:
     def selected(self, info: Any, type_name: str) -> tuple[str, ...]:
         """The fields of ``type_name`` the query selects where ``info``'s field resolves."""
         return self._selected(info, type_name, ())
-
-    def _enter(
-        self,
-        type_name: str,
-        record_id: str,
-        owner: str,
-        enterprise: str | None,
-        selected: tuple[str, ...],
-        withheld: Mapping[str, Forbidden],
-    ) -> None:
-        shared = self.shared[type_name]
-        denied = [name for name in selected if shared[name].python_name in withheld]
-        served = tuple(name for name in selected if name not in denied)
-        self.trail.serve(enterprise or "", type_name, record_id, served)
-        for name in denied:
-            error = withheld[shared[name].python_name]
-            self.trail.deny(
-                enterprise or "", type_name, record_id, owner, error.field, error.reason
-            )
 
     def _enterprise_at(self, path: list[str | int]) -> str | None:
         """The enterprise whose dossier the response path ``path`` is in."""
