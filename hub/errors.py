@@ -4,7 +4,8 @@
      ├── Unauthenticated      UNAUTHENTICATED    send a valid bearer token
      ├── Forbidden            FORBIDDEN          ask for access, or state a purpose
      ├── BadUserInput         BAD_USER_INPUT     fix the request as the message says
-     │    └── InvalidUSCC                        correct the credit code
+     │    ├── InvalidUSCC                        correct the credit code
+     │    └── InvalidRecords                     fix the records named, publish again
      ├── QueryTooComplex      QUERY_TOO_COMPLEX  ask for less in one request
      └── NotFound             NOT_FOUND          check the identifier
 
@@ -14,6 +15,7 @@ Anything else raised while serving a request is a defect: callers see only
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, ClassVar
 
 __all__ = [
@@ -21,6 +23,7 @@ __all__ = [
     "BadUserInput",
     "Forbidden",
     "HubError",
+    "InvalidRecords",
     "InvalidUSCC",
     "NotFound",
     "QueryTooComplex",
@@ -59,6 +62,23 @@ class InvalidUSCC(BadUserInput):
         self.problem = problem
 
 
+class InvalidRecords(BadUserInput):
+    """A batch that cannot be published: nothing of it was. Each problem names the record
+    (index in the batch, source id), the field and what is wrong."""
+
+    SHOWN = 5
+
+    def __init__(self, problems: list[Any], total: int) -> None:
+        rejected = len({problem.index for problem in problems})
+        shown = "; ".join(str(problem) for problem in problems[: self.SHOWN])
+        more = f"; and {len(problems) - self.SHOWN} more" if len(problems) > self.SHOWN else ""
+        super().__init__(
+            f"{rejected} of {total} records cannot be published, so none was: {shown}{more}",
+            problems=[problem.as_dict() for problem in problems],
+        )
+        self.problems = problems
+
+
 class NotFound(HubError):
     code = "NOT_FOUND"
 
@@ -74,17 +94,20 @@ class Forbidden(HubError):
 
     code = "FORBIDDEN"
 
-    def __init__(self, owner: str, field: str, reason: str) -> None:
+    def __init__(self, owner: str, field: str, reason: str, *, writing: bool = False) -> None:
         super().__init__(
-            f"{field} of {owner}'s records is withheld: {reason}",
+            f"publishing {owner}'s {field} records is forbidden: {reason}"
+            if writing
+            else f"{field} of {owner}'s records is withheld: {reason}",
             owner=owner,
             field=field,
             reason=reason,
         )
-        self.owner, self.field, self.reason = owner, field, reason
+        self.owner, self.field, self.reason, self.writing = owner, field, reason, writing
 
-    def __reduce__(self) -> tuple[type[Forbidden], tuple[str, str, str]]:
-        return (Forbidden, (self.owner, self.field, self.reason))
+    def __reduce__(self) -> tuple[Any, ...]:
+        # copy() of an exception rebuilds it from its args: keep every attribute.
+        return partial(Forbidden, writing=self.writing), (self.owner, self.field, self.reason)
 
 
 class QueryTooComplex(HubError):

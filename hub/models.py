@@ -11,6 +11,7 @@ from datetime import date, datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Date,
     DateTime,
@@ -21,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -73,11 +75,19 @@ class Timestamps:
 
 
 class Record(Timestamps):
-    """Columns every shared record has; subclasses add UniqueConstraint(owner, source_id)."""
+    """Columns every shared record has; subclasses add UniqueConstraint(owner, source_id).
+
+    A record's row holds its current version; every version, with who published it, is a
+    RecordVersion. A retracted record stays, marked, and readers no longer see it.
+    """
 
     id: Mapped[int] = mapped_column(primary_key=True, sort_order=-10)
     owner: Mapped[str] = mapped_column(ForeignKey("department.code"), index=True, sort_order=-10)
     source_id: Mapped[str] = mapped_column(String(64), sort_order=-10)
+    version: Mapped[int] = mapped_column(default=1, server_default="1", sort_order=5)
+    retracted: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false(), sort_order=5
+    )
 
 
 class Department(Timestamps, Base):
@@ -284,8 +294,72 @@ class AccessRecord(Base):
     # "field", "reason"}] denied.
     served: Mapped[str] = mapped_column(Text)
     denied: Mapped[str] = mapped_column(Text)
+    # Canonical JSON [{"enterprise", "type", "change", "ids"}] of the records a request
+    # published; null for requests that wrote nothing (and for records older than writing).
+    written: Mapped[str | None] = mapped_column(Text)
     policy_version: Mapped[str | None] = mapped_column(String(16))
     trace_id: Mapped[str] = mapped_column(String(32))
     duration_us: Mapped[int] = mapped_column(BigInteger)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class RecordVersion(Base):
+    """One version of a shared record, as its owner published it: the change feed.
+
+    ``seq`` numbers versions in commit order across all kinds: publishers take the feed head
+    (FeedHead) first, so a version with a higher number never commits before a lower one and
+    a reader polling ``seq > cursor`` neither skips nor repeats a change.
+    """
+
+    __tablename__ = "record_version"
+    __table_args__ = (
+        UniqueConstraint("kind", "record_id", "version"),
+        Index("ix_record_version_owner_kind", "owner", "kind", "seq"),
+    )
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(32))  # the GraphQL type, e.g. Acceptance
+    record_id: Mapped[int]
+    owner: Mapped[str] = mapped_column(ForeignKey("department.code"))
+    source_id: Mapped[str] = mapped_column(String(64))
+    uscc: Mapped[str] = mapped_column(String(18), index=True)
+    version: Mapped[int]
+    change: Mapped[str] = mapped_column(String(16))  # created, updated, retracted, repaired
+    # The published fields as canonical JSON (the publishing input's names and forms), and
+    # the names of the fields that differ from the previous version, space-separated.
+    data: Mapped[str] = mapped_column(Text)
+    changed: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text)
+    published_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    publisher: Mapped[str] = mapped_column(String(32))  # the publishing client's department
+    client: Mapped[str] = mapped_column(String(200))
+    trace_id: Mapped[str | None] = mapped_column(String(32))
+
+
+class FeedHead(Base):
+    """The one row publishers lock and advance: it serializes them and numbers versions."""
+
+    __tablename__ = "feed_head"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger)
+
+
+class Notification(Base):
+    """A message for a department's systems, e.g. that a record they read was repaired."""
+
+    __tablename__ = "notification"
+    __table_args__ = (Index("ix_notification_department_id", "department", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    department: Mapped[str] = mapped_column(ForeignKey("department.code"))
+    topic: Mapped[str] = mapped_column(String(32))  # credit_repaired
+    kind: Mapped[str] = mapped_column(String(32))
+    record_id: Mapped[int]
+    owner: Mapped[str] = mapped_column(String(32))
+    source_id: Mapped[str] = mapped_column(String(64))
+    uscc: Mapped[str] = mapped_column(String(18))
+    version: Mapped[int]
+    message: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -43,7 +43,8 @@ logger = logging.getLogger("hub.policy")
 
 ROLES = tuple(Role)
 READ = "read"
-ACTIONS = (READ,)
+WRITE = "write"  # publish records of a type: the object is the type name, e.g. Acceptance
+ACTIONS = (READ, WRITE)
 EFFECTS = ("allow", "deny")
 # type -> field -> whether the field is decided (nullable in the schema) rather than
 # structural (identity and links, served with every record that is served).
@@ -134,6 +135,7 @@ class Policy:
         self._explainer = _enforcer(allow_only, files.rules)
         self._lines = {line.values[1:]: line for line in files.rules if line.values[0] == "p"}
         self._decisions: dict[tuple[str, str, str, bool], Decision] = {}
+        self._writes: dict[tuple[str, str, str], Decision] = {}
         self._readable: dict[tuple[str, str, str, bool], bool] = {}
 
     def decide(self, subject: str, owner: str, coordinate: str, *, purpose: bool) -> Decision:
@@ -143,6 +145,30 @@ class Policy:
         if decision is None:
             decided = self._decide(subject, owner, coordinate, purpose)
             decision = self._decisions[key] = replace(decided, version=self.version)
+        return decision
+
+    def decide_write(self, subject: str, owner: str, type_name: str) -> Decision:
+        """May ``subject`` publish (create, change or retract) ``owner``'s records of a type?"""
+        key = (subject, owner, type_name)
+        decision = self._writes.get(key)
+        if decision is None:
+            sharing = Sharing.UNCONDITIONAL  # not a field: the catalogue has no say
+            self.evaluations += 1
+            allowed, matched = self._decider.enforce_ex(subject, owner, type_name, WRITE)
+            if allowed:
+                rule = self._cite(self._explainer.enforce_ex(subject, owner, type_name, WRITE)[1])
+                decided = Decision(True, f"allowed by {rule}", rule, sharing)
+            elif matched:
+                rule = self._cite(matched)
+                decided = Decision(False, f"denied by {rule}", rule, sharing)
+            else:
+                decided = Decision(
+                    False,
+                    f"no policy line lets {subject} publish {owner}'s {type_name} records",
+                    None,
+                    sharing,
+                )
+            decision = self._writes[key] = replace(decided, version=self.version)
         return decision
 
     def readable(self, subject: str, owner: str, type_name: str, *, purpose: bool) -> bool:
@@ -318,6 +344,8 @@ def _read_rules(files: _Files, fields: SharedFields) -> None:
         return
     departments = {department.code for department in DEPARTMENTS}
     coordinates = {f"{t}.{f}" for t, type_fields in fields.items() for f in type_fields}
+    # Records a department publishes: the types with an owner's own id.
+    publishable = {t for t, type_fields in fields.items() if "sourceId" in type_fields}
     department_groups: set[str] = set()
     field_groups: set[str] = set()
     groupings: list[_Line] = []
@@ -361,8 +389,12 @@ def _read_rules(files: _Files, fields: SharedFields) -> None:
             subject not in subjects
             and f"unknown subject {subject!r}: a department, a group, a role or *",
             owner not in owners and f"unknown owner {owner!r}: a department, a group, self or *",
-            not _known_object(obj, coordinates, field_groups, fields)
+            action == READ
+            and not _known_object(obj, coordinates, field_groups, fields)
             and f"unknown object {obj!r}: Type.field, Type.*, a field group or *",
+            action == WRITE
+            and obj not in publishable | {"*"}
+            and f"unknown object {obj!r} to write: one of {_list(publishable)} or *",
             action not in ACTIONS and f"the action must be one of {_list(ACTIONS)}, not {action!r}",
             effect not in EFFECTS and f"the effect must be allow or deny, not {effect!r}",
         ):

@@ -1,0 +1,655 @@
+"""Publishing: a department's records into the hub, a batch at a time, all or nothing.
+
+A batch is one kind of record of one owner. The policy decides whether the publisher may
+write the owner's records of that kind (a ``write`` line; by default a department writes
+only its own). Each record is keyed by (owner, sourceId): publishing it again unchanged
+changes nothing, with changes makes a new version, and every version is kept in
+``record_version`` with who published it and when. Retraction is a version too.
+
+Publishers take the feed head first: it serializes them across processes and numbers the
+versions, so the change feed (``seq``) is in commit order. A batch with any problem is
+rolled back whole and raises InvalidRecords naming every problem.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, cast
+
+from sqlalchemy import Table, and_, delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from hub import models
+from hub.audit import canonical
+from hub.domain import DEPARTMENTS, CreditStatus, RepairStatus
+from hub.errors import BadUserInput, Forbidden, InvalidRecords
+from hub.policy import Policy
+from hub.records import BY_TYPE, CHILD_FIELDS, KINDS, Kind, Problem, parse, today
+
+__all__ = [
+    "MAX_BATCH",
+    "Change",
+    "Published",
+    "Publisher",
+    "publish",
+    "readers_of",
+    "retract",
+]
+
+MAX_BATCH = 1000
+DEPARTMENT_CODES = tuple(department.code for department in DEPARTMENTS)
+VERSION = cast(Table, models.RecordVersion.__table__)
+
+
+class Change(StrEnum):
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    RETRACTED = "retracted"
+    REPAIRED = "repaired"  # a credit record whose repair was approved
+
+
+@dataclass(frozen=True, slots=True)
+class Publisher:
+    """Who publishes: recorded with every version."""
+
+    client: str
+    department: str
+    subject: str  # the policy subject (see auth.Principal)
+    trace_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """What publishing did to one record."""
+
+    index: int  # in the batch
+    kind: str  # type name
+    source_id: str
+    record_id: int | None  # None for a record a dry run would create
+    version: int
+    change: Change
+    uscc: str
+
+
+def authorize(policy: Policy, publisher: Publisher, kind: Kind, owner: str) -> None:
+    if owner not in DEPARTMENT_CODES:
+        raise BadUserInput(
+            f"unknown owner {owner!r}; one of {', '.join(DEPARTMENT_CODES)}", argument="owner"
+        )
+    decision = policy.decide_write(publisher.subject, owner, kind.type_name)
+    if not decision.allowed:
+        raise Forbidden(owner, kind.type_name, decision.reason, writing=True)
+
+
+async def publish(
+    engine: AsyncEngine,
+    policy: Policy,
+    publisher: Publisher,
+    kind: Kind,
+    owner: str,
+    records: Sequence[Any],
+    *,
+    dry_run: bool = False,
+    on: date | None = None,
+) -> list[Published]:
+    """Publish ``records`` of ``owner`` (up to MAX_BATCH) in one transaction.
+
+    ``dry_run`` checks everything and reports what would change, writing nothing. ``on``
+    is the day dates are checked against (today in China by default).
+    """
+    authorize(policy, publisher, kind, owner)
+    if len(records) > MAX_BATCH:
+        raise BadUserInput(
+            f"{len(records)} records in one batch; publish at most {MAX_BATCH} at a time",
+            argument="records",
+        )
+    day = on or today()
+    values: list[dict[str, Any]] = []
+    problems: list[Problem] = []
+    for index, record in enumerate(records):
+        parsed, found = parse(kind, index, record, day)
+        values.append(parsed)
+        problems += found
+    async with engine.connect() as connection, connection.begin():
+        head = 0 if dry_run else await _lock_feed(connection)
+        batch = _Batch(connection, kind, owner, values, problems)
+        await batch.resolve()
+        if problems:
+            raise InvalidRecords(sorted(problems, key=lambda p: p.index), len(records))
+        if dry_run:
+            return batch.plan()
+        published, head = await batch.write(head, publisher)
+        if kind.type_name == "CreditRepair":
+            repaired, head = await _repair_credit(connection, batch, published, head, publisher)
+            published += repaired
+        await _advance_feed(connection, head)
+    return published
+
+
+async def retract(
+    engine: AsyncEngine,
+    policy: Policy,
+    publisher: Publisher,
+    kind: Kind,
+    owner: str,
+    source_ids: Sequence[str],
+    reason: str,
+) -> list[Published]:
+    """Withdraw records: a new version marked retracted, with the reason; nothing deleted."""
+    authorize(policy, publisher, kind, owner)
+    if not reason.strip():
+        raise BadUserInput("say why the records are retracted", argument="reason")
+    table = kind.table
+    async with engine.begin() as connection:
+        head = await _lock_feed(connection)
+        current = await _current(connection, kind, owner, source_ids)
+        missing = [
+            Problem(index, source_id, "sourceId", f"{owner} has no {kind.type_name} {source_id!r}")
+            for index, source_id in enumerate(source_ids)
+            if source_id not in current
+        ]
+        if missing:
+            raise InvalidRecords(missing, len(source_ids))
+        published, versions = [], []
+        for index, source_id in enumerate(source_ids):
+            row = current[source_id]
+            if row.retracted:
+                published.append(
+                    Published(index, kind.type_name, source_id, row.id, row.version,
+                              Change.UNCHANGED, row.uscc)
+                )  # fmt: skip
+                continue
+            head += 1
+            version = row.version + 1
+            await connection.execute(
+                update(table)
+                .where(table.c.id == row.id)
+                .values(retracted=True, version=version, updated_at=_now())
+            )
+            versions.append(
+                _version(head, kind, owner, source_id, row.id, row.uscc, version, Change.RETRACTED,
+                         json.loads(row.data or "{}"), "", reason.strip(), publisher)
+            )  # fmt: skip
+            published.append(
+                Published(index, kind.type_name, source_id, row.id, version, Change.RETRACTED,
+                          row.uscc)
+            )  # fmt: skip
+        if versions:
+            await connection.execute(insert(VERSION), versions)
+            await _advance_feed(connection, head)
+    return published
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def _lock_feed(connection: AsyncConnection) -> int:
+    """Take the feed head (held until commit): publishers run one at a time, in every process."""
+    head = cast(Table, models.FeedHead.__table__)
+    await connection.execute(update(head).where(head.c.id == 1).values(seq=head.c.seq))
+    seq: int = (await connection.execute(select(head.c.seq).where(head.c.id == 1))).scalar_one()
+    return seq
+
+
+async def _advance_feed(connection: AsyncConnection, seq: int) -> None:
+    head = cast(Table, models.FeedHead.__table__)
+    await connection.execute(update(head).where(head.c.id == 1).values(seq=seq))
+
+
+def _version(
+    seq: int,
+    kind: Kind,
+    owner: str,
+    source_id: str,
+    record_id: int,
+    uscc: str,
+    version: int,
+    change: Change,
+    data: Mapping[str, Any],
+    changed: str,
+    reason: str | None,
+    publisher: Publisher,
+) -> dict[str, Any]:
+    return {
+        "seq": seq,
+        "kind": kind.type_name,
+        "record_id": record_id,
+        "owner": owner,
+        "source_id": source_id,
+        "uscc": uscc,
+        "version": version,
+        "change": change.value,
+        "data": canonical(data).decode(),
+        "changed": changed,
+        "reason": reason,
+        "published_at": _now(),
+        "publisher": publisher.department,
+        "client": publisher.client,
+        "trace_id": publisher.trace_id,
+    }
+
+
+async def _current(
+    connection: AsyncConnection, kind: Kind, owner: str, source_ids: Iterable[str]
+) -> dict[str, Any]:
+    """The stored records of ``owner`` with these source ids: id, version, data, uscc..."""
+    table = kind.table
+    enterprise = models.Enterprise.__table__
+    parent = _enterprise_column(kind)
+    columns = [table.c.id, table.c.source_id, table.c.version, table.c.retracted, VERSION.c.data]
+    statement = (
+        select(*columns, enterprise.c.uscc)
+        .select_from(table)
+        .join(enterprise, enterprise.c.id == parent)
+        .outerjoin(
+            VERSION,
+            and_(
+                VERSION.c.kind == kind.type_name,
+                VERSION.c.record_id == table.c.id,
+                VERSION.c.version == table.c.version,
+            ),
+        )
+        .where(table.c.owner == owner, table.c.source_id.in_(set(source_ids)))
+    )
+    if kind.type_name == "CreditRepair":
+        statement = statement.add_columns(table.c.status, table.c.credit_record_id)
+    return {row.source_id: row for row in (await connection.execute(statement)).all()}
+
+
+def _enterprise_column(kind: Kind) -> Any:
+    """The column that leads from a record of ``kind`` to its enterprise's id."""
+    table = kind.table
+    if "enterprise_id" in table.c:
+        return table.c.enterprise_id
+    # Acceptances and credit repairs belong to the enterprise of the record they are about.
+    reference = kind.references[0]
+    target = BY_TYPE[reference.kind].table
+    return (
+        select(target.c.enterprise_id)
+        .where(target.c.id == table.c[reference.column])
+        .scalar_subquery()
+    )
+
+
+class _Batch:
+    """One batch being checked against the database, then written."""
+
+    def __init__(
+        self,
+        connection: AsyncConnection,
+        kind: Kind,
+        owner: str,
+        values: list[dict[str, Any]],
+        problems: list[Problem],
+    ) -> None:
+        self.connection = connection
+        self.kind = kind
+        self.owner = owner
+        self.values = values
+        self.problems = problems
+        self.usccs: list[str] = [v.get("uscc") or "" for v in values]
+        self.ids: list[dict[str, int]] = [{} for _ in values]  # reference column -> hub id
+        self.enterprise_ids: list[int] = [0 for _ in values]
+        self.current: dict[str, Any] = {}
+
+    def problem(self, index: int, field: str | None, message: str) -> None:
+        self.problems.append(Problem(index, self.values[index].get("sourceId"), field, message))
+
+    def usable(self) -> list[int]:
+        return [i for i, v in enumerate(self.values) if v.get("sourceId")]
+
+    async def resolve(self) -> None:
+        kind, owner = self.kind, self.owner
+        seen: dict[str, int] = {}
+        for index in self.usable():
+            source_id = self.values[index]["sourceId"]
+            if source_id in seen:
+                self.problem(index, "sourceId", f"repeats records[{seen[source_id]}] of this batch")
+            seen.setdefault(source_id, index)
+            for name in ("participants", "assistingDepartments"):
+                if owner in (self.values[index].get(name) or []):
+                    self.problem(index, name, f"names the owner {owner} itself")
+        for reference in kind.references:
+            await self._resolve_reference(reference)
+        await self._resolve_enterprises()
+        await self._unique("caseNumber", "case_number", "the case number is {}'s")
+        await self._unique(
+            "rectificationSourceId", "rectification_id", "the rectification already has {}"
+        )
+        self.current = await _current(self.connection, kind, owner, seen)
+
+    async def _resolve_enterprises(self) -> None:
+        enterprise = models.Enterprise.__table__
+        wanted = {uscc for uscc in self.usccs if uscc}
+        found = {
+            row.uscc: row.id
+            for row in await self.connection.execute(
+                select(enterprise.c.id, enterprise.c.uscc).where(enterprise.c.uscc.in_(wanted))
+            )
+        }
+        for index, uscc in enumerate(self.usccs):
+            if uscc and uscc not in found:
+                if self.kind.via is None:
+                    self.problem(
+                        index, "uscc",
+                        f"no enterprise {uscc} is registered in the hub; check the code, or "
+                        "wait until market regulation registers it",
+                    )  # fmt: skip
+            elif uscc:
+                self.enterprise_ids[index] = found[uscc]
+
+    async def _resolve_reference(self, reference: Any) -> None:
+        target = BY_TYPE[reference.kind]
+        table = target.table
+        enterprise = models.Enterprise.__table__
+        wanted = {v[reference.field] for v in self.values if v.get(reference.field)}
+        if not wanted:
+            return
+        columns = [table.c.id, table.c.owner, table.c.source_id, table.c.retracted,
+                   enterprise.c.uscc]  # fmt: skip
+        if reference.after:
+            columns.append(table.c[reference.after[1]].label("day"))
+        rows = (
+            await self.connection.execute(
+                select(*columns)
+                .join(enterprise, enterprise.c.id == table.c.enterprise_id)
+                .where(table.c.source_id.in_(wanted))
+            )
+        ).all()
+        own = {row.source_id: row for row in rows if row.owner == self.owner}
+        others = {row.source_id: row.owner for row in rows if row.owner != self.owner}
+        for index, values in enumerate(self.values):
+            source_id = values.get(reference.field)
+            if not source_id:
+                continue
+            row = own.get(source_id)
+            what = f"{reference.kind} {source_id!r}"
+            if row is None:
+                message = (
+                    f"{what} belongs to {others[source_id]}, not {self.owner}: records refer only "
+                    "to their owner's own records"
+                    if source_id in others
+                    else f"{self.owner} has no {what}; publish it first"
+                )
+                self.problem(index, reference.field, message)
+                continue
+            if row.retracted:
+                self.problem(index, reference.field, f"{what} was retracted")
+                continue
+            if self.kind.via == reference.field:
+                self.usccs[index] = row.uscc
+            elif self.usccs[index] and row.uscc != self.usccs[index]:
+                self.problem(
+                    index, reference.field,
+                    f"{what} is about enterprise {row.uscc}, not {self.usccs[index]}",
+                )  # fmt: skip
+                continue
+            if reference.after:
+                here, there = values.get(reference.after[0]), row.day.isoformat()
+                if here and here < there:
+                    self.problem(
+                        index, reference.after[0], f"{here} is before the {what}'s day {there}"
+                    )
+                    continue
+            self.ids[index][reference.column] = row.id
+
+    async def _unique(self, field: str, column: str, taken_by: str) -> None:
+        """Values another record of the owner's must not have (a case number, an acceptance
+        of the same rectification)."""
+        if field not in {f.name for f in self.kind.fields}:
+            return
+        table = self.kind.table
+        by_value: dict[Any, list[int]] = {}
+        for index, values in enumerate(self.values):
+            value = self.ids[index].get(column) if field.endswith("SourceId") else values.get(field)
+            if value is not None and values.get("sourceId"):
+                by_value.setdefault(value, []).append(index)
+        if not by_value:
+            return
+        taken = {
+            row[1]: row[0]
+            for row in await self.connection.execute(
+                select(table.c.source_id, table.c[column]).where(
+                    table.c.owner == self.owner, table.c[column].in_(list(by_value))
+                )
+            )
+        }
+        for value, indexes in by_value.items():
+            for index in indexes:
+                source_id = self.values[index]["sourceId"]
+                if value in taken and taken[value] != source_id:
+                    other = f"{self.kind.type_name} {taken[value]!r}"
+                    self.problem(index, field, taken_by.format(other))
+                elif index != indexes[0]:
+                    self.problem(index, field, taken_by.format(f"records[{indexes[0]}]"))
+
+    def _change(self, index: int) -> tuple[Change, Any, dict[str, Any]]:
+        values = self.values[index]
+        row = self.current.get(values["sourceId"])
+        if row is None:
+            return Change.CREATED, None, {}
+        before = json.loads(row.data) if row.data else {}
+        if before == values and not row.retracted:
+            return Change.UNCHANGED, row, before
+        return Change.UPDATED, row, before
+
+    def plan(self) -> list[Published]:
+        planned = []
+        for index, values in enumerate(self.values):
+            change, row, _ = self._change(index)
+            version = 1 if row is None else row.version + (change is not Change.UNCHANGED)
+            planned.append(
+                Published(index, self.kind.type_name, values["sourceId"],
+                          row.id if row is not None else None, version, change, self.usccs[index])
+            )  # fmt: skip
+        return planned
+
+    def _columns(self, index: int) -> dict[str, Any]:
+        kind, values = self.kind, self.values[index]
+        table = kind.table
+        columns: dict[str, Any] = {"owner": self.owner}
+        if "enterprise_id" in table.c:
+            columns["enterprise_id"] = self.enterprise_ids[index]
+        for reference in kind.references:
+            columns[reference.column] = self.ids[index].get(reference.column)
+        skipped = {"uscc", *CHILD_FIELDS, *(r.field for r in kind.references)}
+        for field in kind.fields:
+            if field.name in skipped:
+                continue
+            name = kind.column(field.name)
+            columns[name] = _stored(table.c[name], field.name, values[field.name])
+        return columns
+
+    async def write(self, head: int, publisher: Publisher) -> tuple[list[Published], int]:
+        kind, table, connection = self.kind, self.kind.table, self.connection
+        published: list[Published] = []
+        created = [i for i in range(len(self.values)) if self._change(i)[0] is Change.CREATED]
+        new_ids: dict[int, int] = {}
+        if created:
+            result = await connection.execute(
+                insert(table).returning(table.c.id, sort_by_parameter_order=True),
+                [self._columns(i) for i in created],
+            )
+            new_ids = dict(zip(created, result.scalars().all(), strict=True))
+        versions: list[dict[str, Any]] = []
+        rewritten: list[tuple[int, int, Change]] = []
+        for index, values in enumerate(self.values):
+            change, row, before = self._change(index)
+            source_id = values["sourceId"]
+            if change is Change.UNCHANGED:
+                published.append(
+                    Published(index, kind.type_name, source_id, row.id, row.version, change,
+                              self.usccs[index])
+                )  # fmt: skip
+                continue
+            if change is Change.CREATED:
+                record_id, version, changed = new_ids[index], 1, ""
+            else:
+                record_id, version = row.id, row.version + 1
+                changed = " ".join(sorted(k for k in values if values[k] != before.get(k)))
+                await connection.execute(
+                    update(table)
+                    .where(table.c.id == record_id)
+                    .values(**self._columns(index), version=version, retracted=False,
+                            updated_at=_now())
+                )  # fmt: skip
+            rewritten.append((index, record_id, change))
+            head += 1
+            versions.append(
+                _version(head, kind, self.owner, source_id, record_id, self.usccs[index], version,
+                         change, values, changed, None, publisher)
+            )  # fmt: skip
+            published.append(
+                Published(index, kind.type_name, source_id, record_id, version, change,
+                          self.usccs[index])
+            )  # fmt: skip
+        await self._write_children(rewritten)
+        if versions:
+            await connection.execute(insert(VERSION), versions)
+        return published, head
+
+    async def _write_children(self, rewritten: list[tuple[int, int, Change]]) -> None:
+        children = {
+            "participants": (models.InspectionParticipant, "inspection_id"),
+            "findings": (models.InspectionFinding, "inspection_id"),
+            "assistingDepartments": (models.RectificationAssistant, "rectification_id"),
+        }
+        for name, (model, parent) in children.items():
+            if name not in {field.name for field in self.kind.fields}:
+                continue
+            table = cast(Table, model.__table__)
+            updated = [record_id for _, record_id, change in rewritten if change is Change.UPDATED]
+            if updated:
+                await self.connection.execute(delete(table).where(table.c[parent].in_(updated)))
+            rows = [
+                {parent: record_id, **({"department": child} if isinstance(child, str) else child)}
+                for index, record_id, _ in rewritten
+                for child in self.values[index][name]
+            ]
+            if rows:
+                await self.connection.execute(insert(table), rows)
+
+
+def _stored(column: Any, name: str, value: Any) -> Any:
+    """A canonical published value as its column stores it."""
+    if value is None:
+        return None
+    if name == "amount":
+        return int(Decimal(value) * 100)
+    enum_class = getattr(column.type, "enum_class", None)
+    if enum_class is not None:
+        return enum_class(value)
+    if isinstance(value, str) and column.type.python_type is date:
+        return date.fromisoformat(value)
+    return value
+
+
+async def readers_of(connection: AsyncConnection, kind: str, record_id: int, uscc: str,
+                     owner: str) -> list[str]:  # fmt: skip
+    """Departments other than ``owner`` that were served this record, from the access log."""
+    access = models.AccessRecord.__table__
+    rows = await connection.execute(
+        select(access.c.department, access.c.served).where(
+            access.c.fields.like(f"% {uscc}:{kind}.%"), access.c.department != owner
+        )
+    )
+    readers = set()
+    for department, served in rows:
+        for entry in json.loads(served):
+            if (entry["enterprise"], entry["type"]) == (uscc, kind) and str(record_id) in entry[
+                "ids"
+            ]:
+                readers.add(department)
+                break
+    return sorted(readers)
+
+
+async def _repair_credit(
+    connection: AsyncConnection,
+    batch: _Batch,
+    published: list[Published],
+    head: int,
+    publisher: Publisher,
+) -> tuple[list[Published], int]:
+    """Approved repairs mark their credit records repaired, for every reader at once, and
+    tell each department that read the old record."""
+    credit = KINDS["creditRecords"]
+    table = credit.table
+    repaired: list[Published] = []
+    for result in published:
+        values = batch.values[result.index]
+        before = batch.current.get(result.source_id)
+        newly = values["status"] == RepairStatus.APPROVED.value and (
+            before is None or before.status != RepairStatus.APPROVED
+        )
+        if result.change is Change.UNCHANGED or not newly:
+            continue
+        record_id = batch.ids[result.index]["credit_record_id"]
+        row = (
+            await connection.execute(
+                select(table.c.source_id, table.c.version, table.c.status, VERSION.c.data)
+                .outerjoin(
+                    VERSION,
+                    and_(
+                        VERSION.c.kind == credit.type_name,
+                        VERSION.c.record_id == table.c.id,
+                        VERSION.c.version == table.c.version,
+                    ),
+                )
+                .where(table.c.id == record_id)
+            )
+        ).one()
+        if row.status == CreditStatus.REPAIRED:
+            continue
+        version = row.version + 1
+        await connection.execute(
+            update(table)
+            .where(table.c.id == record_id)
+            .values(status=CreditStatus.REPAIRED, version=version, updated_at=_now())
+        )
+        data = {**(json.loads(row.data) if row.data else {}), "status": CreditStatus.REPAIRED.value}
+        reason = f"credit repair {result.source_id} approved on {values['decidedOn']}"
+        head += 1
+        await connection.execute(
+            insert(VERSION),
+            [_version(head, credit, batch.owner, row.source_id, record_id, result.uscc, version,
+                      Change.REPAIRED, data, "status", reason, publisher)],
+        )  # fmt: skip
+        readers = await readers_of(
+            connection, credit.type_name, record_id, result.uscc, batch.owner
+        )
+        if readers:
+            await connection.execute(
+                insert(models.Notification),
+                [
+                    {
+                        "department": department,
+                        "topic": "credit_repaired",
+                        "kind": credit.type_name,
+                        "record_id": record_id,
+                        "owner": batch.owner,
+                        "source_id": row.source_id,
+                        "uscc": result.uscc,
+                        "version": version,
+                        "message": (
+                            f"{batch.owner}'s credit record {row.source_id} of enterprise "
+                            f"{result.uscc}, which your systems read, was repaired ({reason}); "
+                            "its status is now repaired: correct any copy you keep"
+                        ),
+                        "created_at": _now(),
+                    }
+                    for department in readers
+                ],
+            )
+        repaired.append(
+            Published(result.index, credit.type_name, row.source_id, record_id, version,
+                      Change.REPAIRED, result.uscc)
+        )  # fmt: skip
+    return repaired, head
