@@ -70,9 +70,17 @@ def canonical(values: Any) -> bytes:
     return json.dumps(values, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
 
 
+# Columns added after records were first written: hashed only when set, so the records
+# written before them keep their hashes.
+LATER_COLUMNS = frozenset({"written"})
+
+
 def record_hash(values: Mapping[str, Any]) -> str:
     """The hash of a record: over every column but the hash itself."""
-    return hashlib.sha256(canonical({k: v for k, v in values.items() if k != "hash"})).hexdigest()
+    hashed = {
+        k: v for k, v in values.items() if k != "hash" and not (k in LATER_COLUMNS and v is None)
+    }
+    return hashlib.sha256(canonical(hashed)).hexdigest()
 
 
 @dataclass
@@ -85,6 +93,10 @@ class Trail:
         default_factory=lambda: defaultdict(list)
     )
     denied: list[dict[str, str]] = field(default_factory=list)
+    # (enterprise, type, change) -> ids of the records the request published so
+    written: defaultdict[tuple[str, str, str], list[str]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
 
     def serve(
         self, enterprise: str, type_name: str, record_id: str, fields: tuple[str, ...]
@@ -99,6 +111,19 @@ class Trail:
             "enterprise": enterprise, "type": type_name, "id": record_id, "owner": owner,
             "field": coordinate, "reason": reason,
         })  # fmt: skip
+
+    def write(self, enterprise: str, type_name: str, change: str, record_id: str) -> None:
+        """A record published (created, updated, retracted...) or found unchanged."""
+        self.enterprises.add(enterprise)
+        self.written[enterprise, type_name, change].append(record_id)
+
+    def written_json(self) -> list[dict[str, Any]] | None:
+        if not self.written:
+            return None
+        return [
+            {"enterprise": enterprise, "type": type_name, "change": change, "ids": ids}
+            for (enterprise, type_name, change), ids in sorted(self.written.items())
+        ]
 
     @property
     def served_fields(self) -> int:
@@ -140,6 +165,7 @@ class AccessEntry:
     trail: Trail = field(default_factory=Trail)
 
     def columns(self) -> dict[str, Any]:
+        written = self.trail.written_json()
         return {
             "recorded_at": timestamp(self.recorded_at),
             "client": self.client,
@@ -156,6 +182,7 @@ class AccessEntry:
             "fields": _spaced(self.trail.coordinates()),
             "served": canonical(self.trail.served_json()).decode(),
             "denied": canonical(self.trail.denied).decode(),
+            "written": None if written is None else canonical(written).decode(),
             "policy_version": self.policy_version,
             "trace_id": self.trace_id,
             "duration_us": self.duration_us,
@@ -347,6 +374,7 @@ def exported(record: Mapping[str, Any]) -> dict[str, Any]:
     values["fields"] = values["fields"].split()
     values["served"] = json.loads(values["served"])
     values["denied"] = json.loads(values["denied"])
+    values["written"] = json.loads(values["written"]) if values.get("written") else []
     return values
 
 

@@ -293,7 +293,9 @@ class GraphQLEndpoint:
             entry.trail = access.trail
             loaders = Loaders(reader, access.visible_owners)
             departments = await self.departments(loaders, policy.version)
-            context = await Context.create(access, loaders, departments)
+            context = await Context.create(
+                access, loaders, departments, engine=self.engine, trace_id=entry.trace_id
+            )
             return await self.execute(payload, context)
         finally:
             await reader.close()

@@ -63,8 +63,8 @@ def test_every_field_of_every_shared_type_is_catalogued() -> None:
         (
             "policy.csv",
             "p, market, ecology, acceptance-results, read, allow",
-            "p, market, ecology, acceptance-results, write, allow",
-            "the action must be one of read, not 'write'",
+            "p, market, ecology, acceptance-results, publish, allow",
+            "the action must be one of read, write, not 'publish'",
         ),
         (
             "policy.csv",
@@ -83,14 +83,15 @@ def test_every_field_of_every_shared_type_is_catalogued() -> None:
             "p, market, ecology, acceptance-results, read, allow",
             "p, market, ecology, Penalty.*, read, allow",
             "shares Penalty.minorFirstOffenceExempt with other departments (e.g. market "
-            "reading ecology's), but catalog.csv:53 says it is not shared: 行政处罚法 "
+            "reading ecology's), but catalog.csv:61 says it is not shared: 行政处罚法 "
             "第三十三条 (exempted first offences carry no record elsewhere)",
         ),
         (
             "catalog.csv",
             "Acceptance.opinion",
             "Acceptance,opinions,conditional,x,y",
-            "Acceptance has no field 'opinions': acceptedOn, id, opinion, owner, sourceId, verdict",
+            "Acceptance has no field 'opinions': acceptedOn, history, id, opinion, owner, "
+            "sourceId, verdict, version",
         ),
         (
             "catalog.csv",

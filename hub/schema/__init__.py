@@ -12,8 +12,10 @@ from hub.policy import SharedFields
 from hub.schema.access import Access, CollectCoordinates, SharedField, describe_shared_types
 from hub.schema.audit import AuditQuery
 from hub.schema.context import Context
+from hub.schema.feed import FeedQuery
 from hub.schema.limits import limits
 from hub.schema.loaders import Loaders, Reader
+from hub.schema.publish import Mutation
 from hub.schema.query import Query
 from hub.schema.types import SHARED_TYPES
 
@@ -49,7 +51,8 @@ class HubSchema(strawberry.Schema):
 
 def build_schema() -> strawberry.Schema:
     return HubSchema(
-        query=merge_types("Query", (Query, AuditQuery)),
+        query=merge_types("Query", (Query, FeedQuery, AuditQuery)),
+        mutation=Mutation,
         extensions=[
             *limits(),
             # Departments send the same few queries over and over: parse and validate once.

@@ -216,6 +216,10 @@ class Access:
         """The fields of ``type_name`` the query selects where ``info``'s field resolves."""
         return self._selected(info, type_name, ())
 
+    def attribute(self, path: list[str | int], uscc: str) -> None:
+        """Records built below response path ``path`` belong to enterprise ``uscc``."""
+        self._enterprises[tuple(path)] = uscc
+
     def _enterprise_at(self, path: list[str | int]) -> str | None:
         """The enterprise whose dossier the response path ``path`` is in."""
         for end in range(len(path), 0, -1):

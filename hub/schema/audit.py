@@ -51,6 +51,14 @@ class DeniedField:
     reason: str
 
 
+@strawberry.type(description="Records of one type of one enterprise that a request published.")
+class WrittenRecords:
+    enterprise: str
+    type: str
+    change: str = strawberry.field(description="created, updated, unchanged, retracted...")
+    ids: list[str]
+
+
 @strawberry.type(name="AccessRecord", description="One request to the hub, as recorded.")
 class AccessRecordNode:
     seq: int = strawberry.field(description="Position in the hash chain.")
@@ -68,6 +76,9 @@ class AccessRecordNode:
     enterprises: list[str]
     served: list[ServedRecords]
     denied: list[DeniedField]
+    written: list[WrittenRecords] = strawberry.field(
+        description="Records the request published, by enterprise, type and change."
+    )
     policy_version: str | None
     trace_id: str
     duration_ms: float
@@ -93,6 +104,7 @@ class AccessRecordNode:
             enterprises=values["enterprises"].split(),
             served=[ServedRecords(**group) for group in json.loads(values["served"])],
             denied=[DeniedField(**denial) for denial in json.loads(values["denied"])],
+            written=[WrittenRecords(**group) for group in json.loads(values["written"] or "[]")],
             policy_version=values["policy_version"],
             trace_id=values["trace_id"],
             duration_ms=values["duration_us"] / 1000,

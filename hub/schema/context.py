@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import strawberry
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.schema.access import Access
 from hub.schema.loaders import Loaders
@@ -18,14 +19,23 @@ __all__ = ["Context", "Info", "read_departments"]
 class Context:
     access: Access
     loaders: Loaders
+    # Where publishing writes (its own transaction), and the request's trace id for versions.
+    engine: AsyncEngine | None = None
+    trace_id: str | None = None
 
     @classmethod
     async def create(
-        cls, access: Access, loaders: Loaders, departments: Mapping[str, Any] | None = None
+        cls,
+        access: Access,
+        loaders: Loaders,
+        departments: Mapping[str, Any] | None = None,
+        *,
+        engine: AsyncEngine | None = None,
+        trace_id: str | None = None,
     ) -> Context:
         """A context whose records point at ``departments`` (read now, when not given)."""
         access.departments = departments or await read_departments(loaders)
-        return cls(access, loaders)
+        return cls(access, loaders, engine, trace_id)
 
 
 async def read_departments(loaders: Loaders) -> dict[str, Any]:

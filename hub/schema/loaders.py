@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Hashable, Sequence
 from datetime import date
 from typing import Any, Generic, NamedTuple, TypeVar, TypeVarTuple
 
-from sqlalchemy import ColumnElement, Row, Select, select
+from sqlalchemy import ColumnElement, Row, Select, false, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.orm import InstrumentedAttribute
 from strawberry.dataloader import DataLoader
@@ -75,7 +75,7 @@ def _columns(model: type[models.Base], *names: str, **labels: str) -> list[Colum
     ]
 
 
-RECORD = ("id", "source_id")
+RECORD = ("id", "source_id", "version")
 OWNER = {"owner_code": "owner"}
 
 # The columns each GraphQL type is built from, labelled as its fields (see types.py).
@@ -160,6 +160,28 @@ ASSISTANT = _columns(models.RectificationAssistant, "department", "rectification
 ACCEPTANCE = _columns(
     models.Acceptance, *RECORD, "rectification_id", "accepted_on", "verdict", "opinion", **OWNER
 )
+VERSION = _columns(
+    models.RecordVersion,
+    "seq",
+    "kind",
+    "record_id",
+    "version",
+    "change",
+    "changed",
+    "reason",
+    "published_at",
+    "publisher",
+    "client",
+)
+# Each publishable type's model and columns, for the change feed.
+RECORDS: dict[str, tuple[Any, list[ColumnElement[Any]]]] = {
+    "CreditRecord": (models.CreditRecord, CREDIT_RECORD),
+    "CreditRepair": (models.CreditRepair, CREDIT_REPAIR),
+    "Inspection": (models.Inspection, INSPECTION),
+    "Penalty": (models.Penalty, PENALTY),
+    "Rectification": (models.Rectification, RECTIFICATION),
+    "Acceptance": (models.Acceptance, ACCEPTANCE),
+}
 
 
 def _loader(
@@ -261,6 +283,14 @@ class Loaders:
                 ASSISTANT, models.RectificationAssistant.rectification_id, None, owned=False
             )
         )
+        # Every version of records of a type, oldest first; the versions of the records the
+        # caller reads, so no owner filter of their own.
+        self.history = {type_name: _loader(self._versions(type_name)) for type_name in RECORDS}
+        # Records as they are now, retracted ones too: what the change feed points at.
+        self.published = {
+            type_name: _loader(self._by_key(columns, model.id, retracted=True))
+            for type_name, (model, columns) in RECORDS.items()
+        }
 
     async def departments(self) -> dict[str, Row[Any]]:
         """All departments by code, read once per request however many records name one."""
@@ -272,27 +302,51 @@ class Loaders:
         rows = await self.reader.rows(select(*DEPARTMENT).order_by(models.Department.code))
         return {row.code: row for row in rows}
 
-    def visible(self, statement: Select[Any], model: Any) -> Select[Any] | None:
-        """``statement`` narrowed to the owners whose ``model`` records the caller may see;
-        None when there are none."""
+    def visible(
+        self, statement: Select[Any], model: Any, retracted: bool = False
+    ) -> Select[Any] | None:
+        """``statement`` narrowed to the owners whose ``model`` records the caller may see,
+        and to records not retracted (unless asked); None when there are none."""
         owners = self.visible_owners(model.__name__)
         if not owners:
             return None
         if len(owners) < len(DEPARTMENTS):
             statement = statement.where(model.owner.in_(owners))
+        if not retracted and hasattr(model, "retracted"):
+            statement = statement.where(model.retracted == false())
         return statement
 
     def _by_key(
-        self, columns: list[ColumnElement[Any]], key: InstrumentedAttribute[Any], owned: bool = True
+        self,
+        columns: list[ColumnElement[Any]],
+        key: InstrumentedAttribute[Any],
+        owned: bool = True,
+        retracted: bool = False,
     ) -> Callable[[list[Any]], Awaitable[list[Row[Any] | None]]]:
         """Load one row per key (None where there is none, or none the caller may see)."""
 
         async def load(keys: list[Any]) -> list[Row[Any] | None]:
             statement = select(*columns).where(key.in_(set(keys)))
-            visible = self.visible(statement, key.class_) if owned else statement
+            visible = self.visible(statement, key.class_, retracted) if owned else statement
             rows = [] if visible is None else await self.reader.rows(visible)
             found = {row._mapping[key.key]: row for row in rows}
             return [found.get(k) for k in keys]
+
+        return load
+
+    def _versions(self, type_name: str) -> Callable[[list[int]], Awaitable[list[list[Row[Any]]]]]:
+        version = models.RecordVersion
+
+        async def load(record_ids: list[int]) -> list[list[Row[Any]]]:
+            found: defaultdict[int, list[Row[Any]]] = defaultdict(list)
+            statement = (
+                select(*VERSION)
+                .where(version.kind == type_name, version.record_id.in_(set(record_ids)))
+                .order_by(version.record_id, version.version)
+            )
+            for row in await self.reader.rows(statement):
+                found[row.record_id].append(row)
+            return [found[record_id] for record_id in record_ids]
 
         return load
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, TypeVar
 
@@ -31,6 +31,7 @@ from hub.errors import BadUserInput, Forbidden
 from hub.schema.access import check
 from hub.schema.context import Info
 from hub.schema.loaders import Parent
+from hub.schema.publish import Change
 
 for vocabulary in (
     AcceptanceVerdict,
@@ -80,6 +81,19 @@ Withheld = strawberry.Private[Mapping[str, Forbidden]]
 Prefetched = strawberry.Private[dict[str, Any]]
 
 
+@strawberry.type(description="One version of a record, as its owner published it.")
+class RecordVersion:
+    version: int
+    change: Change
+    published_at: datetime
+    publisher: Department = strawberry.field(description="The department that published it.")
+    client: str = strawberry.field(description="The publishing system, as registered.")
+    reason: str | None = strawberry.field(description="Why it was retracted or repaired.")
+    changed_fields: list[str] = strawberry.field(
+        description="Fields that differ from the previous version (those the caller may read)."
+    )
+
+
 @strawberry.interface(description="A record kept by one department and shared through the hub.")
 class Record:
     # Set by Access.build: plain fields resolve without a call per record.
@@ -95,6 +109,33 @@ class Record:
     owner: Department = strawberry.field(
         description="The department that owns and publishes this record."
     )
+    version: int = strawberry.field(description="The current version, from 1.")
+
+    @strawberry.field(description="Every version, oldest first, with who published it and when.")
+    async def history(self, info: Info) -> list[RecordVersion]:
+        rows = await info.context.loaders.history[type(self).__name__].load(self.id)
+        departments = info.context.access.departments
+        hidden = self.withheld
+        return [
+            RecordVersion(
+                version=row.version,
+                change=Change(row.change),
+                published_at=row.published_at,
+                publisher=departments[row.publisher],
+                client=row.client,
+                reason=row.reason,
+                changed_fields=[
+                    name
+                    for name in row.changed.split()
+                    if _python_name(name.removesuffix("SourceId")) not in hidden
+                ],
+            )
+            for row in rows
+        ]
+
+
+def _python_name(graphql_name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in graphql_name)
 
 
 @strawberry.type(description="A credit repair (信用修复) applied for against a credit record.")
@@ -224,7 +265,8 @@ class Rectification(Record):
         if self.penalty_id is None:
             return None
         row = await info.context.loaders.penalty.load(self.penalty_id)
-        return info.context.access.build_one(Penalty, row, info)
+        (penalty,) = await built(info, Penalty, [row]) if row else [None]
+        return penalty
 
     @strawberry.field(description="Departments helping the enterprise rectify (联合帮扶整改).")
     def assisting_departments(self) -> list[Department] | None:
@@ -348,3 +390,8 @@ SHARED_TYPES = (
     Rectification,
     Acceptance,
 )
+# The types departments publish, by name.
+PUBLISHED_TYPES: dict[str, type[Record]] = {
+    cls.__name__: cls
+    for cls in (CreditRecord, CreditRepair, Inspection, Penalty, Rectification, Acceptance)
+}

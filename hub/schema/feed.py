@@ -1,0 +1,232 @@
+"""Keeping readers in sync: the change feed and the notifications of each department.
+
+The feed lists record versions in commit order (publishing.py numbers them under the feed
+head), only of the owners and types the caller may read; each change points at the record
+as it is now, built with the same field decisions as the dossier.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+from typing import Annotated
+
+import strawberry
+from sqlalchemy import and_, false, or_, select
+
+from hub import models
+from hub.domain import DEPARTMENTS
+from hub.errors import BadUserInput
+from hub.publishing import Change
+from hub.schema.context import Info
+from hub.schema.publish import RecordKind
+from hub.schema.types import PUBLISHED_TYPES, Department, Record, built
+
+__all__ = ["FeedQuery"]
+
+MAX_PAGE_SIZE = 500
+DEPARTMENT_CODES = tuple(department.code for department in DEPARTMENTS)
+
+
+def encode_cursor(prefix: str, seq: int) -> str:
+    return base64.urlsafe_b64encode(f"{prefix}:{seq}".encode()).decode()
+
+
+def decode_cursor(prefix: str, cursor: str | None) -> int:
+    """The position a cursor stands for (0 without one); BadUserInput for a foreign one."""
+    if cursor is None:
+        return 0
+    try:
+        kind, _, seq = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
+        if kind != prefix or not seq.isdigit():
+            raise ValueError(cursor)
+        return int(seq)
+    except (ValueError, binascii.Error, UnicodeError):
+        raise BadUserInput(
+            f"after={cursor!r} is not a {prefix} cursor from this hub; pass the endCursor of "
+            "your previous call, or omit after to start from the beginning",
+            argument="after",
+        ) from None
+
+
+def page_size(first: int) -> int:
+    if not 1 <= first <= MAX_PAGE_SIZE:
+        raise BadUserInput(
+            f"first must be between 1 and {MAX_PAGE_SIZE}, not {first}", argument="first"
+        )
+    return first
+
+
+@strawberry.type(description="A record created or changed: one version, in commit order.")
+class RecordChange:
+    record_pk: strawberry.Private[int]
+    cursor: str = strawberry.field(description="Pass as `after` to continue after this change.")
+    kind: RecordKind
+    change: Change
+    version: int
+    owner: Department
+    source_id: str
+    uscc: str = strawberry.field(description="The enterprise the record is about.")
+    published_at: datetime
+    reason: str | None = strawberry.field(description="Why it was retracted or repaired.")
+
+    @strawberry.field(
+        description="The record as it is now (retracted ones too), with the fields you may "
+        "read; later changes of it follow in the feed."
+    )
+    async def record(self, info: Info) -> Record | None:
+        row = await info.context.loaders.published[self.kind.value].load(self.record_pk)
+        if row is None:
+            return None
+        info.context.access.attribute(info.path.as_list()[:-1], self.uscc)
+        (record,) = await built(info, PUBLISHED_TYPES[self.kind.value], [row])
+        return record
+
+
+@strawberry.type(description="A page of the change feed.")
+class ChangePage:
+    changes: list[RecordChange]
+    end_cursor: str = strawberry.field(
+        description="Where to continue: after the last change, or where you were if none."
+    )
+    has_more: bool = strawberry.field(description="More changes wait: call again right away.")
+
+
+@strawberry.type(description="A message for your department's systems.")
+class Notification:
+    id: strawberry.ID
+    topic: str = strawberry.field(description="e.g. credit_repaired.")
+    kind: RecordKind
+    owner: Department
+    source_id: str
+    uscc: str
+    version: int = strawberry.field(description="The record's version the message is about.")
+    message: str
+    created_at: datetime
+
+
+@strawberry.type(description="A page of notifications, oldest first.")
+class NotificationPage:
+    notifications: list[Notification]
+    end_cursor: str
+    has_more: bool
+
+
+Kinds = Annotated[
+    list[RecordKind] | None, strawberry.argument(description="Only these kinds; all if not given.")
+]
+Owners = Annotated[
+    list[str] | None,
+    strawberry.argument(description="Only these owner departments' records; all if not given."),
+]
+After = Annotated[str | None, strawberry.argument(description="endCursor of your previous call.")]
+
+
+@strawberry.type
+class FeedQuery:
+    @strawberry.field(
+        description="Records created or changed since a cursor, in commit order, of the owners "
+        "and kinds you may read. Poll it with the last endCursor to stay in sync: no change is "
+        "skipped or repeated."
+    )
+    async def changes(
+        self,
+        info: Info,
+        after: After = None,
+        kinds: Kinds = None,
+        owners: Owners = None,
+        first: Annotated[int, strawberry.argument(description="Page size.")] = 100,
+    ) -> ChangePage:
+        seq = decode_cursor("change", after)
+        first = page_size(first)
+        if owners is not None and (unknown := set(owners) - set(DEPARTMENT_CODES)):
+            raise BadUserInput(
+                f"unknown owner {', '.join(sorted(unknown))}; one of {', '.join(DEPARTMENT_CODES)}",
+                argument="owners",
+            )
+        access = info.context.access
+        version = models.RecordVersion
+        readable = []
+        for kind in kinds or list(RecordKind):
+            visible = [
+                o for o in access.visible_owners(kind.value) if owners is None or o in owners
+            ]
+            if visible:
+                readable.append(and_(version.kind == kind.value, version.owner.in_(visible)))
+        statement = (
+            select(version.seq, version.kind, version.record_id, version.version, version.change,
+                   version.owner, version.source_id, version.uscc, version.published_at,
+                   version.reason)
+            .where(version.seq > seq, or_(*readable) if readable else false())
+            .order_by(version.seq)
+            .limit(first + 1)
+        )  # fmt: skip
+        rows = await info.context.loaders.reader.rows(statement)
+        departments = access.departments
+        changes = [
+            RecordChange(
+                record_pk=row.record_id,
+                cursor=encode_cursor("change", row.seq),
+                kind=RecordKind(row.kind),
+                change=Change(row.change),
+                version=row.version,
+                owner=departments[row.owner],
+                source_id=row.source_id,
+                uscc=row.uscc,
+                published_at=row.published_at,
+                reason=row.reason,
+            )
+            for row in rows[:first]
+        ]
+        return ChangePage(
+            changes=changes,
+            end_cursor=changes[-1].cursor if changes else encode_cursor("change", seq),
+            has_more=len(rows) > first,
+        )
+
+    @strawberry.field(
+        description="Messages for your department, oldest first, e.g. that a credit record your "
+        "systems read was repaired. Poll with the last endCursor."
+    )
+    async def notifications(
+        self,
+        info: Info,
+        after: After = None,
+        first: Annotated[int, strawberry.argument(description="Page size.")] = 100,
+    ) -> NotificationPage:
+        position = decode_cursor("notification", after)
+        first = page_size(first)
+        access = info.context.access
+        notification = models.Notification
+        rows = await info.context.loaders.reader.rows(
+            select(notification.__table__)
+            .where(
+                notification.department == access.principal.department,
+                notification.id > position,
+            )
+            .order_by(notification.id)
+            .limit(first + 1)
+        )
+        page = []
+        for row in rows[:first]:
+            access.trail.serve(row.uscc, "Notification", str(row.id), ("message",))
+            page.append(
+                Notification(
+                    id=strawberry.ID(str(row.id)),
+                    topic=row.topic,
+                    kind=RecordKind(row.kind),
+                    owner=access.departments[row.owner],
+                    source_id=row.source_id,
+                    uscc=row.uscc,
+                    version=row.version,
+                    message=row.message,
+                    created_at=row.created_at,
+                )
+            )
+        end = int(page[-1].id) if page else position
+        return NotificationPage(
+            notifications=page,
+            end_cursor=encode_cursor("notification", end),
+            has_more=len(rows) > first,
+        )
