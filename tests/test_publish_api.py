@@ -1,0 +1,392 @@
+"""Publishing through GraphQL, as department systems do it, and reading what was published."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from starlette.testclient import TestClient
+
+from hub.app import create_app
+from hub.clients import create_client
+from hub.db import create_engine, upgrade
+from hub.demo import load_demo
+from hub.domain import DEPARTMENTS, Role
+from hub.settings import Settings
+from tests.conftest import BACKENDS, fresh_database, graphql
+
+
+class Hub:
+    """A hub with demo data of its own, which these tests change."""
+
+    def __init__(self, client: TestClient, settings: Settings, tokens: dict[str, str]) -> None:
+        self.client, self.settings, self.tokens = client, settings, tokens
+
+    def ask(
+        self, department: str, query: str, purpose: str | None = None, **variables: Any
+    ) -> dict[str, Any]:
+        return graphql(self.client, query, self.tokens[department], purpose, **variables)
+
+    def sql(self, statement: str, **parameters: Any) -> list[Any]:
+        async def run() -> list[Any]:
+            engine = create_engine(self.settings)
+            async with engine.connect() as connection:
+                rows = (await connection.execute(text(statement), parameters)).all()
+            await engine.dispose()
+            return list(rows)
+
+        return asyncio.run(run())
+
+
+@pytest.fixture(params=BACKENDS)
+def writable(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Hub]:
+    with fresh_database(request.param, tmp_path) as settings:
+        upgrade(settings)
+
+        async def prepare() -> dict[str, str]:
+            engine = create_engine(settings)
+            await load_demo(engine, enterprises=60, seed=11)
+            tokens = {}
+            for department in DEPARTMENTS:
+                tokens[department.code] = (
+                    await create_client(
+                        engine, department=department.code, name=f"{department.code} system",
+                        role=Role.DEPARTMENT,
+                    )
+                ).token  # fmt: skip
+            tokens["auditor"] = (
+                await create_client(engine, department="market", name="audit", role=Role.AUDITOR)
+            ).token
+            await engine.dispose()
+            return tokens
+
+        tokens = asyncio.run(prepare())
+        with TestClient(create_app(settings)) as client:
+            yield Hub(client, settings, tokens)
+
+
+PUBLISH_ACCEPTANCES = """
+mutation($records: [AcceptanceInput!]!, $owner: String, $dryRun: Boolean! = false) {
+  publishAcceptances(records: $records, owner: $owner, dryRun: $dryRun) {
+    dryRun created updated unchanged retracted
+    records { index kind sourceId version change uscc }
+  }
+}"""
+
+ACCEPTANCE_OF = """
+query($uscc: String!) {
+  enterprise(uscc: $uscc) {
+    rectifications { sourceId acceptance { sourceId verdict opinion version
+      history { version change publisher { code } client changedFields } } }
+  }
+}"""
+
+CHANGES = """
+query($after: String, $kinds: [RecordKind!]) {
+  changes(after: $after, kinds: $kinds) {
+    endCursor hasMore
+    changes { kind change version owner { code } sourceId uscc reason
+      record { sourceId version ... on Acceptance { verdict opinion } } }
+  }
+}"""
+
+
+PURPOSE = "整改协同：核查整改验收结果"
+
+
+def open_rectification(hub: Hub, owner: str) -> tuple[str, str, str]:
+    """A rectification of ``owner`` still waiting for its acceptance: source id, USCC, day."""
+    row = hub.sql(
+        "SELECT r.source_id, e.uscc, r.ordered_on FROM rectification r "
+        "JOIN enterprise e ON e.id = r.enterprise_id "
+        "LEFT JOIN acceptance a ON a.rectification_id = r.id "
+        "WHERE r.owner = :owner AND a.id IS NULL ORDER BY r.id LIMIT 1",
+        owner=owner,
+    )[0]
+    return row[0], row[1], str(row[2])[:10]
+
+
+def feed_end(hub: Hub, department: str) -> str:
+    """Where the department's change feed ends now: paged through, as a new reader would."""
+    after = None
+    while True:
+        page = hub.ask(department, "query($after: String) { changes(after: $after, first: 500) "
+                       "{ endCursor hasMore } }", after=after)["data"]["changes"]  # fmt: skip
+        after = page["endCursor"]
+        if not page["hasMore"]:
+            return str(after)
+
+
+def acceptance(source_id: str, rectification: str, **changes: Any) -> dict[str, Any]:
+    return {
+        "sourceId": source_id,
+        "rectificationSourceId": rectification,
+        "acceptedOn": "2026-11-10",
+        "verdict": "PASSED",
+        "opinion": "整改到位，同意验收",
+        **changes,
+    }
+
+
+def test_a_department_publishes_and_others_read_as_policies_allow(writable: Hub) -> None:
+    hub = writable
+    rectification, uscc, _ = open_rectification(hub, "ecology")
+    published = hub.ask("ecology", PUBLISH_ACCEPTANCES, records=[
+        acceptance("ECO-ACC-NEW-1", rectification)
+    ])  # fmt: skip
+    assert published == {
+        "data": {
+            "publishAcceptances": {
+                "dryRun": False, "created": 1, "updated": 0, "unchanged": 0, "retracted": 0,
+                "records": [{"index": 0, "kind": "ACCEPTANCE", "sourceId": "ECO-ACC-NEW-1",
+                             "version": 1, "change": "CREATED", "uscc": uscc}],
+            }
+        }
+    }  # fmt: skip
+
+    # Market regulation reads ecology's acceptance results (整改验收) directly, the opinion
+    # with a stated purpose...
+    dossier = hub.ask("market", ACCEPTANCE_OF, PURPOSE, uscc=uscc)["data"]["enterprise"]
+    (order,) = [r for r in dossier["rectifications"] if r["sourceId"] == rectification]
+    assert order["acceptance"] == {
+        "sourceId": "ECO-ACC-NEW-1", "verdict": "PASSED", "opinion": "整改到位，同意验收",
+        "version": 1,
+        "history": [{"version": 1, "change": "CREATED", "publisher": {"code": "ecology"},
+                     "client": "ecology system", "changedFields": []}],
+    }  # fmt: skip
+    # ...while fire rescue, with no policy line for them, sees no ecology rectification at all.
+    fire = hub.ask("fire", ACCEPTANCE_OF, uscc=uscc)["data"]["enterprise"]
+    assert rectification not in [r["sourceId"] for r in fire["rectifications"]]
+
+    # Publishing it again changes nothing; an edit is version 2, in history and in the feed.
+    again = hub.ask("ecology", PUBLISH_ACCEPTANCES, records=[
+        acceptance("ECO-ACC-NEW-1", rectification)
+    ])  # fmt: skip
+    assert again["data"]["publishAcceptances"]["unchanged"] == 1
+    cursor = feed_end(hub, "market")
+    edited = hub.ask("ecology", PUBLISH_ACCEPTANCES, records=[
+        acceptance("ECO-ACC-NEW-1", rectification, opinion="复查后确认整改到位")
+    ])  # fmt: skip
+    assert edited["data"]["publishAcceptances"]["records"][0]["version"] == 2
+    for purpose, changed in ((PURPOSE, ["opinion"]), (None, [])):  # not even its name without
+        dossier = hub.ask("market", ACCEPTANCE_OF, purpose, uscc=uscc)["data"]["enterprise"]
+        (order,) = [r for r in dossier["rectifications"] if r["sourceId"] == rectification]
+        assert [
+            (v["version"], v["change"], v["changedFields"]) for v in order["acceptance"]["history"]
+        ] == [(1, "CREATED", []), (2, "UPDATED", changed)]
+    feed = hub.ask("market", CHANGES, PURPOSE, after=cursor)["data"]["changes"]
+    assert feed["changes"] == [
+        {"kind": "ACCEPTANCE", "change": "UPDATED", "version": 2, "owner": {"code": "ecology"},
+         "sourceId": "ECO-ACC-NEW-1", "uscc": uscc, "reason": None,
+         "record": {"sourceId": "ECO-ACC-NEW-1", "version": 2, "verdict": "PASSED",
+                    "opinion": "复查后确认整改到位"}},
+    ]  # fmt: skip
+    assert feed["hasMore"] is False
+    # Polling from the end finds nothing new and keeps the position.
+    empty = hub.ask("market", CHANGES, PURPOSE, after=feed["endCursor"])["data"]["changes"]
+    assert (empty["changes"], empty["endCursor"]) == ([], feed["endCursor"])
+    # Fire may read no ecology acceptance, so the feed shows it none.
+    fire_feed = hub.ask("fire", CHANGES, after=cursor)["data"]["changes"]
+    assert fire_feed["changes"] == []
+
+
+def test_a_bad_batch_is_refused_whole_with_every_problem_named(writable: Hub) -> None:
+    hub = writable
+    rectification, _, ordered_on = open_rectification(hub, "ecology")
+    before = hub.sql("SELECT count(*) FROM acceptance")[0][0]
+    versions = hub.sql("SELECT count(*) FROM record_version")[0][0]
+    answer = hub.ask("ecology", PUBLISH_ACCEPTANCES, records=[
+        acceptance("ECO-ACC-GOOD", rectification),
+        acceptance("ECO-ACC-EARLY", rectification, acceptedOn="2001-01-01"),
+        acceptance("ECO-ACC-NONE", "NO-SUCH-RECT"),
+    ])  # fmt: skip
+    assert answer["data"] is None
+    (error,) = answer["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert error["extensions"]["problems"] == [
+        {"index": 1, "sourceId": "ECO-ACC-EARLY", "field": "acceptedOn",
+         "message": f"2001-01-01 is before the Rectification '{rectification}''s day {ordered_on}"},
+        {"index": 2, "sourceId": "ECO-ACC-NONE", "field": "rectificationSourceId",
+         "message": "ecology has no Rectification 'NO-SUCH-RECT'; publish it first"},
+    ]  # fmt: skip
+    assert error["message"] == (
+        "2 of 3 records cannot be published, so none was: records[1] (sourceId ECO-ACC-EARLY) "
+        f"acceptedOn: 2001-01-01 is before the Rectification '{rectification}''s day "
+        f"{ordered_on}; records[2] (sourceId ECO-ACC-NONE) rectificationSourceId: ecology has "
+        "no Rectification 'NO-SUCH-RECT'; publish it first"
+    )
+    assert hub.sql("SELECT count(*) FROM acceptance")[0][0] == before
+    assert hub.sql("SELECT count(*) FROM record_version")[0][0] == versions
+
+
+def test_writing_another_departments_records_is_forbidden(writable: Hub) -> None:
+    hub = writable
+    rectification, _, _ = open_rectification(hub, "market")
+    answer = hub.ask("ecology", PUBLISH_ACCEPTANCES, owner="market", records=[
+        acceptance("MKT-ACC-BY-ECO", rectification)
+    ])  # fmt: skip
+    assert answer["data"] is None
+    assert answer["errors"][0]["extensions"] == {
+        "code": "FORBIDDEN",
+        "owner": "market",
+        "field": "Acceptance",
+        "reason": "no policy line lets ecology publish market's Acceptance records",
+    }
+    auditor = hub.ask("auditor", PUBLISH_ACCEPTANCES, records=[
+        acceptance("MKT-ACC-BY-AUDITOR", rectification)
+    ])  # fmt: skip
+    assert auditor["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+def test_writes_and_attempts_are_in_the_access_log(writable: Hub) -> None:
+    hub = writable
+    rectification, uscc, _ = open_rectification(hub, "ecology")
+    hub.ask("ecology", PUBLISH_ACCEPTANCES, records=[acceptance("ECO-ACC-LOG", rectification)])
+    hub.ask("ecology", PUBLISH_ACCEPTANCES, records=[acceptance("ECO-ACC-BAD", "NOPE")])
+    log = hub.ask(
+        "auditor",
+        """{ accessLog(first: 2) { edges { node { department operationType outcome
+        enterprises written { enterprise type change ids } } } } }""",
+    )
+    (failed, written) = [edge["node"] for edge in log["data"]["accessLog"]["edges"]]
+    (record_id,) = hub.sql("SELECT id FROM acceptance WHERE source_id = 'ECO-ACC-LOG'")[0]
+    assert written == {
+        "department": "ecology", "operationType": "mutation", "outcome": "OK",
+        "enterprises": [uscc],
+        "written": [{"enterprise": uscc, "type": "Acceptance", "change": "created",
+                     "ids": [str(record_id)]}],
+    }  # fmt: skip
+    assert failed == {
+        "department": "ecology", "operationType": "mutation", "outcome": "ERROR",
+        "enterprises": [], "written": [],
+    }  # fmt: skip
+
+
+def test_retraction_is_a_version_with_a_reason_and_leaves_the_dossier(writable: Hub) -> None:
+    hub = writable
+    rectification, uscc, _ = open_rectification(hub, "ecology")
+    hub.ask("ecology", PUBLISH_ACCEPTANCES, records=[acceptance("ECO-ACC-OOPS", rectification)])
+    cursor = feed_end(hub, "market")
+    retracted = hub.ask(
+        "ecology",
+        """mutation { retractRecords(kind: ACCEPTANCE,
+        sourceIds: ["ECO-ACC-OOPS"], reason: "entered against the wrong rectification") {
+        retracted records { sourceId version change } } }""",
+    )
+    assert retracted["data"]["retractRecords"] == {
+        "retracted": 1,
+        "records": [{"sourceId": "ECO-ACC-OOPS", "version": 2, "change": "RETRACTED"}],
+    }
+    dossier = hub.ask("market", ACCEPTANCE_OF, uscc=uscc)["data"]["enterprise"]
+    (order,) = [r for r in dossier["rectifications"] if r["sourceId"] == rectification]
+    assert order["acceptance"] is None
+    (change,) = hub.ask("market", CHANGES, after=cursor)["data"]["changes"]["changes"]
+    assert (change["change"], change["reason"], change["record"]["sourceId"]) == (
+        "RETRACTED",
+        "entered against the wrong rectification",
+        "ECO-ACC-OOPS",
+    )
+    assert hub.sql("SELECT retracted FROM acceptance WHERE source_id = 'ECO-ACC-OOPS'")[0][0]
+
+
+def test_a_credit_repair_reaches_every_department_that_read_the_record(writable: Hub) -> None:
+    hub = writable
+    row = hub.sql(
+        "SELECT c.source_id, e.uscc, c.owner, c.issued_on FROM credit_record c "
+        "JOIN enterprise e ON e.id = c.enterprise_id "
+        "WHERE c.kind = 'bad_record' AND c.status = 'active' ORDER BY c.id LIMIT 1"
+    )[0]
+    source_id, uscc, owner = row[0], row[1], row[2]
+    # Market regulation's system reads the bad record; transport's reads nothing.
+    read = hub.ask(
+        "market", f'{{ enterprise(uscc: "{uscc}") {{ creditRecords {{ sourceId status }} }} }}'
+    )
+    assert {"sourceId": source_id, "status": "ACTIVE"} in read["data"]["enterprise"][
+        "creditRecords"
+    ]
+    repair = {
+        "sourceId": f"{source_id}-REPAIR", "creditRecordSourceId": source_id,
+        "appliedOn": "2026-10-01", "decidedOn": "2026-10-20", "status": "APPROVED",
+    }  # fmt: skip
+    answer = hub.ask(
+        owner,
+        """mutation($records: [CreditRepairInput!]!) {
+        publishCreditRepairs(records: $records) { created repaired
+        records { kind sourceId change version } } }""",
+        records=[repair],
+    )
+    assert answer["data"]["publishCreditRepairs"]["repaired"] == 1
+    assert answer["data"]["publishCreditRepairs"]["records"][1] == {
+        "kind": "CREDIT_RECORD",
+        "sourceId": source_id,
+        "change": "REPAIRED",
+        "version": 2,
+    }
+    # Repaired once, synced everywhere: every reader sees the new status at once...
+    again = hub.ask(
+        "transport", f'{{ enterprise(uscc: "{uscc}") {{ creditRecords {{ sourceId status }} }} }}'
+    )
+    assert {"sourceId": source_id, "status": "REPAIRED"} in again["data"]["enterprise"][
+        "creditRecords"
+    ]
+    # ...and the department that read the old record is told to correct its copy.
+    notes = hub.ask(
+        "market",
+        "{ notifications { endCursor notifications { topic kind sourceId uscc version message } } }",
+    )
+    (note,) = notes["data"]["notifications"]["notifications"]
+    assert {k: v for k, v in note.items() if k != "message"} == {
+        "topic": "credit_repaired", "kind": "CREDIT_RECORD", "sourceId": source_id,
+        "uscc": uscc, "version": 2,
+    }  # fmt: skip
+    assert "correct any copy you keep" in note["message"]
+    cursor = notes["data"]["notifications"]["endCursor"]
+    later = hub.ask(
+        "market",
+        "query($after: String) { notifications(after: $after) { notifications { topic } } }",
+        after=cursor,
+    )
+    assert later["data"]["notifications"]["notifications"] == []
+    transport = hub.ask("transport", "{ notifications { notifications { topic } } }")
+    assert transport["data"]["notifications"]["notifications"] == []
+
+
+def test_published_values_survive_the_round_trip(writable: Hub) -> None:
+    """A penalty published through GraphQL reads back field by field, amount in yuan."""
+    hub = writable
+    inspection, uscc = hub.sql(
+        "SELECT i.source_id, e.uscc FROM inspection i JOIN enterprise e ON e.id = i.enterprise_id "
+        "WHERE i.owner = 'market' AND i.inspected_on < '2026-10-01' ORDER BY i.id LIMIT 1"
+    )[0]
+    penalty = {
+        "sourceId": "MKT-PEN-NEW", "uscc": uscc, "inspectionSourceId": inspection,
+        "caseNumber": "杭市监罚〔2026〕9999号", "violation": "未按规定公示", "legalBasis": "《企业信息公示暂行条例》第十八条",
+        "amount": "12345.67", "decidedOn": "2026-11-01", "status": "DECIDED",
+        "decisionIssued": True, "complianceSuggestionIssued": True, "creditRepairNoticeIssued": True,
+    }  # fmt: skip
+    answer = hub.ask(
+        "market",
+        """mutation($records: [PenaltyInput!]!) {
+        publishPenalties(records: $records) { created } }""",
+        records=[penalty],
+    )
+    assert answer == {"data": {"publishPenalties": {"created": 1}}}
+    read = hub.ask(
+        "market",
+        f"""{{ enterprise(uscc: "{uscc}") {{ penalties {{ sourceId caseNumber
+        amount decidedOn status decisionIssued minorFirstOffenceExempt }} }} }}""",
+    )
+    assert {
+        "sourceId": "MKT-PEN-NEW", "caseNumber": "杭市监罚〔2026〕9999号", "amount": "12345.67",
+        "decidedOn": "2026-11-01", "status": "DECIDED", "decisionIssued": True,
+        "minorFirstOffenceExempt": False,
+    } in read["data"]["enterprise"]["penalties"]  # fmt: skip
+    stored = json.loads(
+        hub.sql("SELECT data FROM record_version WHERE source_id = 'MKT-PEN-NEW'")[0][0]
+    )
+    assert (stored["amount"], stored["status"]) == ("12345.67", "decided")
