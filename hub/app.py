@@ -1,4 +1,4 @@
-"""The hub's web application: /graphql, /healthz and /readyz."""
+"""The hub's web application: /graphql (HTTP and WebSocket), /healthz and /readyz."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from hub.audit import AccessLog
@@ -23,6 +23,7 @@ from hub.graphql_http import GraphQLEndpoint, internal_error_response
 from hub.policy import PolicyStore
 from hub.schema import build_schema, policy_fields
 from hub.settings import Settings
+from hub.subscriptions import SubscriptionEndpoint
 from hub.telemetry import configure_tracing, instrument_engine
 
 __all__ = ["create_app"]
@@ -88,6 +89,7 @@ def create_app(settings: Settings, tracer_provider: TracerProvider | None = None
     app = Starlette(
         routes=[
             Route("/graphql", graphql.handle, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", SubscriptionEndpoint(graphql)),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Mount("/static", StaticFiles(directory=Path(__file__).parent / "static")),

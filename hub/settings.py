@@ -29,6 +29,8 @@ class Settings:
     jwt_issuer: str | None = None
     # Ed25519 key (PEM) that signs access-log checkpoints; never committed.
     audit_signing_key: Path = Path("var/audit-signing-key.pem")
+    # How often a live subscription looks for new changes, in seconds.
+    feed_poll_seconds: float = 1.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -39,6 +41,13 @@ class Settings:
             raise ValueError(
                 f"HUB_MAX_REQUEST_BYTES must be a whole number of bytes, not {max_request_bytes!r}"
             )
+        poll = environ.get("HUB_FEED_POLL_SECONDS", str(defaults.feed_poll_seconds))
+        try:
+            feed_poll_seconds = float(poll)
+        except ValueError:
+            feed_poll_seconds = 0.0
+        if not 0.05 <= feed_poll_seconds <= 60:
+            raise ValueError(f"HUB_FEED_POLL_SECONDS must be seconds from 0.05 to 60, not {poll!r}")
         secret = environ.get("HUB_JWT_SECRET") or None
         public_key = environ.get("HUB_JWT_PUBLIC_KEY") or None
         if secret and public_key:
@@ -66,6 +75,7 @@ class Settings:
             audit_signing_key=Path(
                 environ.get("HUB_AUDIT_SIGNING_KEY", defaults.audit_signing_key)
             ),
+            feed_poll_seconds=feed_poll_seconds,
         )
 
     def sqlite_path(self) -> Path | None:

@@ -12,7 +12,7 @@ from hub.policy import SharedFields
 from hub.schema.access import Access, CollectCoordinates, SharedField, describe_shared_types
 from hub.schema.audit import AuditQuery
 from hub.schema.context import Context
-from hub.schema.feed import FeedQuery
+from hub.schema.feed import FeedQuery, Subscription
 from hub.schema.limits import limits
 from hub.schema.loaders import Loaders, Reader
 from hub.schema.publish import Mutation
@@ -53,6 +53,7 @@ def build_schema() -> strawberry.Schema:
     return HubSchema(
         query=merge_types("Query", (Query, FeedQuery, AuditQuery)),
         mutation=Mutation,
+        subscription=Subscription,
         extensions=[
             *limits(),
             # Departments send the same few queries over and over: parse and validate once.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -12,7 +12,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from hub.schema.access import Access
 from hub.schema.loaders import Loaders
 
-__all__ = ["Context", "Info", "read_departments"]
+__all__ = ["Context", "Info", "Live", "read_departments"]
+
+
+class Live(Protocol):
+    """What a subscription needs from its connection (see hub/subscriptions.py)."""
+
+    poll_seconds: float
+
+    async def renew(self, context: Context) -> None:
+        """A fresh view for the next event: the caller checked again, the current policy."""
+
+    async def close(self, context: Context) -> None:
+        """The subscription ended: release its database connection."""
 
 
 @dataclass(slots=True)
@@ -22,6 +34,7 @@ class Context:
     # Where publishing writes (its own transaction), and the request's trace id for versions.
     engine: AsyncEngine | None = None
     trace_id: str | None = None
+    live: Live | None = None  # set for subscriptions over WebSocket
 
     @classmethod
     async def create(

@@ -7,8 +7,10 @@ as it is now, built with the same field decisions as the dossier.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+from collections.abc import AsyncGenerator
 from datetime import datetime
 from typing import Annotated
 
@@ -23,7 +25,7 @@ from hub.schema.context import Info
 from hub.schema.publish import RecordKind
 from hub.schema.types import PUBLISHED_TYPES, Department, Record, built
 
-__all__ = ["FeedQuery"]
+__all__ = ["FeedQuery", "Subscription", "read_changes"]
 
 MAX_PAGE_SIZE = 500
 DEPARTMENT_CODES = tuple(department.code for department in DEPARTMENTS)
@@ -123,6 +125,59 @@ Owners = Annotated[
 After = Annotated[str | None, strawberry.argument(description="endCursor of your previous call.")]
 
 
+async def read_changes(
+    info: Info,
+    seq: int,
+    kinds: list[RecordKind] | None,
+    owners: list[str] | None,
+    first: int,
+) -> ChangePage:
+    """The changes after ``seq`` that the caller may read, oldest first."""
+    first = page_size(first)
+    if owners is not None and (unknown := set(owners) - set(DEPARTMENT_CODES)):
+        raise BadUserInput(
+            f"unknown owner {', '.join(sorted(unknown))}; one of {', '.join(DEPARTMENT_CODES)}",
+            argument="owners",
+        )
+    access = info.context.access
+    version = models.RecordVersion
+    readable = []
+    for kind in kinds or list(RecordKind):
+        visible = [o for o in access.visible_owners(kind.value) if owners is None or o in owners]
+        if visible:
+            readable.append(and_(version.kind == kind.value, version.owner.in_(visible)))
+    statement = (
+        select(version.seq, version.kind, version.record_id, version.version, version.change,
+               version.owner, version.source_id, version.uscc, version.published_at,
+               version.reason)
+        .where(version.seq > seq, or_(*readable) if readable else false())
+        .order_by(version.seq)
+        .limit(first + 1)
+    )  # fmt: skip
+    rows = await info.context.loaders.reader.rows(statement)
+    departments = access.departments
+    changes = [
+        RecordChange(
+            record_pk=row.record_id,
+            cursor=encode_cursor("change", row.seq),
+            kind=RecordKind(row.kind),
+            change=Change(row.change),
+            version=row.version,
+            owner=departments[row.owner],
+            source_id=row.source_id,
+            uscc=row.uscc,
+            published_at=row.published_at,
+            reason=row.reason,
+        )
+        for row in rows[:first]
+    ]
+    return ChangePage(
+        changes=changes,
+        end_cursor=changes[-1].cursor if changes else encode_cursor("change", seq),
+        has_more=len(rows) > first,
+    )
+
+
 @strawberry.type
 class FeedQuery:
     @strawberry.field(
@@ -138,52 +193,7 @@ class FeedQuery:
         owners: Owners = None,
         first: Annotated[int, strawberry.argument(description="Page size.")] = 100,
     ) -> ChangePage:
-        seq = decode_cursor("change", after)
-        first = page_size(first)
-        if owners is not None and (unknown := set(owners) - set(DEPARTMENT_CODES)):
-            raise BadUserInput(
-                f"unknown owner {', '.join(sorted(unknown))}; one of {', '.join(DEPARTMENT_CODES)}",
-                argument="owners",
-            )
-        access = info.context.access
-        version = models.RecordVersion
-        readable = []
-        for kind in kinds or list(RecordKind):
-            visible = [
-                o for o in access.visible_owners(kind.value) if owners is None or o in owners
-            ]
-            if visible:
-                readable.append(and_(version.kind == kind.value, version.owner.in_(visible)))
-        statement = (
-            select(version.seq, version.kind, version.record_id, version.version, version.change,
-                   version.owner, version.source_id, version.uscc, version.published_at,
-                   version.reason)
-            .where(version.seq > seq, or_(*readable) if readable else false())
-            .order_by(version.seq)
-            .limit(first + 1)
-        )  # fmt: skip
-        rows = await info.context.loaders.reader.rows(statement)
-        departments = access.departments
-        changes = [
-            RecordChange(
-                record_pk=row.record_id,
-                cursor=encode_cursor("change", row.seq),
-                kind=RecordKind(row.kind),
-                change=Change(row.change),
-                version=row.version,
-                owner=departments[row.owner],
-                source_id=row.source_id,
-                uscc=row.uscc,
-                published_at=row.published_at,
-                reason=row.reason,
-            )
-            for row in rows[:first]
-        ]
-        return ChangePage(
-            changes=changes,
-            end_cursor=changes[-1].cursor if changes else encode_cursor("change", seq),
-            has_more=len(rows) > first,
-        )
+        return await read_changes(info, decode_cursor("change", after), kinds, owners, first)
 
     @strawberry.field(
         description="Messages for your department, oldest first, e.g. that a credit record your "
@@ -230,3 +240,38 @@ class FeedQuery:
             end_cursor=encode_cursor("notification", end),
             has_more=len(rows) > first,
         )
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(
+        description="The change feed, live: a page of changes whenever records you may read are "
+        "created or changed. From `after`, or from now when not given. Over WebSocket "
+        "(graphql-transport-ws) at /graphql, with the same token as queries."
+    )
+    async def changes(
+        self, info: Info, after: After = None, kinds: Kinds = None, owners: Owners = None
+    ) -> AsyncGenerator[ChangePage, None]:
+        live = info.context.live
+        if live is None:
+            raise BadUserInput("subscribe over WebSocket (graphql-transport-ws) at /graphql")
+        try:
+            if after is None:
+                head = models.FeedHead
+                (row,) = await info.context.loaders.reader.rows(
+                    select(head.seq).where(head.id == 1)
+                )
+                seq = int(row.seq)
+            else:
+                seq = decode_cursor("change", after)
+            while True:
+                await live.renew(info.context)
+                page = await read_changes(info, seq, kinds, owners, MAX_PAGE_SIZE)
+                if page.changes:
+                    seq = decode_cursor("change", page.end_cursor)
+                    yield page
+                else:
+                    await live.close(info.context)
+                    await asyncio.sleep(live.poll_seconds)
+        finally:
+            await live.close(info.context)

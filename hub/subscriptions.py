@@ -1,0 +1,240 @@
+"""Live updates: GraphQL over WebSocket (graphql-transport-ws) at /graphql.
+
+A client authenticates in ``connection_init`` with ``{"Authorization": "Bearer <token>"}``
+(browsers cannot set headers on a WebSocket) or with the upgrade request's own
+Authorization header; ``X-Hub-Purpose`` and ``X-Hub-Case`` likewise. Each operation runs
+with a context of its own, and each subscription event with a fresh view of the caller (the
+client checked again, the current policy), so a revoked client or a changed policy takes
+effect at the next event. Every event is recorded in the access log before it is sent, as
+every HTTP answer is; if the record cannot be written, the event is not sent.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+from urllib.parse import unquote
+
+from opentelemetry.trace import SpanKind
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+    Operation,
+)
+from strawberry.types.execution import ExecutionResult, PreExecutionError
+from strawberry.types.unset import UNSET, UnsetType
+from strawberry.utils.aio import aclosing
+
+from hub.audit import AccessEntry, Outcome
+from hub.auth import Principal
+from hub.clients import client_lookup
+from hub.errors import HubError, Unauthenticated
+from hub.graphql_http import (
+    MAX_HEADER_CHARACTERS,
+    GraphQLEndpoint,
+    describe,
+    format_error,
+    internal_answer,
+    internal_reference,
+    outcome,
+)
+from hub.schema import SHARED, Access, Context, Loaders, Reader
+
+__all__ = ["SubscriptionEndpoint"]
+
+
+@dataclass
+class Connection:
+    """One WebSocket connection: who is on it, once connection_init has said."""
+
+    websocket: WebSocket
+    connection_params: dict[str, Any] | None = None
+    authorization: str | None = None
+    purpose: str | None = None
+    case_ref: str | None = None
+    principal: Principal | None = None
+
+    def parameter(self, name: str) -> str | None:
+        """A connection_init parameter, else the upgrade request's header of that name."""
+        params = {key.lower(): value for key, value in (self.connection_params or {}).items()}
+        value = params.get(name.lower(), self.websocket.headers.get(name))
+        if not isinstance(value, str):
+            return None
+        value = unquote(value).strip()[:MAX_HEADER_CHARACTERS]
+        return value or None
+
+
+class Live:
+    """A subscription's connection to the hub (see hub.schema.context.Live)."""
+
+    def __init__(self, endpoint: SubscriptionEndpoint, connection: Connection) -> None:
+        self.endpoint = endpoint
+        self.connection = connection
+        self.poll_seconds = endpoint.graphql.settings.feed_poll_seconds
+
+    async def renew(self, context: Context) -> None:
+        await self.close(context)
+        context.access, context.loaders = await self.endpoint.view(self.connection)
+
+    async def close(self, context: Context) -> None:
+        await context.loaders.reader.close()
+
+
+class TransportHandler(BaseGraphQLTransportWSHandler[Connection, None]):
+    """graphql-transport-ws with a context per operation, and every event audited."""
+
+    async def run_operation(self, operation: Operation[Connection, None]) -> None:
+        endpoint = cast("SubscriptionEndpoint", self.view)
+        started = time.perf_counter()
+        context: Context | None = None
+        try:
+            access, loaders = await endpoint.view(self.context)
+            context = Context(access, loaders, endpoint.graphql.engine)
+            context.live = Live(endpoint, self.context)
+            source = await self.schema.stream(
+                operation.query,
+                variable_values=operation.variables,
+                context_value=context,
+                operation_name=operation.operation_name,
+            )
+            async with aclosing(source):
+                async for result in source:
+                    if not isinstance(result, ExecutionResult):
+                        raise TypeError("incremental delivery is not supported")
+                    answer = endpoint.answer(result)
+                    await endpoint.record(self.context, context, operation, answer, started)
+                    if isinstance(result, PreExecutionError):
+                        await self._send(operation, "error", answer["errors"])
+                        return
+                    await self._send(operation, "next", answer)
+                    started = time.perf_counter()
+            await self._send(operation, "complete")
+        except HubError as error:  # e.g. the client was revoked while subscribed
+            answer = {"errors": [{"message": error.message, "extensions": error.extensions()}]}
+            with suppress(Exception):
+                if context is not None:
+                    await endpoint.record(self.context, context, operation, answer, started)
+                await self._send(operation, "error", answer["errors"])
+        except Exception as error:
+            reference = internal_reference(error, "subscription")
+            with suppress(Exception):
+                await self._send(operation, "error", internal_answer(reference)["errors"])
+        finally:
+            if context is not None:
+                await context.loaders.reader.close()
+
+    async def _send(
+        self, operation: Operation[Connection, None], kind: str, payload: Any = None
+    ) -> None:
+        message: dict[str, Any] = {"id": operation.id, "type": kind}
+        if payload is not None:
+            message["payload"] = payload
+        await operation.send_operation_message(message)  # type: ignore[arg-type]
+
+
+class SubscriptionEndpoint(GraphQL[Connection, None]):
+    """The WebSocket side of /graphql; shares the HTTP endpoint's engine, policies and log."""
+
+    graphql_transport_ws_handler_class = TransportHandler
+
+    def __init__(self, graphql: GraphQLEndpoint) -> None:
+        super().__init__(
+            graphql.schema,
+            graphql_ide=None,
+            allow_queries_via_get=False,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+        )
+        self.graphql = graphql
+
+    async def get_context(self, request: Any, response: Any) -> Connection:
+        return Connection(websocket=request)
+
+    async def on_ws_connect(self, context: Connection) -> UnsetType:
+        connection = context
+        connection.authorization = connection.parameter("Authorization")
+        connection.purpose = connection.parameter("X-Hub-Purpose")
+        connection.case_ref = connection.parameter("X-Hub-Case")
+        reader = Reader(self.graphql.engine)
+        try:
+            connection.principal = await self.graphql.authenticator.authenticate(
+                connection.authorization, client_lookup(reader.rows)
+            )
+        except Unauthenticated as error:
+            entry = self._entry(connection, Outcome.DENIED, time.perf_counter())
+            entry.operation_type = "subscription"
+            await self.graphql.access_log.append(entry)
+            raise ConnectionRejectionError(
+                {"message": error.message, "extensions": error.extensions()}
+            ) from None
+        finally:
+            await reader.close()
+        accepted: UnsetType = UNSET
+        return accepted
+
+    async def view(self, connection: Connection) -> tuple[Access, Loaders]:
+        """The caller's view for one operation or event: checked again, current policy."""
+        reader = Reader(self.graphql.engine)
+        try:
+            principal = await self.graphql.authenticator.authenticate(
+                connection.authorization, client_lookup(reader.rows)
+            )
+            policy = self.graphql.policies.current
+            access = Access(policy, principal, connection.purpose, SHARED)
+            loaders = Loaders(reader, access.visible_owners)
+            access.departments = await self.graphql.departments(loaders, policy.version)
+        except BaseException:
+            await reader.close()
+            raise
+        connection.principal = principal
+        return access, loaders
+
+    @staticmethod
+    def answer(result: ExecutionResult) -> dict[str, Any]:
+        answer: dict[str, Any] = {"data": result.data}
+        if result.errors:
+            answer["errors"] = [format_error(error) for error in result.errors]
+        return answer
+
+    def _entry(self, connection: Connection, result: str, started: float) -> AccessEntry:
+        principal = connection.principal
+        client = connection.websocket.client
+        with self.graphql.tracer.start_as_current_span("graphql subscription event",
+                                                       kind=SpanKind.SERVER) as span:  # fmt: skip
+            trace_id = f"{span.get_span_context().trace_id:032x}"
+        return AccessEntry(
+            recorded_at=datetime.now(UTC),
+            outcome=result,
+            trace_id=trace_id,
+            duration_us=int((time.perf_counter() - started) * 1_000_000),
+            client=principal.client if principal else None,
+            department=principal.department if principal else None,
+            role=principal.role.value if principal else None,
+            purpose=connection.purpose,
+            case_ref=connection.case_ref,
+            remote_address=client.host if client else None,
+        )
+
+    async def record(
+        self,
+        connection: Connection,
+        context: Context,
+        operation: Operation[Connection, None],
+        answer: dict[str, Any],
+        started: float,
+    ) -> None:
+        """Append the event's access record; raises (and nothing is sent) if it fails."""
+        trail = context.access.trail
+        entry = self._entry(connection, outcome(200, answer, trail), started)
+        entry.document_hash, entry.operation_name, entry.operation_type = describe(
+            operation.query, operation.operation_name
+        )
+        entry.policy_version = context.access.policy.version
+        entry.trail = trail
+        await self.graphql.access_log.append(entry)
+        answer.setdefault("extensions", {})["traceId"] = entry.trace_id

@@ -1,0 +1,197 @@
+"""Live updates over graphql-transport-ws, authenticated and audited like queries."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from starlette.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
+
+from hub.app import create_app
+from hub.clients import create_client, revoke_client
+from hub.db import create_engine, upgrade
+from hub.demo import load_demo
+from hub.domain import Role
+from hub.schema.feed import encode_cursor
+from hub.settings import Settings
+from tests.conftest import BACKENDS, fresh_database, graphql
+
+PROTOCOL = "graphql-transport-ws"
+SUBSCRIBE = """subscription($after: String, $kinds: [RecordKind!]) {
+  changes(after: $after, kinds: $kinds) {
+  endCursor changes { kind change sourceId owner { code }
+  record { ... on Acceptance { verdict } } } } }"""
+PUBLISH = """mutation($records: [AcceptanceInput!]!) {
+  publishAcceptances(records: $records) { created updated } }"""
+
+
+class LiveHub:
+    def __init__(self, client: TestClient, settings: Settings, tokens: dict[str, Any]) -> None:
+        self.client, self.settings, self.tokens = client, settings, tokens
+
+    def sql(self, statement: str) -> list[Any]:
+        async def run() -> list[Any]:
+            engine = create_engine(self.settings)
+            async with engine.connect() as connection:
+                rows = list((await connection.execute(text(statement))).all())
+            await engine.dispose()
+            return rows
+
+        return asyncio.run(run())
+
+
+@pytest.fixture(params=BACKENDS)
+def live(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LiveHub]:
+    with fresh_database(request.param, tmp_path) as settings:
+        upgrade(settings)
+
+        async def prepare() -> dict[str, Any]:
+            engine = create_engine(settings)
+            await load_demo(engine, enterprises=30, seed=5)
+            tokens: dict[str, Any] = {}
+            for department in ("market", "ecology", "fire"):
+                new = await create_client(
+                    engine, department=department, name=f"{department} live", role=Role.DEPARTMENT
+                )
+                tokens[department], tokens[f"{department}-id"] = new.token, new.id
+            await engine.dispose()
+            return tokens
+
+        tokens = asyncio.run(prepare())
+        fast = replace(settings, feed_poll_seconds=0.05)
+        with TestClient(create_app(fast)) as client:
+            yield LiveHub(client, settings, tokens)
+
+
+def now(live: LiveHub) -> dict[str, str]:
+    """Subscription variables that start at the feed's current end, whenever it starts."""
+    ((seq,),) = live.sql("SELECT seq FROM feed_head")
+    return {"after": encode_cursor("change", seq)}
+
+
+def open_rectification(live: LiveHub) -> str:
+    (row,) = live.sql(
+        "SELECT r.source_id FROM rectification r LEFT JOIN acceptance a "
+        "ON a.rectification_id = r.id WHERE r.owner = 'ecology' AND a.id IS NULL "
+        "ORDER BY r.id LIMIT 1"
+    )
+    return str(row[0])
+
+
+@contextmanager
+def connect(live: LiveHub, token: str | None) -> Iterator[Any]:
+    with live.client.websocket_connect("/graphql", subprotocols=[PROTOCOL]) as session:
+        payload = {} if token is None else {"Authorization": f"Bearer {token}"}
+        session.send_json({"type": "connection_init", "payload": payload})
+        yield session
+
+
+def test_a_subscriber_gets_the_changes_it_may_read_as_they_happen(live: LiveHub) -> None:
+    rectification = open_rectification(live)
+    with connect(live, live.tokens["market"]) as market:
+        assert market.receive_json() == {"type": "connection_ack"}
+        market.send_json({"id": "1", "type": "subscribe",
+                          "payload": {"query": SUBSCRIBE, "variables": {**now(live), "kinds": ["ACCEPTANCE"]}}})  # fmt: skip
+        published = graphql(live.client, PUBLISH, live.tokens["ecology"], records=[{
+            "sourceId": "ECO-LIVE-1", "rectificationSourceId": rectification,
+            "acceptedOn": "2026-11-10", "verdict": "PASSED", "opinion": "同意验收",
+        }])  # fmt: skip
+        assert published == {"data": {"publishAcceptances": {"created": 1, "updated": 0}}}
+        event = market.receive_json()
+        assert event["type"] == "next"
+        assert event["id"] == "1"
+        assert event["payload"]["data"]["changes"]["changes"] == [
+            {"kind": "ACCEPTANCE", "change": "CREATED", "sourceId": "ECO-LIVE-1",
+             "owner": {"code": "ecology"}, "record": {"verdict": "PASSED"}},
+        ]  # fmt: skip
+        trace_id = event["payload"]["extensions"]["traceId"]
+        market.send_json({"id": "1", "type": "complete"})
+    # The event was recorded like any answer: who received which fields of which record.
+    (record,) = live.sql(
+        f"SELECT department, operation_type, outcome, served FROM access_record "
+        f"WHERE trace_id = '{trace_id}'"
+    )
+    assert record[:3] == ("market", "subscription", "ok")
+    assert '"type":"Acceptance"' in record[3]
+    assert '"fields":["verdict"]' in record[3]
+
+
+def test_a_subscriber_does_not_get_changes_it_may_not_read(live: LiveHub) -> None:
+    rectification = open_rectification(live)
+    with connect(live, live.tokens["fire"]) as fire:
+        assert fire.receive_json() == {"type": "connection_ack"}
+        fire.send_json(
+            {
+                "id": "f",
+                "type": "subscribe",
+                "payload": {"query": SUBSCRIBE, "variables": now(live)},
+            }
+        )
+        graphql(live.client, PUBLISH, live.tokens["ecology"], records=[{
+            "sourceId": "ECO-LIVE-2", "rectificationSourceId": rectification,
+            "acceptedOn": "2026-11-10", "verdict": "FAILED", "opinion": "未整改到位",
+        }])  # fmt: skip
+        # Fire reads no ecology acceptance; its own next inspection is the next thing it sees.
+        (inspection,) = live.sql(
+            "SELECT source_id FROM inspection WHERE owner = 'fire' ORDER BY id LIMIT 1"
+        )
+        data = live.sql(f"SELECT data FROM record_version WHERE source_id = '{inspection[0]}'")
+        record = json.loads(data[0][0])
+        record["kind"] = record["kind"].upper()  # GraphQL names the enumeration's values
+        record["result"] = "NOT_OPERATING"
+        updated = graphql(live.client, """mutation($records: [InspectionInput!]!) {
+            publishInspections(records: $records) { updated } }""", live.tokens["fire"],
+            records=[record])  # fmt: skip
+        assert updated == {"data": {"publishInspections": {"updated": 1}}}
+        event = fire.receive_json()
+        assert [c["sourceId"] for c in event["payload"]["data"]["changes"]["changes"]] == [
+            inspection[0]
+        ]
+
+
+def test_subscriptions_need_a_valid_credential(live: LiveHub) -> None:
+    with connect(live, None) as anonymous:
+        with pytest.raises(WebSocketDisconnect) as closed:
+            anonymous.receive_json()
+        assert closed.value.code == 4403
+    (denied,) = live.sql(
+        "SELECT outcome, operation_type FROM access_record ORDER BY seq DESC LIMIT 1"
+    )
+    assert tuple(denied) == ("denied", "subscription")
+
+
+def test_a_revoked_client_is_cut_off_at_its_next_event(live: LiveHub) -> None:
+    rectification = open_rectification(live)
+    with connect(live, live.tokens["market"]) as market:
+        assert market.receive_json() == {"type": "connection_ack"}
+        market.send_json(
+            {
+                "id": "r",
+                "type": "subscribe",
+                "payload": {"query": SUBSCRIBE, "variables": now(live)},
+            }
+        )
+
+        async def revoke() -> None:
+            engine = create_engine(live.settings)
+            await revoke_client(engine, live.tokens["market-id"])
+            await engine.dispose()
+
+        asyncio.run(revoke())
+        graphql(live.client, PUBLISH, live.tokens["ecology"], records=[{
+            "sourceId": "ECO-LIVE-3", "rectificationSourceId": rectification,
+            "acceptedOn": "2026-11-10", "verdict": "PASSED", "opinion": "同意验收",
+        }])  # fmt: skip
+        message = market.receive_json()
+        assert message["type"] == "next"
+        assert message["payload"]["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+        assert message["payload"]["data"] is None
+        assert market.receive_json() == {"id": "r", "type": "complete"}
