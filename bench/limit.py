@@ -1,11 +1,13 @@
 """P, the physical limit: the dossier read with raw sqlite3 cursors and turned into the same
-JSON with plain dicts and json.dumps — what a hand-written export would cost."""
+JSON with plain dicts and json.dumps — what a hand-written export would cost; and new
+records written with executemany — what a hand-written bulk load would cost."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
 from collections import defaultdict
+from datetime import UTC, datetime
 from typing import Any
 
 # The GraphQL query the hub answers; P produces the same JSON.
@@ -115,3 +117,52 @@ def dossier_json(connection: sqlite3.Connection) -> str:
             } for r in rectifications[e[0]]],
         }})  # fmt: skip
     return json.dumps({"data": {"enterprises": {"edges": edges}}}, ensure_ascii=False)
+
+
+# P for imports: the rows that publishing new inspections writes, with executemany.
+IMPORT_BATCH = 500
+INSERT_INSPECTION = """INSERT INTO inspection (id, owner, source_id, enterprise_id, action_code,
+  kind, inspected_on, result) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"""
+INSERT_VERSION = """INSERT INTO record_version (seq, kind, record_id, owner, source_id, uscc,
+  version, change, data, changed, reason, published_at, publisher, client, trace_id)
+  VALUES (?, 'Inspection', ?, ?, ?, ?, 1, 'created', ?, '', NULL, ?, ?, ?, NULL)"""
+
+
+def import_inspections(
+    connection: sqlite3.Connection, owner: str, client: str, records: list[dict[str, Any]]
+) -> None:
+    """New inspections (in their published form) stored as publishing stores them: the record,
+    its participants and findings, its first version and the feed head, one transaction a
+    batch. ``connection`` is in autocommit mode (isolation_level=None)."""
+    for start in range(0, len(records), IMPORT_BATCH):
+        batch = records[start : start + IMPORT_BATCH]
+        published_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        cursor = connection.cursor()
+        cursor.execute("BEGIN IMMEDIATE")
+        first = cursor.execute("SELECT coalesce(max(id), 0) + 1 FROM inspection").fetchone()[0]
+        seq = cursor.execute("SELECT seq FROM feed_head WHERE id = 1").fetchone()[0]
+        usccs = sorted({record["uscc"] for record in batch})
+        marks = ",".join("?" * len(usccs))
+        enterprise = dict(
+            cursor.execute(f"SELECT uscc, id FROM enterprise WHERE uscc IN ({marks})", usccs)
+        )
+        rows, participants, findings, versions = [], [], [], []
+        for offset, r in enumerate(batch):
+            record_id = first + offset
+            rows.append((record_id, owner, r["sourceId"], enterprise[r["uscc"]], r["actionCode"],
+                         r["kind"], r["inspectedOn"], r["result"]))  # fmt: skip
+            participants += [(record_id, code) for code in r["participants"]]
+            findings += [(record_id, f["category"], f["description"]) for f in r["findings"]]
+            data = json.dumps(r, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+            versions.append((seq + offset + 1, record_id, owner, r["sourceId"], r["uscc"], data,
+                             published_at, owner, client))  # fmt: skip
+        cursor.executemany(INSERT_INSPECTION, rows)
+        cursor.executemany("INSERT INTO inspection_participant VALUES (?, ?)", participants)
+        cursor.executemany(
+            "INSERT INTO inspection_finding (inspection_id, category, description) "
+            "VALUES (?, ?, ?)",
+            findings,
+        )
+        cursor.executemany(INSERT_VERSION, versions)
+        cursor.execute("UPDATE feed_head SET seq = ? WHERE id = 1", (seq + len(batch),))
+        cursor.execute("COMMIT")

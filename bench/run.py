@@ -4,8 +4,9 @@
 
 Builds deterministic data sets with the demo loader, runs every comparison in interleaved
 rounds (A B, B A, ... with garbage collected before each), and writes medians and ratios
-with the machine's description. --quick skips the 100,000-enterprise scale comparison;
---postgres (or HUB_TEST_POSTGRES_URL) adds it on PostgreSQL, in a database of its own.
+with the machine's description. --quick skips the 100,000-enterprise scale comparison and
+imports 2,000 records a round instead of 10,000; --postgres (or HUB_TEST_POSTGRES_URL) adds
+the scale comparison on PostgreSQL, in a database of its own.
 """
 
 from __future__ import annotations
@@ -45,16 +46,18 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from bench.limit import DOSSIER, FIELDS, dossier_json
+from bench.limit import DOSSIER, FIELDS, IMPORT_BATCH, dossier_json, import_inspections
 from hub.audit import AccessEntry, AccessLog
 from hub.auth import Principal
 from hub.clients import create_client
 from hub.db import create_engine, upgrade
 from hub.demo import load_demo
-from hub.domain import DEPARTMENTS, Role
+from hub.domain import DEPARTMENTS, InspectionKind, InspectionResult, Role
 from hub.errors import Forbidden
 from hub.graphql_http import GraphQLEndpoint
-from hub.policy import PolicyStore
+from hub.policy import PolicyStore, load_policy
+from hub.publishing import Publisher, publish
+from hub.records import KINDS
 from hub.schema import SHARED, Access, Context, Loaders, Reader, build_schema, policy_fields
 from hub.settings import DEFAULT_POLICY_DIR, Settings
 from hub.telemetry import instrument_engine
@@ -536,6 +539,92 @@ async def scale(
     )
 
 
+def new_inspections(prefix: str, usccs: list[str], count: int) -> list[dict[str, Any]]:
+    """``count`` inspections nobody has published yet, canonical as publishing stores them."""
+    kinds, results = list(InspectionKind), list(InspectionResult)
+    return [
+        {
+            "sourceId": f"{prefix}-{n:07d}", "uscc": usccs[n % len(usccs)],
+            "actionCode": f"3301102026{n:011d}", "kind": kinds[n % len(kinds)].value,
+            "inspectedOn": "2026-10-01", "result": results[n % len(results)].value,
+            "participants": ["emergency", "fire"] if n % 3 == 0 else [],
+            "findings": [{"category": "消防通道", "description": f"疏散通道堵塞 {n}"}]
+            if n % 2 == 0 else [],
+        }
+        for n in range(count)
+    ]  # fmt: skip
+
+
+# What an import stored under a source-id prefix, without ids, the prefix and times.
+WRITTEN = (
+    "SELECT substr(source_id, :skip), owner, enterprise_id, action_code, kind, inspected_on, "
+    "result, version, retracted FROM inspection WHERE source_id LIKE :like ORDER BY 1",
+    "SELECT substr(i.source_id, :skip), p.department FROM inspection_participant p "
+    "JOIN inspection i ON i.id = p.inspection_id WHERE i.source_id LIKE :like ORDER BY 1, 2",
+    "SELECT substr(i.source_id, :skip), f.category, f.description FROM inspection_finding f "
+    "JOIN inspection i ON i.id = f.inspection_id WHERE i.source_id LIKE :like ORDER BY 1, f.id",
+    "SELECT substr(source_id, :skip), kind, owner, uscc, version, change, changed, reason, "
+    'publisher, client, trace_id, replace(data, :quoted, \'"sourceId":"\') FROM record_version '
+    "WHERE source_id LIKE :like ORDER BY 1",
+)
+
+
+def written_rows(database: sqlite3.Connection, prefix: str) -> list[list[Any]]:
+    parameters = {"skip": len(prefix) + 1, "like": f"{prefix}-%", "quoted": f'"sourceId":"{prefix}'}
+    return [database.execute(statement, parameters).fetchall() for statement in WRITTEN]
+
+
+async def import_rate(scratch: Path, rounds: int, quick: bool, results: Results) -> None:
+    """New inspections through publish() in batches of 500 vs the same rows by executemany."""
+    count = 2_000 if quick else 10_000
+    path = scratch / "import.db"
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{path}")
+    upgrade(settings)
+    engine = create_engine(settings)
+    await load_demo(engine, enterprises=1_000, seed=7)
+    database = sqlite3.connect(path, isolation_level=None)
+    for pragma in ("foreign_keys = ON", "journal_mode = WAL", "busy_timeout = 5000"):
+        database.execute(f"PRAGMA {pragma}")  # as the hub's engine sets them
+    usccs = [row[0] for row in database.execute("SELECT uscc FROM enterprise ORDER BY uscc")]
+    policy = load_policy(DEFAULT_POLICY_DIR, policy_fields())  # ecology publishes its own
+    publisher = Publisher("bench import", "ecology", "ecology")
+    inspections = KINDS["inspections"]
+    rounds_run = {"hub": 0, "P": 0}
+
+    async def hub() -> None:
+        rounds_run["hub"] += 1
+        records = new_inspections(f"HUB{rounds_run['hub']}", usccs, count)
+        for start in range(0, count, IMPORT_BATCH):
+            batch = records[start : start + IMPORT_BATCH]
+            await publish(engine, policy, publisher, inspections, "ecology", batch)
+
+    async def limit() -> None:
+        rounds_run["P"] += 1
+        records = new_inspections(f"P{rounds_run['P']}", usccs, count)
+        import_inspections(database, "ecology", "bench import", records)
+
+    medians = await interleaved({"hub": hub, "P": limit}, rounds)
+    if written_rows(database, "HUB1") != written_rows(database, "P1"):
+        raise SystemExit("P does not store what publish() stores; the comparison would be unfair")
+    database.close()
+    await engine.dispose()
+    row = Row(
+        f"import: {count:,} new inspections, batches of {IMPORT_BATCH} (records/s)",
+        "hub: publish()",
+        "P: raw sqlite3 executemany",
+        count / medians["hub"],
+        count / medians["P"],
+        "",
+        unit="rec/s",
+    )
+    results.rows.append(row)
+    print(
+        f"import: hub {row.median_a:,.0f} records/s, P {row.median_b:,.0f} records/s, "
+        f"hub/P {row.ratio:.2f}x",
+        flush=True,
+    )
+
+
 def machine() -> list[str]:
     cpu = next(
         (
@@ -606,6 +695,7 @@ async def main(rounds: int, quick: bool, postgres: str | None) -> None:
         settings, token = await prepare(f"sqlite+aiosqlite:///{scratch}/bench.db", 1_000, policies)
         await in_process(settings, token, rounds, results)
         await http(settings, token, rounds, results)
+        await import_rate(Path(scratch), rounds, quick, results)
         if not quick:
             await scale(
                 lambda name: f"sqlite+aiosqlite:///{scratch}/{name}.db",

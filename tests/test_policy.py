@@ -231,3 +231,137 @@ def test_a_reload_swaps_versions_or_keeps_the_old_one(policies: Path) -> None:
     (problem,) = store.reload()
     assert "unknown subject 'nobody'" in problem.message
     assert store.current is good
+
+
+# --- publishing: write lines ----------------------------------------------------------------
+
+WRITE_OBJECTS = "Acceptance, CreditRecord, CreditRepair, Inspection, Penalty, Rectification or *"
+
+
+def append_lines(policies: Path, *lines: str) -> list[int]:
+    """Append policy lines; returns their line numbers."""
+    path = policies / "policy.csv"
+    first = len(path.read_text(encoding="utf-8").splitlines()) + 1
+    with path.open("a", encoding="utf-8") as policy_csv:
+        policy_csv.write("".join(f"{line}\n" for line in lines))
+    return list(range(first, first + len(lines)))
+
+
+@pytest.mark.parametrize(
+    ("subject", "owner", "type_name", "allowed", "reason"),
+    [
+        ("ecology", "ecology", "Inspection", True,
+         "allowed by policy.csv:{write}: p, department, self, *, write, allow"),
+        ("market", "market", "CreditRepair", True,
+         "allowed by policy.csv:{write}: p, department, self, *, write, allow"),
+        ("ecology", "market", "Acceptance", False,
+         "no policy line lets ecology publish market's Acceptance records"),
+        # Reading another department's records is no licence to write them.
+        ("market", "ecology", "Acceptance", False,
+         "no policy line lets market publish ecology's Acceptance records"),
+        ("enforcement", "health", "Rectification", False,
+         "no policy line lets enforcement publish health's Rectification records"),
+        # Auditors and admins are not departments: they publish nothing, not even "their own".
+        ("auditor", "market", "CreditRecord", False,
+         "no policy line lets auditor publish market's CreditRecord records"),
+        ("admin", "market", "Penalty", False,
+         "no policy line lets admin publish market's Penalty records"),
+    ],
+)  # fmt: skip
+def test_write_decisions_cite_the_deciding_line(
+    subject: str, owner: str, type_name: str, allowed: bool, reason: str
+) -> None:
+    write = line_of(DEFAULT_POLICY_DIR / "policy.csv", "p, department, self, *, write, allow")
+    policy = load_policy(DEFAULT_POLICY_DIR, FIELDS)
+    decision = policy.decide_write(subject, owner, type_name)
+    rule = f"policy.csv:{write}: p, department, self, *, write, allow" if allowed else None
+    assert (decision.allowed, decision.reason, decision.rule) == (
+        allowed,
+        reason.format(write=write),
+        rule,
+    )
+    assert decision.version == policy.version
+
+
+def test_write_lines_grant_deny_and_never_read(policies: Path) -> None:
+    deny, grant, group = append_lines(
+        policies,
+        "p, ecology, self, Penalty, write, deny",
+        "p, fire, ecology, Inspection, write, allow",
+        "p, safety-inspectors, safety-inspectors, CreditRepair, write, allow",
+    )
+    policy = load_policy(policies, FIELDS)
+
+    def decided(subject: str, owner: str, type_name: str) -> tuple[bool, str]:
+        decision = policy.decide_write(subject, owner, type_name)
+        return decision.allowed, decision.reason
+
+    assert decided("ecology", "ecology", "Penalty") == (
+        False,
+        f"denied by policy.csv:{deny}: p, ecology, self, Penalty, write, deny",
+    )
+    assert decided("ecology", "ecology", "Inspection")[0] is True
+    assert decided("fire", "ecology", "Inspection") == (
+        True,
+        f"allowed by policy.csv:{grant}: p, fire, ecology, Inspection, write, allow",
+    )
+    assert decided("fire", "ecology", "Penalty") == (
+        False,
+        "no policy line lets fire publish ecology's Penalty records",
+    )
+    assert decided("emergency", "fire", "CreditRepair") == (
+        True,
+        f"allowed by policy.csv:{group}: p, safety-inspectors, safety-inspectors, "
+        "CreditRepair, write, allow",
+    )
+    assert decided("ecology", "fire", "CreditRepair")[0] is False
+    # Writing a type grants no reading of its fields.
+    assert not policy.decide("fire", "ecology", "Inspection.findings", purpose=True).allowed
+
+
+def test_write_decisions_are_evaluated_once_per_version() -> None:
+    policy = load_policy(DEFAULT_POLICY_DIR, FIELDS)
+    first = policy.decide_write("ecology", "ecology", "Acceptance")
+    evaluations = policy.evaluations
+    assert evaluations > 0
+    for _ in range(100):
+        assert policy.decide_write("ecology", "ecology", "Acceptance") is first
+    assert policy.evaluations == evaluations
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("p, ecology, self, Enterprise, write, allow",
+         f"unknown object 'Enterprise' to write: one of {WRITE_OBJECTS}"),
+        ("p, ecology, self, Penalty.amount, write, allow",
+         f"unknown object 'Penalty.amount' to write: one of {WRITE_OBJECTS}"),
+        ("p, ecology, self, Penalty.*, write, allow",
+         f"unknown object 'Penalty.*' to write: one of {WRITE_OBJECTS}"),
+        ("p, ecology, self, penalty-grounds, write, allow",
+         f"unknown object 'penalty-grounds' to write: one of {WRITE_OBJECTS}"),
+        ("p, ecology, self, Finding, write, allow",
+         f"unknown object 'Finding' to write: one of {WRITE_OBJECTS}"),
+        ("p, ecology, self, Acceptance, read, allow",
+         "unknown object 'Acceptance': Type.field, Type.*, a field group or *"),
+        ("p, ecology, self, Acceptance, publish, allow",
+         "the action must be one of read, write, not 'publish'"),
+    ],
+)  # fmt: skip
+def test_lint_refuses_bad_write_lines(policies: Path, line: str, message: str) -> None:
+    (number,) = append_lines(policies, line)
+    assert [str(problem) for problem in lint(policies, FIELDS)] == [
+        f"{policies / 'policy.csv'}:{number}: {message}"
+    ]
+
+
+def test_lint_accepts_write_lines_for_publishable_types(policies: Path) -> None:
+    append_lines(
+        policies,
+        "p, market, *, *, write, allow",  # writing never serves an unshared field
+        "p, fire, ecology, Inspection, write, allow",
+        "p, safety-inspectors, self, CreditRepair, write, deny",
+        "p, department, self, Acceptance, write, allow",
+    )
+    assert lint(policies, FIELDS) == []
+    assert load_policy(policies, FIELDS).decide_write("market", "health", "Penalty").allowed

@@ -1,0 +1,661 @@
+"""`hub import` as an administrator runs it: real files, a real database, the access log."""
+
+import asyncio
+import getpass
+import json
+import shutil
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from typer.testing import CliRunner, Result
+
+from hub.audit import verify
+from hub.cli import app
+from hub.cli.publish import read_ndjson
+from hub.db import create_engine, upgrade
+from hub.demo import load_demo
+from hub.records import today
+from hub.settings import DEFAULT_POLICY_DIR, Settings
+from tests.conftest import BACKENDS, fresh_database
+
+runner = CliRunner()
+CLIENT = f"hub import ({getpass.getuser()})"
+TABLES = (
+    "inspection", "inspection_participant", "inspection_finding", "penalty", "rectification",
+    "rectification_assistant", "acceptance", "credit_record", "credit_repair", "record_version",
+    "access_record", "feed_head",
+)  # fmt: skip
+
+
+@pytest.fixture(params=BACKENDS)
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
+    """A database of its own with 40 demo enterprises: imports change it."""
+    with fresh_database(request.param, tmp_path) as settings:
+        upgrade(settings)
+
+        async def load() -> None:
+            engine = create_engine(settings)
+            await load_demo(engine, enterprises=40, seed=7)
+            await engine.dispose()
+
+        asyncio.run(load())
+        yield settings
+
+
+def sql(settings: Settings, statement: str, **parameters: Any) -> list[Any]:
+    async def run() -> list[Any]:
+        engine = create_engine(settings)
+        async with engine.connect() as connection:
+            rows = list((await connection.execute(text(statement), parameters)).all())
+        await engine.dispose()
+        return rows
+
+    return asyncio.run(run())
+
+
+def hub_import(settings: Settings, *arguments: str | Path, policies: Path | None = None) -> Result:
+    env = {"HUB_DATABASE_URL": settings.database_url, "COLUMNS": "200"}
+    if policies is not None:
+        env["HUB_POLICY_DIR"] = str(policies)
+    return runner.invoke(app, ["import", *map(str, arguments)], env=env)
+
+
+def flat(output: str) -> str:
+    """The words of an output, without the lines that draw tables."""
+    return " ".join(output.translate(BOX).split())
+
+
+BOX = str.maketrans(dict.fromkeys("┏━┳┓┃┡╇┩│└─┴┘", " "))
+
+
+def summary(created: int, updated: int, unchanged: int, rejected: int, title: str,
+            checked_on_import: int = 0) -> str:  # fmt: skip
+    """The summary table as printed, flattened."""
+    later = f"checked on import {checked_on_import} " if checked_on_import else ""
+    return (
+        f"{title} count created {created} updated {updated} unchanged {unchanged} repaired 0 "
+        f"{later}rejected {rejected}"
+    )
+
+
+def published(settings: Settings, kind: str, source_id: str) -> dict[str, Any]:
+    (row,) = sql(
+        settings,
+        "SELECT * FROM record_version WHERE kind = :kind AND source_id = :source_id "
+        "ORDER BY version DESC LIMIT 1",
+        kind=kind,
+        source_id=source_id,
+    )
+    return dict(row._mapping)
+
+
+def counts(settings: Settings) -> dict[str, Any]:
+    counted = {t: sql(settings, f"SELECT count(*) FROM {t}")[0][0] for t in TABLES}
+    return counted | {"feed": sql(settings, "SELECT seq FROM feed_head")[0][0]}
+
+
+def stored_acceptance(settings: Settings, kind: str, source_id: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(published(settings, kind, source_id)["data"])
+    return data
+
+
+def ndjson(path: Path, *lines: dict[str, Any] | str) -> Path:
+    path.write_text(
+        "".join(
+            (line if isinstance(line, str) else json.dumps(line, ensure_ascii=False)) + "\n"
+            for line in lines
+        ),
+        encoding="utf-8",
+    )
+    return path
+
+
+def rectification(source_id: str, inspection: str, uscc: str, ordered_on: str) -> dict[str, Any]:
+    return {
+        "sourceId": source_id, "uscc": uscc, "inspectionSourceId": inspection,
+        "requirement": "修复废气处理设施并建立运行台账", "orderedOn": ordered_on,
+        "deadline": "2026-12-31", "status": "submitted", "assistingDepartments": ["fire"],
+    }  # fmt: skip
+
+
+# Two ecology rectifications awaiting acceptance, on inspections of the demo data.
+NEW_RECTIFICATIONS = (
+    rectification("ECOLOGY-RECT-NEW-1", "ECOLOGY-INS-0000078", "923301113JMJ1JGT5T", "2026-09-10"),
+    rectification("ECOLOGY-RECT-NEW-2", "ECOLOGY-INS-0000053", "91330112NRPJA9BQ0M", "2026-04-01"),
+)
+
+
+def acceptances_file(settings: Settings, path: Path) -> Path:
+    """Acceptances as ecology's system exports them: four good lines, five bad ones."""
+    stored = {
+        source_id: {"kind": "acceptances", **stored_acceptance(settings, "Acceptance", source_id)}
+        for source_id in ("ECOLOGY-ACC-0000001", "ECOLOGY-ACC-0000006", "ECOLOGY-ACC-0000020",
+                          "ECOLOGY-ACC-0000027")
+    }  # fmt: skip
+    tomorrow = (today() + timedelta(days=1)).isoformat()
+    new = {"kind": "acceptances", "verdict": "passed", "opinion": "整改到位，同意通过验收"}
+    return ndjson(
+        path,
+        new | {"sourceId": "ECOLOGY-ACC-NEW-1", "rectificationSourceId": "ECOLOGY-RECT-NEW-1",
+               "acceptedOn": "2026-10-12"},
+        stored["ECOLOGY-ACC-0000001"],
+        stored["ECOLOGY-ACC-0000006"] | {"opinion": "复查确认整改到位"},
+        new | {"sourceId": "ECOLOGY-ACC-NEW-9", "rectificationSourceId": "ECOLOGY-RECT-NEW-2",
+               "acceptedOn": "2026-03-01"},  # before the rectification was ordered
+        stored["ECOLOGY-ACC-0000020"] | {"acceptedOn": tomorrow},
+        "",
+        new | {"sourceId": "ECOLOGY-ACC-NEW-4", "rectificationSourceId": "ECOLOGY-RECT-9999999",
+               "acceptedOn": "2026-10-01"},
+        stored["ECOLOGY-ACC-0000027"] | {"verdict": "maybe"},
+        '{"kind": "acceptances", "sourceId": "ECOLOGY-ACC-NEW-5", "verdict": "passed"',
+        new | {"sourceId": "ECOLOGY-ACC-NEW-2", "rectificationSourceId": "ECOLOGY-RECT-NEW-2",
+               "acceptedOn": "2026-11-20"},
+    )  # fmt: skip
+
+
+def expected_rejections() -> list[dict[str, Any]]:
+    tomorrow = (today() + timedelta(days=1)).isoformat()
+    return [
+        {"line": 4, "kind": "acceptances", "sourceId": "ECOLOGY-ACC-NEW-9", "field": "acceptedOn",
+         "message": "2026-03-01 is before the Rectification 'ECOLOGY-RECT-NEW-2''s day 2026-04-01"},
+        {"line": 5, "kind": "acceptances", "sourceId": "ECOLOGY-ACC-0000020", "field": "acceptedOn",
+         "message": f"{tomorrow} is in the future"},
+        {"line": 7, "kind": "acceptances", "sourceId": "ECOLOGY-ACC-NEW-4",
+         "field": "rectificationSourceId",
+         "message": "ecology has no Rectification 'ECOLOGY-RECT-9999999'; publish it first"},
+        {"line": 8, "kind": "acceptances", "sourceId": "ECOLOGY-ACC-0000027", "field": "verdict",
+         "message": "'maybe' is not one of passed, failed"},
+        {"line": 9, "kind": None, "sourceId": None, "field": None,
+         "message": "is not JSON (Expecting ',' delimiter at column 77); a line holds one JSON "
+                    "object"},
+    ]  # fmt: skip
+
+
+def import_new_rectifications(settings: Settings, tmp_path: Path) -> None:
+    path = ndjson(tmp_path / "rectifications.ndjson", *NEW_RECTIFICATIONS)
+    result = hub_import(settings, path, "--department", "ecology", "--kind", "rectifications")
+    assert result.exit_code == 0, result.output
+    assert summary(2, 0, 0, 0, "rectifications.ndjson (ecology)") in flat(result.stdout)
+
+
+def test_acceptances_with_bad_lines_are_reported_by_line_and_the_good_ones_stored(
+    database: Settings, tmp_path: Path
+) -> None:
+    import_new_rectifications(database, tmp_path)
+    path = acceptances_file(database, tmp_path / "acceptances.ndjson")
+    report = tmp_path / "rejected.ndjson"
+
+    result = hub_import(database, path, "--department", "ecology", "--batch-size", "4",
+                        "--report", report)  # fmt: skip
+
+    assert result.exit_code == 1, result.output
+    rejections = expected_rejections()
+    assert [json.loads(line) for line in report.read_text(encoding="utf-8").splitlines()] == (
+        rejections
+    )
+    listed = "\n".join(
+        f"line {r['line']}" + (f" (sourceId {r['sourceId']})" if r["sourceId"] else "")
+        + (f" {r['field']}: " if r["field"] else " ") + r["message"]
+        for r in rejections
+    )  # fmt: skip
+    assert flat(result.stdout) == flat(
+        summary(2, 1, 1, 5, "acceptances.ndjson (ecology)") + "\nrejected lines:\n" + listed
+    )
+    assert flat(result.stderr) == (
+        "5 of 9 lines rejected: fix them and import the file again (lines already imported come "
+        "out unchanged)"
+    )
+
+    # The good lines are stored, as published, by ecology through the import.
+    rows = sql(
+        database,
+        "SELECT a.source_id, a.owner, a.version, a.accepted_on, a.verdict, a.opinion, "
+        "r.source_id AS rectification FROM acceptance a JOIN rectification r "
+        "ON r.id = a.rectification_id WHERE a.owner = 'ecology' ORDER BY a.source_id",
+    )
+    assert [(r.source_id, r.version, str(r.accepted_on), r.verdict, r.opinion, r.rectification)
+            for r in rows] == [
+        ("ECOLOGY-ACC-0000001", 1, "2024-03-11", "passed", "资料齐全，整改措施落实到位",
+         "ECOLOGY-RECT-0000001"),
+        ("ECOLOGY-ACC-0000006", 2, "2024-05-13", "passed", "复查确认整改到位",
+         "ECOLOGY-RECT-0000008"),
+        ("ECOLOGY-ACC-0000007", 1, "2025-06-11", "passed", "现场复核问题已整改完毕，予以通过",
+         "ECOLOGY-RECT-0000009"),
+        ("ECOLOGY-ACC-0000020", 1, "2024-12-15", "failed", "整改措施未落实，需重新整改",
+         "ECOLOGY-RECT-0000025"),
+        ("ECOLOGY-ACC-0000027", 1, "2024-12-16", "passed", "整改到位，同意通过验收",
+         "ECOLOGY-RECT-0000034"),
+        ("ECOLOGY-ACC-0000029", 1, "2025-05-24", "failed", "现场复查仍存在同类问题，验收不通过",
+         "ECOLOGY-RECT-0000036"),
+        ("ECOLOGY-ACC-NEW-1", 1, "2026-10-12", "passed", "整改到位，同意通过验收",
+         "ECOLOGY-RECT-NEW-1"),
+        ("ECOLOGY-ACC-NEW-2", 1, "2026-11-20", "passed", "整改到位，同意通过验收",
+         "ECOLOGY-RECT-NEW-2"),
+    ]  # fmt: skip
+    version = published(database, "Acceptance", "ECOLOGY-ACC-0000006")
+    assert (version["version"], version["change"], version["changed"], version["publisher"],
+            version["client"]) == (2, "updated", "opinion", "ecology", CLIENT)  # fmt: skip
+    assert json.loads(version["data"]) == {
+        "sourceId": "ECOLOGY-ACC-0000006", "rectificationSourceId": "ECOLOGY-RECT-0000008",
+        "acceptedOn": "2024-05-13", "verdict": "passed", "opinion": "复查确认整改到位",
+    }  # fmt: skip
+    created = published(database, "Acceptance", "ECOLOGY-ACC-NEW-1")
+    assert (created["version"], created["change"], created["uscc"]) == (
+        1, "created", "923301113JMJ1JGT5T"
+    )  # fmt: skip
+    assert json.loads(created["data"]) == {
+        "sourceId": "ECOLOGY-ACC-NEW-1", "rectificationSourceId": "ECOLOGY-RECT-NEW-1",
+        "acceptedOn": "2026-10-12", "verdict": "passed", "opinion": "整改到位，同意通过验收",
+    }  # fmt: skip
+
+    # The same file again: every good line is unchanged, the bad ones are still bad.
+    before = counts(database)
+    again = hub_import(database, path, "--department", "ecology", "--batch-size", "4")
+    assert again.exit_code == 1
+    assert flat(again.stdout).startswith(summary(0, 0, 4, 5, "acceptances.ndjson (ecology)"))
+    after = counts(database)
+    assert after["record_version"] == before["record_version"]
+    assert after["feed"] == before["feed"]
+    assert after["access_record"] == before["access_record"] + 3  # one per batch
+
+
+def test_every_batch_is_an_access_record_of_what_it_wrote(
+    database: Settings, tmp_path: Path
+) -> None:
+    import_new_rectifications(database, tmp_path)
+    (first,) = sql(database, "SELECT max(seq) FROM access_record")
+    path = acceptances_file(database, tmp_path / "acceptances.ndjson")
+    assert hub_import(database, path, "--department", "ecology", "--batch-size", "4").exit_code == 1
+
+    ids = {
+        row.source_id: str(row.id)
+        for row in sql(database, "SELECT source_id, id FROM acceptance WHERE owner = 'ecology'")
+    }
+    records = sql(database, "SELECT * FROM access_record WHERE seq > :seq ORDER BY seq",
+                  seq=first[0] or 0)  # fmt: skip
+    assert [
+        {key: record._mapping[key] for key in ("client", "department", "role", "operation_name",
+                                               "operation_type", "outcome", "served", "denied")}
+        for record in records
+    ] == [
+        {"client": CLIENT, "department": "ecology", "role": "department",
+         "operation_name": "import", "operation_type": "mutation", "outcome": outcome,
+         "served": "[]", "denied": "[]"}
+        for outcome in ("partial", "error", "ok")
+    ]  # fmt: skip
+    assert [json.loads(record.written) if record.written else None for record in records] == [
+        [
+            {"enterprise": "913301081Q84DWR86D", "type": "Acceptance", "change": "updated",
+             "ids": [ids["ECOLOGY-ACC-0000006"]]},
+            {"enterprise": "913301102GB1F1D287", "type": "Acceptance", "change": "unchanged",
+             "ids": [ids["ECOLOGY-ACC-0000001"]]},
+            {"enterprise": "923301113JMJ1JGT5T", "type": "Acceptance", "change": "created",
+             "ids": [ids["ECOLOGY-ACC-NEW-1"]]},
+        ],
+        None,  # every line of the second batch was rejected
+        [
+            {"enterprise": "91330112NRPJA9BQ0M", "type": "Acceptance", "change": "created",
+             "ids": [ids["ECOLOGY-ACC-NEW-2"]]},
+        ],
+    ]  # fmt: skip
+    assert [record.enterprises for record in records] == [
+        " 913301081Q84DWR86D 913301102GB1F1D287 923301113JMJ1JGT5T ", "",
+        " 91330112NRPJA9BQ0M ",
+    ]  # fmt: skip
+    policy_versions = {record.policy_version for record in records}
+    assert len(policy_versions) == 1
+    assert None not in policy_versions
+    # Each version written names the trace of its batch's access record.
+    assert published(database, "Acceptance", "ECOLOGY-ACC-NEW-1")["trace_id"] == records[0].trace_id
+    assert published(database, "Acceptance", "ECOLOGY-ACC-NEW-2")["trace_id"] == records[2].trace_id
+    assert len({record.trace_id for record in records}) == 3
+
+    async def chain() -> bool:
+        engine = create_engine(database)
+        result = await verify(engine)
+        await engine.dispose()
+        return result.ok
+
+    assert asyncio.run(chain())
+
+
+CSV = (
+    "\ufeffsourceId,uscc,actionCode,kind,inspectedOn,result,participants,findings\r\n"
+    "ECOLOGY-INS-NEW-1,913301102GB1F1D287,330110202611010100901,joint,2026-11-01,problems_found,"
+    'fire;emergency,"[{""category"": ""废气治理"", ""description"": ""VOCs收集处理设施未正常运行""}]"\r\n'
+    "ECOLOGY-INS-NEW-2,913301102GB1F1D287,330110202611020100902,ROUTINE,2026-11-02,no_problem,,\r\n"
+    "\r\n"
+    "ECOLOGY-INS-NEW-3,913301102GB1F1D287,330110202611030100903,random,2026-11-03,problems_found,,"
+    '"[{""category"": ""危险废物"",\r\n""description"": ""贮存场所无标识，\\n台账缺失""}]"\r\n'
+    "ECOLOGY-INS-NEW-4,913301102GB1F1D28X,330110202611040100904,random,2026-11-04,no_problem,,\r\n"
+    "ECOLOGY-INS-NEW-5,913301102GB1F1D287,330110202611040100905,random\r\n"
+    "ECOLOGY-INS-NEW-6,913301102GB1F1D287,330110202611040100906,random,2026-11-04,no_problem,"
+    "market;treasury,\r\n"
+)
+
+
+def test_csv_inspections_with_participants_and_findings(database: Settings, tmp_path: Path) -> None:
+    path = tmp_path / "inspections.csv"
+    path.write_text(CSV, encoding="utf-8", newline="")
+    report = tmp_path / "report.ndjson"
+
+    result = hub_import(database, path, "--department", "ecology", "--kind", "inspections",
+                        "--report", report)  # fmt: skip
+
+    assert result.exit_code == 1, result.output
+    assert flat(result.stdout) == flat(
+        summary(3, 0, 0, 3, "inspections.csv (ecology)")
+        + """
+rejected lines:
+line 7 (sourceId ECOLOGY-INS-NEW-4) uscc: '913301102GB1F1D28X' is not a valid unified social credit code: the check character (position 18) should be '7', not 'X'; the code was probably mistyped
+line 8 has 4 cells where the header has 8; quote cells that hold commas
+line 9 (sourceId ECOLOGY-INS-NEW-6) participants: unknown department 'treasury'; one of market, ecology, emergency, enforcement, fire, planning, transport, health, agriculture, culture"""
+    )
+    assert [json.loads(line)["line"] for line in report.read_text().splitlines()] == [7, 8, 9]
+    inspections = sql(
+        database,
+        "SELECT i.id, i.source_id, i.owner, i.kind, i.result, i.action_code, e.uscc "
+        "FROM inspection i JOIN enterprise e ON e.id = i.enterprise_id "
+        "WHERE i.source_id LIKE 'ECOLOGY-INS-NEW-%' ORDER BY i.source_id",
+    )
+    assert [(i.source_id, i.owner, i.kind, i.result, i.uscc) for i in inspections] == [
+        ("ECOLOGY-INS-NEW-1", "ecology", "joint", "problems_found", "913301102GB1F1D287"),
+        ("ECOLOGY-INS-NEW-2", "ecology", "routine", "no_problem", "913301102GB1F1D287"),
+        ("ECOLOGY-INS-NEW-3", "ecology", "random", "problems_found", "913301102GB1F1D287"),
+    ]
+    ids = [i.id for i in inspections]
+    participants = sql(
+        database,
+        f"SELECT inspection_id, department FROM inspection_participant WHERE inspection_id IN "
+        f"({', '.join(map(str, ids))}) ORDER BY inspection_id, department",
+    )
+    assert [tuple(row) for row in participants] == [(ids[0], "emergency"), (ids[0], "fire")]
+    findings = sql(
+        database,
+        f"SELECT inspection_id, category, description FROM inspection_finding WHERE inspection_id "
+        f"IN ({', '.join(map(str, ids))}) ORDER BY inspection_id",
+    )
+    assert [tuple(row) for row in findings] == [
+        (ids[0], "废气治理", "VOCs收集处理设施未正常运行"),
+        (ids[2], "危险废物", "贮存场所无标识，\n台账缺失"),
+    ]
+    assert json.loads(published(database, "Inspection", "ECOLOGY-INS-NEW-1")["data"]) == {
+        "sourceId": "ECOLOGY-INS-NEW-1", "uscc": "913301102GB1F1D287",
+        "actionCode": "330110202611010100901", "kind": "joint", "inspectedOn": "2026-11-01",
+        "result": "problems_found", "participants": ["emergency", "fire"],
+        "findings": [{"category": "废气治理", "description": "VOCs收集处理设施未正常运行"}],
+    }  # fmt: skip
+
+
+MIXED = (
+    # The acceptance comes first; its rectification is published before it all the same.
+    {"kind": "acceptances", "sourceId": "ECOLOGY-ACC-NEW-1", "rectificationSourceId":
+     "ECOLOGY-RECT-NEW-1", "acceptedOn": "2026-10-12", "verdict": "passed", "opinion": "同意"},
+    {"kind": "rectifications", **NEW_RECTIFICATIONS[0]},
+    {"kind": "penalties", "sourceId": "ECOLOGY-PEN-0000002", "caseNumber": "X"},
+    {"kind": "inspections", "sourceId": "ECOLOGY-INS-NEW-1"},
+)  # fmt: skip
+MIXED_REJECTED = [
+    "line 3 (sourceId ECOLOGY-PEN-0000002) uscc: is required",
+    "line 3 (sourceId ECOLOGY-PEN-0000002) violation: is required",
+    "line 3 (sourceId ECOLOGY-PEN-0000002) legalBasis: is required",
+    "line 3 (sourceId ECOLOGY-PEN-0000002) amount: is required",
+    "line 3 (sourceId ECOLOGY-PEN-0000002) decidedOn: is required",
+    "line 3 (sourceId ECOLOGY-PEN-0000002) status: is required",
+    'line 4 (sourceId ECOLOGY-INS-NEW-1) is a line of inspections, whose own field "kind" cannot '
+    'be given on a line that names its kind of record in "kind": import inspections from a file '
+    "of their own with --kind inspections",
+]
+
+
+def test_a_dry_run_writes_nothing_and_counts_what_an_import_would_do(
+    database: Settings, tmp_path: Path
+) -> None:
+    path = ndjson(tmp_path / "sync.ndjson", *MIXED)
+    before = counts(database)
+
+    dry = hub_import(database, path, "--department", "ecology", "--dry-run")
+
+    assert dry.exit_code == 1, dry.output
+    assert counts(database) == before
+    assert flat(dry.stderr) == (
+        "1 lines refer to records that lines before them would create: a dry run stores nothing, "
+        "so those references are checked on import 2 of 4 lines rejected: fix them and import the "
+        "file again (lines already imported come out unchanged)"
+    )
+    # The acceptance refers to a rectification that only the import would create.
+    assert flat(dry.stdout) == flat(
+        summary(1, 0, 0, 2, "sync.ndjson (dry run, nothing written)", checked_on_import=1)
+        + "\nrejected lines:\n" + "\n".join(MIXED_REJECTED)
+    )  # fmt: skip
+
+    real = hub_import(database, path, "--department", "ecology")
+    assert real.exit_code == 1, real.output
+    assert flat(real.stdout) == flat(
+        summary(2, 0, 0, 2, "sync.ndjson (ecology)") + "\nrejected lines:\n"
+        + "\n".join(MIXED_REJECTED)
+    )  # fmt: skip
+    (row,) = sql(
+        database,
+        "SELECT a.owner, r.source_id, r.owner AS rectification_owner FROM acceptance a "
+        "JOIN rectification r ON r.id = a.rectification_id WHERE a.source_id = 'ECOLOGY-ACC-NEW-1'",
+    )
+    assert tuple(row) == ("ecology", "ECOLOGY-RECT-NEW-1", "ecology")
+
+
+def test_records_are_the_importing_departments_own(database: Settings, tmp_path: Path) -> None:
+    """Market regulation imports: its records, and no reference to ecology's."""
+    path = ndjson(
+        tmp_path / "market.ndjson",
+        {"kind": "rectifications", **NEW_RECTIFICATIONS[0], "sourceId": "MARKET-RECT-NEW-1"},
+        {"kind": "acceptances", "sourceId": "MARKET-ACC-NEW-1", "verdict": "passed",
+         "rectificationSourceId": "ECOLOGY-RECT-NEW-1", "acceptedOn": "2026-10-12",
+         "opinion": "同意"},
+    )  # fmt: skip
+
+    result = hub_import(database, path, "--department", "market")
+
+    assert result.exit_code == 1, result.output
+    assert flat(result.stdout) == flat(
+        summary(0, 0, 0, 2, "market.ndjson (market)")
+        + """
+rejected lines:
+line 1 (sourceId MARKET-RECT-NEW-1) inspectionSourceId: Inspection 'ECOLOGY-INS-0000078' belongs to ecology, not market: records refer only to their owner's own records
+line 2 (sourceId MARKET-ACC-NEW-1) rectificationSourceId: market has no Rectification 'ECOLOGY-RECT-NEW-1'; publish it first"""
+    )
+    import_new_rectifications(database, tmp_path)
+    again = hub_import(database, path, "--department", "market")
+    assert flat(again.stdout).endswith(
+        "line 2 (sourceId MARKET-ACC-NEW-1) rectificationSourceId: Rectification "
+        "'ECOLOGY-RECT-NEW-1' belongs to ecology, not market: records refer only to their owner's "
+        "own records"
+    )
+    inspections = ndjson(
+        tmp_path / "inspections.ndjson",
+        {"sourceId": "MARKET-INS-NEW-1", "uscc": "923301113JMJ1JGT5T", "actionCode": "A-1",
+         "kind": "routine", "inspectedOn": "2026-11-02", "result": "no_problem"},
+    )  # fmt: skip
+    result = hub_import(database, inspections, "--department", "market", "--kind", "inspections")
+    assert result.exit_code == 0, result.output
+    assert [tuple(row) for row in sql(
+        database, "SELECT owner, source_id FROM inspection WHERE source_id LIKE '%-NEW-%'"
+    )] == [("market", "MARKET-INS-NEW-1")]  # fmt: skip
+    assert published(database, "Inspection", "MARKET-INS-NEW-1")["owner"] == "market"
+    assert sql(database, "SELECT department FROM access_record ORDER BY seq DESC LIMIT 1")[0][
+        0
+    ] == ("market")
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--department", "ecolgy"],
+         "Invalid value for --department: unknown department 'ecolgy' (did you mean ecology?); "
+         "one of market, ecology, emergency, enforcement, fire, planning, transport, health, "
+         "agriculture, culture"),
+        (["--department", "ecology", "--kind", "acceptance"],
+         "Invalid value for --kind: unknown kind 'acceptance' (did you mean acceptances?); one of "
+         "inspections, penalties, rectifications, acceptances, creditRecords, creditRepairs"),
+        (["--department", "ecology", "--format", "csv"],
+         "Invalid value for --kind: a CSV file holds one kind of record: pass it (inspections, "
+         "penalties, rectifications, acceptances, creditRecords, creditRepairs)"),
+        (["--department", "ecology", "--batch-size", "1001"],
+         "Invalid value for '--batch-size': Input should be less than or equal to 1000"),
+    ],
+)  # fmt: skip
+def test_usage_errors_exit_2_before_touching_the_database(
+    tmp_path: Path, arguments: list[str], message: str
+) -> None:
+    path = ndjson(tmp_path / "acceptances.ndjson", {"kind": "acceptances"})
+    database = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/hub.db")
+
+    result = hub_import(database, path, *arguments)
+
+    assert result.exit_code == 2
+    assert message in flat(result.output)
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "hub.db").exists()
+
+
+def test_a_file_of_unknown_format_is_a_usage_error(tmp_path: Path) -> None:
+    path = ndjson(tmp_path / "acceptances.txt", {"kind": "acceptances"})
+    database = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/hub.db")
+    result = hub_import(database, path, "--department", "ecology")
+    assert result.exit_code == 2
+    assert (
+        "Invalid value for --format: cannot tell the format of acceptances.txt from its "
+        "extension; pass --format ndjson or --format csv"
+    ) in flat(result.output)
+
+
+def test_a_write_the_policy_denies_stops_the_import(database: Settings, tmp_path: Path) -> None:
+    policies = tmp_path / "policies"
+    shutil.copytree(DEFAULT_POLICY_DIR, policies)
+    with (policies / "policy.csv").open("a", encoding="utf-8") as rules:
+        rules.write("p, ecology, self, Acceptance, write, deny\n")
+    number = len((policies / "policy.csv").read_text(encoding="utf-8").splitlines())
+    path = ndjson(tmp_path / "sync.ndjson", *MIXED[:2])
+    before = counts(database)
+
+    result = hub_import(database, path, "--department", "ecology", policies=policies)
+
+    assert result.exit_code == 2
+    assert flat(result.stderr) == (
+        "import stopped at line 1: publishing ecology's Acceptance records is forbidden: denied "
+        f"by policy.csv:{number}: p, ecology, self, Acceptance, write, deny; nothing was imported"
+    )
+    assert counts(database) == before
+
+
+def test_a_file_that_is_not_utf8_is_refused_whole(database: Settings, tmp_path: Path) -> None:
+    path = tmp_path / "inspections.csv"
+    path.write_bytes(CSV.removeprefix("\ufeff").encode("gbk"))
+    before = counts(database)
+
+    result = hub_import(database, path, "--department", "ecology", "--kind", "inspections")
+
+    assert result.exit_code == 2
+    assert flat(result.stderr) == (
+        f"nothing imported: {path} is not UTF-8 text (line 2 is not; GBK perhaps): save it as "
+        "UTF-8 (in Excel: CSV UTF-8) and import it again"
+    )
+    assert counts(database) == before
+
+
+def test_a_csv_header_naming_no_field_is_refused(database: Settings, tmp_path: Path) -> None:
+    path = tmp_path / "acceptances.csv"
+    path.write_text("sourceId,verdict,acceptedOn,remark\nA,passed,2026-01-01,x\n")
+
+    result = hub_import(database, path, "--department", "ecology", "--kind", "acceptances")
+
+    assert result.exit_code == 2
+    assert flat(result.stderr) == (
+        f"import stopped: the header of {path} names 'remark', which acceptances have no field "
+        "for; the fields of acceptances: sourceId, rectificationSourceId, acceptedOn, verdict, "
+        "opinion; nothing was imported"
+    )
+
+
+def test_an_unmigrated_database_is_refused(tmp_path: Path) -> None:
+    path = ndjson(tmp_path / "acceptances.ndjson", {"kind": "acceptances"})
+    database = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/hub.db")
+
+    result = hub_import(database, path, "--department", "ecology")
+
+    assert result.exit_code == 2
+    assert flat(result.stderr) == (
+        "import stopped: the database is at revision none (it is empty), not 0004: run `hub db "
+        "upgrade` first; nothing was imported"
+    )
+
+
+def test_the_screen_shows_50_problems_and_the_report_all(
+    database: Settings, tmp_path: Path
+) -> None:
+    path = ndjson(tmp_path / "broken.ndjson", *(["[]"] * 60))
+    report = tmp_path / "report.ndjson"
+
+    result = hub_import(database, path, "--department", "ecology", "--report", report)
+
+    assert result.exit_code == 1
+    shown = [line for line in result.stdout.splitlines() if line.startswith("line ")]
+    assert shown == [f"line {n} holds a JSON array, not an object of fields" for n in range(1, 51)]
+    assert flat(result.stderr) == (
+        f"the first 50 of 60 problems shown; all are in {report} 60 of 60 lines rejected: fix them "
+        "and import the file again (lines already imported come out unchanged)"
+    )
+    assert [json.loads(line)["line"] for line in report.read_text().splitlines()] == list(
+        range(1, 61)
+    )
+    # Nothing was published: each batch is recorded as an error.
+    assert [tuple(row) for row in sql(
+        database, "SELECT outcome, written FROM access_record ORDER BY seq"
+    )] == [("error", None)]  # fmt: skip
+
+
+ACCEPTANCE = {"sourceId": "A-1", "verdict": "passed"}
+
+
+@pytest.mark.parametrize(
+    ("line", "kind", "expected"),
+    [
+        # Without --kind, a line names its kind in "kind", which is not published.
+        ({"kind": "acceptances", **ACCEPTANCE}, None, ("acceptances", ACCEPTANCE, None, None)),
+        (ACCEPTANCE, None, (None, ACCEPTANCE, 'has no "kind": name the kind of record on each line '
+         "(inspections, penalties, rectifications, acceptances, creditRecords, creditRepairs), or "
+         "pass --kind", None)),
+        ({"kind": 7}, None, (None, {"kind": 7}, "unknown kind '7'; one of inspections, penalties, "
+         "rectifications, acceptances, creditRecords, creditRepairs", "kind")),
+        ({"kind": "creditRecords", "sourceId": "C-1"}, None, ("creditRecords", {"sourceId": "C-1"},
+         'is a line of creditRecords, whose own field "kind" cannot be given on a line that names '
+         'its kind of record in "kind": import creditRecords from a file of their own with --kind '
+         "creditRecords", None)),
+        # With --kind, a line may still name it, or not; inspections keep their own "kind".
+        ({"kind": "acceptances", **ACCEPTANCE}, "acceptances", ("acceptances", ACCEPTANCE, None,
+                                                                None)),
+        (ACCEPTANCE, "acceptances", ("acceptances", ACCEPTANCE, None, None)),
+        ({"kind": "penalties", **ACCEPTANCE}, "acceptances", ("acceptances", {"kind": "penalties",
+         **ACCEPTANCE}, "is a line of penalties, not of acceptances (--kind)", None)),
+        ({"kind": "routine"}, "inspections", ("inspections", {"kind": "routine"}, None, None)),
+        ('{"sourceId": "A-1"', "acceptances", ("acceptances", {}, "is not JSON (Expecting ',' "
+         "delimiter at column 19); a line holds one JSON object", None)),
+        ('"A-1"', "acceptances", ("acceptances", {}, "holds a JSON string, not an object of fields",
+                                  None)),
+    ],
+)  # fmt: skip
+def test_reading_a_line_of_ndjson(
+    tmp_path: Path, line: dict[str, Any] | str, kind: str | None, expected: tuple[Any, ...]
+) -> None:
+    from hub.records import KINDS
+
+    path = ndjson(tmp_path / "lines.ndjson", "", line)
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())  # a BOM, then a blank line
+    (read,) = read_ndjson(path, KINDS[kind] if kind else None)
+    assert read.number == 2
+    assert (read.kind.name if read.kind else None, read.record, read.problem, read.field) == (
+        expected
+    )

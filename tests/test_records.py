@@ -1,0 +1,470 @@
+"""The published form of each kind of record: canonical values, or every problem by field."""
+
+import json
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from hub.domain import AcceptanceVerdict, InspectionResult
+from hub.records import KINDS, Problem, parse
+
+TODAY = date(2026, 11, 1)
+USCC = "91110000600037341L"  # the example of GB 32100-2015
+DEPARTMENT_LIST = (
+    "market, ecology, emergency, enforcement, fire, planning, transport, health, agriculture, "
+    "culture"
+)
+
+# A valid record of each kind, in the plainest published form.
+VALID: dict[str, dict[str, Any]] = {
+    "inspections": {
+        "sourceId": "ECOLOGY-INS-1",
+        "uscc": USCC,
+        "actionCode": "330106202610010100001",
+        "kind": "joint",
+        "inspectedOn": "2026-10-01",
+        "result": "problems_found",
+        "participants": ["fire", "emergency"],
+        "findings": [{"category": "废气治理", "description": "VOCs收集处理设施未正常运行"}],
+    },
+    "penalties": {
+        "sourceId": "ECOLOGY-PEN-1",
+        "uscc": USCC,
+        "inspectionSourceId": "ECOLOGY-INS-1",
+        "caseNumber": "杭环罚〔2026〕12号",
+        "violation": "超标排放大气污染物",
+        "legalBasis": "《中华人民共和国大气污染防治法》第九十九条",
+        "amount": "125000.5",
+        "decidedOn": "2026-10-15",
+        "status": "decided",
+        "minorFirstOffenceExempt": False,
+        "decisionIssued": True,
+        "complianceSuggestionIssued": True,
+        "creditRepairNoticeIssued": True,
+    },
+    "rectifications": {
+        "sourceId": "ECOLOGY-RECT-1",
+        "uscc": USCC,
+        "inspectionSourceId": "ECOLOGY-INS-1",
+        "penaltySourceId": "ECOLOGY-PEN-1",
+        "requirement": "修复废气收集处理设施，整改完成后申请验收。",
+        "orderedOn": "2026-10-15",
+        "deadline": "2026-12-15",  # deadlines may lie ahead
+        "status": "in_progress",
+        "assistingDepartments": ["enforcement"],
+    },
+    "acceptances": {
+        "sourceId": "ECOLOGY-ACC-1",
+        "rectificationSourceId": "ECOLOGY-RECT-1",
+        "acceptedOn": "2026-10-30",
+        "verdict": "passed",
+        "opinion": "资料齐全，整改措施落实到位",
+    },
+    "creditRecords": {
+        "sourceId": "ECOLOGY-CRD-1",
+        "uscc": USCC,
+        "kind": "bad_record",
+        "level": "serious",
+        "reason": "超标排放大气污染物，罚款125000元（杭环罚〔2026〕12号）",
+        "issuedOn": "2026-10-15",
+        "expiresOn": "2029-10-14",
+        "status": "active",
+    },
+    "creditRepairs": {
+        "sourceId": "ECOLOGY-REP-1",
+        "creditRecordSourceId": "ECOLOGY-CRD-1",
+        "appliedOn": "2026-10-20",
+        "decidedOn": "2026-10-28",
+        "status": "approved",
+        "opinion": "已履行行政处罚决定，同意信用修复",
+    },
+}
+
+# What parse makes of each VALID record: every field of the kind, optional ones filled in.
+CANONICAL: dict[str, dict[str, Any]] = {
+    "inspections": VALID["inspections"] | {"participants": ["emergency", "fire"]},
+    "penalties": VALID["penalties"] | {"amount": "125000.50"},
+    "rectifications": VALID["rectifications"],
+    "acceptances": VALID["acceptances"],
+    "creditRecords": VALID["creditRecords"],
+    "creditRepairs": VALID["creditRepairs"],
+}
+
+
+def test_the_kinds_and_their_types() -> None:
+    assert {name: kind.type_name for name, kind in KINDS.items()} == {
+        "inspections": "Inspection",
+        "penalties": "Penalty",
+        "rectifications": "Rectification",
+        "acceptances": "Acceptance",
+        "creditRecords": "CreditRecord",
+        "creditRepairs": "CreditRepair",
+    }
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_a_valid_record_parses_to_its_canonical_plain_json(kind: str) -> None:
+    values, problems = parse(KINDS[kind], 0, VALID[kind], TODAY)
+    assert problems == []
+    assert values == CANONICAL[kind]
+    # Plain JSON (no dates, enumeration members or decimals): stored and compared as is.
+    assert json.loads(json.dumps(values)) == values
+    assert {type(value) for value in values.values()} <= {str, bool, list, type(None)}
+    assert all(type(value) is str for value in values.values() if isinstance(value, str))
+
+
+@pytest.mark.parametrize(
+    ("kind", "record", "canonical"),
+    [
+        (
+            "inspections",
+            {
+                "sourceId": "  ECOLOGY-INS-2 ",
+                "uscc": " 91110000600037341l ",  # copied from a document: case and spaces
+                "actionCode": "330106202610010100002",
+                "kind": "JOINT",  # a GraphQL enumeration name, as files may send it
+                "inspectedOn": date(2026, 10, 2),
+                "result": InspectionResult.NO_PROBLEM,  # a member, as GraphQL sends it
+                "participants": "fire; emergency;fire",  # from CSV
+                "findings": '[{"category": " 消防 ", "description": "通道堵塞"}]',  # from CSV
+            },
+            {
+                "sourceId": "ECOLOGY-INS-2",
+                "uscc": USCC,
+                "actionCode": "330106202610010100002",
+                "kind": "joint",
+                "inspectedOn": "2026-10-02",
+                "result": "no_problem",
+                "participants": ["emergency", "fire"],
+                "findings": [{"category": "消防", "description": "通道堵塞"}],
+            },
+        ),
+        (
+            "inspections",
+            {
+                "sourceId": "ECOLOGY-INS-3",
+                "uscc": USCC,
+                "actionCode": "330106202610010100003",
+                "kind": "routine",
+                "inspectedOn": "2026-11-01",  # today is not the future
+                "result": "no_problem",
+                "participants": "",
+                "findings": "",
+            },
+            {
+                "sourceId": "ECOLOGY-INS-3",
+                "uscc": USCC,
+                "actionCode": "330106202610010100003",
+                "kind": "routine",
+                "inspectedOn": "2026-11-01",
+                "result": "no_problem",
+                "participants": [],
+                "findings": [],
+            },
+        ),
+        (
+            "penalties",
+            {
+                "sourceId": "ECOLOGY-PEN-2",
+                "uscc": USCC,
+                "caseNumber": "杭环罚〔2026〕13号",
+                "violation": "未按规定设置危险废物识别标志",
+                "legalBasis": "《中华人民共和国固体废物污染环境防治法》第一百一十二条",
+                "amount": 0,
+                "decidedOn": "2026-10-16",
+                "status": "DECIDED",
+                "minorFirstOffenceExempt": "yes",
+            },
+            {
+                "sourceId": "ECOLOGY-PEN-2",
+                "uscc": USCC,
+                "inspectionSourceId": None,
+                "caseNumber": "杭环罚〔2026〕13号",
+                "violation": "未按规定设置危险废物识别标志",
+                "legalBasis": "《中华人民共和国固体废物污染环境防治法》第一百一十二条",
+                "amount": "0.00",
+                "decidedOn": "2026-10-16",
+                "status": "decided",
+                "minorFirstOffenceExempt": True,
+                "decisionIssued": False,
+                "complianceSuggestionIssued": False,
+                "creditRepairNoticeIssued": False,
+            },
+        ),
+        (
+            "penalties",
+            {
+                **VALID["penalties"],
+                "amount": Decimal("1234.5"),
+                "decisionIssued": "1",
+                "complianceSuggestionIssued": "FALSE",
+                "creditRepairNoticeIssued": "no",
+            },
+            CANONICAL["penalties"]
+            | {
+                "amount": "1234.50",
+                "decisionIssued": True,
+                "complianceSuggestionIssued": False,
+                "creditRepairNoticeIssued": False,
+            },
+        ),
+        (
+            "penalties",
+            VALID["penalties"] | {"amount": 5000},
+            CANONICAL["penalties"] | {"amount": "5000.00"},
+        ),
+        (
+            "penalties",
+            VALID["penalties"] | {"amount": 99.5},
+            CANONICAL["penalties"] | {"amount": "99.50"},
+        ),
+        (
+            "rectifications",
+            VALID["rectifications"] | {"inspectionSourceId": None, "assistingDepartments": None},
+            CANONICAL["rectifications"] | {"inspectionSourceId": None, "assistingDepartments": []},
+        ),
+        (
+            "acceptances",
+            VALID["acceptances"] | {"verdict": AcceptanceVerdict.FAILED, "opinion": " 未整改到位 "},
+            CANONICAL["acceptances"] | {"verdict": "failed", "opinion": "未整改到位"},
+        ),
+        (
+            "creditRecords",
+            VALID["creditRecords"] | {"kind": "COMMENDATION", "expiresOn": ""},
+            CANONICAL["creditRecords"] | {"kind": "commendation", "expiresOn": None},
+        ),
+        (
+            "creditRepairs",
+            {
+                key: value
+                for key, value in VALID["creditRepairs"].items()
+                if key not in ("decidedOn", "opinion")
+            }
+            | {"status": "pending"},
+            CANONICAL["creditRepairs"] | {"decidedOn": None, "status": "pending", "opinion": None},
+        ),
+    ],
+)
+def test_published_forms_are_made_canonical(
+    kind: str, record: dict[str, Any], canonical: dict[str, Any]
+) -> None:
+    assert parse(KINDS[kind], 0, record, TODAY) == (canonical, [])
+
+
+# (kind, fields changed in VALID, or None to remove them, problems as (field, message)).
+BAD = [
+    ("inspections", {"actionCode": None}, [("actionCode", "is required")]),
+    ("inspections", {"actionCode": ""}, [("actionCode", "is required")]),
+    ("creditRepairs", {"creditRecordSourceId": None}, [("creditRecordSourceId", "is required")]),
+    (
+        "inspections",
+        {"inspector": "张三", "Result": "no_problem"},
+        [
+            ("Result", "Inspection has no field 'Result'; its fields: actionCode, findings, inspectedOn, kind, participants, result, sourceId, uscc"),
+            ("inspector", "Inspection has no field 'inspector'; its fields: actionCode, findings, inspectedOn, kind, participants, result, sourceId, uscc"),
+        ],
+    ),
+    (
+        "inspections",
+        {"uscc": "91110000600037341M"},
+        [("uscc", "'91110000600037341M' is not a valid unified social credit code: the check character (position 18) should be 'L', not 'M'; the code was probably mistyped")],
+    ),
+    (
+        "creditRecords",
+        {"uscc": "9111000060003734"},
+        [("uscc", "'9111000060003734' is not a valid unified social credit code: it must be 18 characters long, not 16")],
+    ),
+    ("penalties", {"uscc": 91110000}, [("uscc", "must be an 18-character unified social credit code")]),
+    ("inspections", {"kind": "surprise"}, [("kind", "'surprise' is not one of routine, random, joint, campaign")]),
+    ("acceptances", {"verdict": "maybe"}, [("verdict", "'maybe' is not one of passed, failed")]),
+    ("creditRepairs", {"status": 1}, [("status", "1 is not one of pending, approved, rejected")]),
+    ("inspections", {"inspectedOn": "2026-02-30"}, [("inspectedOn", "'2026-02-30' is not a day; write it as YYYY-MM-DD")]),
+    ("acceptances", {"acceptedOn": "30/10/2026"}, [("acceptedOn", "'30/10/2026' is not a day; write it as YYYY-MM-DD")]),
+    ("penalties", {"decidedOn": 20261015}, [("decidedOn", "20261015 is not a day; write it as YYYY-MM-DD")]),
+    ("inspections", {"inspectedOn": "2026-11-02"}, [("inspectedOn", "2026-11-02 is in the future")]),
+    ("penalties", {"decidedOn": "2027-01-01"}, [("decidedOn", "2027-01-01 is in the future")]),
+    ("rectifications", {"orderedOn": "2026-11-02"}, [("orderedOn", "2026-11-02 is in the future")]),
+    ("acceptances", {"acceptedOn": "2026-11-02"}, [("acceptedOn", "2026-11-02 is in the future")]),
+    ("creditRecords", {"issuedOn": "2026-11-02", "expiresOn": None}, [("issuedOn", "2026-11-02 is in the future")]),
+    ("creditRepairs", {"decidedOn": "2026-11-02"}, [("decidedOn", "2026-11-02 is in the future")]),
+    ("penalties", {"amount": "-5"}, [("amount", "must not be negative, not -5")]),
+    ("penalties", {"amount": -0.01}, [("amount", "must not be negative, not -0.01")]),
+    ("penalties", {"amount": "12.345"}, [("amount", "12.345 has more than two decimal places; amounts are to the fen")]),
+    ("penalties", {"amount": 0.1 + 0.2}, [("amount", "0.30000000000000004 has more than two decimal places; amounts are to the fen")]),
+    ("penalties", {"amount": "5千元"}, [("amount", "'5千元' is not an amount in yuan, e.g. 5000 or 1234.50")]),
+    ("penalties", {"amount": "NaN"}, [("amount", "'NaN' is not an amount in yuan")]),
+    ("penalties", {"amount": True}, [("amount", "True is not an amount in yuan")]),
+    ("penalties", {"amount": "1000000000000"}, [("amount", "1000000000000 is larger than any fine the hub accepts")]),
+    (
+        "penalties",
+        {"minorFirstOffenceExempt": True},
+        [("amount", "an exempted minor first offence (轻微不罚) carries no fine; use 0")],
+    ),
+    ("penalties", {"decisionIssued": "maybe"}, [("decisionIssued", "'maybe' is not true or false")]),
+    ("penalties", {"caseNumber": "号" * 65}, [("caseNumber", "must be at most 64 characters, not 65")]),
+    ("penalties", {"violation": 5}, [("violation", "must be text, not int")]),
+    ("acceptances", {"opinion": "   "}, [("opinion", "must not be empty")]),
+    (
+        "rectifications",
+        {"deadline": "2026-10-14"},
+        [("deadline", "2026-10-14 is before the order day 2026-10-15")],
+    ),
+    (
+        "creditRecords",
+        {"expiresOn": "2026-10-14"},
+        [("expiresOn", "2026-10-14 is before the issue day 2026-10-15")],
+    ),
+    (
+        "creditRepairs",
+        {"decidedOn": "2026-10-19"},
+        [("decidedOn", "2026-10-19 is before the application day 2026-10-20")],
+    ),
+    (
+        "creditRepairs",
+        {"status": "pending"},
+        [("decidedOn", "a pending repair has no decision day yet; leave it out")],
+    ),
+    (
+        "creditRepairs",
+        {"status": "rejected", "decidedOn": None},
+        [("decidedOn", "a rejected repair needs its decision day")],
+    ),
+    pytest.param(
+        "creditRepairs",
+        {"decidedOn": None},
+        [("decidedOn", "an approved repair needs its decision day")],
+        marks=pytest.mark.xfail(
+            strict=True,
+            reason="hub/records.py _credit_repair says 'a approved repair needs its decision day'",
+        ),
+    ),
+    (
+        "rectifications",
+        {"inspectionSourceId": None, "penaltySourceId": ""},
+        [("inspectionSourceId", "a rectification follows an inspection or a penalty: give inspectionSourceId, penaltySourceId or both")],
+    ),
+    (
+        "inspections",
+        {"participants": ["fire", "firemen", "Market"]},
+        [("participants", f"unknown department 'Market', 'firemen'; one of {DEPARTMENT_LIST}")],
+    ),
+    (
+        "rectifications",
+        {"assistingDepartments": "enforcement;police"},
+        [("assistingDepartments", f"unknown department 'police'; one of {DEPARTMENT_LIST}")],
+    ),
+    ("inspections", {"participants": [1, 2]}, [("participants", "must be a list of department codes")]),
+    (
+        "inspections",
+        {"findings": [{"category": "废气治理"}]},
+        [("findings", 'finding 0 must have exactly "category" and "description"')],
+    ),
+    (
+        "inspections",
+        {"findings": [{"category": "a", "description": "b"}, {"category": "a", "description": "b", "severity": "high"}]},
+        [("findings", 'finding 1 must have exactly "category" and "description"')],
+    ),
+    (
+        "inspections",
+        {"findings": [{"category": "废气治理", "description": " "}]},
+        [("findings", "finding 0: must not be empty")],
+    ),
+    ("inspections", {"findings": "not json"}, [("findings", 'must be a JSON array of {"category", "description"}')]),
+    ("inspections", {"findings": {"category": "a", "description": "b"}}, [("findings", 'must be a list of {"category", "description"}')]),
+]  # fmt: skip
+
+
+def _case_id(case: Any) -> str:
+    kind, changes, _ = getattr(case, "values", case)
+    return f"{kind}:{'+'.join(changes)}"
+
+
+@pytest.mark.parametrize(("kind", "changes", "problems"), BAD, ids=[_case_id(c) for c in BAD])
+def test_bad_fields_are_named_with_what_is_wrong(
+    kind: str, changes: dict[str, Any], problems: list[tuple[str, str]]
+) -> None:
+    record = {k: v for k, v in (VALID[kind] | changes).items() if changes.get(k, "") is not None}
+    source_id = VALID[kind]["sourceId"]
+    _, found = parse(KINDS[kind], 3, record, TODAY)
+    assert found == [Problem(3, source_id, field, message) for field, message in problems]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="hub/records.py amount(): '-0' passes the sign check and quantizes to '-0.00', "
+    "so an exempt penalty of -0 is refused and a non-exempt one is stored as '-0.00'",
+)
+@pytest.mark.parametrize("minus_zero", ["-0", "-0.00", -0.0])
+def test_minus_zero_is_zero(minus_zero: Any) -> None:
+    record = VALID["penalties"] | {"amount": minus_zero, "minorFirstOffenceExempt": True}
+    assert parse(KINDS["penalties"], 0, record, TODAY) == (
+        CANONICAL["penalties"] | {"amount": "0.00", "minorFirstOffenceExempt": True},
+        [],
+    )
+
+
+def test_every_problem_of_a_record_is_reported_at_once() -> None:
+    record = {
+        "sourceId": "ECOLOGY-INS-9",
+        "uscc": "91110000600037341M",
+        "kind": "surprise",
+        "inspectedOn": "2026-11-02",
+        "result": "no_problem",
+        "inspector": "张三",
+    }
+    _, problems = parse(KINDS["inspections"], 7, record, TODAY)
+    assert [str(problem) for problem in problems] == [
+        "records[7] (sourceId ECOLOGY-INS-9) inspector: Inspection has no field 'inspector'; "
+        "its fields: actionCode, findings, inspectedOn, kind, participants, result, sourceId, uscc",
+        "records[7] (sourceId ECOLOGY-INS-9) uscc: '91110000600037341M' is not a valid unified "
+        "social credit code: the check character (position 18) should be 'L', not 'M'; the code "
+        "was probably mistyped",
+        "records[7] (sourceId ECOLOGY-INS-9) actionCode: is required",
+        "records[7] (sourceId ECOLOGY-INS-9) kind: 'surprise' is not one of routine, random, "
+        "joint, campaign",
+        "records[7] (sourceId ECOLOGY-INS-9) inspectedOn: 2026-11-02 is in the future",
+    ]
+
+
+def test_a_record_without_a_usable_source_id_is_named_by_its_index() -> None:
+    record = VALID["acceptances"] | {"sourceId": "   "}
+    _, problems = parse(KINDS["acceptances"], 2, record, TODAY)
+    assert problems == [Problem(2, None, "sourceId", "must not be empty")]
+    assert str(problems[0]) == "records[2] sourceId: must not be empty"
+    assert problems[0].as_dict() == {
+        "index": 2,
+        "sourceId": None,
+        "field": "sourceId",
+        "message": "must not be empty",
+    }
+
+
+@pytest.mark.parametrize("record", ["ECOLOGY-INS-1", ["sourceId", "x"], None, 42])
+def test_a_record_must_be_an_object(record: Any) -> None:
+    (problem,) = parse(KINDS["inspections"], 4, record, TODAY)[1]
+    assert problem == Problem(4, None, None, "a record must be an object of fields")
+    assert str(problem) == "records[4]: a record must be an object of fields"
+
+
+def test_the_day_checked_against_is_the_one_given() -> None:
+    record = VALID["inspections"] | {"inspectedOn": "2026-11-02"}
+    assert parse(KINDS["inspections"], 0, record, date(2026, 11, 2))[1] == []
+    assert parse(KINDS["inspections"], 0, record, date(2026, 11, 1))[1] == [
+        Problem(0, "ECOLOGY-INS-1", "inspectedOn", "2026-11-02 is in the future")
+    ]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="hub/records.py parse() hands out Field.default itself: the one [] of participants, "
+    "findings and assistingDepartments is shared by every record parsed without them",
+)
+def test_parsed_defaults_are_not_shared_between_records() -> None:
+    bare = {k: v for k, v in VALID["inspections"].items() if k not in ("participants", "findings")}
+    first, _ = parse(KINDS["inspections"], 0, bare, TODAY)
+    first["participants"].append("fire")
+    first["findings"].append({"category": "a", "description": "b"})
+    second, _ = parse(KINDS["inspections"], 1, bare, TODAY)
+    assert (second["participants"], second["findings"]) == ([], [])
