@@ -55,7 +55,7 @@ COLUMNS = [column.name for column in AccessRecord.__table__.columns]
 
 class Outcome:
     OK = "ok"  # everything asked for was served
-    PARTIAL = "partial"  # served, with some fields withheld
+    PARTIAL = "partial"  # served with some fields withheld, or published with some lines rejected
     DENIED = "denied"  # no credential, or nothing the caller may read
     ERROR = "error"  # a bad request or a failure in the hub
 

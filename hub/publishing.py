@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -100,7 +100,8 @@ async def publish(
 ) -> list[Published]:
     """Publish ``records`` of ``owner`` (up to MAX_BATCH) in one transaction.
 
-    ``dry_run`` checks everything and reports what would change, writing nothing. ``on``
+    ``dry_run`` does everything and reports it, then rolls it back: nothing is written (new
+    records have no id yet). ``on``
     is the day dates are checked against (today in China by default).
     """
     authorize(policy, publisher, kind, owner)
@@ -116,19 +117,23 @@ async def publish(
         parsed, found = parse(kind, index, record, day)
         values.append(parsed)
         problems += found
-    async with engine.connect() as connection, connection.begin():
-        head = 0 if dry_run else await _lock_feed(connection)
+    async with engine.connect() as connection, connection.begin() as transaction:
+        head = await _lock_feed(connection)
         batch = _Batch(connection, kind, owner, values, problems)
         await batch.resolve()
         if problems:
             raise InvalidRecords(sorted(problems, key=lambda p: p.index), len(records))
-        if dry_run:
-            return batch.plan()
         published, head = await batch.write(head, publisher)
         if kind.type_name == "CreditRepair":
             repaired, head = await _repair_credit(connection, batch, published, head, publisher)
             published += repaired
         await _advance_feed(connection, head)
+        if dry_run:  # everything a real publish does, then undone
+            await transaction.rollback()
+            return [
+                replace(result, record_id=None) if result.change is Change.CREATED else result
+                for result in published
+            ]
     return published
 
 
@@ -157,11 +162,13 @@ async def retract(
         if missing:
             raise InvalidRecords(missing, len(source_ids))
         published, versions = [], []
+        done: dict[str, Published] = {}
         for index, source_id in enumerate(source_ids):
             row = current[source_id]
-            if row.retracted:
+            if row.retracted or source_id in done:
+                version = done[source_id].version if source_id in done else row.version
                 published.append(
-                    Published(index, kind.type_name, source_id, row.id, row.version,
+                    Published(index, kind.type_name, source_id, row.id, version,
                               Change.UNCHANGED, row.uscc)
                 )  # fmt: skip
                 continue
@@ -176,10 +183,10 @@ async def retract(
                 _version(head, kind, owner, source_id, row.id, row.uscc, version, Change.RETRACTED,
                          json.loads(row.data or "{}"), "", reason.strip(), publisher)
             )  # fmt: skip
-            published.append(
-                Published(index, kind.type_name, source_id, row.id, version, Change.RETRACTED,
-                          row.uscc)
-            )  # fmt: skip
+            done[source_id] = Published(
+                index, kind.type_name, source_id, row.id, version, Change.RETRACTED, row.uscc
+            )
+            published.append(done[source_id])
         if versions:
             await connection.execute(insert(VERSION), versions)
             await _advance_feed(connection, head)
@@ -440,17 +447,6 @@ class _Batch:
             return Change.UNCHANGED, row, before
         return Change.UPDATED, row, before
 
-    def plan(self) -> list[Published]:
-        planned = []
-        for index, values in enumerate(self.values):
-            change, row, _ = self._change(index)
-            version = 1 if row is None else row.version + (change is not Change.UNCHANGED)
-            planned.append(
-                Published(index, self.kind.type_name, values["sourceId"],
-                          row.id if row is not None else None, version, change, self.usccs[index])
-            )  # fmt: skip
-        return planned
-
     def _columns(self, index: int) -> dict[str, Any]:
         kind, values = self.kind, self.values[index]
         table = kind.table
@@ -473,11 +469,18 @@ class _Batch:
         created = [i for i in range(len(self.values)) if self._change(i)[0] is Change.CREATED]
         new_ids: dict[int, int] = {}
         if created:
-            result = await connection.execute(
-                insert(table).returning(table.c.id, sort_by_parameter_order=True),
-                [self._columns(i) for i in created],
-            )
-            new_ids = dict(zip(created, result.scalars().all(), strict=True))
+            # One statement, then the new ids by source id: RETURNING from an executemany is
+            # one statement per row on SQLite.
+            await connection.execute(insert(table), [self._columns(i) for i in created])
+            source_ids = {self.values[i]["sourceId"]: i for i in created}
+            new_ids = {
+                source_ids[row.source_id]: row.id
+                for row in await connection.execute(
+                    select(table.c.id, table.c.source_id).where(
+                        table.c.owner == self.owner, table.c.source_id.in_(list(source_ids))
+                    )
+                )
+            }
         versions: list[dict[str, Any]] = []
         rewritten: list[tuple[int, int, Change]] = []
         for index, values in enumerate(self.values):

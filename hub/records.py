@@ -10,9 +10,11 @@ Checks that need the database (enterprises, references) live in publishing.py.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from copy import copy
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any
@@ -32,7 +34,16 @@ from hub.domain import (
 from hub.errors import InvalidUSCC
 from hub.uscc import parse_uscc
 
-__all__ = ["KINDS", "Field", "Kind", "Problem", "Reference", "parse", "today"]
+__all__ = [
+    "KINDS",
+    "Field",
+    "Kind",
+    "Problem",
+    "Reference",
+    "first_versions",
+    "parse",
+    "today",
+]
 
 # China keeps one time zone and no daylight saving: "today" is the day in Beijing.
 CHINA = timezone(timedelta(hours=8), "CST")
@@ -131,12 +142,16 @@ def amount(value: Any) -> str:
         raise ValueError(f"{yuan} has more than two decimal places; amounts are to the fen")
     if yuan >= MAX_AMOUNT:
         raise ValueError(f"{yuan} is larger than any fine the hub accepts")
+    if yuan == 0:
+        yuan = Decimal(0)  # not -0
     return str(yuan.quantize(Decimal("0.01")))
 
 
 def flag(value: Any) -> bool:
     if isinstance(value, bool):
         return value
+    if value in (0, 1) and isinstance(value, int):  # as SQLite stores them
+        return bool(value)
     words = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
     if isinstance(value, str) and value.strip().lower() in words:
         return words[value.strip().lower()]
@@ -256,7 +271,10 @@ def _credit_repair(values: dict[str, Any]) -> list[tuple[str, str]]:
     if pending and values.get("decidedOn"):
         problems.append(("decidedOn", "a pending repair has no decision day yet; leave it out"))
     if values.get("status") and not pending and not values.get("decidedOn"):
-        problems.append(("decidedOn", f"a {values['status']} repair needs its decision day"))
+        article = "an" if values["status"][0] in "aeiou" else "a"
+        problems.append(
+            ("decidedOn", f"{article} {values['status']} repair needs its decision day")
+        )
     return problems
 
 
@@ -347,9 +365,9 @@ KINDS: dict[str, Kind] = {
                     "inspection_id",
                     after=("orderedOn", "inspected_on"),
                 ),
-                Reference(
-                    "penaltySourceId", "Penalty", "penalty_id", after=("orderedOn", "decided_on")
-                ),
+                # An order to rectify often goes out at the inspection, before the penalty
+                # is decided: no order of days between them.
+                Reference("penaltySourceId", "Penalty", "penalty_id"),
             ),
             check=_rectification,
         ),
@@ -441,7 +459,7 @@ def parse(kind: Kind, index: int, record: Any, today: date) -> tuple[dict[str, A
         if value is None or value == "":
             if field.required:
                 problems.append(Problem(index, source_id, field.name, "is required"))
-            values[field.name] = field.default
+            values[field.name] = copy(field.default)  # never one list shared by records
             continue
         try:
             values[field.name] = field.parse(value)
@@ -455,3 +473,64 @@ def parse(kind: Kind, index: int, record: Any, today: date) -> tuple[dict[str, A
     if not problems and kind.check is not None:
         problems += [Problem(index, source_id, n, m) for n, m in kind.check(values)]
     return values, problems
+
+
+StoredRows = Mapping[str, Sequence[Mapping[str, Any]]]
+
+
+def first_versions(rows: StoredRows, seq: int, client: str) -> list[dict[str, Any]]:
+    """Version 1 (record_version rows from ``seq`` + 1) of every record in ``rows``, with its
+    data exactly as ``parse`` gives it had its owner published it: republished, it is
+    unchanged. ``rows`` holds stored rows by table name, with every record's enterprise and
+    the records and children it refers to (demo batches; migration 0004 backfills)."""
+    usccs = {row["id"]: row["uscc"] for row in rows["enterprise"]}
+    children: defaultdict[tuple[str, int], list[Any]] = defaultdict(list)
+    for table_name, parent, published_as in (
+        ("inspection_participant", "inspection_id", "participants"),
+        ("inspection_finding", "inspection_id", "findings"),
+        ("rectification_assistant", "rectification_id", "assistingDepartments"),
+    ):
+        for row in sorted(rows[table_name], key=lambda row: row.get("id") or 0):
+            child = row.get("department") or {k: row[k] for k in ("category", "description")}
+            children[published_as, row[parent]].append(child)
+    stored = {kind.type_name: {row["id"]: row for row in rows[kind.table.name]}
+              for kind in KINDS.values()}  # fmt: skip
+    now = datetime.now(UTC)
+    versions = []
+    for kind in KINDS.values():
+        references = {reference.field: reference for reference in kind.references}
+        for row in stored[kind.type_name].values():
+            data: dict[str, Any] = {}
+            for field in kind.fields:
+                name = field.name
+                if name == "uscc":
+                    value: Any = usccs[row["enterprise_id"]]
+                elif name in references:
+                    target = row[references[name].column]
+                    reference = references[name]
+                    value = None if target is None else stored[reference.kind][target]["source_id"]
+                elif name in ("participants", "assistingDepartments"):
+                    value = sorted(children[name, row["id"]])
+                elif name == "findings":
+                    value = children[name, row["id"]]
+                elif name == "amount":
+                    value = amount(Decimal(row["amount_fen"]).scaleb(-2))
+                else:
+                    value = row[kind.column(name)]
+                    value = field.default if value is None else field.parse(value)
+                data[name] = value
+            if kind.via:
+                via = references[kind.via]
+                about = stored[via.kind][row[via.column]]
+                uscc = usccs[about["enterprise_id"]]
+            else:
+                uscc = data["uscc"]
+            seq += 1
+            versions.append({
+                "seq": seq, "kind": kind.type_name, "record_id": row["id"], "owner": row["owner"],
+                "source_id": row["source_id"], "uscc": uscc, "version": 1, "change": "created",
+                "data": json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":")),
+                "changed": "", "reason": None, "published_at": now, "publisher": row["owner"],
+                "client": client, "trace_id": None,
+            })  # fmt: skip
+    return versions

@@ -10,7 +10,6 @@ from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy import func, select, text
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.audit import AccessEntry, AccessLog, Outcome, Trail
@@ -364,17 +363,7 @@ def test_records_without_an_enterprise_of_their_own_take_their_parents(database:
     [
         "inspections",
         "penalties",
-        pytest.param(
-            "rectifications",
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=InvalidRecords,
-                reason="demo rectifications that follow a penalty are ordered on the inspection "
-                "day (hub/demo/generator.py _rectification) but the penalty is decided 7-45 days "
-                "later; publishing refuses them: hub/records.py Reference('penaltySourceId', "
-                "after=('orderedOn', 'decided_on'))",
-            ),
-        ),
+        "rectifications",
         "acceptances",
         "creditRecords",
         "creditRepairs",
@@ -654,13 +643,6 @@ def test_an_unknown_owner_or_a_batch_too_big_is_bad_input(database: Settings) ->
     run(database, scenario)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=IntegrityError,
-    reason="hub/publishing.py retract(): a source id given twice is retracted twice from the "
-    "same stale row, and the second version 2 breaks uq_record_version_kind_record_id_version "
-    "(IntegrityError, an INTERNAL error) instead of being UNCHANGED",
-)
 def test_retracting_the_same_record_twice_in_one_call_retracts_it_once(database: Settings) -> None:
     async def scenario(engine: AsyncEngine) -> None:
         e1 = (await usccs(engine))[0]
@@ -715,12 +697,6 @@ def test_a_dry_run_reports_the_changes_and_writes_nothing(database: Settings) ->
     run(database, scenario)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="hub/publishing.py publish(): a dry run returns batch.plan() before _repair_credit, "
-    "so it does not report the REPAIRED version an approved repair makes of its credit record",
-)
 def test_a_dry_run_of_an_approved_repair_reports_the_repaired_credit_record(
     database: Settings,
 ) -> None:
@@ -980,13 +956,6 @@ def test_the_same_record_published_at_once_by_two_processes_is_created_once(
     run(database, scenario)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="migrations/versions/0004_publishing.py gives the records already stored version 1 "
-    "but writes no record_version row for them: republished unchanged they come out UPDATED "
-    "to version 2 with every field 'changed', and the feed never shows their first version",
-)
 @pytest.mark.parametrize("empty_database", BACKENDS, indirect=True)
 def test_records_stored_before_publishing_existed_republish_unchanged(
     empty_database: Settings,

@@ -331,14 +331,10 @@ BAD = [
         {"status": "rejected", "decidedOn": None},
         [("decidedOn", "a rejected repair needs its decision day")],
     ),
-    pytest.param(
+    (
         "creditRepairs",
         {"decidedOn": None},
         [("decidedOn", "an approved repair needs its decision day")],
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="hub/records.py _credit_repair says 'a approved repair needs its decision day'",
-        ),
     ),
     (
         "rectifications",
@@ -391,11 +387,6 @@ def test_bad_fields_are_named_with_what_is_wrong(
     assert found == [Problem(3, source_id, field, message) for field, message in problems]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hub/records.py amount(): '-0' passes the sign check and quantizes to '-0.00', "
-    "so an exempt penalty of -0 is refused and a non-exempt one is stored as '-0.00'",
-)
 @pytest.mark.parametrize("minus_zero", ["-0", "-0.00", -0.0])
 def test_minus_zero_is_zero(minus_zero: Any) -> None:
     record = VALID["penalties"] | {"amount": minus_zero, "minorFirstOffenceExempt": True}
@@ -456,11 +447,6 @@ def test_the_day_checked_against_is_the_one_given() -> None:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hub/records.py parse() hands out Field.default itself: the one [] of participants, "
-    "findings and assistingDepartments is shared by every record parsed without them",
-)
 def test_parsed_defaults_are_not_shared_between_records() -> None:
     bare = {k: v for k, v in VALID["inspections"].items() if k not in ("participants", "findings")}
     first, _ = parse(KINDS["inspections"], 0, bare, TODAY)

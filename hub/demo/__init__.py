@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import json
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, date, datetime
-from decimal import Decimal
-from enum import Enum
+from datetime import date
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -17,9 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from hub import models
 from hub.auth import hash_token
 from hub.clients import create_client
-from hub.demo.generator import AS_OF, TABLES, DemoGenerator, Rows
+from hub.demo.generator import AS_OF, TABLES, DemoGenerator
 from hub.domain import Role
-from hub.records import KINDS
+from hub.records import first_versions
 
 __all__ = [
     "AS_OF",
@@ -65,7 +61,11 @@ async def load_demo(
                 if table_rows:
                     await connection.execute(insert(table), table_rows)
                     written[table.name] += len(table_rows)
-            versions = first_versions(rows, seq=written["record_version"])
+            versions = first_versions(
+                {table.name: table_rows for table, table_rows in rows.items()},
+                seq=written["record_version"],
+                client="demo data",
+            )
             await connection.execute(insert(models.RecordVersion), versions)
             written["record_version"] += len(versions)
             if progress is not None:
@@ -82,72 +82,6 @@ async def load_demo(
                         )
                     )
     return written
-
-
-def first_versions(rows: Rows, seq: int) -> list[dict[str, Any]]:
-    """Version 1 of every record in ``rows``, as its owner would have published it."""
-    by_name = {table.name: table_rows for table, table_rows in rows.items()}
-    usccs = {row["id"]: row["uscc"] for row in by_name["enterprise"]}
-    children: defaultdict[tuple[str, int], list[Any]] = defaultdict(list)
-    for table_name, parent, published_as in (
-        ("inspection_participant", "inspection_id", "participants"),
-        ("inspection_finding", "inspection_id", "findings"),
-        ("rectification_assistant", "rectification_id", "assistingDepartments"),
-    ):
-        for row in by_name[table_name]:
-            child = row.get("department") or {k: row[k] for k in ("category", "description")}
-            children[published_as, row[parent]].append(child)
-    source_ids = {
-        (kind.type_name, row["id"]): row["source_id"]
-        for kind in KINDS.values()
-        for row in by_name[kind.table.name]
-    }
-    enterprise_of = {
-        (kind.type_name, row["id"]): row["enterprise_id"]
-        for kind in KINDS.values()
-        for row in by_name[kind.table.name]
-        if "enterprise_id" in row
-    }
-    now = datetime.now(UTC)
-    versions = []
-    for kind in KINDS.values():
-        references = {reference.field: reference for reference in kind.references}
-        for row in by_name[kind.table.name]:
-            data: dict[str, Any] = {}
-            for field in kind.fields:
-                name = field.name
-                if name == "sourceId":
-                    value: Any = row["source_id"]
-                elif name == "uscc":
-                    value = usccs[row["enterprise_id"]]
-                elif name in references:
-                    target = row[references[name].column]
-                    value = None if target is None else source_ids[references[name].kind, target]
-                elif name in ("participants", "assistingDepartments"):
-                    value = sorted(children[name, row["id"]])
-                elif name == "findings":
-                    value = children[name, row["id"]]
-                elif name == "amount":
-                    value = str((Decimal(row["amount_fen"]) / 100).quantize(Decimal("0.01")))
-                else:
-                    value = row[kind.column(name)]
-                    value = value.value if isinstance(value, Enum) else value
-                    value = value.isoformat() if isinstance(value, date) else value
-                data[name] = value
-            if kind.via:
-                via = references[kind.via]
-                uscc = usccs[enterprise_of[via.kind, row[via.column]]]
-            else:
-                uscc = data["uscc"]
-            seq += 1
-            versions.append({
-                "seq": seq, "kind": kind.type_name, "record_id": row["id"], "owner": row["owner"],
-                "source_id": row["source_id"], "uscc": uscc, "version": 1, "change": "created",
-                "data": json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":")),
-                "changed": "", "reason": None, "published_at": now, "publisher": row["owner"],
-                "client": "demo data", "trace_id": None,
-            })  # fmt: skip
-    return versions
 
 
 # label: (department, role) of the demo clients a new user explores with.

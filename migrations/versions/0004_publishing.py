@@ -75,8 +75,58 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_notification'))
     )
     op.create_index('ix_notification_department_id', 'notification', ['department', 'id'], unique=False)
+    backfill_first_versions(feed_head)
     # Adding a column does not touch the append-only triggers (they refuse UPDATE/DELETE).
     op.add_column('access_record', sa.Column('written', sa.Text(), nullable=True))
+
+
+CHUNK = 1000  # enterprises at a time
+OWNED_BY_ENTERPRISE = ("inspection", "penalty", "rectification", "credit_record")
+BELOW = {  # table: (the record table it hangs from, its link column)
+    "inspection_participant": ("inspection", "inspection_id"),
+    "inspection_finding": ("inspection", "inspection_id"),
+    "rectification_assistant": ("rectification", "rectification_id"),
+    "acceptance": ("rectification", "rectification_id"),
+    "credit_repair": ("credit_record", "credit_record_id"),
+}
+RECORD_VERSION = sa.table(
+    "record_version",
+    *(sa.column(name) for name in (
+        "seq", "kind", "record_id", "owner", "source_id", "uscc", "version", "change", "data",
+        "changed", "reason", "publisher", "client", "trace_id",
+    )),
+    sa.column("published_at", sa.DateTime(timezone=True)),
+)
+
+
+def backfill_first_versions(feed_head: sa.Table) -> None:
+    """Records stored before publishing existed get their version 1, as if published then,
+    so republishing them unchanged changes nothing and the feed starts with them."""
+    # The published form of this release; a later release that changes it freezes a copy here.
+    from hub.records import first_versions
+
+    bind = op.get_bind()
+    last = bind.execute(sa.text("SELECT max(id) FROM enterprise")).scalar() or 0
+    seq = 0
+    for start in range(1, last + 1, CHUNK):
+        span = {"first": start, "last": start + CHUNK - 1}
+        within = "enterprise_id BETWEEN :first AND :last"
+        rows = {"enterprise": bind.execute(
+            sa.text("SELECT id, uscc FROM enterprise WHERE id BETWEEN :first AND :last"), span
+        ).mappings().all()}
+        for table in OWNED_BY_ENTERPRISE:
+            rows[table] = bind.execute(
+                sa.text(f"SELECT * FROM {table} WHERE {within}"), span
+            ).mappings().all()
+        for table, (parent, link) in BELOW.items():
+            rows[table] = bind.execute(sa.text(
+                f"SELECT c.* FROM {table} c JOIN {parent} p ON p.id = c.{link} WHERE p.{within}"
+            ), span).mappings().all()
+        versions = first_versions(rows, seq, "migration 0004 (stored before publishing)")
+        if versions:
+            op.bulk_insert(RECORD_VERSION, versions)
+            seq += len(versions)
+    bind.execute(feed_head.update().values(seq=seq))
 
 
 def downgrade() -> None:
