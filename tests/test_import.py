@@ -15,9 +15,9 @@ from typer.testing import CliRunner, Result
 
 from hub.audit import verify
 from hub.cli import app
-from hub.cli.publish import read_ndjson
 from hub.db import create_engine, upgrade
 from hub.demo import load_demo
+from hub.importing import read_ndjson
 from hub.records import today
 from hub.settings import DEFAULT_POLICY_DIR, Settings
 from tests.conftest import BACKENDS, fresh_database
@@ -132,12 +132,12 @@ NEW_RECTIFICATIONS = (
 def acceptances_file(settings: Settings, path: Path) -> Path:
     """Acceptances as ecology's system exports them: four good lines, five bad ones."""
     stored = {
-        source_id: {"kind": "acceptances", **stored_acceptance(settings, "Acceptance", source_id)}
+        source_id: {"recordKind": "acceptances", **stored_acceptance(settings, "Acceptance", source_id)}
         for source_id in ("ECOLOGY-ACC-0000001", "ECOLOGY-ACC-0000006", "ECOLOGY-ACC-0000020",
                           "ECOLOGY-ACC-0000027")
     }  # fmt: skip
     tomorrow = (today() + timedelta(days=1)).isoformat()
-    new = {"kind": "acceptances", "verdict": "passed", "opinion": "整改到位，同意通过验收"}
+    new = {"recordKind": "acceptances", "verdict": "passed", "opinion": "整改到位，同意通过验收"}
     return ndjson(
         path,
         new | {"sourceId": "ECOLOGY-ACC-NEW-1", "rectificationSourceId": "ECOLOGY-RECT-NEW-1",
@@ -151,7 +151,7 @@ def acceptances_file(settings: Settings, path: Path) -> Path:
         new | {"sourceId": "ECOLOGY-ACC-NEW-4", "rectificationSourceId": "ECOLOGY-RECT-9999999",
                "acceptedOn": "2026-10-01"},
         stored["ECOLOGY-ACC-0000027"] | {"verdict": "maybe"},
-        '{"kind": "acceptances", "sourceId": "ECOLOGY-ACC-NEW-5", "verdict": "passed"',
+        '{"recordKind": "acceptances", "sourceId": "ECOLOGY-ACC-NEW-5", "verdict": "passed"',
         new | {"sourceId": "ECOLOGY-ACC-NEW-2", "rectificationSourceId": "ECOLOGY-RECT-NEW-2",
                "acceptedOn": "2026-11-20"},
     )  # fmt: skip
@@ -170,7 +170,7 @@ def expected_rejections() -> list[dict[str, Any]]:
         {"line": 8, "kind": "acceptances", "sourceId": "ECOLOGY-ACC-0000027", "field": "verdict",
          "message": "'maybe' is not one of passed, failed"},
         {"line": 9, "kind": None, "sourceId": None, "field": None,
-         "message": "is not JSON (Expecting ',' delimiter at column 77); a line holds one JSON "
+         "message": "is not JSON (Expecting ',' delimiter at column 83); a line holds one JSON "
                     "object"},
     ]  # fmt: skip
 
@@ -393,11 +393,11 @@ line 9 (sourceId ECOLOGY-INS-NEW-6) participants: unknown department 'treasury';
 
 MIXED = (
     # The acceptance comes first; its rectification is published before it all the same.
-    {"kind": "acceptances", "sourceId": "ECOLOGY-ACC-NEW-1", "rectificationSourceId":
+    {"recordKind": "acceptances", "sourceId": "ECOLOGY-ACC-NEW-1", "rectificationSourceId":
      "ECOLOGY-RECT-NEW-1", "acceptedOn": "2026-10-12", "verdict": "passed", "opinion": "同意"},
-    {"kind": "rectifications", **NEW_RECTIFICATIONS[0]},
-    {"kind": "penalties", "sourceId": "ECOLOGY-PEN-0000002", "caseNumber": "X"},
-    {"kind": "inspections", "sourceId": "ECOLOGY-INS-NEW-1"},
+    {"recordKind": "rectifications", **NEW_RECTIFICATIONS[0]},
+    {"recordKind": "penalties", "sourceId": "ECOLOGY-PEN-0000002", "caseNumber": "X"},
+    {"recordKind": "inspections", "sourceId": "ECOLOGY-INS-NEW-1", "kind": "joint"},
 )  # fmt: skip
 MIXED_REJECTED = [
     "line 3 (sourceId ECOLOGY-PEN-0000002) uscc: is required",
@@ -406,10 +406,9 @@ MIXED_REJECTED = [
     "line 3 (sourceId ECOLOGY-PEN-0000002) amount: is required",
     "line 3 (sourceId ECOLOGY-PEN-0000002) decidedOn: is required",
     "line 3 (sourceId ECOLOGY-PEN-0000002) status: is required",
-    'line 4 (sourceId ECOLOGY-INS-NEW-1) is a line of inspections, whose own field "kind" cannot '
-    'be given on a line that names its kind of record in "kind": import inspections from a file '
-    "of their own with --kind inspections",
-]
+    *(f"line 4 (sourceId ECOLOGY-INS-NEW-1) {field}: is required"
+      for field in ("uscc", "actionCode", "inspectedOn", "result")),
+]  # fmt: skip
 
 
 def test_a_dry_run_writes_nothing_and_counts_what_an_import_would_do(
@@ -451,8 +450,8 @@ def test_records_are_the_importing_departments_own(database: Settings, tmp_path:
     """Market regulation imports: its records, and no reference to ecology's."""
     path = ndjson(
         tmp_path / "market.ndjson",
-        {"kind": "rectifications", **NEW_RECTIFICATIONS[0], "sourceId": "MARKET-RECT-NEW-1"},
-        {"kind": "acceptances", "sourceId": "MARKET-ACC-NEW-1", "verdict": "passed",
+        {"recordKind": "rectifications", **NEW_RECTIFICATIONS[0], "sourceId": "MARKET-RECT-NEW-1"},
+        {"recordKind": "acceptances", "sourceId": "MARKET-ACC-NEW-1", "verdict": "passed",
          "rectificationSourceId": "ECOLOGY-RECT-NEW-1", "acceptedOn": "2026-10-12",
          "opinion": "同意"},
     )  # fmt: skip
@@ -510,7 +509,7 @@ line 2 (sourceId MARKET-ACC-NEW-1) rectificationSourceId: market has no Rectific
 def test_usage_errors_exit_2_before_touching_the_database(
     tmp_path: Path, arguments: list[str], message: str
 ) -> None:
-    path = ndjson(tmp_path / "acceptances.ndjson", {"kind": "acceptances"})
+    path = ndjson(tmp_path / "acceptances.ndjson", {"recordKind": "acceptances"})
     database = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/hub.db")
 
     result = hub_import(database, path, *arguments)
@@ -522,7 +521,7 @@ def test_usage_errors_exit_2_before_touching_the_database(
 
 
 def test_a_file_of_unknown_format_is_a_usage_error(tmp_path: Path) -> None:
-    path = ndjson(tmp_path / "acceptances.txt", {"kind": "acceptances"})
+    path = ndjson(tmp_path / "acceptances.txt", {"recordKind": "acceptances"})
     database = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/hub.db")
     result = hub_import(database, path, "--department", "ecology")
     assert result.exit_code == 2
@@ -581,7 +580,7 @@ def test_a_csv_header_naming_no_field_is_refused(database: Settings, tmp_path: P
 
 
 def test_an_unmigrated_database_is_refused(tmp_path: Path) -> None:
-    path = ndjson(tmp_path / "acceptances.ndjson", {"kind": "acceptances"})
+    path = ndjson(tmp_path / "acceptances.ndjson", {"recordKind": "acceptances"})
     database = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/hub.db")
 
     result = hub_import(database, path, "--department", "ecology")
@@ -623,23 +622,22 @@ ACCEPTANCE = {"sourceId": "A-1", "verdict": "passed"}
 @pytest.mark.parametrize(
     ("line", "kind", "expected"),
     [
-        # Without --kind, a line names its kind in "kind", which is not published.
-        ({"kind": "acceptances", **ACCEPTANCE}, None, ("acceptances", ACCEPTANCE, None, None)),
-        (ACCEPTANCE, None, (None, ACCEPTANCE, 'has no "kind": name the kind of record on each line '
-         "(inspections, penalties, rectifications, acceptances, creditRecords, creditRepairs), or "
-         "pass --kind", None)),
-        ({"kind": 7}, None, (None, {"kind": 7}, "unknown kind '7'; one of inspections, penalties, "
-         "rectifications, acceptances, creditRecords, creditRepairs", "kind")),
-        ({"kind": "creditRecords", "sourceId": "C-1"}, None, ("creditRecords", {"sourceId": "C-1"},
-         'is a line of creditRecords, whose own field "kind" cannot be given on a line that names '
-         'its kind of record in "kind": import creditRecords from a file of their own with --kind '
-         "creditRecords", None)),
-        # With --kind, a line may still name it, or not; inspections keep their own "kind".
-        ({"kind": "acceptances", **ACCEPTANCE}, "acceptances", ("acceptances", ACCEPTANCE, None,
-                                                                None)),
+        # Without --kind, a line names its kind in "recordKind", which is not published.
+        ({"recordKind": "acceptances", **ACCEPTANCE}, None, ("acceptances", ACCEPTANCE, None, None)),
+        (ACCEPTANCE, None, (None, ACCEPTANCE, 'has no "recordKind": name the kind of record on '
+         "each line (inspections, penalties, rectifications, acceptances, creditRecords, "
+         "creditRepairs), or pass --kind", None)),
+        ({"recordKind": 7}, None, (None, {}, "unknown recordKind '7'; one of inspections, "
+         "penalties, rectifications, acceptances, creditRecords, creditRepairs", "recordKind")),
+        # Inspections and credit records keep their own "kind" on a mixed file.
+        ({"recordKind": "creditRecords", "kind": "rating"}, None, ("creditRecords",
+         {"kind": "rating"}, None, None)),
+        # With --kind, a line may still name it, or not.
+        ({"recordKind": "acceptances", **ACCEPTANCE}, "acceptances", ("acceptances", ACCEPTANCE,
+                                                                       None, None)),
         (ACCEPTANCE, "acceptances", ("acceptances", ACCEPTANCE, None, None)),
-        ({"kind": "penalties", **ACCEPTANCE}, "acceptances", ("acceptances", {"kind": "penalties",
-         **ACCEPTANCE}, "is a line of penalties, not of acceptances (--kind)", None)),
+        ({"recordKind": "penalties", **ACCEPTANCE}, "acceptances", ("acceptances", ACCEPTANCE,
+         "is a line of penalties, not of acceptances (--kind)", None)),
         ({"kind": "routine"}, "inspections", ("inspections", {"kind": "routine"}, None, None)),
         ('{"sourceId": "A-1"', "acceptances", ("acceptances", {}, "is not JSON (Expecting ',' "
          "delimiter at column 19); a line holds one JSON object", None)),
