@@ -466,7 +466,8 @@ class _Batch:
     async def write(self, head: int, publisher: Publisher) -> tuple[list[Published], int]:
         kind, table, connection = self.kind, self.kind.table, self.connection
         published: list[Published] = []
-        created = [i for i in range(len(self.values)) if self._change(i)[0] is Change.CREATED]
+        changes = [self._change(index) for index in range(len(self.values))]
+        created = [i for i, (change, _, _) in enumerate(changes) if change is Change.CREATED]
         new_ids: dict[int, int] = {}
         if created:
             # One statement, then the new ids by source id: RETURNING from an executemany is
@@ -484,7 +485,7 @@ class _Batch:
         versions: list[dict[str, Any]] = []
         rewritten: list[tuple[int, int, Change]] = []
         for index, values in enumerate(self.values):
-            change, row, before = self._change(index)
+            change, row, before = changes[index]
             source_id = values["sourceId"]
             if change is Change.UNCHANGED:
                 published.append(

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 from hub import models
@@ -248,7 +249,12 @@ class Kind:
     def column(self, name: str) -> str:
         if self.columns and name in self.columns:
             return self.columns[name]
-        return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
+        return snake_case(name)
+
+
+@lru_cache(maxsize=256)
+def snake_case(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
 
 
 SOURCE_ID = Field("sourceId", text(64))

@@ -28,6 +28,7 @@ from hub.domain import (
     RepairStatus,
 )
 from hub.errors import BadUserInput, Forbidden
+from hub.records import snake_case
 from hub.schema.access import check
 from hub.schema.context import Info
 from hub.schema.loaders import Parent
@@ -127,15 +128,11 @@ class Record:
                 changed_fields=[
                     name
                     for name in row.changed.split()
-                    if _python_name(name.removesuffix("SourceId")) not in hidden
+                    if snake_case(name.removesuffix("SourceId")) not in hidden
                 ],
             )
             for row in rows
         ]
-
-
-def _python_name(graphql_name: str) -> str:
-    return "".join(f"_{c.lower()}" if c.isupper() else c for c in graphql_name)
 
 
 @strawberry.type(description="A credit repair (信用修复) applied for against a credit record.")
