@@ -83,13 +83,18 @@ def record_hash(values: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical(hashed)).hexdigest()
 
 
+# (Type.field, grant id) of the conditional fields served under a grant (see sharing.py).
+Grants = tuple[tuple[str, int], ...]
+
+
 @dataclass
 class Trail:
     """What one request served and withheld, collected while it runs."""
 
     enterprises: set[str] = field(default_factory=set)
-    # (enterprise, type, fields served) -> ids of the records served with exactly those fields
-    served: defaultdict[tuple[str, str, tuple[str, ...]], list[str]] = field(
+    # (enterprise, type, fields served, grants that opened conditional ones) -> ids of the
+    # records served with exactly those fields under those grants
+    served: defaultdict[tuple[str, str, tuple[str, ...], Grants], list[str]] = field(
         default_factory=lambda: defaultdict(list)
     )
     denied: list[dict[str, str]] = field(default_factory=list)
@@ -97,12 +102,19 @@ class Trail:
     written: defaultdict[tuple[str, str, str], list[str]] = field(
         default_factory=lambda: defaultdict(list)
     )
+    # State changes of workflow objects, with their state before and after.
+    transitions: list[dict[str, Any]] = field(default_factory=list)
 
     def serve(
-        self, enterprise: str, type_name: str, record_id: str, fields: tuple[str, ...]
+        self,
+        enterprise: str,
+        type_name: str,
+        record_id: str,
+        fields: tuple[str, ...],
+        grants: Grants = (),
     ) -> None:
         self.enterprises.add(enterprise)
-        self.served[enterprise, type_name, fields].append(record_id)
+        self.served[enterprise, type_name, fields, grants].append(record_id)
 
     def deny(self, enterprise: str, type_name: str, record_id: str, owner: str, coordinate: str,
              reason: str) -> None:  # fmt: skip
@@ -117,29 +129,41 @@ class Trail:
         self.enterprises.add(enterprise)
         self.written[enterprise, type_name, change].append(record_id)
 
+    def transition(
+        self, type_name: str, record_id: str, change: str, before: Any, after: Any
+    ) -> None:
+        """A workflow object changed state (a share request decided, a grant revoked)."""
+        self.transitions.append({
+            "enterprise": "", "type": type_name, "change": change, "ids": [record_id],
+            "before": before, "after": after,
+        })  # fmt: skip
+
     def written_json(self) -> list[dict[str, Any]] | None:
-        if not self.written:
+        if not self.written and not self.transitions:
             return None
         return [
             {"enterprise": enterprise, "type": type_name, "change": change, "ids": ids}
             for (enterprise, type_name, change), ids in sorted(self.written.items())
-        ]
+        ] + self.transitions
 
     @property
     def served_fields(self) -> int:
-        return sum(len(fields) * len(ids) for (_, _, fields), ids in self.served.items())
+        return sum(len(fields) * len(ids) for (_, _, fields, _), ids in self.served.items())
 
     def served_json(self) -> list[dict[str, Any]]:
         return [
-            {"enterprise": enterprise, "type": type_name, "fields": list(fields), "ids": ids}
-            for (enterprise, type_name, fields), ids in sorted(self.served.items())
-        ]
+            {
+                "enterprise": enterprise, "type": type_name, "fields": list(fields), "ids": ids,
+                **({"grants": dict(grants)} if grants else {}),
+            }
+            for (enterprise, type_name, fields, grants), ids in sorted(self.served.items())
+        ]  # fmt: skip
 
     def coordinates(self) -> list[str]:
         """Every enterprise:Type.field served, for auditors' searches."""
         return sorted({
             f"{enterprise}:{type_name}.{name}"
-            for enterprise, type_name, fields in self.served
+            for enterprise, type_name, fields, _ in self.served
             for name in fields
         })  # fmt: skip
 

@@ -2,7 +2,8 @@
 
     HubError                  code               what the caller should do
      ├── Unauthenticated      UNAUTHENTICATED    send a valid bearer token
-     ├── Forbidden            FORBIDDEN          ask for access, or state a purpose
+     ├── Forbidden            FORBIDDEN          ask for access (a share request, a policy)
+     │    └── PurposeRequired PURPOSE_REQUIRED   state the purpose in X-Hub-Purpose
      ├── BadUserInput         BAD_USER_INPUT     fix the request as the message says
      │    ├── InvalidUSCC                        correct the credit code
      │    └── InvalidRecords                     fix the records named, publish again
@@ -26,6 +27,7 @@ __all__ = [
     "InvalidRecords",
     "InvalidUSCC",
     "NotFound",
+    "PurposeRequired",
     "QueryTooComplex",
     "Unauthenticated",
 ]
@@ -108,6 +110,15 @@ class Forbidden(HubError):
     def __reduce__(self) -> tuple[Any, ...]:
         # copy() of an exception rebuilds it from its args: keep every attribute.
         return partial(Forbidden, writing=self.writing), (self.owner, self.field, self.reason)
+
+
+class PurposeRequired(Forbidden):
+    """A conditional field asked for without a stated purpose."""
+
+    code = "PURPOSE_REQUIRED"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return PurposeRequired, (self.owner, self.field, self.reason)
 
 
 class QueryTooComplex(HubError):

@@ -36,6 +36,7 @@ from hub.errors import (
     BadUserInput,
     Forbidden,
     HubError,
+    PurposeRequired,
     QueryTooComplex,
     Unauthenticated,
 )
@@ -44,6 +45,7 @@ from hub.schema import SHARED, Access, Context, Loaders, Reader
 from hub.schema.context import read_departments
 from hub.schema.limits import TOKEN_LIMIT_MESSAGE
 from hub.settings import Settings
+from hub.sharing import Grants
 
 __all__ = ["GraphQLEndpoint", "error_response", "format_error", "internal_error_response"]
 
@@ -190,7 +192,7 @@ def outcome(status: int, answer: dict[str, Any], trail: Trail) -> str:
         return Outcome.DENIED
     if not codes:
         return Outcome.OK
-    if codes <= {Forbidden.code}:
+    if codes <= {Forbidden.code, PurposeRequired.code}:
         return Outcome.PARTIAL if trail.served else Outcome.DENIED
     return Outcome.ERROR
 
@@ -214,6 +216,7 @@ class GraphQLEndpoint:
         self.access_log = access_log
         self.tracer = tracer
         self.authenticator = Authenticator(settings)
+        self.grants = Grants()
         # The departments change with migrations only: read once per policy version, so a
         # reload (SIGHUP) also refreshes them.
         self._departments: tuple[str, Mapping[str, Any]] | None = None
@@ -289,13 +292,15 @@ class GraphQLEndpoint:
             entry.role = principal.role.value
             policy = self.policies.current
             entry.policy_version = policy.version
-            access = Access(policy, principal, entry.purpose, SHARED)
+            grants = await self.grants.current(reader.rows)
+            access = Access(policy, principal, entry.purpose, SHARED, grants)
             entry.trail = access.trail
             loaders = Loaders(reader, access.visible_owners)
             departments = await self.departments(loaders, policy.version)
             context = await Context.create(
                 access, loaders, departments, engine=self.engine, trace_id=entry.trace_id
             )
+            context.share_decision_days = self.settings.share_decision_days
             return await self.execute(payload, context)
         finally:
             await reader.close()

@@ -363,3 +363,71 @@ class Notification(Base):
     version: Mapped[int]
     message: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ShareRequest(Base):
+    """A department's application (有条件共享申请) for another's conditional fields."""
+
+    __tablename__ = "share_request"
+    __table_args__ = (
+        Index("ix_share_request_owner_status", "owner", "status"),
+        Index("ix_share_request_requester_status", "requester", "status"),
+        CheckConstraint("wanted_until >= wanted_from", name="period_order"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    requester: Mapped[str] = mapped_column(ForeignKey("department.code"))
+    owner: Mapped[str] = mapped_column(ForeignKey("department.code"))
+    # Schema coordinates, space-separated (field groups are expanded when filed).
+    fields: Mapped[str] = mapped_column(Text)
+    purpose: Mapped[str] = mapped_column(String(64))  # a code from policies/purposes.csv
+    purpose_detail: Mapped[str] = mapped_column(Text)
+    legal_basis: Mapped[str] = mapped_column(Text)
+    # Scope: all enterprises when both are empty; else these districts and these USCCs.
+    regions: Mapped[str] = mapped_column(Text, default="")
+    usccs: Mapped[str] = mapped_column(Text, default="")
+    wanted_from: Mapped[date] = mapped_column(Date)
+    wanted_until: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16))  # pending, approved, refused
+    filed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    filed_by: Mapped[str] = mapped_column(String(200))
+    due_on: Mapped[date] = mapped_column(Date)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    reason: Mapped[str | None] = mapped_column(Text)  # why it was refused
+
+
+class ShareGrant(Base):
+    """An approval: the requester reads these conditional fields of the owner's records, for
+    this purpose, within this scope and period, until it expires or is revoked."""
+
+    __tablename__ = "share_grant"
+    __table_args__ = (
+        Index("ix_share_grant_requester_owner", "requester", "owner"),
+        CheckConstraint("valid_until >= valid_from", name="period_order"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("share_request.id"), unique=True)
+    requester: Mapped[str] = mapped_column(ForeignKey("department.code"))
+    owner: Mapped[str] = mapped_column(ForeignKey("department.code"))
+    fields: Mapped[str] = mapped_column(Text)
+    purpose: Mapped[str] = mapped_column(String(64))
+    regions: Mapped[str] = mapped_column(Text, default="")
+    usccs: Mapped[str] = mapped_column(Text, default="")
+    valid_from: Mapped[date] = mapped_column(Date)
+    valid_until: Mapped[date] = mapped_column(Date)
+    approved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    approved_by: Mapped[str] = mapped_column(String(200))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_by: Mapped[str | None] = mapped_column(String(200))
+    revoke_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class GrantHead(Base):
+    """The grant version: every approval and revocation moves it, in every hub process."""
+
+    __tablename__ = "grant_head"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(BigInteger)

@@ -114,6 +114,7 @@ class _Files:
     model: str = ""
     rules: list[_Line] = field(default_factory=list)
     catalog: dict[str, CatalogEntry] = field(default_factory=dict)
+    purposes: dict[str, str] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
 
     def problem(self, name: str, line: int, message: str) -> None:
@@ -127,6 +128,14 @@ class Policy:
         self.version = version
         self.directory = files.directory
         self.catalog = files.catalog
+        # Purposes a request may state (code -> name), from purposes.csv: grants of
+        # conditional fields are for one of them.
+        self.purposes = files.purposes
+        # Field groups (g2 lines): group -> the coordinates in it.
+        self.field_groups: dict[str, set[str]] = {}
+        for line in files.rules:
+            if line.values[0] == "g2":
+                self.field_groups.setdefault(line.values[2], set()).add(line.values[1])
         self.fields = fields
         self.evaluations = 0  # Casbin evaluations so far; tests count them
         self._decider = _enforcer(files.model, files.rules)
@@ -274,7 +283,37 @@ def _read(directory: Path, fields: SharedFields) -> _Files:
         files.problem("model.conf", 1, f"cannot read the Casbin model: {error}")
     _read_catalog(files, fields)
     _read_rules(files, fields)
+    _read_purposes(files)
     return files
+
+
+PURPOSE_CODE = re.compile(r"[a-z][a-z0-9-]{1,63}")
+
+
+def _read_purposes(files: _Files) -> None:
+    """purposes.csv: code,name,description; optional (without it nothing can be granted)."""
+    name = "purposes.csv"
+    path = files.directory / name
+    if not path.exists():
+        return
+    reader = csv.reader(path.read_text(encoding="utf-8").splitlines())
+    if next(reader, []) != ["code", "name", "description"]:
+        files.problem(name, 1, "the header must be code,name,description")
+        return
+    for row in reader:
+        line = reader.line_num
+        if len(row) != 3:
+            files.problem(name, line, f"expected 3 columns, found {len(row)}")
+            continue
+        code, title, _ = (value.strip() for value in row)
+        if not PURPOSE_CODE.fullmatch(code):
+            files.problem(name, line, f"{code!r} is not a code: lower-case letters, digits, -")
+        elif code in files.purposes:
+            files.problem(name, line, f"purpose {code!r} is listed twice")
+        elif not title:
+            files.problem(name, line, f"purpose {code!r} needs a name")
+        else:
+            files.purposes[code] = title
 
 
 def _read_catalog(files: _Files, fields: SharedFields) -> None:
@@ -421,9 +460,10 @@ def _list(names: Iterable[str]) -> str:
 
 def _version(directory: Path) -> str:
     digest = hashlib.sha256()
-    for name in ("model.conf", "policy.csv", "catalog.csv"):
+    for name in ("model.conf", "policy.csv", "catalog.csv", "purposes.csv"):
+        path = directory / name
         digest.update(name.encode() + b"\0")
-        digest.update((directory / name).read_bytes() + b"\0")
+        digest.update((path.read_bytes() if path.exists() else b"") + b"\0")
     return digest.hexdigest()[:16]
 
 

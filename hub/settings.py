@@ -31,6 +31,8 @@ class Settings:
     audit_signing_key: Path = Path("var/audit-signing-key.pem")
     # How often a live subscription looks for new changes, in seconds.
     feed_poll_seconds: float = 1.0
+    # Working days an owner department has to decide a share request.
+    share_decision_days: int = 10
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -48,6 +50,9 @@ class Settings:
             feed_poll_seconds = 0.0
         if not 0.05 <= feed_poll_seconds <= 60:
             raise ValueError(f"HUB_FEED_POLL_SECONDS must be seconds from 0.05 to 60, not {poll!r}")
+        days = environ.get("HUB_SHARE_DECISION_DAYS", str(defaults.share_decision_days))
+        if not days.isdigit() or not 1 <= int(days) <= 60:
+            raise ValueError(f"HUB_SHARE_DECISION_DAYS must be 1 to 60 working days, not {days!r}")
         secret = environ.get("HUB_JWT_SECRET") or None
         public_key = environ.get("HUB_JWT_PUBLIC_KEY") or None
         if secret and public_key:
@@ -76,6 +81,7 @@ class Settings:
                 environ.get("HUB_AUDIT_SIGNING_KEY", defaults.audit_signing_key)
             ),
             feed_poll_seconds=feed_poll_seconds,
+            share_decision_days=int(days),
         )
 
     def sqlite_path(self) -> Path | None:

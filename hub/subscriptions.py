@@ -185,7 +185,8 @@ class SubscriptionEndpoint(GraphQL[Connection, None]):
                 connection.authorization, client_lookup(reader.rows)
             )
             policy = self.graphql.policies.current
-            access = Access(policy, principal, connection.purpose, SHARED)
+            grants = await self.graphql.grants.current(reader.rows)
+            access = Access(policy, principal, connection.purpose, SHARED, grants)
             loaders = Loaders(reader, access.visible_owners)
             access.departments = await self.graphql.departments(loaders, policy.version)
         except BaseException:

@@ -56,8 +56,11 @@ def sql(settings: Settings, statement: str) -> list[Any]:
 class Checker:
     """Walks an answer and holds every decided field against the policy's decision."""
 
-    def __init__(self, policy: Policy, subject: str, purpose: bool, errors: list[dict[str, Any]]):
-        self.policy, self.subject, self.purpose = policy, subject, purpose
+    def __init__(
+        self, policy: Policy, subject: str, purpose: str | None, errors: list[dict[str, Any]]
+    ):
+        self.policy, self.subject, self.purpose = policy, subject, purpose is not None
+        self.code = (purpose or "").split(":")[0]
         self.errors = {tuple(error["path"]): error for error in errors}
         self.seen: Counter[tuple[str, str, bool]] = Counter()
         self.records: Counter[tuple[str, str]] = Counter()
@@ -86,13 +89,24 @@ class Checker:
         coordinate = f"{type_name}.{field}"
         decision = self.policy.decide(self.subject, owner, coordinate, purpose=self.purpose)
         error = self.errors.pop(path, None)
-        if decision.allowed:
+        # A conditional field the policy allows with a purpose is served under a grant only:
+        # the demo data grants market ecology's acceptance opinions for rectification-check.
+        granted = (self.subject, owner, coordinate, self.code) == DEMO_GRANT
+        allowed = decision.allowed and (not decision.needs_purpose or granted)
+        if allowed:
             assert error is None, (path, error)
+        elif decision.allowed:  # conditional, and no grant opens it here
+            assert value is None, (path, value)
+            assert error is not None, path
+            assert error["extensions"]["code"] == "FORBIDDEN"
+            assert error["extensions"]["field"] == coordinate
+            reason = error["extensions"]["reason"]
+            assert "no grant" in reason or "wrong purpose" in reason, reason
         else:
             assert value is None, (path, value)
             assert error is not None, path
             assert error["extensions"] == {
-                "code": "FORBIDDEN",
+                "code": "PURPOSE_REQUIRED" if decision.needs_purpose else "FORBIDDEN",
                 "owner": owner,
                 "field": coordinate,
                 "reason": decision.reason,
@@ -101,10 +115,15 @@ class Checker:
                 error["message"]
                 == f"{coordinate} of {owner}'s records is withheld: {decision.reason}"
             )
-        self.seen[coordinate, owner, decision.allowed] += 1
+        self.seen[coordinate, owner, allowed] += 1
 
 
-@pytest.mark.parametrize("purpose", [None, "联合检查前核查整改情况"])
+DEMO_GRANT = ("market", "ecology", "Acceptance.opinion", "rectification-check")
+
+
+@pytest.mark.parametrize(
+    "purpose", [None, "联合检查前核查整改情况", "rectification-check: 联合检查前核查整改情况"]
+)
 def test_what_each_department_is_served_agrees_with_casbin(
     hub: TestClient, demo_database: Settings, tokens: dict[str, str], purpose: str | None
 ) -> None:
@@ -121,7 +140,7 @@ def test_what_each_department_is_served_agrees_with_casbin(
         for type_name, table in RECORD_TABLES.items()
     }
     for department in CODES:
-        checker = Checker(POLICY, department, purpose is not None, [])
+        checker = Checker(POLICY, department, purpose, [])
         after = None
         for _ in range(3):  # all 300 demo enterprises, 100 a page
             answer = graphql(
@@ -213,14 +232,17 @@ def test_market_reads_ecology_acceptance_verdicts_but_not_their_findings(
     assert reasons[("Inspection.findings", "ecology")] == (
         "no policy line shares Inspection.findings of ecology with market"
     )
-    with_purpose = graphql(hub, query, token=tokens["market"], purpose="整改验收核查", u=uscc)
-    opinions = [
-        r["acceptance"]["opinion"]
-        for r in with_purpose["data"]["enterprise"]["rectifications"]
-        if r["owner"]["code"] == "ecology" and r["acceptance"]
-    ]
-    assert opinions
-    assert all(opinions)
+    # The demo data's grant opens the opinions for its purpose, and for no other.
+    for purpose, served in (("rectification-check: 整改验收核查", True), ("整改验收核查", False),
+                            ("law-enforcement: 案件核查", False)):  # fmt: skip
+        with_purpose = graphql(hub, query, token=tokens["market"], purpose=purpose, u=uscc)
+        opinions = [
+            r["acceptance"]["opinion"]
+            for r in with_purpose["data"]["enterprise"]["rectifications"]
+            if r["owner"]["code"] == "ecology" and r["acceptance"]
+        ]
+        assert opinions
+        assert all(opinions) if served else not any(opinions)
 
 
 @pytest.mark.parametrize(
@@ -270,7 +292,12 @@ def test_aliases_fragments_and_duplicates_do_not_reveal_withheld_values(
     withheld = {f"Penalty.{f}" for f in ("amount", "minorFirstOffenceExempt") if f in selection}
     assert {e["extensions"]["field"] for e in answer["errors"]} == withheld
     for error in answer["errors"]:  # each withheld selection is null, with its own error
-        assert error["extensions"]["code"] == "FORBIDDEN"
+        purpose_missing = (
+            caller == "enforcement" and error["extensions"]["field"] == "Penalty.amount"
+        )
+        assert error["extensions"]["code"] == (
+            "PURPOSE_REQUIRED" if purpose_missing else "FORBIDDEN"
+        )
         value: Any = answer["data"]
         for step in error["path"]:
             value = value[step]

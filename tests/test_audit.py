@@ -370,27 +370,31 @@ def test_checkpoints_are_signed(tmp_path: Path) -> None:
 # Auditors' questions, through GraphQL.
 
 WHO_READ = """query($u: String!, $since: DateTime) {
-  accessLog(filter: {enterprise: $u, field: "Penalty.amount", since: $since}) {
+  accessLog(filter: {enterprise: $u, field: "Acceptance.opinion", since: $since}) {
     edges { node { seq department client purpose caseRef outcome
-      served { enterprise type fields ids } } } } }"""
+      served { enterprise type fields ids grants { field grant } } } } } }"""
 
 
-def test_an_auditor_finds_who_read_an_enterprises_penalty_amounts_this_week(
+def test_an_auditor_finds_who_read_an_enterprises_acceptance_opinions_this_week(
     hub: TestClient, demo_database: Settings, tokens: dict[str, str]
 ) -> None:
     uscc = an_enterprise_with_ecology_acceptances(demo_database)
-    dossier = "query($u: String!) { enterprise(uscc: $u) { penalties { amount } } }"
-    reads = [("enforcement", "联合执法前核查罚没情况"), ("market", None), ("fire", None)]
+    dossier = """query($u: String!) { enterprise(uscc: $u) {
+        rectifications { acceptance { opinion } } } }"""
+    purpose = "rectification-check: 联合检查前核查整改验收"  # the demo data's grant
+    reads = [("market", purpose), ("enforcement", purpose), ("fire", None)]
     before = last_record(demo_database)["seq"]  # other tests' reads are on record too
-    for department, purpose in reads:
-        graphql(hub, dossier, token=tokens[department], purpose=purpose, u=uscc)
+    for department, stated in reads:
+        graphql(hub, dossier, token=tokens[department], purpose=stated, u=uscc)
     week_ago = (datetime.now(UTC) - timedelta(days=7)).isoformat()
     answer = graphql(hub, WHO_READ, token=tokens["auditor"], u=uscc, since=week_ago)
     nodes = [e["node"] for e in answer["data"]["accessLog"]["edges"] if e["node"]["seq"] > before]
-    # enforcement stated a purpose and was served the amounts; market and fire were not
-    assert [n["department"] for n in nodes] == ["enforcement"]
-    assert nodes[0]["purpose"] == "联合执法前核查罚没情况"
-    assert {"Penalty"} <= {group["type"] for group in nodes[0]["served"]}
+    # market was served the opinions under its grant; enforcement has none, fire no rule
+    assert [n["department"] for n in nodes] == ["market"]
+    assert nodes[0]["purpose"] == purpose
+    (opinions,) = [group for group in nodes[0]["served"] if group["type"] == "Acceptance"]
+    (grant_id,) = [row[0] for row in sql(demo_database, "SELECT id FROM share_grant")]
+    assert opinions["grants"] == [{"field": "Acceptance.opinion", "grant": str(grant_id)}]
 
     accesses = graphql(
         hub,
@@ -400,9 +404,8 @@ def test_an_auditor_finds_who_read_an_enterprises_penalty_amounts_this_week(
     )["data"]["accessesTo"]
     latest = {a["department"]: a for a in accesses[:3]}
     assert set(latest) == {"enforcement", "market", "fire"}
-    assert "Penalty.amount" in latest["enforcement"]["fields"]
-    assert latest["market"]["denied"] == ["Penalty.amount"]
-    assert "Penalty.amount" in latest["fire"]["denied"]
+    assert "Acceptance.opinion" in latest["market"]["fields"]
+    assert latest["enforcement"]["denied"] == ["Acceptance.opinion"]
 
 
 def test_departments_may_not_read_the_access_log(hub: TestClient, tokens: dict[str, str]) -> None:

@@ -102,6 +102,7 @@ def test_load_writes_every_generated_row(empty_database: Settings) -> None:
     expected = {name: len(rows) for name, rows in _rows(enterprises=120).items()}
     # Version 1 of every published record, as its owner would have published it.
     expected["record_version"] = sum(expected[kind.table.name] for kind in KINDS.values())
+    expected["share_grant"] = 1  # the canonical case: market reads ecology's opinions
     progress: list[int] = []
 
     async def load_and_count() -> tuple[Counter[str], dict[str, int], int, int]:
@@ -110,7 +111,7 @@ def test_load_writes_every_generated_row(empty_database: Settings) -> None:
         async with engine.begin() as connection:
             stored = {
                 table.name: int(await connection.scalar(select(func.count()).select_from(table)))
-                for table in (*TABLES, models.RecordVersion.__table__)
+                for table in (*TABLES, models.RecordVersion.__table__, models.ShareGrant.__table__)
             }
             # Later writers get fresh ids although the demo chose its own.
             next_id = await connection.scalar(

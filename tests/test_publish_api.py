@@ -96,7 +96,7 @@ query($after: String, $kinds: [RecordKind!]) {
 }"""
 
 
-PURPOSE = "整改协同：核查整改验收结果"
+PURPOSE = "rectification-check: 核查整改验收结果"  # the demo data's grant
 
 
 def open_rectification(hub: Hub, owner: str) -> tuple[str, str, str]:

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import func, insert, select, text, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub import models
 from hub.auth import hash_token
 from hub.clients import create_client
 from hub.demo.generator import AS_OF, TABLES, DemoGenerator
 from hub.domain import Role
-from hub.records import first_versions
+from hub.records import first_versions, today
 
 __all__ = [
     "AS_OF",
@@ -71,6 +71,7 @@ async def load_demo(
             if progress is not None:
                 progress(size)
         await connection.execute(update(models.FeedHead).values(seq=written["record_version"]))
+        written["share_grant"] = await grant_demo_sharing(connection)
         if connection.dialect.name == "postgresql":
             # Explicit ids leave the serial sequences behind; move them past the data.
             for table in TABLES:
@@ -82,6 +83,36 @@ async def load_demo(
                         )
                     )
     return written
+
+
+async def grant_demo_sharing(connection: AsyncConnection) -> int:
+    """The canonical case, approved: market regulation reads the ecology department's
+    acceptance opinions (有条件共享) to check rectifications, for a year from today."""
+    start = today()
+    request = {
+        "requester": "market", "owner": "ecology", "fields": "Acceptance.opinion",
+        "purpose": "rectification-check", "purpose_detail": "核查企业整改验收意见，避免重复检查",
+        "legal_basis": "《优化营商环境条例》第五十六条（跨部门协同监管）", "regions": "",
+        "usccs": "", "wanted_from": start, "wanted_until": start + timedelta(days=365),
+        "status": "approved", "filed_at": datetime.now(UTC), "filed_by": "demo market client",
+        "due_on": start, "decided_at": datetime.now(UTC), "decided_by": "demo ecology client",
+    }  # fmt: skip
+    request_id = (
+        await connection.execute(insert(models.ShareRequest).values(request))
+    ).inserted_primary_key
+    if request_id is None:
+        return 0
+    await connection.execute(
+        insert(models.ShareGrant).values(
+            request_id=request_id[0], requester="market", owner="ecology",
+            fields="Acceptance.opinion", purpose="rectification-check", regions="", usccs="",
+            valid_from=start, valid_until=start + timedelta(days=365),
+            approved_at=datetime.now(UTC), approved_by="demo ecology client",
+        )
+    )  # fmt: skip
+    head = models.GrantHead
+    await connection.execute(update(head).values(version=head.version + 1))
+    return 1
 
 
 # label: (department, role) of the demo clients a new user explores with.

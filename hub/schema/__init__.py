@@ -17,6 +17,7 @@ from hub.schema.limits import limits
 from hub.schema.loaders import Loaders, Reader
 from hub.schema.publish import Mutation
 from hub.schema.query import Query
+from hub.schema.sharing import SharingMutation, SharingQuery
 from hub.schema.types import SHARED_TYPES
 
 __all__ = [
@@ -51,8 +52,8 @@ class HubSchema(strawberry.Schema):
 
 def build_schema() -> strawberry.Schema:
     return HubSchema(
-        query=merge_types("Query", (Query, FeedQuery, AuditQuery)),
-        mutation=Mutation,
+        query=merge_types("Query", (Query, FeedQuery, SharingQuery, AuditQuery)),
+        mutation=merge_types("Mutation", (Mutation, SharingMutation)),
         subscription=Subscription,
         extensions=[
             *limits(),

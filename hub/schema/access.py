@@ -41,16 +41,27 @@ from sqlalchemy import Row
 from strawberry.extensions import SchemaExtension
 from strawberry.types.base import get_object_definition
 
-from hub.audit import Trail
+from hub.audit import Grants, Trail
 from hub.auth import Principal
 from hub.domain import DEPARTMENTS
-from hub.errors import Forbidden
+from hub.errors import Forbidden, PurposeRequired
 from hub.policy import Decision, Policy
+from hub.records import today
+from hub.sharing import GrantBook
 
 __all__ = ["Access", "CollectCoordinates", "SharedField", "describe_shared_types"]
 
 DEPARTMENT_CODES = tuple(department.code for department in DEPARTMENTS)
 T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """What a caller may read of one owner's records of one type (about one enterprise)."""
+
+    withheld: dict[str, Forbidden]  # python name -> the error served in its place
+    grants: Grants = ()  # (Type.field, grant id) of the conditional fields opened
+    conditional: tuple[tuple[str, str], ...] = ()  # (python name, Type.field) grants decide
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,15 +100,22 @@ class Access:
         principal: Principal,
         purpose: str | None,
         shared: Mapping[str, Mapping[str, SharedField]],
+        grants: GrantBook | None = None,
     ) -> None:
         self.policy = policy
         self.principal = principal
         self.purpose = purpose
+        # A purpose starts with its code ("rectification-check: 核查验收"); grants name codes.
+        code = (purpose or "").split(":", 1)[0].strip()
+        self.purpose_code = code if code in policy.purposes else None
         self.shared = shared
+        self.grants = grants or GrantBook("", today())
         self.trail = Trail()
         # The departments as GraphQL objects, by code; set before execution (see Context).
         self.departments: Mapping[str, Any] = {}
-        self._withheld: dict[tuple[str, str], dict[str, Forbidden]] = {}
+        self._withheld: dict[tuple[str, str], View] = {}
+        self._granted: dict[tuple[str, str, str], View] = {}
+        self._regions: dict[str, str] = {}  # USCC -> district, of the enterprises seen
         self._owners: dict[str, tuple[str, ...]] = {}
         self._selections: dict[tuple[int, str, tuple[str, ...]], tuple[str, ...]] = {}
         # response path of each enterprise served -> its USCC, to place the records below it
@@ -132,19 +150,56 @@ class Access:
             )
         return owners
 
-    def withheld(self, type_name: str, owner: str) -> dict[str, Forbidden]:
-        """The decided fields of ``owner``'s records of this type the caller may not read."""
-        key = (type_name, owner)
-        withheld = self._withheld.get(key)
-        if withheld is None:
-            withheld = self._withheld[key] = {}
+    def withheld(
+        self, type_name: str, owner: str, enterprise: str | None = None
+    ) -> dict[str, Forbidden]:
+        """The decided fields of ``owner``'s records of this type (about ``enterprise``) the
+        caller may not read."""
+        return self.view(type_name, owner, enterprise).withheld
+
+    def view(self, type_name: str, owner: str, enterprise: str | None) -> View:
+        """What the caller may read of ``owner``'s records of a type about ``enterprise``:
+        decided by the policy per owner, then, for conditional fields, by the grants."""
+        base = self._withheld.get((type_name, owner))
+        if base is None:
+            withheld, conditional = {}, []
             for field in self.shared[type_name].values():
                 if field.decided:
                     coordinate = f"{type_name}.{field.name}"
                     decision = self.decide(owner, coordinate)
                     if not decision.allowed:
-                        withheld[field.python_name] = Forbidden(owner, coordinate, decision.reason)
-        return withheld
+                        error = PurposeRequired if decision.needs_purpose else Forbidden
+                        withheld[field.python_name] = error(owner, coordinate, decision.reason)
+                    elif decision.needs_purpose:  # allowed with a purpose: under a grant only
+                        conditional.append((field.python_name, coordinate))
+            base = self._withheld[type_name, owner] = View(withheld, (), tuple(conditional))
+        if not base.conditional:
+            return base
+        key = (type_name, owner, enterprise or "")
+        view = self._granted.get(key)
+        if view is None:
+            withheld, grants = dict(base.withheld), []
+            region = self._regions.get(enterprise or "")
+            for python_name, coordinate in base.conditional:
+                grant, reason = self.grants.match(
+                    self.principal.subject, owner, coordinate, self.purpose_code, enterprise, region
+                )
+                if grant is not None:
+                    grants.append((coordinate, grant.id))
+                    continue
+                if self.purpose_code is None and not reason.startswith("no grant"):
+                    reason = (
+                        f"the purpose must start with its code, one of "
+                        f"{', '.join(self.policy.purposes)} (e.g. 'law-enforcement: 案件核查'); "
+                        + reason
+                    )
+                withheld[python_name] = Forbidden(owner, coordinate, reason)
+            view = self._granted[key] = View(withheld, tuple(grants))
+        return view
+
+    def note_region(self, uscc: str, region: str) -> None:
+        """Where an enterprise is: grants may be scoped to districts."""
+        self._regions[uscc] = region
 
     def build(
         self,
@@ -168,13 +223,18 @@ class Access:
         enterprise = None if type_name == "Enterprise" else self._enterprise_at(where)
         has_prefetched = "prefetched" in cls.__dataclass_fields__  # type: ignore[attr-defined]
         has_owner, has_id = "owner" in shared, "id" in shared
-        # What is served and withheld of the selection depends on the owner only.
-        split: dict[str, tuple[tuple[str, ...], list[Forbidden]]] = {}
+        # What is served and withheld of the selection depends on the owner (and the
+        # enterprise, where grants decide).
+        split: dict[tuple[str, str], tuple[tuple[str, ...], list[Forbidden], Grants]] = {}
         built = []
         for index, row in enumerate(rows):
             values = dict(row._mapping)
             record_owner = owner or values["owner_code"]
-            withheld = self.withheld(type_name, record_owner)
+            if type_name == "Enterprise":
+                enterprise = values["uscc"]
+                self._regions[enterprise] = values["region"]
+            view = self.view(type_name, record_owner, enterprise)
+            withheld = view.withheld
             for python_name, error in withheld.items():
                 if python_name in values:
                     # A fresh error per value: one raised over and over would keep growing
@@ -189,18 +249,24 @@ class Access:
                 values["record_id"] = str(values["id"])
             built.append(cls(**values))
             if type_name == "Enterprise":
-                record_id = enterprise = values["uscc"]
+                record_id = values["uscc"]
                 at = [*where, below[0], index, *below[1:]] if below else where
-                self._enterprises[tuple(at)] = enterprise
+                self._enterprises[tuple(at)] = record_id
             else:
                 record_id = str(values["id"])
-            if record_owner not in split:
+            key = (record_owner, enterprise or "")
+            if key not in split:
                 denied = [withheld[shared[n].python_name] for n in selected
                           if shared[n].python_name in withheld]  # fmt: skip
                 served = tuple(n for n in selected if shared[n].python_name not in withheld)
-                split[record_owner] = (served, denied)
-            served, denied = split[record_owner]
-            self.trail.serve(enterprise or "", type_name, record_id, served)
+                used = tuple(
+                    (coordinate, grant)
+                    for coordinate, grant in view.grants
+                    if coordinate.partition(".")[2] in served
+                )
+                split[key] = (served, denied, used)
+            served, denied, used = split[key]
+            self.trail.serve(enterprise or "", type_name, record_id, served, used)
             for error in denied:
                 self.trail.deny(
                     enterprise or "", type_name, record_id, record_owner, error.field, error.reason

@@ -12,6 +12,7 @@ from enum import Enum
 from typing import Annotated, Any
 
 import strawberry
+from strawberry.scalars import JSON
 
 from hub.audit import AccessFilter, Outcome, search
 from hub.domain import Role
@@ -33,12 +34,29 @@ class AccessOutcome(Enum):
     ERROR = Outcome.ERROR
 
 
+@strawberry.type(description="A conditional field served under a grant.")
+class GrantedField:
+    field: str = strawberry.field(description="Type.field, e.g. Penalty.amount.")
+    grant: strawberry.ID
+
+
 @strawberry.type(description="Records of one type served from one enterprise's dossier.")
 class ServedRecords:
     enterprise: str
     type: str
     fields: list[str] = strawberry.field(description="The field names served of each record.")
     ids: list[str]
+    grants: list[GrantedField] = strawberry.field(
+        description="The grant that opened each conditional field served."
+    )
+
+    @classmethod
+    def of(cls, group: dict[str, Any]) -> ServedRecords:
+        granted = group.pop("grants", {})
+        return cls(
+            **group,
+            grants=[GrantedField(field=k, grant=strawberry.ID(str(v))) for k, v in granted.items()],
+        )
 
 
 @strawberry.type(description="A field withheld from the caller.")
@@ -57,6 +75,10 @@ class WrittenRecords:
     type: str
     change: str = strawberry.field(description="created, updated, unchanged, retracted...")
     ids: list[str]
+    before: JSON | None = strawberry.field(
+        default=None, description="A share request's or grant's state before the change."
+    )
+    after: JSON | None = strawberry.field(default=None, description="...and after it.")
 
 
 @strawberry.type(name="AccessRecord", description="One request to the hub, as recorded.")
@@ -102,7 +124,7 @@ class AccessRecordNode:
             remote_address=values["remote_address"],
             outcome=AccessOutcome(values["outcome"]),
             enterprises=values["enterprises"].split(),
-            served=[ServedRecords(**group) for group in json.loads(values["served"])],
+            served=[ServedRecords.of(group) for group in json.loads(values["served"])],
             denied=[DeniedField(**denial) for denial in json.loads(values["denied"])],
             written=[WrittenRecords(**group) for group in json.loads(values["written"] or "[]")],
             policy_version=values["policy_version"],

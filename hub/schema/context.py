@@ -35,6 +35,7 @@ class Context:
     engine: AsyncEngine | None = None
     trace_id: str | None = None
     live: Live | None = None  # set for subscriptions over WebSocket
+    share_decision_days: int = 10  # see Settings
 
     @classmethod
     async def create(

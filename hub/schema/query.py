@@ -17,6 +17,7 @@ from hub.policy import Decision, Sharing
 from hub.schema.context import Info
 from hub.schema.loaders import ENTERPRISE
 from hub.schema.types import Department, Enterprise
+from hub.sharing import describe
 from hub.uscc import parse_uscc
 
 __all__ = ["MAX_PAGE_SIZE", "Query"]
@@ -114,9 +115,21 @@ class FieldAccess:
     rule: str | None = strawberry.field(description="The policy line that decided, if one did.")
     reason: str
     policy_version: str = strawberry.field(description="The version of the policy files.")
+    grants: list[strawberry.ID] = strawberry.field(
+        description="Active grants that open this conditional field for you."
+    )
+    condition: str | None = strawberry.field(
+        description="For conditional fields: what the grants allow, or what is missing."
+    )
 
     @classmethod
-    def of(cls, owner: str, coordinate: str, decision: Decision) -> FieldAccess:
+    def of(
+        cls,
+        owner: str,
+        coordinate: str,
+        decision: Decision,
+        grants: tuple[list[int], str] | None = None,
+    ) -> FieldAccess:
         verdict = (
             AccessDecision.DENIED
             if not decision.allowed
@@ -132,6 +145,8 @@ class FieldAccess:
             rule=decision.rule,
             reason=decision.reason,
             policy_version=decision.version,
+            grants=[strawberry.ID(str(g)) for g in grants[0]] if grants else [],
+            condition=grants[1] if grants else None,
         )
 
     @strawberry.field(description="The department whose records this is about.")
@@ -236,9 +251,11 @@ class Query:
                 for field in access.shared[type_name].values():
                     if field.decided:
                         coordinate = f"{type_name}.{field.name}"
-                        answer.append(
-                            FieldAccess.of(
-                                owner_code, coordinate, access.explain(owner_code, coordinate)
+                        decision = access.explain(owner_code, coordinate)
+                        grants = None
+                        if decision.allowed and decision.needs_purpose:
+                            grants = describe(
+                                access.grants, access.principal.subject, owner_code, coordinate
                             )
-                        )
+                        answer.append(FieldAccess.of(owner_code, coordinate, decision, grants))
         return answer
