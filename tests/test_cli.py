@@ -134,13 +134,33 @@ def test_policy_lint_and_explain(env: dict[str, str]) -> None:
         conditional.output
     )
 
-    with_purpose = runner.invoke(
+    assert "the grants could not be read" in flat(conditional.output)  # no database yet
+
+    # With the demo data's grant (market reads ecology's opinions for rectification-check):
+    assert runner.invoke(app, ["db", "upgrade"], env=env).exit_code == 0
+    assert runner.invoke(app, ["demo", "load", "--enterprises", "5"], env=env).exit_code == 0
+    conditional = runner.invoke(
         app,
         ["policy", "explain", "--department", "market", "--owner", "ecology",
-         "--field", "Acceptance.opinion", "--purpose", "整改核查"],
+         "--field", "Acceptance.opinion"],
         env=env,
     )  # fmt: skip
-    assert "ALLOWED" in with_purpose.output
+    assert "conditional, open under grant 1: for rectification-check, all enterprises" in flat(
+        conditional.output
+    )
+    for purpose, verdict in (
+        ("rectification-check: 整改核查", "SERVED under the grants: allowed by grant 1"),
+        ("整改核查", "WITHHELD under the grants: wrong purpose: grants of Acceptance.opinion are "
+         "for rectification-check"),
+    ):  # fmt: skip
+        with_purpose = runner.invoke(
+            app,
+            ["policy", "explain", "--department", "market", "--owner", "ecology",
+             "--field", "Acceptance.opinion", "--purpose", purpose],
+            env=env,
+        )  # fmt: skip
+        assert "ALLOWED" in with_purpose.output
+        assert verdict in flat(with_purpose.output)
 
     unknown = runner.invoke(
         app,

@@ -8,6 +8,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.cli.common import (
     clients_app,
@@ -20,7 +23,10 @@ from hub.cli.common import (
 )
 from hub.clients import create_client, list_clients, revoke_client
 from hub.domain import Role
+from hub.models import Enterprise
 from hub.policy import PolicyError, lint, load_policy
+from hub.schema.loaders import Reader
+from hub.sharing import GrantBook, Grants, describe
 
 
 @clients_app.command("create")
@@ -95,8 +101,12 @@ def policy_explain(
     field: Annotated[str, typer.Option(help="Type.field, e.g. Acceptance.verdict.")],
     purpose: Annotated[str | None, typer.Option(help="The purpose the request states.")] = None,
     role: Annotated[Role, typer.Option(help="The caller's role.")] = Role.DEPARTMENT,
+    enterprise: Annotated[
+        str | None, typer.Option(help="USCC of an enterprise, for grants scoped to some.")
+    ] = None,
 ) -> None:
-    """Print what the policy decides for one field, and the line that decided it."""
+    """Print what the policy decides for one field, and the line that decided it; for
+    conditional fields, the grants that open it or what is missing (read from the database)."""
     from hub.auth import Principal
     from hub.schema import policy_fields
 
@@ -115,3 +125,34 @@ def policy_explain(
         f"({decision.sharing.value} field, policy version {policy.version})"
     )
     console.print(f"because {decision.reason}", highlight=False, soft_wrap=True)
+    if decision.needs_purpose:  # conditional: grants decide the rest
+        code = (purpose or "").split(":", 1)[0].strip() or None
+        try:
+            book, region = run(with_engine(settings(), lambda engine: _grants(engine, enterprise)))
+        except SQLAlchemyError as error:
+            console.print(f"the grants could not be read: {error.__class__.__name__}; is the "
+                          "database migrated (`hub db upgrade`)?")  # fmt: skip
+            return
+        ids, condition = describe(book, subject, owner, field)
+        if purpose is not None:
+            grant, condition = book.match(subject, owner, field, code, enterprise, region)
+            verdict = "[green]SERVED[/green]" if grant else "[red]WITHHELD[/red]"
+            where = f" for enterprise {enterprise}" if enterprise else ""
+            console.print(f"{verdict} under the grants{where}: {condition}", highlight=False,
+                          soft_wrap=True)  # fmt: skip
+        else:
+            opening = "open under " if ids else "no active grant: "
+            console.print(f"conditional, {opening}{condition}", highlight=False, soft_wrap=True)
+
+
+async def _grants(engine: AsyncEngine, enterprise: str | None) -> tuple[GrantBook, str | None]:
+    reader = Reader(engine)
+    try:
+        book = await Grants().current(reader.rows)
+        region = None
+        if enterprise is not None:
+            rows = await reader.rows(select(Enterprise.region).where(Enterprise.uscc == enterprise))
+            region = rows[0].region if rows else None
+        return book, region
+    finally:
+        await reader.close()
