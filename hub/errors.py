@@ -96,20 +96,28 @@ class Forbidden(HubError):
 
     code = "FORBIDDEN"
 
-    def __init__(self, owner: str, field: str, reason: str, *, writing: bool = False) -> None:
+    def __init__(
+        self, owner: str, field: str, reason: str, *, writing: bool = False, action: str = ""
+    ) -> None:
+        """``writing``: publishing was refused; ``action``: another act, e.g. deciding a
+        share request; else a field was withheld."""
         super().__init__(
-            f"publishing {owner}'s {field} records is forbidden: {reason}"
+            f"{action} is forbidden: {reason}"
+            if action
+            else f"publishing {owner}'s {field} records is forbidden: {reason}"
             if writing
             else f"{field} of {owner}'s records is withheld: {reason}",
             owner=owner,
             field=field,
             reason=reason,
         )
-        self.owner, self.field, self.reason, self.writing = owner, field, reason, writing
+        self.owner, self.field, self.reason = owner, field, reason
+        self.writing, self.action = writing, action
 
     def __reduce__(self) -> tuple[Any, ...]:
         # copy() of an exception rebuilds it from its args: keep every attribute.
-        return partial(Forbidden, writing=self.writing), (self.owner, self.field, self.reason)
+        rebuild = partial(Forbidden, writing=self.writing, action=self.action)
+        return rebuild, (self.owner, self.field, self.reason)
 
 
 class PurposeRequired(Forbidden):

@@ -30,7 +30,7 @@ from hub.auth import Principal
 from hub.domain import DEPARTMENTS, Role
 from hub.errors import BadUserInput, Forbidden, InvalidUSCC, NotFound
 from hub.policy import Policy, Sharing
-from hub.records import today
+from hub.records import CHINA, today
 from hub.uscc import parse_uscc
 
 __all__ = [
@@ -64,6 +64,10 @@ class RequestStatus(StrEnum):
     PENDING = "pending"
     APPROVED = "approved"
     REFUSED = "refused"
+
+
+def china_day(moment: datetime | None) -> date | None:
+    return None if moment is None else moment.astimezone(CHINA).date()
 
 
 def due_date(filed: date, working_days: int) -> date:
@@ -206,7 +210,7 @@ class GrantBook:
             state = grant.state(self.day)
             if state == "revoked":
                 return None, (
-                    f"revoked: grant {grant.id} was revoked on {str(grant.revoked_at)[:10]} "
+                    f"revoked: grant {grant.id} was revoked on {china_day(grant.revoked_at)} "
                     f"({grant.revoke_reason})"
                 )
             if state == "expired":
@@ -336,7 +340,7 @@ async def file_request(
     """File a request; BadUserInput saying why when it is refused at once. The stored row."""
     if requester.role is not Role.DEPARTMENT:
         raise Forbidden(owner, "ShareRequest", "only department systems file share requests",
-                        writing=True)  # fmt: skip
+                        action="filing a share request")  # fmt: skip
     if owner not in DEPARTMENT_CODES:
         raise BadUserInput(
             f"unknown owner {owner!r}; one of {', '.join(DEPARTMENT_CODES)}", argument="owner"
@@ -387,14 +391,17 @@ async def decide_request(
     """Approve (possibly narrower) or refuse a pending request: (before, after, grant)."""
     async with engine.begin() as connection:
         before = (
-            await connection.execute(select(REQUEST).where(REQUEST.c.id == request_id))
+            # Locked until the decision commits: two deciders cannot both act on "pending".
+            await connection.execute(
+                select(REQUEST).where(REQUEST.c.id == request_id).with_for_update()
+            )
         ).one_or_none()
         if before is None:
             raise NotFound(f"no share request {request_id}", argument="id")
         if decider.role is not Role.DEPARTMENT or decider.department != before.owner:
             raise Forbidden(before.owner, "ShareRequest",
                             f"only {before.owner}'s systems decide requests for its records",
-                            writing=True)  # fmt: skip
+                            action=f"deciding share request {request_id}")  # fmt: skip
         if before.status != RequestStatus.PENDING:
             raise BadUserInput(f"share request {request_id} was already {before.status}",
                                argument="id")  # fmt: skip
@@ -461,7 +468,7 @@ async def revoke_grant(
     text = _text(reason, "reason for the revocation", "reason")
     async with engine.begin() as connection:
         before = (
-            await connection.execute(select(GRANT).where(GRANT.c.id == grant_id))
+            await connection.execute(select(GRANT).where(GRANT.c.id == grant_id).with_for_update())
         ).one_or_none()
         if before is None:
             raise NotFound(f"no grant {grant_id}", argument="id")
@@ -469,7 +476,7 @@ async def revoke_grant(
         if not owner_system and revoker.role is not Role.ADMIN:
             raise Forbidden(before.owner, "Grant",
                             f"only {before.owner}'s systems or an admin revoke its grants",
-                            writing=True)  # fmt: skip
+                            action=f"revoking grant {grant_id}")  # fmt: skip
         if before.revoked_at is not None:
             raise BadUserInput(f"grant {grant_id} was already revoked", argument="id")
         await connection.execute(

@@ -1,12 +1,12 @@
 """The `hub` command: serve, migrate, demo data, clients, policies, the access log, schema."""
 
-from hub.cli import access, audit, publish, setup
+from hub.cli import access, audit, publish, setup, share
 from hub.cli.common import app
 
 __all__ = ["app", "main"]
 
 # The command modules register themselves on `app` when imported.
-del access, audit, publish, setup
+del access, audit, publish, setup, share
 
 
 def main() -> None:
