@@ -40,12 +40,12 @@ from hub.errors import (
     QueryTooComplex,
     Unauthenticated,
 )
+from hub.grants import Grants
 from hub.policy import PolicyStore
 from hub.schema import SHARED, Access, Context, Loaders, Reader
 from hub.schema.context import read_departments
 from hub.schema.limits import TOKEN_LIMIT_MESSAGE
 from hub.settings import Settings
-from hub.sharing import Grants
 
 __all__ = ["GraphQLEndpoint", "error_response", "format_error", "internal_error_response"]
 

@@ -17,12 +17,13 @@ from hub.auth import Principal
 from hub.cli import app
 from hub.db import create_engine, upgrade
 from hub.domain import Role
+from hub.grants import Scope
 from hub.models import ShareGrant
 from hub.policy import load_policy
 from hub.records import CHINA, today
 from hub.schema import policy_fields
 from hub.settings import DEFAULT_POLICY_DIR, Settings
-from hub.sharing import DECISION_DAYS, Scope, decide_request, due_date, file_request, revoke_grant
+from hub.sharing import DECISION_DAYS, decide_request, due_date, file_request, revoke_grant
 from tests.conftest import BACKENDS, fresh_database
 
 runner = CliRunner()

@@ -9,20 +9,18 @@ import pytest
 from sqlalchemy import Row, Select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+import hub.grants
 from hub import sharing
 from hub.auth import Principal
 from hub.db import create_engine, upgrade
 from hub.domain import Role
 from hub.errors import BadUserInput, Forbidden, HubError, NotFound
+from hub.grants import GrantBook, GrantRule, Grants, Scope
 from hub.policy import load_policy
 from hub.records import today
 from hub.schema import policy_fields
 from hub.settings import DEFAULT_POLICY_DIR, Settings
 from hub.sharing import (
-    GrantBook,
-    GrantRule,
-    Grants,
-    Scope,
     decide_request,
     due_date,
     file_request,
@@ -827,7 +825,7 @@ def test_grants_reload_after_approvals_and_revocations_only(
         assert await current() == (revoked, 1)
 
         # Grants start and end by the day: a new day is a new book.
-        monkeypatch.setattr(sharing, "today", lambda: TODAY + timedelta(days=1))
+        monkeypatch.setattr(hub.grants, "today", lambda: TODAY + timedelta(days=1))
         tomorrow, statements = await current()
         assert (tomorrow.version, tomorrow.day, statements) == (
             f"2@{TODAY + timedelta(days=1)}", TODAY + timedelta(days=1), 2

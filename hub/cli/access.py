@@ -23,10 +23,10 @@ from hub.cli.common import (
 )
 from hub.clients import create_client, list_clients, revoke_client
 from hub.domain import Role
+from hub.grants import GrantBook, Grants, describe
 from hub.models import Enterprise
 from hub.policy import PolicyError, lint, load_policy
 from hub.schema.loaders import Reader
-from hub.sharing import GrantBook, Grants, describe
 
 
 @clients_app.command("create")

@@ -27,11 +27,12 @@ from hub.cli.common import app, console, print_problems, run, settings, with_eng
 from hub.db import current_revision, head_revision
 from hub.domain import DEPARTMENTS, Role
 from hub.errors import HubError, NotFound
+from hub.grants import GrantRule, Scope
 from hub.models import ShareGrant, ShareRequest
 from hub.policy import Policy, PolicyError, load_policy
 from hub.records import CHINA, today
 from hub.settings import Settings
-from hub.sharing import GrantRule, RequestStatus, Scope, request_state, revoke_grant
+from hub.sharing import RequestStatus, request_state, revoke_grant
 
 share_app = typer.Typer(
     help="Conditional sharing: share requests, grants, revocation.", no_args_is_help=True

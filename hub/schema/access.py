@@ -45,9 +45,9 @@ from hub.audit import Grants, Trail
 from hub.auth import Principal
 from hub.domain import DEPARTMENTS
 from hub.errors import Forbidden, PurposeRequired
+from hub.grants import GrantBook
 from hub.policy import Decision, Policy
 from hub.records import today
-from hub.sharing import GrantBook
 
 __all__ = ["Access", "CollectCoordinates", "SharedField", "describe_shared_types"]
 

@@ -13,11 +13,11 @@ from sqlalchemy import ColumnElement, func, select
 from hub import models
 from hub.domain import DEPARTMENTS, EnterpriseStatus
 from hub.errors import BadUserInput, Forbidden, InvalidUSCC
+from hub.grants import describe
 from hub.policy import Decision, Sharing
 from hub.schema.context import Info
 from hub.schema.loaders import ENTERPRISE
 from hub.schema.types import Department, Enterprise
-from hub.sharing import describe
 from hub.uscc import parse_uscc
 
 __all__ = ["MAX_PAGE_SIZE", "Query"]

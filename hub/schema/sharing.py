@@ -14,10 +14,11 @@ from sqlalchemy import select
 
 from hub import sharing
 from hub.errors import BadUserInput
+from hub.grants import GRANT, GrantRule, Scope
 from hub.records import today
 from hub.schema.context import Info
 from hub.schema.types import Department
-from hub.sharing import GRANT, REQUEST, RequestStatus, Scope
+from hub.sharing import REQUEST, RequestStatus
 
 __all__ = ["SharingMutation", "SharingQuery"]
 
@@ -128,7 +129,7 @@ def _grant(info: Info, row: Any) -> Grant:
         valid_until=row.valid_until,
         approved_at=row.approved_at,
         approved_by=row.approved_by,
-        state=sharing.GrantRule.of(row).state(today()),
+        state=GrantRule.of(row).state(today()),
         revoked_at=row.revoked_at,
         revoked_by=row.revoked_by,
         revoke_reason=row.revoke_reason,
