@@ -53,12 +53,12 @@ from hub.clients import create_client
 from hub.db import create_engine, upgrade
 from hub.demo import load_demo
 from hub.domain import DEPARTMENTS, InspectionKind, InspectionResult, Role
-from hub.errors import Forbidden
 from hub.graphql_http import GraphQLEndpoint
 from hub.policy import PolicyStore, load_policy
 from hub.publishing import Publisher, publish
 from hub.records import KINDS
 from hub.schema import SHARED, Access, Context, Loaders, Reader, build_schema, policy_fields
+from hub.schema.access import View
 from hub.settings import DEFAULT_POLICY_DIR, Settings
 from hub.telemetry import instrument_engine
 
@@ -111,14 +111,17 @@ class Nowhere(SpanExporter):
         return SpanExportResult.SUCCESS
 
 
+SERVE_ALL = View({})
+
+
 class NoAccessControl(Access):
     """Serves everything without consulting a policy."""
 
     def visible_owners(self, type_name: str) -> tuple[str, ...]:
         return EVERYONE
 
-    def withheld(self, type_name: str, owner: str) -> dict[str, Forbidden]:
-        return {}
+    def view(self, type_name: str, owner: str, enterprise: str | None) -> View:
+        return SERVE_ALL
 
 
 def open_policies(directory: Path) -> Path:

@@ -255,19 +255,22 @@ async def _current(
         select(*columns, enterprise.c.uscc)
         .select_from(table)
         .join(enterprise, enterprise.c.id == parent)
-        .outerjoin(
-            VERSION,
-            and_(
-                VERSION.c.kind == kind.type_name,
-                VERSION.c.record_id == table.c.id,
-                VERSION.c.version == table.c.version,
-            ),
-        )
+        .outerjoin(VERSION, _is_current_version(kind))
         .where(table.c.owner == owner, table.c.source_id.in_(set(source_ids)))
     )
     if kind.type_name == "CreditRepair":
         statement = statement.add_columns(table.c.status, table.c.credit_record_id)
     return {row.source_id: row for row in (await connection.execute(statement)).all()}
+
+
+def _is_current_version(kind: Kind) -> Any:
+    """Joins a record of ``kind`` to its current version (whose data it holds)."""
+    table = kind.table
+    return and_(
+        VERSION.c.kind == kind.type_name,
+        VERSION.c.record_id == table.c.id,
+        VERSION.c.version == table.c.version,
+    )
 
 
 def _enterprise_column(kind: Kind) -> Any:
@@ -599,14 +602,7 @@ async def _repair_credit(
         row = (
             await connection.execute(
                 select(table.c.source_id, table.c.version, table.c.status, VERSION.c.data)
-                .outerjoin(
-                    VERSION,
-                    and_(
-                        VERSION.c.kind == credit.type_name,
-                        VERSION.c.record_id == table.c.id,
-                        VERSION.c.version == table.c.version,
-                    ),
-                )
+                .outerjoin(VERSION, _is_current_version(credit))
                 .where(table.c.id == record_id)
             )
         ).one()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -10,12 +11,21 @@ import typer
 from rich.console import Console
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub.db import create_engine
+from hub.db import create_engine, current_revision, head_revision
 from hub.errors import HubError
 from hub.policy import Problem
 from hub.settings import Settings
 
-__all__ = ["app", "console", "print_problems", "run", "settings", "with_engine"]
+__all__ = [
+    "app",
+    "console",
+    "operator",
+    "print_problems",
+    "revision_problem",
+    "run",
+    "settings",
+    "with_engine",
+]
 
 app = typer.Typer(
     help="GraphQL data-sharing hub for departments' enterprise records.",
@@ -70,3 +80,25 @@ async def with_engine(config: Settings, use: Callable[[AsyncEngine], Awaitable[T
 def print_problems(problems: list[Problem]) -> None:
     for problem in problems:
         console.print(f"[red]{problem}[/red]", highlight=False, soft_wrap=True)
+
+
+def operator(command: str) -> str:
+    """Who runs ``command`` on this machine, as access records and versions name them."""
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):  # no login name in some containers
+        user = "unknown user"
+    return f"{command} ({user})"
+
+
+async def revision_problem(engine: AsyncEngine, config: Settings) -> str | None:
+    """Why the database cannot be written by this code (not migrated to its revision)."""
+    async with engine.connect() as connection:
+        current = await current_revision(connection)
+    head = head_revision(config)
+    if current == head:
+        return None
+    return (
+        f"the database is at revision {current or 'none (it is empty)'}, not {head}: "
+        "run `hub db upgrade` first"
+    )

@@ -6,7 +6,6 @@ For initial loads and nightly syncs, run by an administrator on the hub's machin
 from __future__ import annotations
 
 import asyncio
-import getpass
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +18,8 @@ from rich.table import Table
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub.cli.common import app, console, print_problems, settings
-from hub.db import create_engine, current_revision, head_revision
+from hub.cli.common import app, console, operator, print_problems, revision_problem, settings
+from hub.db import create_engine
 from hub.errors import Forbidden
 from hub.importing import (
     CHANGES,
@@ -44,25 +43,6 @@ from hub.records import KINDS
 from hub.settings import Settings
 
 # The command ----------------------------------------------------------------------------
-
-
-def _client() -> str:
-    try:
-        user = getpass.getuser()
-    except (OSError, KeyError):  # no login name in some containers
-        user = "unknown user"
-    return f"hub import ({user})"
-
-
-async def _check_database(engine: AsyncEngine, config: Settings) -> None:
-    async with engine.connect() as connection:
-        current = await current_revision(connection)
-    head = head_revision(config)
-    if current != head:
-        raise Stop(
-            f"the database is at revision {current or 'none (it is empty)'}, not {head}: "
-            "run `hub db upgrade` first"
-        )
 
 
 def _database_failure(error: Exception) -> str:
@@ -93,7 +73,8 @@ async def _import(
     importer: Importer | None = None
     at: int | None = None
     try:
-        await _check_database(engine, config)
+        if problem := await revision_problem(engine, config):
+            raise Stop(problem)
         importer = importer_for(engine)
         columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=console, transient=True) as progress:
@@ -237,7 +218,7 @@ def import_records(
         console.print(f"[red]nothing imported:[/red] {error}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     lines = read_csv(file, spec) if spec and file_format is Format.CSV else read_ndjson(file, spec)
-    client = _client()
+    client = operator("hub import")
 
     def importer(engine: AsyncEngine) -> Importer:
         return Importer(engine, policy, department, client, dry_run=dry_run, report=stream)

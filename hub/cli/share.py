@@ -7,7 +7,6 @@ and withdraw a grant, recorded in the access log like any change.
 
 from __future__ import annotations
 
-import getpass
 import secrets
 import time
 from collections.abc import Iterable
@@ -23,8 +22,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.audit import AccessEntry, AccessLog, Outcome, Trail
 from hub.auth import Principal
-from hub.cli.common import app, console, print_problems, run, settings, with_engine
-from hub.db import current_revision, head_revision
+from hub.cli.common import (
+    app,
+    console,
+    operator,
+    print_problems,
+    revision_problem,
+    run,
+    settings,
+    with_engine,
+)
 from hub.domain import DEPARTMENTS, Role
 from hub.errors import HubError, NotFound
 from hub.grants import GrantRule, Scope
@@ -53,27 +60,9 @@ def _department(value: str | None, option: str) -> str | None:
     return value
 
 
-def _client() -> str:
-    try:
-        user = getpass.getuser()
-    except (OSError, KeyError):  # no login name in some containers
-        user = "unknown user"
-    return f"hub share ({user})"
-
-
-async def _check_database(engine: AsyncEngine, config: Settings) -> None:
-    async with engine.connect() as connection:
-        current = await current_revision(connection)
-    head = head_revision(config)
-    if current != head:
-        raise HubError(
-            f"the database is at revision {current or 'none (it is empty)'}, not {head}: "
-            "run `hub db upgrade` first"
-        )
-
-
 async def _rows(engine: AsyncEngine, config: Settings, statement: Select[Any]) -> list[Any]:
-    await _check_database(engine, config)
+    if problem := await revision_problem(engine, config):
+        raise HubError(problem)
     async with engine.connect() as connection:
         return list((await connection.execute(statement)).all())
 
@@ -219,7 +208,8 @@ async def _revoke(
     grant_id: int,
     reason: str,
 ) -> tuple[Any, int]:
-    await _check_database(engine, config)
+    if problem := await revision_problem(engine, config):
+        raise HubError(problem)
     started, recorded_at = time.perf_counter(), datetime.now(UTC)
     try:
         before, after = await revoke_grant(engine, admin, grant_id, reason)
@@ -254,7 +244,8 @@ def share_revoke(
     config = settings()
     policy = _policy(config)
     # Admins hold no data rights: the department is only what access records need.
-    admin = Principal(_client(), _client(), "market", Role.ADMIN)
+    name = operator("hub share")
+    admin = Principal(name, name, "market", Role.ADMIN)
     after, seq = run(
         with_engine(config, lambda engine: _revoke(engine, config, policy, admin, grant_id, reason))
     )

@@ -150,13 +150,6 @@ class Access:
             )
         return owners
 
-    def withheld(
-        self, type_name: str, owner: str, enterprise: str | None = None
-    ) -> dict[str, Forbidden]:
-        """The decided fields of ``owner``'s records of this type (about ``enterprise``) the
-        caller may not read."""
-        return self.view(type_name, owner, enterprise).withheld
-
     def view(self, type_name: str, owner: str, enterprise: str | None) -> View:
         """What the caller may read of ``owner``'s records of a type about ``enterprise``:
         decided by the policy per owner, then, for conditional fields, by the grants."""

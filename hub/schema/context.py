@@ -37,6 +37,12 @@ class Context:
     live: Live | None = None  # set for subscriptions over WebSocket
     share_decision_days: int = 10  # see Settings
 
+    def writer(self) -> AsyncEngine:
+        """Where mutations write, in transactions of their own."""
+        if self.engine is None:
+            raise RuntimeError("mutations need the context's engine (see Context.create)")
+        return self.engine
+
     @classmethod
     async def create(
         cls,

@@ -223,12 +223,9 @@ DryRun = Annotated[
 async def _publish(
     info: Info, kind: str, records: list[Any], owner: str | None, dry_run: bool
 ) -> PublishResult:
-    engine = info.context.engine
-    if engine is None:
-        raise RuntimeError("publishing needs the context's engine")
     access = info.context.access
     published = await publish(
-        engine,
+        info.context.writer(),
         access.policy,
         _publisher(info),
         KINDS[kind],
@@ -315,12 +312,9 @@ class Mutation:
         reason: Annotated[str, strawberry.argument(description="Why, for the readers.")],
         owner: Owner = None,
     ) -> PublishResult:
-        engine = info.context.engine
-        if engine is None:
-            raise RuntimeError("publishing needs the context's engine")
         access = info.context.access
         published = await retract(
-            engine,
+            info.context.writer(),
             access.policy,
             _publisher(info),
             BY_TYPE[kind.value],

@@ -136,12 +136,6 @@ def _grant(info: Info, row: Any) -> Grant:
     )
 
 
-def _engine(info: Info) -> Any:
-    if info.context.engine is None:
-        raise RuntimeError("the share workflow needs the context's engine")
-    return info.context.engine
-
-
 def _id(value: strawberry.ID, what: str) -> int:
     if not str(value).isdigit():
         raise BadUserInput(f"{value!r} is not the id of a {what}", argument="id")
@@ -238,7 +232,7 @@ class SharingMutation:
     ) -> ShareRequest:
         access = info.context.access
         row = await sharing.file_request(
-            _engine(info), access.policy, access.principal, owner=owner, fields=fields,
+            info.context.writer(), access.policy, access.principal, owner=owner, fields=fields,
             purpose=purpose, purpose_detail=purpose_detail, legal_basis=legal_basis,
             scope=scope.scope() if scope else Scope(), wanted_from=wanted_from,
             wanted_until=wanted_until, decision_days=info.context.share_decision_days,
@@ -266,7 +260,7 @@ class SharingMutation:
     ) -> ShareRequest:
         access = info.context.access
         before, after, grant = await sharing.decide_request(
-            _engine(info), access.policy, access.principal, _id(id, "share request"),
+            info.context.writer(), access.policy, access.principal, _id(id, "share request"),
             approve=approve, reason=reason, fields=fields,
             scope=scope.scope() if scope else None, valid_from=valid_from,
             valid_until=valid_until,
@@ -289,7 +283,7 @@ class SharingMutation:
     ) -> Grant:
         access = info.context.access
         before, after = await sharing.revoke_grant(
-            _engine(info), access.principal, _id(id, "grant"), reason
+            info.context.writer(), access.principal, _id(id, "grant"), reason
         )
         state = sharing.request_state
         access.trail.transition("Grant", str(after.id), "revoked", state(before), state(after))
