@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from sqlalchemy import event, make_url
+from sqlalchemy import event, make_url, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.testclient import TestClient
@@ -199,3 +199,52 @@ def sql_statements() -> Iterator[StatementCounter]:
     event.listen(Engine, "before_cursor_execute", counter)
     yield counter
     event.remove(Engine, "before_cursor_execute", counter)
+
+
+class Hub:
+    """A hub with demo data of its own, which these tests change."""
+
+    def __init__(self, client: TestClient, settings: Settings, tokens: dict[str, str]) -> None:
+        self.client, self.settings, self.tokens = client, settings, tokens
+
+    def ask(
+        self, department: str, query: str, purpose: str | None = None, **variables: Any
+    ) -> dict[str, Any]:
+        return graphql(self.client, query, self.tokens[department], purpose, **variables)
+
+    def sql(self, statement: str, **parameters: Any) -> list[Any]:
+        async def run() -> list[Any]:
+            engine = create_engine(self.settings)
+            async with engine.connect() as connection:
+                rows = (await connection.execute(text(statement), parameters)).all()
+            await engine.dispose()
+            return list(rows)
+
+        return asyncio.run(run())
+
+
+@pytest.fixture(params=BACKENDS)
+def writable(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Hub]:
+    with fresh_database(request.param, tmp_path) as settings:
+        upgrade(settings)
+
+        async def prepare() -> dict[str, str]:
+            engine = create_engine(settings)
+            await load_demo(engine, enterprises=60, seed=11)
+            tokens = {}
+            for department in DEPARTMENTS:
+                tokens[department.code] = (
+                    await create_client(
+                        engine, department=department.code, name=f"{department.code} system",
+                        role=Role.DEPARTMENT,
+                    )
+                ).token  # fmt: skip
+            tokens["auditor"] = (
+                await create_client(engine, department="market", name="audit", role=Role.AUDITOR)
+            ).token
+            await engine.dispose()
+            return tokens
+
+        tokens = asyncio.run(prepare())
+        with TestClient(create_app(settings)) as client:
+            yield Hub(client, settings, tokens)

@@ -2,73 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-from sqlalchemy import text
-from starlette.testclient import TestClient
-
-from hub.app import create_app
-from hub.clients import create_client
-from hub.db import create_engine, upgrade
-from hub.demo import load_demo
-from hub.domain import DEPARTMENTS, Role
-from hub.settings import Settings
-from tests.conftest import BACKENDS, fresh_database, graphql
-
-
-class Hub:
-    """A hub with demo data of its own, which these tests change."""
-
-    def __init__(self, client: TestClient, settings: Settings, tokens: dict[str, str]) -> None:
-        self.client, self.settings, self.tokens = client, settings, tokens
-
-    def ask(
-        self, department: str, query: str, purpose: str | None = None, **variables: Any
-    ) -> dict[str, Any]:
-        return graphql(self.client, query, self.tokens[department], purpose, **variables)
-
-    def sql(self, statement: str, **parameters: Any) -> list[Any]:
-        async def run() -> list[Any]:
-            engine = create_engine(self.settings)
-            async with engine.connect() as connection:
-                rows = (await connection.execute(text(statement), parameters)).all()
-            await engine.dispose()
-            return list(rows)
-
-        return asyncio.run(run())
-
-
-@pytest.fixture(params=BACKENDS)
-def writable(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Hub]:
-    with fresh_database(request.param, tmp_path) as settings:
-        upgrade(settings)
-
-        async def prepare() -> dict[str, str]:
-            engine = create_engine(settings)
-            await load_demo(engine, enterprises=60, seed=11)
-            tokens = {}
-            for department in DEPARTMENTS:
-                tokens[department.code] = (
-                    await create_client(
-                        engine, department=department.code, name=f"{department.code} system",
-                        role=Role.DEPARTMENT,
-                    )
-                ).token  # fmt: skip
-            tokens["auditor"] = (
-                await create_client(engine, department="market", name="audit", role=Role.AUDITOR)
-            ).token
-            await engine.dispose()
-            return tokens
-
-        tokens = asyncio.run(prepare())
-        with TestClient(create_app(settings)) as client:
-            yield Hub(client, settings, tokens)
-
+from tests.conftest import Hub
 
 PUBLISH_ACCEPTANCES = """
 mutation($records: [AcceptanceInput!]!, $owner: String, $dryRun: Boolean! = false) {

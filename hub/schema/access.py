@@ -11,7 +11,10 @@ Records of owners that share nothing of their type with the caller are not loade
 (``visible_owners`` goes into the SQL), so lists leave them out instead of showing shells.
 
 Every record built is entered in the request's audit trail with the fields the query selects
-of it at that place, served or withheld, under the enterprise whose dossier it belongs to.
+of it at that place, served or withheld, under its own enterprise and owner as stored now
+(loaders.py reads them with every record): never under a response path or key the caller
+chose, so an alias cannot misfile a read, and a record moved to another enterprise is decided
+and filed as the other enterprise's wherever it is reached from.
 """
 
 from __future__ import annotations
@@ -115,11 +118,8 @@ class Access:
         self.departments: Mapping[str, Any] = {}
         self._withheld: dict[tuple[str, str], View] = {}
         self._granted: dict[tuple[str, str, str], View] = {}
-        self._regions: dict[str, str] = {}  # USCC -> district, of the enterprises seen
         self._owners: dict[str, tuple[str, ...]] = {}
         self._selections: dict[tuple[int, str, tuple[str, ...]], tuple[str, ...]] = {}
-        # response path of each enterprise served -> its USCC, to place the records below it
-        self._enterprises: dict[tuple[str | int, ...], str] = {}
 
     def decide(self, owner: str, coordinate: str) -> Decision:
         return self.policy.decide(
@@ -150,9 +150,10 @@ class Access:
             )
         return owners
 
-    def view(self, type_name: str, owner: str, enterprise: str | None) -> View:
-        """What the caller may read of ``owner``'s records of a type about ``enterprise``:
-        decided by the policy per owner, then, for conditional fields, by the grants."""
+    def view(self, type_name: str, owner: str, enterprise: str, region: str) -> View:
+        """What the caller may read of ``owner``'s records of a type about ``enterprise`` (in
+        district ``region``): decided by the policy per owner, then, for conditional fields,
+        by the grants."""
         base = self._withheld.get((type_name, owner))
         if base is None:
             withheld, conditional = {}, []
@@ -168,11 +169,10 @@ class Access:
             base = self._withheld[type_name, owner] = View(withheld, (), tuple(conditional))
         if not base.conditional:
             return base
-        key = (type_name, owner, enterprise or "")
+        key = (type_name, owner, enterprise)
         view = self._granted.get(key)
         if view is None:
             withheld, grants = dict(base.withheld), []
-            region = self._regions.get(enterprise or "")
             for python_name, coordinate in base.conditional:
                 grant, reason = self.grants.match(
                     self.principal.subject, owner, coordinate, self.purpose_code, enterprise, region
@@ -190,43 +190,55 @@ class Access:
             view = self._granted[key] = View(withheld, tuple(grants))
         return view
 
-    def note_region(self, uscc: str, region: str) -> None:
-        """Where an enterprise is: grants may be scoped to districts."""
-        self._regions[uscc] = region
-
     def build(
         self,
         cls: type[T],
         rows: Sequence[Row[Any]],
         info: Any,
         *,
-        owner: str | None = None,
+        of: Any = None,
         below: tuple[str, ...] = (),
     ) -> list[T]:
         """Records of type ``cls`` from rows labelled as its fields, withheld values replaced.
 
         ``info`` is the resolver's; ``below`` the path from its field to the records (a
-        connection's ``edges``, ``node``). ``owner`` is for types without an owner of their
-        own (a finding is its inspection's).
+        connection's ``edges``, ``node``), by field name. Rows carry their owner and
+        enterprise; ``of`` is the record that rows without them belong to (a finding is its
+        inspection's).
         """
         type_name = cls.__name__
         shared = self.shared[type_name]
         selected = self._selected(info, type_name, below)
-        where: list[str | int] = info.path.as_list()
-        enterprise = None if type_name == "Enterprise" else self._enterprise_at(where)
         has_prefetched = "prefetched" in cls.__dataclass_fields__  # type: ignore[attr-defined]
         has_owner, has_id = "owner" in shared, "id" in shared
         # What is served and withheld of the selection depends on the owner (and the
         # enterprise, where grants decide).
         split: dict[tuple[str, str], tuple[tuple[str, ...], list[Forbidden], Grants]] = {}
         built = []
-        for index, row in enumerate(rows):
+        for row in rows:
             values = dict(row._mapping)
-            record_owner = owner or values["owner_code"]
             if type_name == "Enterprise":
-                enterprise = values["uscc"]
-                self._regions[enterprise] = values["region"]
-            view = self.view(type_name, record_owner, enterprise)
+                record_owner, enterprise, region = (
+                    values["owner_code"],
+                    values["uscc"],
+                    values["region"],
+                )
+                record_id = enterprise
+            elif of is not None:
+                record_owner, enterprise, region = (
+                    of.owner_code,
+                    of.enterprise_uscc,
+                    of.enterprise_region,
+                )
+                record_id = str(values["id"])
+            else:
+                record_owner, enterprise, region = (
+                    values["owner_code"],
+                    values["enterprise_uscc"],
+                    values["enterprise_region"],
+                )
+                record_id = str(values["id"])
+            view = self.view(type_name, record_owner, enterprise, region)
             withheld = view.withheld
             for python_name, error in withheld.items():
                 if python_name in values:
@@ -239,15 +251,9 @@ class Access:
             if has_owner:
                 values["owner"] = self.departments[record_owner]
             if has_id:
-                values["record_id"] = str(values["id"])
+                values["record_id"] = record_id
             built.append(cls(**values))
-            if type_name == "Enterprise":
-                record_id = values["uscc"]
-                at = [*where, below[0], index, *below[1:]] if below else where
-                self._enterprises[tuple(at)] = record_id
-            else:
-                record_id = str(values["id"])
-            key = (record_owner, enterprise or "")
+            key = (record_owner, enterprise)
             if key not in split:
                 denied = [withheld[shared[n].python_name] for n in selected
                           if shared[n].python_name in withheld]  # fmt: skip
@@ -259,10 +265,10 @@ class Access:
                 )
                 split[key] = (served, denied, used)
             served, denied, used = split[key]
-            self.trail.serve(enterprise or "", type_name, record_id, served, used)
+            self.trail.serve(enterprise, type_name, record_id, served, used)
             for error in denied:
                 self.trail.deny(
-                    enterprise or "", type_name, record_id, record_owner, error.field, error.reason
+                    enterprise, type_name, record_id, record_owner, error.field, error.reason
                 )
         return built
 
@@ -274,18 +280,6 @@ class Access:
     def selected(self, info: Any, type_name: str) -> tuple[str, ...]:
         """The fields of ``type_name`` the query selects where ``info``'s field resolves."""
         return self._selected(info, type_name, ())
-
-    def attribute(self, path: list[str | int], uscc: str) -> None:
-        """Records built below response path ``path`` belong to enterprise ``uscc``."""
-        self._enterprises[tuple(path)] = uscc
-
-    def _enterprise_at(self, path: list[str | int]) -> str | None:
-        """The enterprise whose dossier the response path ``path`` is in."""
-        for end in range(len(path), 0, -1):
-            enterprise = self._enterprises.get(tuple(path[:end]))
-            if enterprise is not None:
-                return enterprise
-        return None
 
     def _selected(self, info: Any, type_name: str, below: tuple[str, ...]) -> tuple[str, ...]:
         """The fields of ``type_name`` the query selects where ``info``'s field resolves."""

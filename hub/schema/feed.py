@@ -81,11 +81,6 @@ class RecordChange:
         row = await info.context.loaders.published[self.kind.value].load(self.record_pk)
         if row is None:
             return None
-        access = info.context.access
-        access.attribute(info.path.as_list()[:-1], self.uscc)
-        enterprise = await info.context.loaders.enterprise.load(self.uscc)
-        if enterprise is not None:  # grants may be scoped to the enterprise's district
-            access.note_region(self.uscc, enterprise.region)
         (record,) = await built(info, PUBLISHED_TYPES[self.kind.value], [row])
         return record
 

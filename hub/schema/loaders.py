@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Hashable, Sequence
 from datetime import date
 from typing import Any, Generic, NamedTuple, TypeVar, TypeVarTuple
 
-from sqlalchemy import ColumnElement, Row, Select, false, select
+from sqlalchemy import ColumnElement, FromClause, Row, Select, false, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.orm import InstrumentedAttribute
 from strawberry.dataloader import DataLoader
@@ -75,12 +75,48 @@ def _columns(model: type[models.Base], *names: str, **labels: str) -> list[Colum
     ]
 
 
+class Source(NamedTuple):
+    """Where a type's rows come from: its labelled columns, and the tables they are in."""
+
+    columns: list[ColumnElement[Any]]
+    tables: FromClause
+
+    def select(self) -> Select[Any]:
+        return select(*self.columns).select_from(self.tables)
+
+
+_ENTERPRISE = models.Enterprise.__table__
 RECORD = ("id", "source_id", "version")
 OWNER = {"owner_code": "owner"}
 
+
+def _plain(model: type[models.Base], *names: str, **labels: str) -> Source:
+    return Source(_columns(model, *names, **labels), model.__table__)
+
+
+def _owned(model: type[models.Base], *names: str, via: str | None = None) -> Source:
+    """A record's columns with its enterprise's USCC and district as stored now, joined
+    directly or through the record it is about (``via``, a table name: acceptances and
+    credit repairs). Decisions and the access record take the enterprise from these, never
+    from where a record appears in an answer, so no alias can misfile a read."""
+    table = model.__table__
+    enterprise: list[ColumnElement[Any]] = [
+        _ENTERPRISE.c.uscc.label("enterprise_uscc"),
+        _ENTERPRISE.c.region.label("enterprise_region"),
+    ]
+    if via is None:
+        joined = table.join(_ENTERPRISE, _ENTERPRISE.c.id == table.c.enterprise_id)
+    else:
+        parent = models.Base.metadata.tables[via]
+        joined = table.join(parent, parent.c.id == table.c[f"{via}_id"]).join(
+            _ENTERPRISE, _ENTERPRISE.c.id == parent.c.enterprise_id
+        )
+    return Source(_columns(model, *RECORD, *names, **OWNER) + enterprise, joined)
+
+
 # The columns each GraphQL type is built from, labelled as its fields (see types.py).
-DEPARTMENT = _columns(models.Department, "code", "name_zh", "name_en")
-ENTERPRISE = _columns(
+DEPARTMENT = _plain(models.Department, "code", "name_zh", "name_en")
+ENTERPRISE = _plain(
     models.Enterprise,
     "id",
     "uscc",
@@ -94,9 +130,8 @@ ENTERPRISE = _columns(
     "status",
     **OWNER,
 )
-CREDIT_RECORD = _columns(
+CREDIT_RECORD = _owned(
     models.CreditRecord,
-    *RECORD,
     "enterprise_id",
     "kind",
     "level",
@@ -104,33 +139,23 @@ CREDIT_RECORD = _columns(
     "issued_on",
     "expires_on",
     "status",
-    **OWNER,
 )
-CREDIT_REPAIR = _columns(
+CREDIT_REPAIR = _owned(
     models.CreditRepair,
-    *RECORD,
     "credit_record_id",
     "applied_on",
     "decided_on",
     "status",
     "opinion",
-    **OWNER,
+    via="credit_record",
 )
-INSPECTION = _columns(
-    models.Inspection,
-    *RECORD,
-    "enterprise_id",
-    "action_code",
-    "kind",
-    "inspected_on",
-    "result",
-    **OWNER,
+INSPECTION = _owned(
+    models.Inspection, "enterprise_id", "action_code", "kind", "inspected_on", "result"
 )
-FINDING = _columns(models.InspectionFinding, "id", "inspection_id", "category", "description")
-PARTICIPANT = _columns(models.InspectionParticipant, "department", "inspection_id")
-PENALTY = _columns(
+FINDING = _plain(models.InspectionFinding, "id", "inspection_id", "category", "description")
+PARTICIPANT = _plain(models.InspectionParticipant, "department", "inspection_id")
+PENALTY = _owned(
     models.Penalty,
-    *RECORD,
     "enterprise_id",
     "case_number",
     "violation",
@@ -142,11 +167,9 @@ PENALTY = _columns(
     "decision_issued",
     "compliance_suggestion_issued",
     "credit_repair_notice_issued",
-    **OWNER,
 )
-RECTIFICATION = _columns(
+RECTIFICATION = _owned(
     models.Rectification,
-    *RECORD,
     "enterprise_id",
     "requirement",
     "ordered_on",
@@ -154,13 +177,12 @@ RECTIFICATION = _columns(
     "status",
     "inspection_id",
     "penalty_id",
-    **OWNER,
 )
-ASSISTANT = _columns(models.RectificationAssistant, "department", "rectification_id")
-ACCEPTANCE = _columns(
-    models.Acceptance, *RECORD, "rectification_id", "accepted_on", "verdict", "opinion", **OWNER
+ASSISTANT = _plain(models.RectificationAssistant, "department", "rectification_id")
+ACCEPTANCE = _owned(
+    models.Acceptance, "rectification_id", "accepted_on", "verdict", "opinion", via="rectification"
 )
-VERSION = _columns(
+VERSION = _plain(
     models.RecordVersion,
     "seq",
     "kind",
@@ -174,7 +196,7 @@ VERSION = _columns(
     "client",
 )
 # Each publishable type's model and columns, for the change feed.
-RECORDS: dict[str, tuple[Any, list[ColumnElement[Any]]]] = {
+RECORDS: dict[str, tuple[Any, Source]] = {
     "CreditRecord": (models.CreditRecord, CREDIT_RECORD),
     "CreditRepair": (models.CreditRepair, CREDIT_REPAIR),
     "Inspection": (models.Inspection, INSPECTION),
@@ -288,8 +310,8 @@ class Loaders:
         self.history = {type_name: _loader(self._versions(type_name)) for type_name in RECORDS}
         # Records as they are now, retracted ones too: what the change feed points at.
         self.published = {
-            type_name: _loader(self._by_key(columns, model.id, retracted=True))
-            for type_name, (model, columns) in RECORDS.items()
+            type_name: _loader(self._by_key(source, model.id, retracted=True))
+            for type_name, (model, source) in RECORDS.items()
         }
 
     async def departments(self) -> dict[str, Row[Any]]:
@@ -299,7 +321,7 @@ class Loaders:
         return await self._departments
 
     async def _read_departments(self) -> dict[str, Row[Any]]:
-        rows = await self.reader.rows(select(*DEPARTMENT).order_by(models.Department.code))
+        rows = await self.reader.rows(DEPARTMENT.select().order_by(models.Department.code))
         return {row.code: row for row in rows}
 
     def visible(
@@ -318,7 +340,7 @@ class Loaders:
 
     def _by_key(
         self,
-        columns: list[ColumnElement[Any]],
+        source: Source,
         key: InstrumentedAttribute[Any],
         owned: bool = True,
         retracted: bool = False,
@@ -326,7 +348,7 @@ class Loaders:
         """Load one row per key (None where there is none, or none the caller may see)."""
 
         async def load(keys: list[Any]) -> list[Row[Any] | None]:
-            statement = select(*columns).where(key.in_(set(keys)))
+            statement = source.select().where(key.in_(set(keys)))
             visible = self.visible(statement, key.class_, retracted) if owned else statement
             rows = [] if visible is None else await self.reader.rows(visible)
             found = {row._mapping[key.key]: row for row in rows}
@@ -340,7 +362,7 @@ class Loaders:
         async def load(record_ids: list[int]) -> list[list[Row[Any]]]:
             found: defaultdict[int, list[Row[Any]]] = defaultdict(list)
             statement = (
-                select(*VERSION)
+                VERSION.select()
                 .where(version.kind == type_name, version.record_id.in_(set(record_ids)))
                 .order_by(version.record_id, version.version)
             )
@@ -352,13 +374,13 @@ class Loaders:
 
     def _children(
         self,
-        columns: list[ColumnElement[Any]],
+        source: Source,
         parent: InstrumentedAttribute[int],
         dated: InstrumentedAttribute[date] | None,
         owned: bool = True,
     ) -> Callable[[list[Parent]], Awaitable[list[list[Row[Any]]]]]:
         """Load each parent's list, oldest first (by ``dated``, else by insertion)."""
-        order: list[Any] = [parent, *([dated] if dated is not None else []), columns[0]]
+        order: list[Any] = [parent, *([dated] if dated is not None else []), source.columns[0]]
 
         async def load(keys: list[Parent]) -> list[list[Row[Any]]]:
             by_range: defaultdict[tuple[date | None, date | None], set[int]] = defaultdict(set)
@@ -367,7 +389,7 @@ class Loaders:
             found: defaultdict[Parent, list[Row[Any]]] = defaultdict(list)
             # One statement per distinct date range; a request usually asks for one.
             for (since, until), ids in by_range.items():
-                statement = select(*columns).where(parent.in_(ids))
+                statement = source.select().where(parent.in_(ids))
                 if dated is not None and since is not None:
                     statement = statement.where(dated >= since)
                 if dated is not None and until is not None:

@@ -201,7 +201,7 @@ class Query:
         owners = info.context.access.visible_owners("Enterprise")
         conditions.append(models.Enterprise.__table__.c.owner.in_(owners))
         uscc = models.Enterprise.__table__.c.uscc
-        statement = select(*ENTERPRISE).where(*conditions)
+        statement = ENTERPRISE.select().where(*conditions)
         if after is not None:
             statement = statement.where(uscc > decode_cursor(after))
         rows = await info.context.loaders.reader.rows(statement.order_by(uscc).limit(first + 1))

@@ -100,6 +100,9 @@ class Record:
     # Set by Access.build: plain fields resolve without a call per record.
     id: strawberry.Private[int]
     owner_code: strawberry.Private[str]
+    # The enterprise the record is about, as stored now (see loaders._owned).
+    enterprise_uscc: strawberry.Private[str]
+    enterprise_region: strawberry.Private[str]
     withheld: Withheld
     record_id: strawberry.ID = strawberry.field(
         name="id", description="The hub's id of this record."
@@ -362,7 +365,7 @@ async def prefetch(info: Info, cls: type[Any], records: list[Any]) -> None:
                 record.prefetched[name] = access.build(CreditRepair, rows, info, below=(name,))
             elif name == "findings":
                 record.prefetched[name] = access.build(
-                    Finding, rows, info, owner=record.owner_code, below=(name,)
+                    Finding, rows, info, of=record, below=(name,)
                 )
             else:
                 record.prefetched[name] = _departments(info, [row.department for row in rows])
