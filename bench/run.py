@@ -292,7 +292,8 @@ async def in_process(settings: Settings, token: str, rounds: int, results: Resul
     statements: list[str] = []
 
     def count(*arguments: Any) -> None:
-        statements.append(arguments[2])
+        if not arguments[2].startswith("BEGIN"):  # transaction control, not a query
+            statements.append(arguments[2])
 
     event.listen(Engine, "before_cursor_execute", count)
     # An enterprise with every kind of record, so that each relation is read for it too.

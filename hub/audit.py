@@ -8,8 +8,15 @@ changing, removing, inserting or reordering any record breaks the chain from the
 signed checkpoints (checkpoint.py) catch a truncated tail or a chain rewritten whole.
 
 Appends are serialized on the chain head: a PostgreSQL advisory lock across processes,
-and the sequence number's primary key everywhere (a lost race retries on the new head).
-Concurrent appends within a process share one transaction and one sync to disk.
+SQLite's write lock, and the sequence number's primary key everywhere (a lost race retries
+on the new head). Concurrent appends of reads within a process share one transaction and
+one sync to disk; a batch that fails is written again member by member, so one request's
+record can never fail another's. A write's record is appended in the write's own
+transaction (``append_within``): they commit together or not at all.
+
+Caller-controlled text (operation name, purpose, case reference...) is checked at the door;
+what reaches a record anyway, such as the value of a refused header, is kept escaped and
+cut to its column (text.kept), so no value can make an append fail.
 """
 
 from __future__ import annotations
@@ -23,11 +30,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, insert, select, text
+from sqlalchemy import ColumnElement, Select, String, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from hub.db import transaction
 from hub.models import AccessRecord
+from hub.text import kept
 
 __all__ = [
     "GENESIS",
@@ -51,6 +60,14 @@ GENESIS = "0" * 64
 CHAIN_LOCK = 0x4855_4241_5544_4954  # "HUBAUDIT"
 APPEND_ATTEMPTS = 20
 COLUMNS = [column.name for column in AccessRecord.__table__.columns]
+# The text columns a caller's values reach, and how long each may be.
+TEXT_LIMITS = {
+    column.name: column.type.length or 2000
+    for column in AccessRecord.__table__.columns
+    if column.name in {"client", "department", "role", "operation_name", "operation_type",
+                       "purpose", "case_ref", "remote_address", "policy_version"}
+    and isinstance(column.type, String)
+}  # fmt: skip
 
 
 class Outcome:
@@ -190,24 +207,17 @@ class AccessEntry:
 
     def columns(self) -> dict[str, Any]:
         written = self.trail.written_json()
+        fitted = {name: kept(getattr(self, name), limit) for name, limit in TEXT_LIMITS.items()}
         return {
             "recorded_at": timestamp(self.recorded_at),
-            "client": self.client,
-            "department": self.department,
-            "role": self.role,
-            "operation_name": self.operation_name,
-            "operation_type": self.operation_type,
             "document_hash": self.document_hash,
-            "purpose": self.purpose,
-            "case_ref": self.case_ref,
-            "remote_address": self.remote_address,
+            **fitted,
             "outcome": self.outcome,
             "enterprises": _spaced(sorted(self.trail.enterprises)),
             "fields": _spaced(self.trail.coordinates()),
             "served": canonical(self.trail.served_json()).decode(),
             "denied": canonical(self.trail.denied).decode(),
             "written": None if written is None else canonical(written).decode(),
-            "policy_version": self.policy_version,
             "trace_id": self.trace_id,
             "duration_us": self.duration_us,
         }
@@ -238,44 +248,68 @@ class AccessLog:
             self._writer = asyncio.create_task(self._write())
         return await written
 
+    async def append_within(self, connection: AsyncConnection, entry: AccessEntry) -> int:
+        """Append ``entry`` in the caller's write transaction (db.transaction): the record
+        commits with the writes it describes, or neither does. Returns its sequence number."""
+        (seq,) = await _append(connection, [entry.columns()])
+        return seq
+
     async def _write(self) -> None:
         while self._waiting:
             batch, self._waiting = self._waiting, []
             try:
                 seqs = await self._commit([values for values, _ in batch])
-            except Exception as error:  # every request waiting on this batch fails closed
-                for _, written in batch:
-                    if not written.done():
-                        written.set_exception(error)
+            except Exception as error:
+                if len(batch) == 1:  # fail closed: no record, no answer
+                    _settle(batch[0][1], error=error)
+                    continue
+                # One member's record must not fail the others': each on its own.
+                for values, written in batch:
+                    try:
+                        (seq,) = await self._commit([values])
+                    except Exception as alone:
+                        _settle(written, error=alone)
+                    else:
+                        _settle(written, seq)
             else:
                 for (_, written), seq in zip(batch, seqs, strict=True):
-                    if not written.done():
-                        written.set_result(seq)
+                    _settle(written, seq)
 
     async def _commit(self, batch: list[dict[str, Any]]) -> list[int]:
         for _ in range(APPEND_ATTEMPTS):
             try:
-                async with self.engine.begin() as connection:
-                    if connection.dialect.name == "postgresql":
-                        await connection.execute(
-                            text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK}
-                        )
-                    head = (await connection.execute(
-                        select(AccessRecord.seq, AccessRecord.hash)
-                        .order_by(AccessRecord.seq.desc()).limit(1)
-                    )).first()  # fmt: skip
-                    seq, prev_hash = (head.seq, head.hash) if head else (0, GENESIS)
-                    records = []
-                    for values in batch:
-                        seq += 1
-                        record = {**values, "seq": seq, "prev_hash": prev_hash}
-                        record["hash"] = prev_hash = record_hash(record)
-                        records.append(record)
-                    await connection.execute(insert(AccessRecord), records)
-                return [record["seq"] for record in records]
+                async with transaction(self.engine) as connection:
+                    return await _append(connection, batch)
             except IntegrityError:
                 continue  # another process took these numbers: chain on its records
         raise RuntimeError(f"could not append to the access log in {APPEND_ATTEMPTS} attempts")
+
+
+def _settle(written: asyncio.Future[int], seq: int = 0, error: Exception | None = None) -> None:
+    if written.done():  # the request went away
+        return
+    if error is not None:
+        written.set_exception(error)
+    else:
+        written.set_result(seq)
+
+
+async def _append(connection: AsyncConnection, batch: list[dict[str, Any]]) -> list[int]:
+    """Chain ``batch`` onto the head, in ``connection``'s transaction."""
+    if connection.dialect.name == "postgresql":  # held until the transaction ends
+        await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK})
+    head = (await connection.execute(
+        select(AccessRecord.seq, AccessRecord.hash).order_by(AccessRecord.seq.desc()).limit(1)
+    )).first()  # fmt: skip
+    seq, prev_hash = (head.seq, head.hash) if head else (0, GENESIS)
+    records = []
+    for values in batch:
+        seq += 1
+        record = {**values, "seq": seq, "prev_hash": prev_hash}
+        record["hash"] = prev_hash = record_hash(record)
+        records.append(record)
+    await connection.execute(insert(AccessRecord), records)
+    return [record["seq"] for record in records]
 
 
 @dataclass(frozen=True, slots=True)

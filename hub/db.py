@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +14,25 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncTransaction,
+    create_async_engine,
+)
 from sqlalchemy.pool import NullPool
 
 from hub.settings import Settings
 
-__all__ = ["alembic_config", "create_engine", "current_revision", "head_revision", "upgrade"]
+__all__ = [
+    "alembic_config",
+    "create_engine",
+    "current_revision",
+    "head_revision",
+    "transaction",
+    "upgrade",
+    "writing",
+]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,10 +48,45 @@ def create_engine(settings: Settings, *, pooled: bool = True) -> AsyncEngine:
     engine = create_async_engine(settings.database_url, **options)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _configure_sqlite)
+        event.listen(engine.sync_engine, "begin", _begin_sqlite)
     return engine
 
 
+@asynccontextmanager
+async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A write transaction, committed when the block ends and rolled back on an error.
+
+    On SQLite it takes the database's write lock at its start (BEGIN IMMEDIATE): a writer
+    that first read and then wrote could find another writer's commit in between and fail
+    at once, without waiting; this way it waits its turn (busy_timeout) and then everything
+    it reads is current.
+    """
+    async with engine.connect() as connection:
+        await connection.execution_options(hub_writer=True)
+        async with connection.begin():
+            yield connection
+
+
+@asynccontextmanager
+async def writing(target: AsyncEngine | AsyncConnection) -> AsyncIterator[AsyncTransaction]:
+    """Where one write goes, all of it or none: a transaction of its own when ``target`` is
+    an engine; a savepoint when it is a connection in a transaction already (a request's
+    writes, committed with its access record: see unit.py). An error rolls back to where
+    the write began; so does ``rollback()`` on what this yields (a dry run)."""
+    if isinstance(target, AsyncEngine):
+        async with transaction(target) as connection:
+            root = connection.get_transaction()
+            assert root is not None  # noqa: S101 - begun by transaction()
+            yield root
+    else:
+        async with target.begin_nested() as savepoint:
+            yield savepoint
+
+
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    # The driver's own transaction handling begins late and turns SAVEPOINTs into commits;
+    # transactions begin where SQLAlchemy says (_begin_sqlite).
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     # SQLite leaves foreign keys unchecked unless asked, per connection.
     cursor.execute("PRAGMA foreign_keys = ON")
@@ -44,6 +94,13 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode = WAL")
     cursor.execute("PRAGMA busy_timeout = 5000")
     cursor.close()
+
+
+def _begin_sqlite(connection: Any) -> None:
+    """Every transaction begins at once: a request's reads see one snapshot, and writers
+    (see ``transaction``) hold the write lock from the start."""
+    immediate = connection.get_execution_options().get("hub_writer", False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def alembic_config(settings: Settings) -> Config:

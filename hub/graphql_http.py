@@ -46,6 +46,7 @@ from hub.schema import SHARED, Access, Context, Loaders, Reader
 from hub.schema.context import read_departments
 from hub.schema.limits import TOKEN_LIMIT_MESSAGE
 from hub.settings import Settings
+from hub.unit import Writes
 
 __all__ = ["GraphQLEndpoint", "error_response", "format_error", "internal_error_response"]
 
@@ -241,10 +242,14 @@ class GraphQLEndpoint:
                 duration_us=0,
                 remote_address=request.client.host if request.client else None,
             )
+            writes = Writes(self.engine)
             try:
-                status, answer, headers = await self.answer(request, entry)
-            except Exception as error:  # a failed request is recorded too
+                status, answer, headers = await self.answer(request, entry, writes)
+            except Exception as error:  # a failed request is recorded too, its writes undone
                 status, answer, headers = 500, internal_answer(internal_reference(error)), None
+                await writes.close()
+                entry.trail.written.clear()
+                entry.trail.transitions.clear()
             entry.outcome = outcome(status, answer, entry.trail)
             entry.duration_us = int((time.perf_counter() - started) * 1_000_000)
             span.update_name(
@@ -259,16 +264,21 @@ class GraphQLEndpoint:
                 "hub.fields.denied": len(entry.trail.denied),
             })  # fmt: skip
             try:
-                await self.access_log.append(entry)
-            except Exception as error:  # fail closed: no record, no answer
+                if writes.begun:  # the record commits with the writes, or neither does
+                    await writes.commit(self.access_log, entry)
+                else:
+                    await self.access_log.append(entry)
+            except Exception as error:  # fail closed: no record, no answer (and no writes)
                 reference = internal_reference(error, "access log")
                 span.set_status(Status(StatusCode.ERROR, "access log not written"))
                 return JSONResponse(internal_answer(reference), 500)
+            finally:
+                await writes.close()
         answer.setdefault("extensions", {})["traceId"] = entry.trace_id
         return JSONResponse(answer, status, headers)
 
     async def answer(
-        self, request: Request, entry: AccessEntry
+        self, request: Request, entry: AccessEntry, writes: Writes
     ) -> tuple[int, dict[str, Any], dict[str, str] | None]:
         """The status and body of the answer, with what the record needs noted in ``entry``."""
         try:
@@ -298,7 +308,7 @@ class GraphQLEndpoint:
             loaders = Loaders(reader, access.visible_owners)
             departments = await self.departments(loaders, policy.version)
             context = await Context.create(
-                access, loaders, departments, engine=self.engine, trace_id=entry.trace_id
+                access, loaders, departments, writes=writes, trace_id=entry.trace_id
             )
             context.share_decision_days = self.settings.share_decision_days
             return await self.execute(payload, context)

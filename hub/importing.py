@@ -4,7 +4,8 @@ Each batch of lines is published kind by kind in dependency order, so a line may
 record on any line of the same batch. A publish call is all or nothing: a rejected record is
 set aside with its line number and the rest published again, so one bad line never holds
 back the others. Every batch that publishes or rejects anything is one access record, as a
-GraphQL mutation would be. The command is in hub/cli/publish.py.
+GraphQL mutation would be, committed in one transaction with what the batch published: the
+records and their access record stand or fall together. The command is in hub/cli/publish.py.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, TextIO
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub.audit import AccessEntry, AccessLog, Outcome, Trail
+from hub.db import transaction
 from hub.domain import DEPARTMENTS, Role
 from hub.errors import Forbidden, InvalidRecords
 from hub.policy import Policy
@@ -269,33 +271,43 @@ class Importer:
         for name in groups:  # before anything of the batch is published
             self._authorize(KINDS[name])
         published: list[Published] = []
-        for kind in KINDS.values():  # dependency order: what is referred to comes first
-            if kind.name in groups:
-                done, rejected = await self._publish(kind, groups[kind.name], publisher)
-                published += done
-                rejections += rejected
-        rejections.sort(key=lambda rejection: rejection.line)
+        async with transaction(self.engine) as connection:
+            for kind in KINDS.values():  # dependency order: what is referred to comes first
+                if kind.name in groups:
+                    done, rejected = await self._publish(
+                        connection, kind, groups[kind.name], publisher
+                    )
+                    published += done
+                    rejections += rejected
+            rejections.sort(key=lambda rejection: rejection.line)
+            if not self.dry_run and (published or rejections):
+                entry = self._entry(published, rejections, trace_id, started)
+                await self.log.append_within(connection, entry)
         self._count(lines, published, rejections)
-        if self.dry_run or not (published or rejections):
-            return
+
+    def _entry(
+        self,
+        published: list[Published],
+        rejections: list[Rejection],
+        trace_id: str,
+        started: float,
+    ) -> AccessEntry:
         trail = Trail()
         for result in published:
             trail.write(result.uscc, result.kind, result.change.value, str(result.record_id))
         outcome = Outcome.OK if not rejections else Outcome.PARTIAL if published else Outcome.ERROR
-        await self.log.append(
-            AccessEntry(
-                recorded_at=datetime.now(UTC),
-                outcome=outcome,
-                trace_id=trace_id,
-                duration_us=int((time.perf_counter() - started) * 1_000_000),
-                client=self.client,
-                department=self.department,
-                role=Role.DEPARTMENT.value,
-                operation_name="import",
-                operation_type="mutation",
-                policy_version=self.policy.version,
-                trail=trail,
-            )
+        return AccessEntry(
+            recorded_at=datetime.now(UTC),
+            outcome=outcome,
+            trace_id=trace_id,
+            duration_us=int((time.perf_counter() - started) * 1_000_000),
+            client=self.client,
+            department=self.department,
+            role=Role.DEPARTMENT.value,
+            operation_name="import",
+            operation_type="mutation",
+            policy_version=self.policy.version,
+            trail=trail,
         )
 
     def _authorize(self, kind: Kind) -> None:
@@ -323,14 +335,14 @@ class Importer:
         return f"repeats the sourceId of line {first}; a file holds each record once"
 
     async def _publish(
-        self, kind: Kind, lines: list[Line], publisher: Publisher
+        self, connection: AsyncConnection, kind: Kind, lines: list[Line], publisher: Publisher
     ) -> tuple[list[Published], list[Rejection]]:
         """Publish, setting rejected records aside, until all the rest is published."""
         rejections: list[Rejection] = []
         while lines:
             try:
                 results = await publish(
-                    self.engine,
+                    connection,
                     self.policy,
                     publisher,
                     kind,

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub import models
 from hub.audit import canonical
+from hub.db import writing
 from hub.domain import DEPARTMENTS, CreditStatus, RepairStatus
 from hub.errors import BadUserInput, Forbidden, InvalidRecords
 from hub.policy import Policy
@@ -36,6 +37,7 @@ __all__ = [
     "Change",
     "Published",
     "Publisher",
+    "lock_feed",
     "publish",
     "readers_of",
     "retract",
@@ -88,7 +90,7 @@ def authorize(policy: Policy, publisher: Publisher, kind: Kind, owner: str) -> N
 
 
 async def publish(
-    engine: AsyncEngine,
+    target: AsyncEngine | AsyncConnection,
     policy: Policy,
     publisher: Publisher,
     kind: Kind,
@@ -98,11 +100,12 @@ async def publish(
     dry_run: bool = False,
     on: date | None = None,
 ) -> list[Published]:
-    """Publish ``records`` of ``owner`` (up to MAX_BATCH) in one transaction.
+    """Publish ``records`` of ``owner`` (up to MAX_BATCH), all or none: in a transaction of
+    its own for an engine, in a savepoint of the caller's transaction for a connection.
 
     ``dry_run`` does everything and reports it, then rolls it back: nothing is written (new
-    records have no id yet). ``on``
-    is the day dates are checked against (today in China by default).
+    records have no id yet). ``on`` is the day dates are checked against (today in China by
+    default).
     """
     authorize(policy, publisher, kind, owner)
     if len(records) > MAX_BATCH:
@@ -117,8 +120,9 @@ async def publish(
         parsed, found = parse(kind, index, record, day)
         values.append(parsed)
         problems += found
-    async with engine.connect() as connection, connection.begin() as transaction:
-        head = await _lock_feed(connection)
+    async with writing(target) as transaction:
+        connection = transaction.connection
+        head = await lock_feed(connection)
         batch = _Batch(connection, kind, owner, values, problems)
         await batch.resolve()
         if problems:
@@ -138,7 +142,7 @@ async def publish(
 
 
 async def retract(
-    engine: AsyncEngine,
+    target: AsyncEngine | AsyncConnection,
     policy: Policy,
     publisher: Publisher,
     kind: Kind,
@@ -146,13 +150,15 @@ async def retract(
     source_ids: Sequence[str],
     reason: str,
 ) -> list[Published]:
-    """Withdraw records: a new version marked retracted, with the reason; nothing deleted."""
+    """Withdraw records: a new version marked retracted, with the reason; nothing deleted.
+    All or none, as ``publish``."""
     authorize(policy, publisher, kind, owner)
     if not reason.strip():
         raise BadUserInput("say why the records are retracted", argument="reason")
     table = kind.table
-    async with engine.begin() as connection:
-        head = await _lock_feed(connection)
+    async with writing(target) as transaction:
+        connection = transaction.connection
+        head = await lock_feed(connection)
         current = await _current(connection, kind, owner, source_ids)
         missing = [
             Problem(index, source_id, "sourceId", f"{owner} has no {kind.type_name} {source_id!r}")
@@ -197,7 +203,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-async def _lock_feed(connection: AsyncConnection) -> int:
+async def lock_feed(connection: AsyncConnection) -> int:
     """Take the feed head (held until commit): publishers run one at a time, in every process."""
     head = cast(Table, models.FeedHead.__table__)
     await connection.execute(update(head).where(head.c.id == 1).values(seq=head.c.seq))

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub import models
 from hub.auth import Principal
+from hub.db import writing
 from hub.domain import DEPARTMENTS, Role
 from hub.errors import BadUserInput, Forbidden, NotFound
 from hub.grants import GRANT, HEAD, Scope
@@ -133,7 +134,7 @@ async def _bump(connection: AsyncConnection) -> None:
 
 
 async def file_request(
-    engine: AsyncEngine,
+    target: AsyncEngine | AsyncConnection,
     policy: Policy,
     requester: Principal,
     *,
@@ -181,12 +182,13 @@ async def file_request(
         "status": RequestStatus.PENDING.value, "filed_at": _now(), "filed_by": requester.name,
         "due_on": due_date(day, decision_days),
     }  # fmt: skip
-    async with engine.begin() as connection:
-        return (await connection.execute(insert(REQUEST).values(values).returning(REQUEST))).one()
+    async with writing(target) as transaction:
+        statement = insert(REQUEST).values(values).returning(REQUEST)
+        return (await transaction.connection.execute(statement)).one()
 
 
 async def decide_request(
-    engine: AsyncEngine,
+    target: AsyncEngine | AsyncConnection,
     policy: Policy,
     decider: Principal,
     request_id: int,
@@ -199,7 +201,8 @@ async def decide_request(
     valid_until: date | None = None,
 ) -> tuple[Any, Any, Any]:
     """Approve (possibly narrower) or refuse a pending request: (before, after, grant)."""
-    async with engine.begin() as connection:
+    async with writing(target) as transaction:
+        connection = transaction.connection
         before = (
             # Locked until the decision commits: two deciders cannot both act on "pending".
             await connection.execute(
@@ -272,11 +275,12 @@ async def decide_request(
 
 
 async def revoke_grant(
-    engine: AsyncEngine, revoker: Principal, grant_id: int, reason: str
+    target: AsyncEngine | AsyncConnection, revoker: Principal, grant_id: int, reason: str
 ) -> tuple[Any, Any]:
     """Revoke a grant, as its owner department or an admin: (before, after)."""
     text = _text(reason, "reason for the revocation", "reason")
-    async with engine.begin() as connection:
+    async with writing(target) as transaction:
+        connection = transaction.connection
         before = (
             await connection.execute(select(GRANT).where(GRANT.c.id == grant_id).with_for_update())
         ).one_or_none()

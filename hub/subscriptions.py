@@ -95,7 +95,7 @@ class TransportHandler(BaseGraphQLTransportWSHandler[Connection, None]):
         context: Context | None = None
         try:
             access, loaders = await endpoint.view(self.context)
-            context = Context(access, loaders, endpoint.graphql.engine)
+            context = Context(access, loaders)
             context.live = Live(endpoint, self.context)
             source = await self.schema.stream(
                 operation.query,

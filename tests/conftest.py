@@ -182,11 +182,15 @@ def without_trace(answer: dict[str, Any]) -> dict[str, Any]:
 
 
 class StatementCounter:
+    """The queries sent; SQLite's BEGIN (transaction control, sent by the hub itself there
+    and by the driver on PostgreSQL) is not one."""
+
     def __init__(self) -> None:
         self.statements: list[str] = []
 
     def __call__(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        self.statements.append(statement)
+        if not statement.startswith("BEGIN"):
+            self.statements.append(statement)
 
     def __len__(self) -> int:
         return len(self.statements)

@@ -58,7 +58,7 @@ class Ending:
     tally: Tally
     stopped: str | None = None
     at: int | None = None  # first line of the batch it stopped in
-    failed: bool = False  # the database failed: that batch may be in part
+    failed: bool = False  # the database failed: the batch it was in was rolled back
 
 
 async def _import(
@@ -237,9 +237,9 @@ def import_records(
             kept = "nothing was written (dry run)"
         elif ending.failed:
             kept = (
-                "the lines counted above were imported, perhaps some of the batch that "
-                "failed too: import the file again once the database is back (lines already "
-                "imported come out unchanged)"
+                "the lines counted above were imported, none of the batch that failed: "
+                "import the file again once the database is back (lines already imported "
+                "come out unchanged)"
             )
         elif tally.lines:
             kept = "the lines counted above were imported, none after them"

@@ -32,6 +32,7 @@ from hub.cli.common import (
     settings,
     with_engine,
 )
+from hub.db import transaction
 from hub.domain import DEPARTMENTS, Role
 from hub.errors import HubError, NotFound
 from hub.grants import GrantRule, Scope
@@ -211,27 +212,32 @@ async def _revoke(
     if problem := await revision_problem(engine, config):
         raise HubError(problem)
     started, recorded_at = time.perf_counter(), datetime.now(UTC)
-    try:
-        before, after = await revoke_grant(engine, admin, grant_id, reason)
-    except NotFound as error:
-        raise NotFound(f"{error.message}; `hub share grants` lists them") from None
-    trail = Trail()
-    trail.transition("Grant", str(grant_id), "revoked", request_state(before), request_state(after))
-    seq = await AccessLog(engine).append(
-        AccessEntry(
-            recorded_at=recorded_at,
-            outcome=Outcome.OK,
-            trace_id=secrets.token_hex(16),
-            duration_us=int((time.perf_counter() - started) * 1_000_000),
-            client=admin.client,
-            department=admin.department,
-            role=admin.role.value,
-            operation_name="share revoke",
-            operation_type="mutation",
-            policy_version=policy.version,
-            trail=trail,
+    # The revocation and its access record commit together, or neither does.
+    async with transaction(engine) as connection:
+        try:
+            before, after = await revoke_grant(connection, admin, grant_id, reason)
+        except NotFound as error:
+            raise NotFound(f"{error.message}; `hub share grants` lists them") from None
+        trail = Trail()
+        trail.transition(
+            "Grant", str(grant_id), "revoked", request_state(before), request_state(after)
         )
-    )
+        seq = await AccessLog(engine).append_within(
+            connection,
+            AccessEntry(
+                recorded_at=recorded_at,
+                outcome=Outcome.OK,
+                trace_id=secrets.token_hex(16),
+                duration_us=int((time.perf_counter() - started) * 1_000_000),
+                client=admin.client,
+                department=admin.department,
+                role=admin.role.value,
+                operation_name="share revoke",
+                operation_type="mutation",
+                policy_version=policy.version,
+                trail=trail,
+            ),
+        )
     return after, seq
 
 

@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import strawberry
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hub.errors import BadUserInput
 from hub.schema.access import Access
 from hub.schema.loaders import Loaders
+from hub.unit import Writes
 
 __all__ = ["Context", "Info", "Live", "read_departments"]
 
@@ -31,17 +33,17 @@ class Live(Protocol):
 class Context:
     access: Access
     loaders: Loaders
-    # Where publishing writes (its own transaction), and the request's trace id for versions.
-    engine: AsyncEngine | None = None
+    # The request's write transaction (see unit.py), and its trace id for versions.
+    writes: Writes | None = None
     trace_id: str | None = None
     live: Live | None = None  # set for subscriptions over WebSocket
     share_decision_days: int = 10  # see Settings
 
-    def writer(self) -> AsyncEngine:
-        """Where mutations write, in transactions of their own."""
-        if self.engine is None:
-            raise RuntimeError("mutations need the context's engine (see Context.create)")
-        return self.engine
+    async def writer(self) -> AsyncConnection:
+        """Where mutations write: the request's transaction, committed with its record."""
+        if self.writes is None:
+            raise BadUserInput("send mutations as HTTP POST requests to /graphql")
+        return await self.writes.connection()
 
     @classmethod
     async def create(
@@ -50,12 +52,12 @@ class Context:
         loaders: Loaders,
         departments: Mapping[str, Any] | None = None,
         *,
-        engine: AsyncEngine | None = None,
+        writes: Writes | None = None,
         trace_id: str | None = None,
     ) -> Context:
         """A context whose records point at ``departments`` (read now, when not given)."""
         access.departments = departments or await read_departments(loaders)
-        return cls(access, loaders, engine, trace_id)
+        return cls(access, loaders, writes, trace_id)
 
 
 async def read_departments(loaders: Loaders) -> dict[str, Any]:

@@ -225,7 +225,7 @@ async def _publish(
 ) -> PublishResult:
     access = info.context.access
     published = await publish(
-        info.context.writer(),
+        await info.context.writer(),
         access.policy,
         _publisher(info),
         KINDS[kind],
@@ -314,7 +314,7 @@ class Mutation:
     ) -> PublishResult:
         access = info.context.access
         published = await retract(
-            info.context.writer(),
+            await info.context.writer(),
             access.policy,
             _publisher(info),
             BY_TYPE[kind.value],

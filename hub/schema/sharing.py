@@ -230,9 +230,9 @@ class SharingMutation:
         wanted_until: date,
         scope: ScopeInput | None = None,
     ) -> ShareRequest:
-        access = info.context.access
+        access, writer = info.context.access, await info.context.writer()
         row = await sharing.file_request(
-            info.context.writer(), access.policy, access.principal, owner=owner, fields=fields,
+            writer, access.policy, access.principal, owner=owner, fields=fields,
             purpose=purpose, purpose_detail=purpose_detail, legal_basis=legal_basis,
             scope=scope.scope() if scope else Scope(), wanted_from=wanted_from,
             wanted_until=wanted_until, decision_days=info.context.share_decision_days,
@@ -258,9 +258,9 @@ class SharingMutation:
         valid_from: date | None = None,
         valid_until: date | None = None,
     ) -> ShareRequest:
-        access = info.context.access
+        access, writer = info.context.access, await info.context.writer()
         before, after, grant = await sharing.decide_request(
-            info.context.writer(), access.policy, access.principal, _id(id, "share request"),
+            writer, access.policy, access.principal, _id(id, "share request"),
             approve=approve, reason=reason, fields=fields,
             scope=scope.scope() if scope else None, valid_from=valid_from,
             valid_until=valid_until,
@@ -283,7 +283,7 @@ class SharingMutation:
     ) -> Grant:
         access = info.context.access
         before, after = await sharing.revoke_grant(
-            info.context.writer(), access.principal, _id(id, "grant"), reason
+            await info.context.writer(), access.principal, _id(id, "grant"), reason
         )
         state = sharing.request_state
         access.trail.transition("Grant", str(after.id), "revoked", state(before), state(after))
