@@ -20,6 +20,7 @@ import jwt
 from hub.domain import DEPARTMENTS, Role
 from hub.errors import Unauthenticated
 from hub.settings import Settings
+from hub.text import escaped, problem
 
 __all__ = ["CLIENT_TOKEN_PREFIX", "Authenticator", "Principal", "hash_token", "new_token"]
 
@@ -27,6 +28,7 @@ CLIENT_TOKEN_PREFIX = "hub_"  # noqa: S105 - a prefix, not a secret
 # Clocks of the identity provider and the hub may differ a little.
 JWT_LEEWAY_SECONDS = 30
 HMAC_ALGORITHMS = ["HS256", "HS384", "HS512"]
+MAX_SUBJECT = 128  # "jwt:<sub>" names the client in access records and versions
 PUBLIC_KEY_ALGORITHMS = [
     "RS256",
     "RS384",
@@ -152,11 +154,21 @@ class Authenticator:
             ) from None
         except jwt.InvalidTokenError as error:
             raise Unauthenticated(f"the JWT is not valid: {error}") from None
-        department, role = claims["dept"], claims["role"]
-        if department not in DEPARTMENT_CODES:
-            raise Unauthenticated(f"the JWT's dept {department!r} is not a department of the hub")
-        if role not in set(Role):
+        subject, department, role = claims["sub"], claims["dept"], claims["role"]
+        # A validly signed token is still the identity provider's data: its claims are checked
+        # like any caller's value before they name anyone in a record.
+        if not isinstance(subject, str) or not subject.strip() or len(subject) > MAX_SUBJECT:
             raise Unauthenticated(
-                f"the JWT's role {role!r} is not one of {', '.join(r.value for r in Role)}"
+                f"the JWT's sub must be text of 1 to {MAX_SUBJECT} characters naming the caller"
             )
-        return Principal(f"jwt:{claims['sub']}", str(claims["sub"]), department, Role(role))
+        if found := problem(subject):
+            raise Unauthenticated(f"the JWT's sub {found}")
+        if not isinstance(department, str) or department not in DEPARTMENT_CODES:
+            shown = escaped(repr(department))[:80]
+            raise Unauthenticated(f"the JWT's dept {shown} is not a department of the hub")
+        if not isinstance(role, str) or role not in {r.value for r in Role}:
+            raise Unauthenticated(
+                f"the JWT's role {escaped(repr(role))[:80]} is not one of "
+                f"{', '.join(r.value for r in Role)}"
+            )
+        return Principal(f"jwt:{subject}", subject, department, Role(role))

@@ -7,7 +7,6 @@ their messages; anything else is logged with a reference and answered as INTERNA
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import time
 import uuid
@@ -16,7 +15,6 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
 
 import strawberry
 from graphql import GraphQLError, get_operation_ast, parse, print_ast
@@ -41,6 +39,7 @@ from hub.errors import (
     Unauthenticated,
 )
 from hub.grants import Grants
+from hub.params import BadRequest, Params, header_text, params, parse_body
 from hub.policy import PolicyStore
 from hub.schema import SHARED, Access, Context, Loaders, Reader
 from hub.schema.context import read_departments
@@ -58,33 +57,12 @@ MAX_HEADER_CHARACTERS = 500
 UNAUTHENTICATED_HEADERS = {"WWW-Authenticate": 'Bearer realm="hub"'}
 
 
-class BadRequest(BadUserInput):
-    """A request that is not GraphQL over HTTP at all; answered with an HTTP error status."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
-
-
 def error_body(code: str, message: str) -> dict[str, Any]:
     return {"errors": [{"message": message, "extensions": {"code": code}}]}
 
 
 def error_response(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse(error_body(code, message), status)
-
-
-def text_header(request: Request, name: str) -> str | None:
-    """A free-text header such as the purpose: UTF-8, optionally percent-encoded."""
-    raw = request.headers.get(name, "")
-    try:
-        value = unquote(raw.encode("latin-1").decode("utf-8"))
-    except UnicodeError:
-        raise BadRequest(f"{name} must be UTF-8 text (percent-encoding is fine)") from None
-    value = value.strip()
-    if len(value) > MAX_HEADER_CHARACTERS:
-        raise BadRequest(f"{name} is longer than {MAX_HEADER_CHARACTERS} characters")
-    return value or None
 
 
 def internal_reference(error: BaseException, where: object = None) -> str:
@@ -141,8 +119,8 @@ def format_error(error: GraphQLError) -> dict[str, Any]:
     return formatted
 
 
-async def read_json_body(request: Request, limit: int) -> dict[str, Any]:
-    """The request's GraphQL parameters; BadRequest saying what is wrong otherwise."""
+async def read_json_body(request: Request, limit: int) -> Any:
+    """The request body's JSON; BadRequest saying what is wrong otherwise."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "application/json":
         raise BadRequest(
@@ -156,20 +134,20 @@ async def read_json_body(request: Request, limit: int) -> dict[str, Any]:
         body += chunk
         if len(body) > limit:
             raise BadRequest(f"the request body is larger than {limit} bytes", 413)
-    try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise BadRequest(f"the request body is not valid JSON: {error}") from None
-    if not isinstance(payload, dict):
-        raise BadRequest('the request body must be a JSON object {"query": ...}')
-    query = payload.get("query")
-    if not isinstance(query, str) or not query.strip():
-        raise BadRequest('"query" must be a non-empty string with a GraphQL document')
-    if not isinstance(payload.get("variables") or {}, dict):
-        raise BadRequest('"variables" must be a JSON object')
-    if not isinstance(payload.get("operationName") or "", str):
-        raise BadRequest('"operationName" must be a string')
-    return payload
+    return parse_body(bytes(body))
+
+
+def checked_request(headers: Mapping[str, str], payload: Any, entry: AccessEntry) -> Params:
+    """The request's parameters and headers, checked (BadRequest otherwise). What the record
+    needs is noted in ``entry`` first, so that a refusal's record keeps the values sent
+    (escaped and cut: see AccessEntry.columns)."""
+    entry.purpose, wrong_purpose = header_text(headers.get("x-hub-purpose"), "X-Hub-Purpose")
+    entry.case_ref, wrong_case = header_text(headers.get("x-hub-case"), "X-Hub-Case")
+    if isinstance(payload, dict) and isinstance(payload.get("operationName"), str):
+        entry.operation_name = payload["operationName"]
+    if wrong := wrong_purpose or wrong_case:
+        raise BadRequest(wrong)
+    return params(payload)
 
 
 @lru_cache(maxsize=512)
@@ -283,12 +261,11 @@ class GraphQLEndpoint:
         """The status and body of the answer, with what the record needs noted in ``entry``."""
         try:
             payload = await read_json_body(request, self.settings.max_request_bytes)
-            entry.purpose = text_header(request, "x-hub-purpose")
-            entry.case_ref = text_header(request, "x-hub-case")
+            checked = checked_request(request.headers, payload, entry)
         except BadRequest as error:
             return error.status, error_body(error.code, error.message), None
         entry.document_hash, entry.operation_name, entry.operation_type = describe(
-            payload["query"], payload.get("operationName")
+            checked.query, checked.operation_name
         )
         reader = Reader(self.engine)
         try:
@@ -311,7 +288,7 @@ class GraphQLEndpoint:
                 access, loaders, departments, writes=writes, trace_id=entry.trace_id
             )
             context.share_decision_days = self.settings.share_decision_days
-            return await self.execute(payload, context)
+            return await self.execute(checked, context)
         finally:
             await reader.close()
 
@@ -324,15 +301,13 @@ class GraphQLEndpoint:
             "send GraphQL requests with POST; GET opens GraphiQL in a browser",
         )
 
-    async def execute(
-        self, payload: dict[str, Any], context: Context
-    ) -> tuple[int, dict[str, Any], None]:
+    async def execute(self, checked: Params, context: Context) -> tuple[int, dict[str, Any], None]:
         try:
             result = await self.schema.execute(
-                payload["query"],
-                variable_values=payload.get("variables"),
+                checked.query,
+                variable_values=checked.variables,
                 context_value=context,
-                operation_name=payload.get("operationName"),
+                operation_name=checked.operation_name,
                 allowed_operation_types=ALLOWED_OPERATIONS,
             )
         except CannotGetOperationTypeError as error:

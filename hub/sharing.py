@@ -209,7 +209,7 @@ async def decide_request(
                 select(REQUEST).where(REQUEST.c.id == request_id).with_for_update()
             )
         ).one_or_none()
-        if before is None:
+        if before is None or not _sees(decider, before):
             raise NotFound(f"no share request {request_id}", argument="id")
         if decider.role is not Role.DEPARTMENT or decider.department != before.owner:
             raise Forbidden(before.owner, "ShareRequest",
@@ -284,7 +284,7 @@ async def revoke_grant(
         before = (
             await connection.execute(select(GRANT).where(GRANT.c.id == grant_id).with_for_update())
         ).one_or_none()
-        if before is None:
+        if before is None or not _sees(revoker, before):
             raise NotFound(f"no grant {grant_id}", argument="id")
         owner_system = revoker.role is Role.DEPARTMENT and revoker.department == before.owner
         if not owner_system and revoker.role is not Role.ADMIN:
@@ -300,6 +300,14 @@ async def revoke_grant(
         await _bump(connection)
         after = (await connection.execute(select(GRANT).where(GRANT.c.id == grant_id))).one()
     return before, after
+
+
+def _sees(principal: Principal, row: Any) -> bool:
+    """Whether ``principal`` may know of a request or grant (as ``visible_to`` lists them):
+    to anyone else it reads exactly like one that does not exist."""
+    if principal.role in (Role.AUDITOR, Role.ADMIN):
+        return True
+    return principal.department in (row.requester, row.owner)
 
 
 def visible_to(principal: Principal, table: Table) -> list[Any]:

@@ -16,7 +16,6 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
-from urllib.parse import unquote
 
 from opentelemetry.trace import SpanKind
 from starlette.websockets import WebSocket
@@ -27,6 +26,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
 )
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import Message
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.types.unset import UNSET, UnsetType
 from strawberry.utils.aio import aclosing
@@ -36,7 +36,6 @@ from hub.auth import Principal
 from hub.clients import client_lookup
 from hub.errors import HubError, Unauthenticated
 from hub.graphql_http import (
-    MAX_HEADER_CHARACTERS,
     GraphQLEndpoint,
     describe,
     format_error,
@@ -44,6 +43,7 @@ from hub.graphql_http import (
     internal_reference,
     outcome,
 )
+from hub.params import BadRequest, header_text, params
 from hub.schema import SHARED, Access, Context, Loaders, Reader
 
 __all__ = ["SubscriptionEndpoint"]
@@ -60,14 +60,18 @@ class Connection:
     case_ref: str | None = None
     principal: Principal | None = None
 
-    def parameter(self, name: str) -> str | None:
+    def parameter(self, name: str) -> Any:
         """A connection_init parameter, else the upgrade request's header of that name."""
-        params = {key.lower(): value for key, value in (self.connection_params or {}).items()}
-        value = params.get(name.lower(), self.websocket.headers.get(name))
-        if not isinstance(value, str):
-            return None
-        value = unquote(value).strip()[:MAX_HEADER_CHARACTERS]
-        return value or None
+        given = {key.lower(): value for key, value in (self.connection_params or {}).items()}
+        return given.get(name.lower(), self.websocket.headers.get(name))
+
+    def text(self, name: str) -> tuple[str | None, str | None]:
+        """A free-text parameter such as the purpose, and what is wrong with it (if anything);
+        see params.header_text."""
+        value = self.parameter(name)
+        if value is not None and not isinstance(value, str):
+            return None, f"{name} must be text"
+        return header_text(value, name)
 
 
 class Live:
@@ -89,11 +93,26 @@ class Live:
 class TransportHandler(BaseGraphQLTransportWSHandler[Connection, None]):
     """graphql-transport-ws with a context per operation, and every event audited."""
 
+    async def handle_message(self, message: Message) -> None:
+        """Messages of a shape the protocol does not know close the connection (4400)."""
+        shape = isinstance(message, dict) and isinstance(message.get("type"), str)
+        if shape and message["type"] == "subscribe":
+            shape = isinstance(message.get("id"), str) and isinstance(message.get("payload"), dict)
+        if not shape:
+            await self.handle_invalid_message(
+                'a message is a JSON object with a "type"; a subscribe message has a string '
+                '"id" and a "payload" object'
+            )
+            return
+        await super().handle_message(message)
+
     async def run_operation(self, operation: Operation[Connection, None]) -> None:
         endpoint = cast("SubscriptionEndpoint", self.view)
         started = time.perf_counter()
         context: Context | None = None
         try:
+            params({"query": operation.query, "variables": operation.variables,
+                    "operationName": operation.operation_name})  # fmt: skip
             access, loaders = await endpoint.view(self.context)
             context = Context(access, loaders)
             context.live = Live(endpoint, self.context)
@@ -120,6 +139,10 @@ class TransportHandler(BaseGraphQLTransportWSHandler[Connection, None]):
             with suppress(Exception):
                 if context is not None:
                     await endpoint.record(self.context, context, operation, answer, started)
+                else:  # refused before it began (a bad request): recorded too
+                    entry = endpoint._entry(self.context, Outcome.ERROR, started)
+                    entry.operation_type = "subscription"
+                    await endpoint.graphql.access_log.append(entry)
                 await self._send(operation, "error", answer["errors"])
         except Exception as error:
             reference = internal_reference(error, "subscription")
@@ -157,16 +180,20 @@ class SubscriptionEndpoint(GraphQL[Connection, None]):
 
     async def on_ws_connect(self, context: Connection) -> UnsetType:
         connection = context
-        connection.authorization = connection.parameter("Authorization")
-        connection.purpose = connection.parameter("X-Hub-Purpose")
-        connection.case_ref = connection.parameter("X-Hub-Case")
+        authorization = connection.parameter("Authorization")
+        connection.authorization = authorization if isinstance(authorization, str) else None
+        connection.purpose, wrong_purpose = connection.text("X-Hub-Purpose")
+        connection.case_ref, wrong_case = connection.text("X-Hub-Case")
         reader = Reader(self.graphql.engine)
         try:
+            if wrong := wrong_purpose or wrong_case:
+                raise BadRequest(wrong)
             connection.principal = await self.graphql.authenticator.authenticate(
                 connection.authorization, client_lookup(reader.rows)
             )
-        except Unauthenticated as error:
-            entry = self._entry(connection, Outcome.DENIED, time.perf_counter())
+        except (Unauthenticated, BadRequest) as error:  # refused, and recorded
+            result = Outcome.DENIED if isinstance(error, Unauthenticated) else Outcome.ERROR
+            entry = self._entry(connection, result, time.perf_counter())
             entry.operation_type = "subscription"
             await self.graphql.access_log.append(entry)
             raise ConnectionRejectionError(

@@ -1,6 +1,7 @@
 """Field-level authorization through the API, against the real policies in policies/."""
 
 import asyncio
+import json
 from collections import Counter
 from typing import Any
 
@@ -415,3 +416,48 @@ def test_depth_limit_is_coded_too() -> None:
     assert error.message == "'anonymous' exceeds maximum operation depth of 3"
     assert error.original_error is not None
     assert error.original_error.code == "QUERY_TOO_COMPLEX"  # type: ignore[attr-defined]
+
+
+# Every root field, with what auditors and admins get of it. Enterprise data: nothing (a
+# FORBIDDEN error or an empty list). Governance data (the departments, their own access,
+# share requests and grants, the access log for auditors) carries no record's values.
+ROOT_FIELDS = {
+    "enterprise": ('{ enterprise(uscc: "$USCC") { uscc name } }', "forbidden"),
+    "enterprises": ("{ enterprises(first: 100) { totalCount edges { node { uscc name } } } }",
+                    {"enterprises": {"totalCount": 0, "edges": []}}),
+    "changes": ("{ changes(first: 500) { hasMore changes { uscc sourceId } } }",
+                {"changes": {"hasMore": False, "changes": []}}),
+    "notifications": ("{ notifications { notifications { uscc message } } }", "forbidden"),
+    "departments": ("{ departments { code } }", "governance"),
+    "myAccess": ("{ myAccess { field decision } }", "governance"),
+    "shareRequests": ("{ shareRequests { id fields } }", "governance"),
+    "grants": ("{ grants { id fields } }", "governance"),
+    "accessLog": ("{ accessLog { edges { node { seq } } } }", "governance"),
+    "accessesTo": ('{ accessesTo(uscc: "$USCC") { seq fields } }', "governance"),
+}  # fmt: skip
+
+
+def test_auditors_and_admins_get_no_enterprise_data_through_any_field(
+    hub: TestClient, demo_database: Settings, tokens: dict[str, str]
+) -> None:
+    from hub.schema import build_schema
+
+    schema = build_schema()._schema
+    assert set(schema.query_type.fields) == set(ROOT_FIELDS)  # a new field must be listed
+    # The subscription is the change feed, read through the same filter as Query.changes.
+    assert set(schema.subscription_type.fields) == {"changes"}
+    uscc = canonical_enterprise(demo_database)
+    (names,) = sql(demo_database, f"SELECT name FROM enterprise WHERE uscc = '{uscc}'")
+    for role in ("auditor", "admin"):
+        for field, (query, expected) in ROOT_FIELDS.items():
+            answer = graphql(hub, query.replace("$USCC", uscc), token=tokens[role])
+            text = json.dumps(answer, ensure_ascii=False)
+            assert names[0] not in text, (role, field)
+            if expected == "forbidden":
+                assert answer["data"] in (None, {field: None}), (role, field)
+                assert answer["errors"][0]["extensions"]["code"] == "FORBIDDEN", (role, field)
+            elif expected == "governance":
+                codes = {e["extensions"]["code"] for e in answer.get("errors", [])}
+                assert codes <= {"FORBIDDEN"}, (role, field, answer)  # accessLog: auditors only
+            else:
+                assert answer == {"data": expected}, (role, field)

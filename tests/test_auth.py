@@ -190,6 +190,19 @@ def unsigned(payload: dict[str, Any]) -> str:
         (lambda key: jwt.encode(claims(role="root"), SECRET, algorithm="HS256"),
          "the JWT's role 'root' is not one of department, auditor, admin"),
         (lambda key: "not.a.jwt", "the JWT is not valid: Invalid header padding"),
+        # Validly signed, yet hostile: claims of the wrong type or size never reach a record.
+        (lambda key: jwt.encode(claims(dept=["market"]), SECRET, algorithm="HS256"),
+         "the JWT's dept ['market'] is not a department of the hub"),
+        (lambda key: jwt.encode(claims(dept={"a": 1}), SECRET, algorithm="HS256"),
+         "the JWT's dept {'a': 1} is not a department of the hub"),
+        (lambda key: jwt.encode(claims(role=["admin"]), SECRET, algorithm="HS256"),
+         "the JWT's role ['admin'] is not one of department, auditor, admin"),
+        (lambda key: jwt.encode(claims(sub="x" * 201), SECRET, algorithm="HS256"),
+         "the JWT's sub must be text of 1 to 128 characters naming the caller"),
+        (lambda key: jwt.encode(claims(sub="a\x00b"), SECRET, algorithm="HS256"),
+         "the JWT's sub holds a control character (U+0000 at position 2)"),
+        (lambda key: jwt.encode(claims(dept="\x1b[31mmarket"), SECRET, algorithm="HS256"),
+         "the JWT's dept '\\x1b[31mmarket' is not a department of the hub"),
     ],
 )  # fmt: skip
 def test_bad_jwts_get_401(

@@ -463,15 +463,14 @@ def test_records_are_the_importing_departments_own(database: Settings, tmp_path:
         summary(0, 0, 0, 2, "market.ndjson (market)")
         + """
 rejected lines:
-line 1 (sourceId MARKET-RECT-NEW-1) inspectionSourceId: Inspection 'ECOLOGY-INS-0000078' belongs to ecology, not market: records refer only to their owner's own records
+line 1 (sourceId MARKET-RECT-NEW-1) inspectionSourceId: market has no Inspection 'ECOLOGY-INS-0000078'; publish it first
 line 2 (sourceId MARKET-ACC-NEW-1) rectificationSourceId: market has no Rectification 'ECOLOGY-RECT-NEW-1'; publish it first"""
     )
     import_new_rectifications(database, tmp_path)
     again = hub_import(database, path, "--department", "market")
     assert flat(again.stdout).endswith(
-        "line 2 (sourceId MARKET-ACC-NEW-1) rectificationSourceId: Rectification "
-        "'ECOLOGY-RECT-NEW-1' belongs to ecology, not market: records refer only to their owner's "
-        "own records"
+        "line 2 (sourceId MARKET-ACC-NEW-1) rectificationSourceId: market has no Rectification "
+        "'ECOLOGY-RECT-NEW-1'; publish it first"
     )
     inspections = ndjson(
         tmp_path / "inspections.ndjson",

@@ -433,7 +433,7 @@ BATCHES = {
     "another owner's record": (
         "penalties",
         [penalty("T-PEN-10", "{e1}", 910), penalty("T-PEN-11", "{e1}", 911, inspectionSourceId="M-INS-1")],
-        [(1, "T-PEN-11", "inspectionSourceId", "Inspection 'M-INS-1' belongs to market, not ecology: records refer only to their owner's own records")],
+        [(1, "T-PEN-11", "inspectionSourceId", "ecology has no Inspection 'M-INS-1'; publish it first")],
     ),
     "a missing record": (
         "rectifications",

@@ -123,8 +123,15 @@ def test_the_whole_story_of_a_grant(hubs: Hubs) -> None:
     assert {e["code"] for e in amount_errors(bare)} == {"PURPOSE_REQUIRED"}
 
     # Only ecology decides; it approves for one district only.
+    # To a third department, a request it has no part in reads exactly like none at all.
     stranger = hubs.ask("fire", DECIDE, id=filed["id"], approve=True)
-    assert stranger["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    nothing = hubs.ask("fire", DECIDE, id="999999", approve=True)
+    assert stranger["errors"][0]["extensions"] == nothing["errors"][0]["extensions"] == {
+        "code": "NOT_FOUND", "argument": "id"}  # fmt: skip
+    assert stranger["errors"][0]["message"] == f"no share request {filed['id']}"
+    assert nothing["errors"][0]["message"] == "no share request 999999"
+    requester = hubs.ask("market", DECIDE, id=filed["id"], approve=True)
+    assert requester["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     approved = hubs.ask("ecology", DECIDE, id=filed["id"], approve=True, regions=[region],
                         via=2)["data"]["decideShareRequest"]  # fmt: skip
     assert approved["status"] == "APPROVED"

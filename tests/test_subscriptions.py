@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -62,6 +63,9 @@ def live(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LiveHub]:
                     engine, department=department, name=f"{department} live", role=Role.DEPARTMENT
                 )
                 tokens[department], tokens[f"{department}-id"] = new.token, new.id
+            for role in (Role.AUDITOR, Role.ADMIN):
+                new = await create_client(engine, department="market", name=role, role=role)
+                tokens[role.value] = new.token
             await engine.dispose()
             return tokens
 
@@ -195,3 +199,25 @@ def test_a_revoked_client_is_cut_off_at_its_next_event(live: LiveHub) -> None:
         assert message["payload"]["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
         assert message["payload"]["data"] is None
         assert market.receive_json() == {"id": "r", "type": "complete"}
+
+
+def test_auditors_and_admins_get_no_change_events(live: LiveHub) -> None:
+    rectification = open_rectification(live)
+    with (
+        connect(live, live.tokens["market"]) as market,
+        connect(live, live.tokens["auditor"]) as auditor,
+        connect(live, live.tokens["admin"]) as admin,
+    ):
+        for number, session in enumerate((market, auditor, admin)):
+            assert session.receive_json() == {"type": "connection_ack"}
+            session.send_json({"id": str(number), "type": "subscribe",
+                               "payload": {"query": SUBSCRIBE, "variables": now(live)}})  # fmt: skip
+        graphql(live.client, PUBLISH, live.tokens["ecology"], records=[{
+            "sourceId": "ECO-LIVE-4", "rectificationSourceId": rectification,
+            "acceptedOn": "2026-11-10", "verdict": "PASSED", "opinion": "同意验收",
+        }])  # fmt: skip
+        assert market.receive_json()["type"] == "next"
+        time.sleep(0.3)  # several polls of every subscription (0.05 s apart)
+        for session in (auditor, admin):
+            session.send_json({"type": "ping"})
+            assert session.receive_json() == {"type": "pong"}  # and no event before it

@@ -18,8 +18,8 @@ import strawberry
 from sqlalchemy import and_, false, or_, select
 
 from hub import models
-from hub.domain import DEPARTMENTS
-from hub.errors import BadUserInput
+from hub.domain import DEPARTMENTS, Role
+from hub.errors import BadUserInput, Forbidden
 from hub.publishing import Change
 from hub.schema.context import Info
 from hub.schema.publish import RecordKind
@@ -207,6 +207,14 @@ class FeedQuery:
         position = decode_cursor("notification", after)
         first = page_size(first)
         access = info.context.access
+        principal = access.principal
+        if principal.role is not Role.DEPARTMENT:  # messages name enterprises and records
+            raise Forbidden(
+                principal.department, "Query.notifications",
+                "notifications are messages for department systems; auditors read the access "
+                "log, and admins read no enterprise data",
+                action="reading notifications",
+            )  # fmt: skip
         notification = models.Notification
         rows = await info.context.loaders.reader.rows(
             select(notification.__table__)

@@ -1,7 +1,10 @@
-"""Query limits: depth, aliases and tokens, answered as QUERY_TOO_COMPLEX.
+"""What a document may hold: limits of depth, aliases and tokens, answered as
+QUERY_TOO_COMPLEX, and plain text in its strings, answered as BAD_USER_INPUT.
 
 strawberry's limiters report plain validation errors; ``too_complex`` runs the same rules
-against a context that gives their errors the hub's code.
+against a context that gives their errors the hub's code. A string literal may spell NUL or
+a lone surrogate with an escape (``"\\u0000"``) that no check of the raw text sees: the
+parsed values are checked as variables are (params.py).
 """
 
 from __future__ import annotations
@@ -9,7 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from graphql import ASTValidationRule, GraphQLError, ValidationContext, ValidationRule
+from graphql import (
+    ASTValidationRule,
+    GraphQLError,
+    StringValueNode,
+    ValidationContext,
+    ValidationRule,
+)
 from strawberry.extensions import (
     AddValidationRules,
     MaxAliasesLimiter,
@@ -19,6 +28,7 @@ from strawberry.extensions import (
 )
 
 from hub.errors import QueryTooComplex
+from hub.text import problem
 
 __all__ = ["MAX_ALIASES", "MAX_DEPTH", "MAX_TOKENS", "limits"]
 
@@ -55,10 +65,19 @@ def too_complex(rule: type[ASTValidationRule]) -> type[ASTValidationRule]:
     return Coded
 
 
+class PlainStrings(ValidationRule):
+    """String literals hold text a record can keep: no NUL, controls or lone surrogates."""
+
+    def enter_string_value(self, node: StringValueNode, *_: Any) -> None:
+        if found := problem(node.value, prose=True):
+            self.report_error(GraphQLError(f"A string of the document {found}.", node))
+
+
 def limits() -> list[Callable[[], SchemaExtension]]:
     rules: list[type[ASTValidationRule]] = [
         too_complex(rule)
         for limiter in (QueryDepthLimiter(max_depth=MAX_DEPTH), MaxAliasesLimiter(MAX_ALIASES))
         for rule in limiter.validation_rules
     ]
+    rules.append(PlainStrings)
     return [lambda: AddValidationRules(rules), lambda: MaxTokensLimiter(MAX_TOKENS)]
