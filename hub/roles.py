@@ -34,11 +34,21 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from hub.errors import HubError
 from hub.models import AccessRecord, Base
 
-__all__ = ["RoleError", "access_log_exposure", "excess_privileges", "grant_serving_role"]
+__all__ = [
+    "NO_ROLES",
+    "RoleError",
+    "access_log_exposure",
+    "excess_privileges",
+    "grant_serving_role",
+]
 
 ACCESS_LOG = AccessRecord.__tablename__
 DATA = ("SELECT", "INSERT", "UPDATE", "DELETE")
 EVERY = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
+NO_ROLES = (
+    "SQLite has no roles: whoever can write the database file can change it; serving roles "
+    "are for PostgreSQL (see README, PostgreSQL)"
+)
 
 
 class RoleError(HubError):
@@ -65,10 +75,7 @@ async def grant_serving_role(connection: AsyncConnection, role: str) -> list[str
     Run by the owner, inside a transaction: on RoleError nothing is granted or revoked.
     """
     if connection.dialect.name != "postgresql":
-        raise RoleError(
-            "SQLite has no roles: whoever can write the database file can change it; serving "
-            "roles exist on PostgreSQL only (see README, PostgreSQL)"
-        )
+        raise RoleError(NO_ROLES)
     found = await _one(
         connection,
         "SELECT rolsuper, rolcreaterole, rolname = current_user AS current FROM pg_roles "

@@ -251,7 +251,7 @@ def test_sqlite_has_no_roles(tmp_path: Path) -> None:
     refused = hub("db", "upgrade", "--serving-role", "hub_serve", settings=database)
     assert (refused.returncode, flat(refused.stderr)) == (
         1,
-        "SQLite has no roles: whoever can write the database file can change it; --serving-role "
-        "applies to PostgreSQL (see README, PostgreSQL)",
+        "SQLite has no roles: whoever can write the database file can change it; serving roles "
+        "are for PostgreSQL (see README, PostgreSQL)",
     )
     assert not (tmp_path / "hub.db").exists()  # refused before migrating

@@ -37,7 +37,7 @@ from hub.demo import (
     write_demo_tokens,
 )
 from hub.policy import PolicyError
-from hub.roles import grant_serving_role
+from hub.roles import NO_ROLES, grant_serving_role
 from hub.settings import MAX_CHECKPOINT_SECONDS, Settings
 
 DEFAULT_ENTERPRISES = 300
@@ -58,10 +58,7 @@ def db_upgrade(
     """Create or migrate the database (HUB_DATABASE_URL) to the latest schema."""
     config = settings()
     if serving_role is not None and config.database_url.startswith("sqlite"):
-        console.print(
-            "[red]SQLite has no roles[/red]: whoever can write the database file can change it; "
-            "--serving-role applies to PostgreSQL (see README, PostgreSQL)"
-        )
+        console.print(f"[red]{NO_ROLES}[/red]")
         raise typer.Exit(1)
     upgrade(config, revision)
     reached = head_revision(config) if revision == "head" else revision
