@@ -11,6 +11,7 @@ from pathlib import Path
 
 from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -18,9 +19,11 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from hub.audit import AccessLog
+from hub.checkpoint import CheckpointSchedule
 from hub.db import create_engine, current_revision, head_revision
 from hub.graphql_http import GraphQLEndpoint, internal_error_response
 from hub.policy import PolicyStore
+from hub.roles import access_log_exposure
 from hub.schema import build_schema, policy_fields
 from hub.settings import Settings
 from hub.subscriptions import SubscriptionEndpoint
@@ -37,6 +40,20 @@ def reload_on_hangup(policies: PolicyStore) -> None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, policies.reload)
     except (RuntimeError, ValueError, NotImplementedError):
         logger.info("policy reload on SIGHUP is unavailable outside the main thread")
+
+
+async def warn_if_the_log_is_exposed(engine: AsyncEngine) -> None:
+    """Warn once, at start, when the hub serves as a role that could rewrite the access log
+    (its owner, a superuser): a first run works so, a deployment should not."""
+    if engine.dialect.name != "postgresql":
+        return
+    try:
+        async with engine.connect() as connection:
+            exposure = await access_log_exposure(connection)
+    except Exception:  # unreachable or not yet migrated: /readyz says so
+        return
+    if exposure:
+        logger.warning("%s", exposure)
 
 
 def create_app(settings: Settings, tracer_provider: TracerProvider | None = None) -> Starlette:
@@ -80,7 +97,13 @@ def create_app(settings: Settings, tracer_provider: TracerProvider | None = None
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         reload_on_hangup(policies)
+        await warn_if_the_log_is_exposed(engine)
+        checkpoints = CheckpointSchedule(settings) if settings.checkpoint_seconds else None
+        if checkpoints is not None:
+            checkpoints.start()
         yield
+        if checkpoints is not None:
+            await checkpoints.stop()
         await engine.dispose()
         if tracer_provider is None:
             provider.shutdown()  # flush spans still waiting for export

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, String, insert, select, text
+from sqlalchemy import ColumnElement, Select, String, func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -53,6 +53,7 @@ __all__ = [
     "search",
     "timestamp",
     "verify",
+    "verify_after",
 ]
 
 GENESIS = "0" * 64
@@ -374,6 +375,71 @@ async def verify(
             count, expected_seq - 1, prev_hash, checkpoint_seq,
             f"the log ends at record {expected_seq - 1}, before the checkpoint's record "
             f"{checkpoint_seq}: it was truncated",
+        )  # fmt: skip
+    return Verification(count, expected_seq - 1, prev_hash)
+
+
+def _link_problem(record: Mapping[str, Any], expected_seq: int, prev_hash: str) -> str | None:
+    """Why ``record`` does not continue a chain whose next record is ``expected_seq``."""
+    seq = record["seq"]
+    if seq != expected_seq:
+        gap = "records are missing" if seq > expected_seq else "records are out of order"
+        return f"record {seq} follows record {expected_seq - 1}: {gap}"
+    if record["prev_hash"] != prev_hash:
+        return (
+            f"record {seq} does not chain to record {seq - 1}: a record was inserted, removed "
+            "or reordered before it"
+        )
+    if record_hash(record) != record["hash"]:
+        return f"record {seq} was changed after it was written: its hash does not match"
+    return None
+
+
+def _anchor_problem(record: Mapping[str, Any], signed_seq: int, signed_hash: str) -> str | None:
+    """Why ``record`` is not the record a checkpoint signed as (``signed_seq``, ``signed_hash``)."""
+    if record["seq"] != signed_seq:
+        return f"record {signed_seq}, the last one signed, is missing"
+    if record["hash"] != signed_hash:
+        return f"record {signed_seq} differs from the last checkpoint: the chain was rewritten"
+    return _link_problem(record, signed_seq, record["prev_hash"])  # its own hash still holds
+
+
+async def verify_after(
+    connection: AsyncConnection, signed_seq: int = 0, signed_hash: str = GENESIS
+) -> Verification:
+    """Walk only the records after a head signed earlier (``signed_seq``, ``signed_hash``;
+    0 and GENESIS: the whole log): the signed record must still be there with that hash, and
+    every later one chain on from it. ``records`` counts the records walked after it.
+    """
+    statement = (
+        select(AccessRecord.__table__)
+        .where(AccessRecord.seq >= signed_seq)
+        .order_by(AccessRecord.seq)
+    )
+    expected_seq, prev_hash, count = signed_seq + 1, signed_hash, 0
+    anchored = signed_seq == 0
+    result = await connection.stream(statement)
+    try:
+        async for row in result:
+            record = dict(row._mapping)
+            if not anchored:  # the record signed last
+                anchored = True
+                problem = _anchor_problem(record, signed_seq, signed_hash)
+                if problem is None:
+                    continue
+                return Verification(0, signed_seq, signed_hash, signed_seq, problem)
+            broken = _link_problem(record, expected_seq, prev_hash)
+            if broken:
+                return Verification(count, expected_seq - 1, prev_hash, record["seq"], broken)
+            expected_seq, prev_hash, count = expected_seq + 1, record["hash"], count + 1
+    finally:
+        await result.close()
+    if not anchored:
+        last = (await connection.execute(select(func.max(AccessRecord.seq)))).scalar() or 0
+        return Verification(
+            0, last, prev_hash, signed_seq,
+            f"the log ends at record {last}, before the last checkpoint's record {signed_seq}: "
+            "it was truncated",
         )  # fmt: skip
     return Verification(count, expected_seq - 1, prev_hash)
 

@@ -7,10 +7,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["DEFAULT_DATABASE_URL", "DEFAULT_POLICY_DIR", "Settings"]
+__all__ = ["DEFAULT_DATABASE_URL", "DEFAULT_POLICY_DIR", "MAX_CHECKPOINT_SECONDS", "Settings"]
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/hub.db"
 DEFAULT_POLICY_DIR = Path(__file__).resolve().parent.parent / "policies"
+MAX_CHECKPOINT_SECONDS = 86_400  # witnesses get at least one checkpoint a day
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,10 @@ class Settings:
     jwt_issuer: str | None = None
     # Ed25519 key (PEM) that signs access-log checkpoints; never committed.
     audit_signing_key: Path = Path("var/audit-signing-key.pem")
+    # While serving, sign the log's head this often (0: never) into checkpoint_dir, where
+    # witnesses collect the files.
+    checkpoint_seconds: int = 0
+    checkpoint_dir: Path = Path("var/checkpoints")
     # How often a live subscription looks for new changes, in seconds.
     feed_poll_seconds: float = 1.0
     # Working days an owner department has to decide a share request.
@@ -53,6 +58,12 @@ class Settings:
         days = environ.get("HUB_SHARE_DECISION_DAYS", str(defaults.share_decision_days))
         if not days.isdigit() or not 1 <= int(days) <= 60:
             raise ValueError(f"HUB_SHARE_DECISION_DAYS must be 1 to 60 working days, not {days!r}")
+        every = environ.get("HUB_CHECKPOINT_SECONDS", str(defaults.checkpoint_seconds))
+        if not (every.isascii() and every.isdigit()) or int(every) > MAX_CHECKPOINT_SECONDS:
+            raise ValueError(
+                "HUB_CHECKPOINT_SECONDS must be 0 (off) or whole seconds up to "
+                f"{MAX_CHECKPOINT_SECONDS}, not {every!r}"
+            )
         secret = environ.get("HUB_JWT_SECRET") or None
         public_key = environ.get("HUB_JWT_PUBLIC_KEY") or None
         if secret and public_key:
@@ -80,6 +91,8 @@ class Settings:
             audit_signing_key=Path(
                 environ.get("HUB_AUDIT_SIGNING_KEY", defaults.audit_signing_key)
             ),
+            checkpoint_seconds=int(every),
+            checkpoint_dir=Path(environ.get("HUB_CHECKPOINT_DIR", defaults.checkpoint_dir)),
             feed_poll_seconds=feed_poll_seconds,
             share_decision_days=int(days),
         )

@@ -54,3 +54,22 @@ def test_jwt_keys_are_checked_up_front(tmp_path: Path) -> None:
 
 def test_the_secret_stays_out_of_reprs() -> None:
     assert "hunter2" not in repr(Settings(jwt_secret="hunter2"))
+
+
+def test_scheduled_checkpoints_are_off_unless_asked_for() -> None:
+    import re
+
+    import pytest
+
+    assert (Settings().checkpoint_seconds, Settings().checkpoint_dir) == (
+        0,
+        Path("var/checkpoints"),
+    )
+    settings = Settings.from_env({"HUB_CHECKPOINT_SECONDS": "3600", "HUB_CHECKPOINT_DIR": "/w"})
+    assert (settings.checkpoint_seconds, settings.checkpoint_dir) == (3600, Path("/w"))
+    for wrong in ("1h", "-5", "86401", "٣"):
+        message = (
+            f"HUB_CHECKPOINT_SECONDS must be 0 (off) or whole seconds up to 86400, not {wrong!r}"
+        )
+        with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+            Settings.from_env({"HUB_CHECKPOINT_SECONDS": wrong})

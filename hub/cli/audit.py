@@ -19,7 +19,15 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.audit import COLUMNS, AccessFilter, export, exported, search, verify
-from hub.checkpoint import CheckpointError, create_key, load_checkpoint, load_key, sign
+from hub.checkpoint import (
+    CheckpointError,
+    checkpoint_path,
+    create_key,
+    load_checkpoint,
+    load_key,
+    sign,
+    write_checkpoint,
+)
 from hub.cli.common import (
     audit_app,
     console,
@@ -101,7 +109,9 @@ def audit_keygen(
 
 @audit_app.command("checkpoint")
 def audit_checkpoint(
-    output: Annotated[Path | None, typer.Option(help="Where to write it.")] = None,
+    output: Annotated[
+        Path | None, typer.Option(help="Where to write it (default: in HUB_CHECKPOINT_DIR).")
+    ] = None,
 ) -> None:
     """Sign the log's current head, after verifying the chain, for witnesses to keep."""
     config = settings()
@@ -114,10 +124,8 @@ def audit_checkpoint(
     if not result.ok:
         console.print(f"[red]refusing to sign a broken log[/red]: {result.problem}")
         raise typer.Exit(1)
-    document = sign(key, result.head_seq, result.head_hash)
-    path = output or Path(f"var/checkpoints/checkpoint-{result.head_seq}.json")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    path = output or checkpoint_path(config.checkpoint_dir, result.head_seq)
+    write_checkpoint(path, sign(key, result.head_seq, result.head_hash))
     console.print(f"checkpoint of record {result.head_seq} written to {path}")
 
 

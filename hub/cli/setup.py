@@ -6,12 +6,14 @@ import asyncio
 import logging
 import sys
 import time
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.checkpoint import create_key
 from hub.cli.common import (
@@ -35,7 +37,8 @@ from hub.demo import (
     write_demo_tokens,
 )
 from hub.policy import PolicyError
-from hub.settings import Settings
+from hub.roles import NO_ROLES, grant_serving_role
+from hub.settings import MAX_CHECKPOINT_SECONDS, Settings
 
 DEFAULT_ENTERPRISES = 300
 DEFAULT_SEED = 7
@@ -44,12 +47,35 @@ DEFAULT_SEED = 7
 @db_app.command("upgrade")
 def db_upgrade(
     revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
+    serving_role: Annotated[
+        str | None,
+        typer.Option(
+            help="PostgreSQL: then grant this role what serving needs and no more (the access "
+            "log: read and append only). Run as the owner, after every upgrade."
+        ),
+    ] = None,
 ) -> None:
     """Create or migrate the database (HUB_DATABASE_URL) to the latest schema."""
     config = settings()
+    if serving_role is not None and config.database_url.startswith("sqlite"):
+        console.print(f"[red]{NO_ROLES}[/red]")
+        raise typer.Exit(1)
     upgrade(config, revision)
     reached = head_revision(config) if revision == "head" else revision
     console.print(f"[green]database at revision {reached}[/green]")
+    if serving_role is not None:
+        role = serving_role
+
+        async def grant(engine: AsyncEngine) -> list[str]:
+            async with engine.begin() as connection:
+                return await grant_serving_role(connection, role)
+
+        tables = run(with_engine(config, grant))
+        console.print(
+            f"[green]{role} may now serve[/green]: read and append to access_record, read "
+            f"alembic_version, read and write the {len(tables) - 2} other tables; nothing else",
+            highlight=False,
+        )
 
 
 async def _load(config: Settings, enterprises: int, seed: int, as_of: date, if_empty: bool) -> None:
@@ -130,6 +156,16 @@ def serve(
         bool,
         typer.Option(help="First run: migrate the database and load demo data when it is empty."),
     ] = False,
+    checkpoint_every: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=MAX_CHECKPOINT_SECONDS,
+            metavar="SECONDS",
+            help="Sign the access log's head this often into HUB_CHECKPOINT_DIR, for witnesses; "
+            "0: never. [default: HUB_CHECKPOINT_SECONDS, else 0]",
+        ),
+    ] = None,
 ) -> None:
     """Serve the hub: GraphQL at /graphql (GraphiQL in a browser), /healthz, /readyz."""
     import uvicorn
@@ -137,6 +173,8 @@ def serve(
     from hub.app import create_app
 
     config = settings()
+    if checkpoint_every is not None:
+        config = replace(config, checkpoint_seconds=checkpoint_every)
     try:
         hub = create_app(config)
     except PolicyError as error:
