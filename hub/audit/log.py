@@ -1,11 +1,12 @@
-"""The access log: one hash-chained record per request, and its verification.
+"""Writing the access log: one hash-chained record per request.
 
 Each record holds who asked (client, department, role), why (purpose, case), what was
 served (per enterprise: record type, ids and field names, never values) and what was
 withheld, under which policy version, with the trace id. Its hash covers a canonical JSON
 encoding of all of that plus its sequence number and the previous record's hash, so
-changing, removing, inserting or reordering any record breaks the chain from there on;
-signed checkpoints (checkpoint.py) catch a truncated tail or a chain rewritten whole.
+changing, removing, inserting or reordering any record breaks the chain from there on
+(chain.py finds where); signed checkpoints (hub/checkpoint.py) catch a truncated tail or a
+chain rewritten whole.
 
 Appends are serialized on the chain head: a PostgreSQL advisory lock across processes,
 SQLite's write lock, and the sequence number's primary key everywhere (a lost race retries
@@ -25,36 +26,18 @@ import asyncio
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, String, func, insert, select, text
+from sqlalchemy import String, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub.db import transaction
 from hub.models import AccessRecord
 from hub.text import kept
-
-__all__ = [
-    "GENESIS",
-    "AccessEntry",
-    "AccessFilter",
-    "AccessLog",
-    "Outcome",
-    "Trail",
-    "Verification",
-    "canonical",
-    "export",
-    "exported",
-    "record_hash",
-    "search",
-    "timestamp",
-    "verify",
-    "verify_after",
-]
 
 GENESIS = "0" * 64
 # Any constant shared by every hub process: the key of the PostgreSQL advisory lock.
@@ -311,203 +294,3 @@ async def _append(connection: AsyncConnection, batch: list[dict[str, Any]]) -> l
         records.append(record)
     await connection.execute(insert(AccessRecord), records)
     return [record["seq"] for record in records]
-
-
-@dataclass(frozen=True, slots=True)
-class Verification:
-    records: int
-    head_seq: int
-    head_hash: str
-    broken_seq: int | None = None
-    problem: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.problem is None
-
-
-async def _records(connection: AsyncConnection) -> AsyncIterator[dict[str, Any]]:
-    result = await connection.stream(select(AccessRecord.__table__).order_by(AccessRecord.seq))
-    async for row in result:
-        yield dict(row._mapping)
-
-
-async def verify(
-    engine: AsyncEngine, checkpoint_seq: int | None = None, checkpoint_hash: str | None = None
-) -> Verification:
-    """Walk the chain from the first record; report the first record that breaks it.
-
-    With a checkpoint (sequence number and hash of a head signed earlier), the log must
-    still hold that record with that hash: a shorter log was truncated, a different hash
-    means the chain was rewritten.
-    """
-    expected_seq, prev_hash, count = 1, GENESIS, 0
-    checkpoint_found = False
-    async with engine.connect() as connection:
-        async for record in _records(connection):
-            seq = record["seq"]
-            problem = None
-            if seq != expected_seq:
-                problem = (
-                    f"record {seq} follows record {expected_seq - 1}: "
-                    f"{'records are missing' if seq > expected_seq else 'records are out of order'}"
-                )
-            elif record["prev_hash"] != prev_hash:
-                problem = (
-                    f"record {seq} does not chain to record {seq - 1}: a record was inserted, "
-                    "removed or reordered before it"
-                )
-            elif record_hash(record) != record["hash"]:
-                problem = f"record {seq} was changed after it was written: its hash does not match"
-            if problem:
-                return Verification(count, expected_seq - 1, prev_hash, seq, problem)
-            if seq == checkpoint_seq:
-                checkpoint_found = True
-                if record["hash"] != checkpoint_hash:
-                    return Verification(
-                        count, seq - 1, prev_hash, seq,
-                        f"record {seq} differs from the signed checkpoint: the chain was "
-                        "rewritten",
-                    )  # fmt: skip
-            expected_seq, prev_hash, count = seq + 1, record["hash"], count + 1
-    if checkpoint_seq is not None and not checkpoint_found:
-        return Verification(
-            count, expected_seq - 1, prev_hash, checkpoint_seq,
-            f"the log ends at record {expected_seq - 1}, before the checkpoint's record "
-            f"{checkpoint_seq}: it was truncated",
-        )  # fmt: skip
-    return Verification(count, expected_seq - 1, prev_hash)
-
-
-def _link_problem(record: Mapping[str, Any], expected_seq: int, prev_hash: str) -> str | None:
-    """Why ``record`` does not continue a chain whose next record is ``expected_seq``."""
-    seq = record["seq"]
-    if seq != expected_seq:
-        gap = "records are missing" if seq > expected_seq else "records are out of order"
-        return f"record {seq} follows record {expected_seq - 1}: {gap}"
-    if record["prev_hash"] != prev_hash:
-        return (
-            f"record {seq} does not chain to record {seq - 1}: a record was inserted, removed "
-            "or reordered before it"
-        )
-    if record_hash(record) != record["hash"]:
-        return f"record {seq} was changed after it was written: its hash does not match"
-    return None
-
-
-def _anchor_problem(record: Mapping[str, Any], signed_seq: int, signed_hash: str) -> str | None:
-    """Why ``record`` is not the record a checkpoint signed as (``signed_seq``, ``signed_hash``)."""
-    if record["seq"] != signed_seq:
-        return f"record {signed_seq}, the last one signed, is missing"
-    if record["hash"] != signed_hash:
-        return f"record {signed_seq} differs from the last checkpoint: the chain was rewritten"
-    return _link_problem(record, signed_seq, record["prev_hash"])  # its own hash still holds
-
-
-async def verify_after(
-    connection: AsyncConnection, signed_seq: int = 0, signed_hash: str = GENESIS
-) -> Verification:
-    """Walk only the records after a head signed earlier (``signed_seq``, ``signed_hash``;
-    0 and GENESIS: the whole log): the signed record must still be there with that hash, and
-    every later one chain on from it. ``records`` counts the records walked after it.
-    """
-    statement = (
-        select(AccessRecord.__table__)
-        .where(AccessRecord.seq >= signed_seq)
-        .order_by(AccessRecord.seq)
-    )
-    expected_seq, prev_hash, count = signed_seq + 1, signed_hash, 0
-    anchored = signed_seq == 0
-    result = await connection.stream(statement)
-    try:
-        async for row in result:
-            record = dict(row._mapping)
-            if not anchored:  # the record signed last
-                anchored = True
-                problem = _anchor_problem(record, signed_seq, signed_hash)
-                if problem is None:
-                    continue
-                return Verification(0, signed_seq, signed_hash, signed_seq, problem)
-            broken = _link_problem(record, expected_seq, prev_hash)
-            if broken:
-                return Verification(count, expected_seq - 1, prev_hash, record["seq"], broken)
-            expected_seq, prev_hash, count = expected_seq + 1, record["hash"], count + 1
-    finally:
-        await result.close()
-    if not anchored:
-        last = (await connection.execute(select(func.max(AccessRecord.seq)))).scalar() or 0
-        return Verification(
-            0, last, prev_hash, signed_seq,
-            f"the log ends at record {last}, before the last checkpoint's record {signed_seq}: "
-            "it was truncated",
-        )  # fmt: skip
-    return Verification(count, expected_seq - 1, prev_hash)
-
-
-@dataclass(frozen=True, slots=True)
-class AccessFilter:
-    """Which records an auditor asks for; every condition given must hold.
-
-    ``field`` (a Type.field) matches records that served that field; with ``enterprise``,
-    records that served that field of that enterprise's records.
-    """
-
-    department: str | None = None
-    client: str | None = None
-    enterprise: str | None = None
-    field: str | None = None
-    outcome: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-
-    def conditions(self) -> list[ColumnElement[bool]]:
-        table = AccessRecord.__table__.c
-        conditions: list[ColumnElement[bool]] = []
-        if self.department is not None:
-            conditions.append(table.department == self.department)
-        if self.client is not None:
-            conditions.append(table.client == self.client)
-        if self.outcome is not None:
-            conditions.append(table.outcome == self.outcome)
-        if self.since is not None:
-            conditions.append(table.recorded_at >= timestamp(self.since))
-        if self.until is not None:
-            conditions.append(table.recorded_at <= timestamp(self.until))
-        # USCCs and Type.field names hold no LIKE wildcards; callers validate both.
-        if self.enterprise is not None and self.field is not None:
-            conditions.append(table.fields.like(f"% {self.enterprise}:{self.field} %"))
-        elif self.enterprise is not None:
-            conditions.append(table.enterprises.like(f"% {self.enterprise} %"))
-        elif self.field is not None:
-            conditions.append(table.fields.like(f"%:{self.field} %"))
-        return conditions
-
-
-def search(access_filter: AccessFilter, first: int, before: int | None = None) -> Select[Any]:
-    """The newest ``first`` matching records (older than sequence number ``before``)."""
-    statement = select(AccessRecord.__table__).where(*access_filter.conditions())
-    if before is not None:
-        statement = statement.where(AccessRecord.seq < before)
-    return statement.order_by(AccessRecord.seq.desc()).limit(first)
-
-
-def exported(record: Mapping[str, Any]) -> dict[str, Any]:
-    """A record as auditors read it: lists instead of the stored search and JSON text."""
-    values = dict(record)
-    values["enterprises"] = values["enterprises"].split()
-    values["fields"] = values["fields"].split()
-    values["served"] = json.loads(values["served"])
-    values["denied"] = json.loads(values["denied"])
-    values["written"] = json.loads(values["written"]) if values.get("written") else []
-    return values
-
-
-async def export(engine: AsyncEngine, access_filter: AccessFilter) -> AsyncIterator[dict[str, Any]]:
-    """Every matching record, oldest first, streamed."""
-    statement = (
-        select(AccessRecord.__table__).where(*access_filter.conditions()).order_by(AccessRecord.seq)
-    )
-    async with engine.connect() as connection:
-        result = await connection.stream(statement)
-        async for row in result:
-            yield exported(dict(row._mapping))

@@ -1,0 +1,39 @@
+"""The access log: written for every request (log.py), verified (chain.py), searched and
+exported for auditors (search.py)."""
+
+from hub.audit.chain import Verification, verify, verify_after
+from hub.audit.log import (
+    CHAIN_LOCK,
+    COLUMNS,
+    GENESIS,
+    AccessEntry,
+    AccessLog,
+    Grants,
+    Outcome,
+    Trail,
+    canonical,
+    record_hash,
+    timestamp,
+)
+from hub.audit.search import AccessFilter, export, exported, search
+
+__all__ = [
+    "CHAIN_LOCK",
+    "COLUMNS",
+    "GENESIS",
+    "AccessEntry",
+    "AccessFilter",
+    "AccessLog",
+    "Grants",
+    "Outcome",
+    "Trail",
+    "Verification",
+    "canonical",
+    "export",
+    "exported",
+    "record_hash",
+    "search",
+    "timestamp",
+    "verify",
+    "verify_after",
+]
