@@ -42,6 +42,7 @@ from hub.values import (
     findings,
     flag,
     identifier,
+    named,
     shown,
     text,
     uscc,
@@ -58,6 +59,7 @@ __all__ = [
     "first_versions",
     "latest_day",
     "parse",
+    "record_source_id",
     "today",
 ]
 
@@ -342,14 +344,14 @@ def parse(kind: Kind, index: int, record: Any, today: date) -> tuple[dict[str, A
     Whatever ``record`` holds, this returns: a value that cannot be used is a problem."""
     if not isinstance(record, Mapping):
         return {}, [Problem(index, None, None, "a record must be an object of fields")]
-    source_id = _source_id(record.get("sourceId"))
+    source_id = record_source_id(record)
     problems: list[Problem] = []
     values: dict[str, Any] = {}
     known = {field.name for field in kind.fields}
     for name in sorted(set(record) - known, key=shown):
         problems.append(
             Problem(
-                index, source_id, _field_name(name),
+                index, source_id, named(name),
                 f"{kind.type_name} has no field {shown(name)}; its fields: "
                 f"{', '.join(sorted(known))}",
             )
@@ -373,20 +375,13 @@ def parse(kind: Kind, index: int, record: Any, today: date) -> tuple[dict[str, A
     return values, problems
 
 
-def _source_id(value: Any) -> str | None:
+def record_source_id(record: Mapping[str, Any]) -> str | None:
     """The record's sourceId, to name it by in problems, when it is a usable one."""
     try:
-        source_id: str = SOURCE_ID.parse(value)
+        source_id: str = SOURCE_ID.parse(record.get("sourceId"))
     except ValueError:
         return None
     return source_id
-
-
-def _field_name(name: Any) -> str:
-    """An unknown field as a problem names it: as sent when that is a plain name."""
-    if isinstance(name, str) and name.isprintable() and 0 < len(name) <= 64:
-        return name
-    return shown(name)
 
 
 def latest_day(today: date) -> date:

@@ -45,6 +45,7 @@ __all__ = [
     "findings",
     "flag",
     "identifier",
+    "named",
     "shown",
     "text",
     "uscc",
@@ -73,6 +74,14 @@ def shown(value: Any) -> str:
         return _figure(value)
     quoted = _repr.repr(value)  # never a huge or deeply nested repr built to be cut
     return quoted if len(quoted) <= SHOWN else f"{quoted[: SHOWN - 3]}..."
+
+
+def named(value: Any) -> str:
+    """A name sent in (a field, a kind) as a message names it: as sent when it is a plain
+    name, quoted by ``shown`` otherwise."""
+    if isinstance(value, str) and value.isprintable() and 0 < len(value) <= 64:
+        return value
+    return shown(value)
 
 
 def _figure(number: Decimal) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import re
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -24,6 +25,7 @@ __all__ = [
     "revision_problem",
     "run",
     "settings",
+    "visible",
     "with_engine",
 ]
 
@@ -80,6 +82,27 @@ async def with_engine(config: Settings, use: Callable[[AsyncEngine], Awaitable[T
 def print_problems(problems: list[Problem]) -> None:
     for problem in problems:
         console.print(f"[red]{problem}[/red]", highlight=False, soft_wrap=True)
+
+
+# What a terminal obeys or hides rather than shows: C0 and C1 controls (ESC starts the
+# sequences that move the cursor, clear the screen or set the window title; U+009B is CSI),
+# DEL, invisible format characters (zero-width, bidirectional overrides), line and paragraph
+# separators, and lone surrogates.
+_HIDDEN = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f"
+    "\ufeff\ufff9-\ufffb\ud800-\udfff]"
+)
+
+
+def _escape(found: re.Match[str]) -> str:
+    code = ord(found[0])
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def visible(value: str) -> str:
+    """``value`` fit for a terminal: what it would obey or hide written as an escape (\\x1b,
+    \\u202e), so stored text can neither move the cursor nor pass for something else."""
+    return _HIDDEN.sub(_escape, value)
 
 
 def operator(command: str) -> str:
