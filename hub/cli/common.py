@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import json
 import re
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
@@ -21,6 +22,7 @@ __all__ = [
     "app",
     "console",
     "operator",
+    "plain_json",
     "print_problems",
     "revision_problem",
     "run",
@@ -94,15 +96,23 @@ _HIDDEN = re.compile(
 )
 
 
-def _escape(found: re.Match[str]) -> str:
-    code = ord(found[0])
+def _escape(character: str) -> str:
+    code = ord(character)
     return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
 
 
-def visible(value: str) -> str:
+def plain_json(values: Any) -> str:
+    """``values`` as JSON text (UTF-8, not ASCII) in which whatever a terminal would obey or
+    hide is a \\u escape: the same values when read back, nothing to obey when shown."""
+    text = json.dumps(values, ensure_ascii=False)
+    return _HIDDEN.sub(lambda found: f"\\u{ord(found[0]):04x}", text)
+
+
+def visible(value: str, *, keep: str = "") -> str:
     """``value`` fit for a terminal: what it would obey or hide written as an escape (\\x1b,
-    \\u202e), so stored text can neither move the cursor nor pass for something else."""
-    return _HIDDEN.sub(_escape, value)
+    \\u202e), so stored text can neither move the cursor nor pass for something else.
+    Characters in ``keep`` (a tab, a line feed) stay as they are."""
+    return _HIDDEN.sub(lambda found: found[0] if found[0] in keep else _escape(found[0]), value)
 
 
 def operator(command: str) -> str:
