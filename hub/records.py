@@ -392,13 +392,19 @@ def latest_day(today: date) -> date:
         return today.replace(year=today.year + YEARS_AHEAD, day=28)
 
 
+@lru_cache(maxsize=8)
+def _days(today: date) -> tuple[str, str, str]:
+    """The earliest day, today and the latest day, as ISO text (as parsed days are)."""
+    return EARLIEST_DAY.isoformat(), today.isoformat(), latest_day(today).isoformat()
+
+
 def _implausible(iso_day: str, field: Field, today: date) -> str | None:
-    if iso_day < EARLIEST_DAY.isoformat():
-        return f"{iso_day} is before {EARLIEST_DAY}, the earliest day the hub accepts"
-    if field.past and iso_day > today.isoformat():
+    earliest, now, latest = _days(today)
+    if iso_day < earliest:
+        return f"{iso_day} is before {earliest}, the earliest day the hub accepts"
+    if field.past and iso_day > now:
         return f"{iso_day} is in the future"
-    latest = latest_day(today)
-    if iso_day > latest.isoformat():
+    if iso_day > latest:
         return f"{iso_day} is more than {YEARS_AHEAD} years ahead (after {latest})"
     return None
 

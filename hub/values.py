@@ -122,6 +122,11 @@ def _refuse(value: str, position: int) -> ValueError:
     return ValueError(f"must not contain {what} (U+{code:04X} at position {position + 1})")
 
 
+def _start(value: str) -> int:
+    """Where the stripped text starts: positions are counted in what was sent."""
+    return len(value) - len(value.lstrip())
+
+
 def _text(limit: int, forbidden: re.Pattern[str], identifier: bool) -> Parser:
     def parse_text(value: Any) -> str:
         if not isinstance(value, str):
@@ -131,12 +136,11 @@ def _text(limit: int, forbidden: re.Pattern[str], identifier: bool) -> Parser:
             raise ValueError("must not be empty")
         if len(stripped) > limit:
             raise ValueError(f"must be at most {limit} characters, not {len(stripped)}")
-        start = len(value) - len(value.lstrip())  # positions are counted in what was sent
         if found := forbidden.search(stripped):
-            raise _refuse(value, start + found.start())
+            raise _refuse(value, _start(value) + found.start())
         if identifier and not stripped.isprintable():
             position = next(i for i, c in enumerate(stripped) if not c.isprintable())
-            raise _refuse(value, start + position)
+            raise _refuse(value, _start(value) + position)
         return stripped
 
     return parse_text
