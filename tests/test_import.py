@@ -17,7 +17,7 @@ from hub.audit import verify
 from hub.cli import app
 from hub.db import create_engine, upgrade
 from hub.demo import load_demo
-from hub.importing import read_ndjson
+from hub.reading import read_ndjson
 from hub.records import today
 from hub.settings import DEFAULT_POLICY_DIR, Settings
 from tests.conftest import BACKENDS, fresh_database

@@ -31,15 +31,14 @@ from hub.cli.common import (
 )
 from hub.db import create_engine
 from hub.errors import Forbidden
-from hub.importing import (
-    CHANGES,
-    DEPARTMENT_CODES,
+from hub.importing import CHANGES, DEPARTMENT_CODES, Importer, Tally
+from hub.policy import PolicyError, load_policy
+from hub.publishing import MAX_BATCH
+from hub.reading import (
     EXTENSIONS,
     Format,
-    Importer,
     Line,
     Stop,
-    Tally,
     batches,
     count_lines,
     listing,
@@ -47,8 +46,6 @@ from hub.importing import (
     read_ndjson,
     unknown,
 )
-from hub.policy import PolicyError, load_policy
-from hub.publishing import MAX_BATCH
 from hub.records import KINDS
 from hub.settings import Settings
 
