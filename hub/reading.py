@@ -130,7 +130,7 @@ def _not_utf8(path: Path, number: int) -> Stop:
 
 class _Lines:
     """The lines of a text file as they are read, each at most MAX_LINE characters: a longer
-    one is read past in pieces and stands as None (NDJSON) or an empty line (CSV)."""
+    one is read past in pieces, its number kept in ``cut``, and stands as an empty line."""
 
     def __init__(self, path: Path, stream: TextIO, *, csv_rows: bool = False) -> None:
         self.path, self.stream, self.csv_rows = path, stream, csv_rows
@@ -155,7 +155,8 @@ class _Lines:
         if len(line.rstrip("\r\n")) <= MAX_LINE and self.row_length <= MAX_LINE + 2:
             return line
         quoted = '"' in line
-        while not line.endswith(("\n", "\r")) and (more := self._read()):
+        ends = ("\n", "\r") if self.csv_rows else ("\n",)  # as the file was opened
+        while not line.endswith(ends) and (more := self._read()):
             line, quoted = more, quoted or '"' in more
         if self.csv_rows and (quoted or not at_start):
             # A quote may carry a CSV row over several lines: where the next row starts
