@@ -5,24 +5,19 @@ record on any line of the same batch. A publish call is all or nothing: a reject
 set aside with its line number and the rest published again, so one bad line never holds
 back the others. Every batch that publishes or rejects anything is one access record, as a
 GraphQL mutation would be, committed in one transaction with what the batch published: the
-records and their access record stand or fall together. The command is in hub/cli/publish.py.
+records and their access record stand or fall together. Lines are read, or set aside as
+unreadable, in hub/reading.py; the command is in hub/cli/publish.py.
 """
 
 from __future__ import annotations
 
-import csv
-import difflib
 import json
 import re
 import secrets
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
-from itertools import islice
-from pathlib import Path
 from typing import Any, TextIO
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -33,42 +28,12 @@ from hub.domain import DEPARTMENTS, Role
 from hub.errors import Forbidden, InvalidRecords
 from hub.policy import Policy
 from hub.publishing import Change, Published, Publisher, publish
+from hub.reading import Line, Stop
 from hub.records import KINDS, Kind, Problem
 
 SHOWN = 50  # rejections printed; the report holds them all
 DEPARTMENT_CODES = tuple(department.code for department in DEPARTMENTS)
 CHANGES = (Change.CREATED, Change.UPDATED, Change.UNCHANGED, Change.REPAIRED)
-# The key naming the kind of record on an NDJSON line ("kind" is a field of inspections).
-RECORD_KIND = "recordKind"
-
-
-class Format(StrEnum):
-    NDJSON = "ndjson"
-    CSV = "csv"
-
-
-JSON_TYPES = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
-EXTENSIONS = {".ndjson": Format.NDJSON, ".jsonl": Format.NDJSON, ".csv": Format.CSV}
-
-
-class Stop(Exception):
-    """The import cannot go on (file, policy, database): the message says why and what to do."""
-
-
-@dataclass(frozen=True, slots=True)
-class Line:
-    """One record as read from the file."""
-
-    number: int  # in the file, from 1
-    kind: Kind | None
-    record: dict[str, Any]
-    problem: str | None = None  # why it cannot be published at all
-    field: str | None = None  # the field the problem is with
-
-    @property
-    def source_id(self) -> str | None:
-        value = self.record.get("sourceId")
-        return value.strip() or None if isinstance(value, str) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,125 +68,6 @@ class Tally:
     problems: int = 0
     deferred: int = 0  # dry run: lines that refer to records the file would create
     shown: list[Rejection] = field(default_factory=list)
-
-
-def listing(names: Iterable[str]) -> str:
-    return ", ".join(names)
-
-
-def unknown(what: str, value: str, known: tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(value, known, n=1)
-    guess = f" (did you mean {close[0]}?)" if close else ""
-    return f"unknown {what} {value!r}{guess}; one of {listing(known)}"
-
-
-# Reading --------------------------------------------------------------------------------
-
-
-def count_lines(path: Path) -> int:
-    """The file's lines, once it is known to be UTF-8 throughout: nothing is imported from
-    a file in another encoding (exports from Chinese-language systems are often GBK)."""
-    number = 0
-    with path.open("rb") as stream:
-        for number, raw in enumerate(stream, start=1):
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError:
-                raise Stop(
-                    f"{path} is not UTF-8 text (line {number} is not; GBK perhaps): save it as "
-                    "UTF-8 (in Excel: CSV UTF-8) and import it again"
-                ) from None
-    return number
-
-
-def read_ndjson(path: Path, kind: Kind | None) -> Iterator[Line]:
-    with path.open("rb") as stream:  # split on \n only: JSON text never holds a raw one
-        for number, raw in enumerate(stream, start=1):
-            text = raw.decode("utf-8").removeprefix("\ufeff" if number == 1 else "")
-            if text.strip():
-                yield _ndjson_line(number, text, kind)
-
-
-def _ndjson_line(number: int, text: str, kind: Kind | None) -> Line:
-    try:
-        record = json.loads(text.rstrip("\r\n"))
-    except ValueError as error:
-        detail = (
-            f"{error.msg} at column {error.colno}"
-            if isinstance(error, json.JSONDecodeError)
-            else str(error)
-        )
-        return Line(number, kind, {}, f"is not JSON ({detail}); a line holds one JSON object")
-    if not isinstance(record, dict):
-        what = JSON_TYPES.get(type(record), "value")
-        return Line(number, kind, {}, f"holds a JSON {what}, not an object of fields")
-    named = record.pop(RECORD_KIND, None)
-    if kind is None:
-        if named is None:
-            return Line(
-                number,
-                None,
-                record,
-                f'has no "{RECORD_KIND}": name the kind of record on each '
-                f"line ({listing(KINDS)}), or pass --kind",
-            )
-        found = KINDS.get(named) if isinstance(named, str) else None
-        if found is None:
-            return Line(
-                number, None, record, unknown(RECORD_KIND, str(named), tuple(KINDS)), RECORD_KIND
-            )
-        return Line(number, found, record)
-    if named is not None and named != kind.name:
-        return Line(number, kind, record, f"is a line of {named}, not of {kind.name} (--kind)")
-    return Line(number, kind, record)
-
-
-def read_csv(path: Path, kind: Kind) -> Iterator[Line]:
-    """Rows under a header of field names; an empty cell is an absent field."""
-    with path.open(encoding="utf-8-sig", newline="") as stream:
-        reader = csv.reader(stream)
-        try:
-            header = next(reader, None)
-            if header is None:
-                return
-            names = [name.strip() for name in header]
-            known = [f.name for f in kind.fields]
-            unknown = [name for name in names if name not in known]
-            repeated = sorted({name for name in names if names.count(name) > 1})
-            if unknown or repeated:
-                raise Stop(
-                    f"the header of {path} names "
-                    + (
-                        f"{listing(map(repr, unknown))}, which {kind.name} have no field for"
-                        if unknown
-                        else f"{listing(map(repr, repeated))} twice"
-                    )
-                    + f"; the fields of {kind.name}: {listing(known)}"
-                )
-            previous = reader.line_num
-            for cells in reader:
-                number, previous = previous + 1, reader.line_num
-                if not any(cell.strip() for cell in cells):
-                    continue
-                if len(cells) != len(names):
-                    yield Line(
-                        number,
-                        kind,
-                        {},
-                        f"has {len(cells)} cells where the header has "
-                        f"{len(names)}; quote cells that hold commas",
-                    )
-                    continue
-                yield Line(
-                    number, kind, {n: c for n, c in zip(names, cells, strict=True) if c.strip()}
-                )
-        except csv.Error as error:
-            raise Stop(f"line {reader.line_num} of {path} is not CSV: {error}") from None
-
-
-def batches(lines: Iterator[Line], size: int) -> Iterator[list[Line]]:
-    while batch := list(islice(lines, size)):
-        yield batch
 
 
 # Publishing -----------------------------------------------------------------------------

@@ -4,6 +4,9 @@ A department publishes records as JSON-like mappings named as in GraphQL (``sour
 ``acceptedOn``, ``rectificationSourceId``...), from a GraphQL mutation or an import file.
 ``parse`` turns one into canonical values (plain JSON: ISO days, enumeration values,
 amounts as decimal text) or the problems that make it unusable, each naming its field.
+The values of single fields are parsed in values.py; here are the checks that need the day
+(a day is plausible from EARLIEST_DAY on, up to today for what happened and up to
+YEARS_AHEAD years ahead for deadlines and expiries) and the other fields of the record.
 Checks that need the database (enterprises, references) live in publishing.py.
 """
 
@@ -15,14 +18,12 @@ from collections.abc import Callable, Mapping, Sequence
 from copy import copy
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
-from decimal import Decimal, InvalidOperation
-from enum import StrEnum
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
 from hub import models
 from hub.domain import (
-    DEPARTMENTS,
     AcceptanceVerdict,
     CreditKind,
     CreditStatus,
@@ -32,24 +33,46 @@ from hub.domain import (
     RectificationStatus,
     RepairStatus,
 )
-from hub.errors import InvalidUSCC
-from hub.uscc import parse_uscc
+from hub.values import (
+    Parser,
+    amount,
+    choice,
+    day,
+    departments,
+    findings,
+    flag,
+    identifier,
+    named,
+    shown,
+    text,
+    uscc,
+)
 
 __all__ = [
+    "EARLIEST_DAY",
     "KINDS",
+    "YEARS_AHEAD",
     "Field",
     "Kind",
     "Problem",
     "Reference",
     "first_versions",
+    "latest_day",
     "parse",
+    "record_source_id",
     "today",
 ]
 
 # China keeps one time zone and no daylight saving: "today" is the day in Beijing.
 CHINA = timezone(timedelta(hours=8), "CST")
-DEPARTMENT_CODES = tuple(department.code for department in DEPARTMENTS)
-MAX_AMOUNT = Decimal("1e12")  # yuan; far beyond any fine, far within BIGINT fen
+# No record of today's enterprise supervision is older: the Administrative Penalty Law dates
+# from 1996, unified social credit codes from 2015 (older records were re-keyed to them).
+# Earlier days are placeholders for an unknown day (0001-01-01, 1900-01-01, Excel's
+# 1899-12-30) or slips of the keyboard (0206 for 2026), never real ones.
+EARLIEST_DAY = date(1990, 1, 1)
+# Days ahead of today (rectification deadlines, credit-record expiries) run months or a few
+# years out; a day further ahead than this is a typo (2206 for 2026).
+YEARS_AHEAD = 10
 
 
 def today() -> date:
@@ -78,135 +101,6 @@ class Problem:
         if self.source_id:
             where += f" (sourceId {self.source_id})"
         return f"{where} {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
-
-
-# A parser takes what a publisher sent and returns the canonical value, or raises ValueError
-# whose message says what is wrong with it.
-Parser = Callable[[Any], Any]
-
-
-def text(limit: int) -> Parser:
-    def parse_text(value: Any) -> str:
-        if not isinstance(value, str):
-            raise ValueError(f"must be text, not {type(value).__name__}")
-        stripped: str = value.strip()
-        if not stripped:
-            raise ValueError("must not be empty")
-        if len(stripped) > limit:
-            raise ValueError(f"must be at most {limit} characters, not {len(stripped)}")
-        return stripped
-
-    return parse_text
-
-
-def choice(vocabulary: type[StrEnum]) -> Parser:
-    # GraphQL sends members; files send values (passed) or GraphQL names (PASSED).
-    accepted = {member.value: member.value for member in vocabulary}
-    accepted |= {member.name: member.value for member in vocabulary}
-
-    def parse_choice(value: Any) -> str:
-        if isinstance(value, vocabulary):
-            return str(value.value)
-        if isinstance(value, str) and value.strip() in accepted:
-            return accepted[value.strip()]
-        raise ValueError(
-            f"{value!r} is not one of {', '.join(member.value for member in vocabulary)}"
-        )
-
-    return parse_choice
-
-
-def day(value: Any) -> str:
-    if isinstance(value, date) and not isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, str):
-        try:
-            return date.fromisoformat(value.strip()).isoformat()
-        except ValueError:
-            pass
-    raise ValueError(f"{value!r} is not a day; write it as YYYY-MM-DD")
-
-
-def amount(value: Any) -> str:
-    """Yuan, to the fen: canonical as decimal text with two places."""
-    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
-        raise ValueError(f"{value!r} is not an amount in yuan")
-    try:
-        yuan = Decimal(str(value).strip())
-    except InvalidOperation:
-        raise ValueError(f"{value!r} is not an amount in yuan, e.g. 5000 or 1234.50") from None
-    if not yuan.is_finite():
-        raise ValueError(f"{value!r} is not an amount in yuan")
-    if yuan < 0:
-        raise ValueError(f"must not be negative, not {yuan}")
-    if yuan != yuan.quantize(Decimal("0.01")):
-        raise ValueError(f"{yuan} has more than two decimal places; amounts are to the fen")
-    if yuan >= MAX_AMOUNT:
-        raise ValueError(f"{yuan} is larger than any fine the hub accepts")
-    if yuan == 0:
-        yuan = Decimal(0)  # not -0
-    return str(yuan.quantize(Decimal("0.01")))
-
-
-def flag(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if value in (0, 1) and isinstance(value, int):  # as SQLite stores them
-        return bool(value)
-    words = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
-    if isinstance(value, str) and value.strip().lower() in words:
-        return words[value.strip().lower()]
-    raise ValueError(f"{value!r} is not true or false")
-
-
-def departments(value: Any) -> list[str]:
-    """Department codes, as a list or (from CSV) separated by semicolons."""
-    if isinstance(value, str):
-        value = [code for code in value.split(";") if code.strip()]
-    if not isinstance(value, list) or not all(isinstance(code, str) for code in value):
-        raise ValueError("must be a list of department codes")
-    codes = sorted({code.strip() for code in value})
-    unknown = [code for code in codes if code not in DEPARTMENT_CODES]
-    if unknown:
-        raise ValueError(
-            f"unknown department {', '.join(map(repr, unknown))}; one of "
-            f"{', '.join(DEPARTMENT_CODES)}"
-        )
-    return codes
-
-
-def findings(value: Any) -> list[dict[str, str]]:
-    """Problems found, each {category, description}; from CSV as a JSON array."""
-    if isinstance(value, str):
-        try:
-            value = json.loads(value) if value.strip() else []
-        except ValueError:
-            raise ValueError('must be a JSON array of {"category", "description"}') from None
-    if not isinstance(value, list):
-        raise ValueError('must be a list of {"category", "description"}')
-    parsed = []
-    for position, finding in enumerate(value):
-        if not isinstance(finding, Mapping) or set(finding) != {"category", "description"}:
-            raise ValueError(f'finding {position} must have exactly "category" and "description"')
-        try:
-            parsed.append({
-                "category": text(64)(finding["category"]),
-                "description": text(2000)(finding["description"]),
-            })  # fmt: skip
-        except ValueError as error:
-            raise ValueError(f"finding {position}: {error}") from None
-    return parsed
-
-
-def uscc(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError("must be an 18-character unified social credit code")
-    try:
-        return parse_uscc(value)
-    except InvalidUSCC as error:
-        raise ValueError(
-            f"{value!r} is not a valid unified social credit code: {error.problem}"
-        ) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,7 +151,7 @@ def snake_case(name: str) -> str:
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
 
 
-SOURCE_ID = Field("sourceId", text(64))
+SOURCE_ID = Field("sourceId", identifier(64))
 
 
 def _order(
@@ -311,7 +205,7 @@ KINDS: dict[str, Kind] = {
             (
                 SOURCE_ID,
                 Field("uscc", uscc),
-                Field("actionCode", text(32)),
+                Field("actionCode", identifier(32)),
                 Field("kind", choice(InspectionKind)),
                 Field("inspectedOn", day, past=True),
                 Field("result", choice(InspectionResult)),
@@ -326,10 +220,10 @@ KINDS: dict[str, Kind] = {
             (
                 SOURCE_ID,
                 Field("uscc", uscc),
-                Field("inspectionSourceId", text(64), required=False),
+                Field("inspectionSourceId", identifier(64), required=False),
                 Field("caseNumber", text(64)),
-                Field("violation", text(2000)),
-                Field("legalBasis", text(2000)),
+                Field("violation", text(2000, lines=True)),
+                Field("legalBasis", text(2000, lines=True)),
                 Field("amount", amount),
                 Field("decidedOn", day, past=True),
                 Field("status", choice(PenaltyStatus)),
@@ -356,9 +250,9 @@ KINDS: dict[str, Kind] = {
             (
                 SOURCE_ID,
                 Field("uscc", uscc),
-                Field("inspectionSourceId", text(64), required=False),
-                Field("penaltySourceId", text(64), required=False),
-                Field("requirement", text(4000)),
+                Field("inspectionSourceId", identifier(64), required=False),
+                Field("penaltySourceId", identifier(64), required=False),
+                Field("requirement", text(4000, lines=True)),
                 Field("orderedOn", day, past=True),
                 Field("deadline", day),
                 Field("status", choice(RectificationStatus)),
@@ -383,10 +277,10 @@ KINDS: dict[str, Kind] = {
             models.Acceptance,
             (
                 SOURCE_ID,
-                Field("rectificationSourceId", text(64)),
+                Field("rectificationSourceId", identifier(64)),
                 Field("acceptedOn", day, past=True),
                 Field("verdict", choice(AcceptanceVerdict)),
-                Field("opinion", text(4000)),
+                Field("opinion", text(4000, lines=True)),
             ),
             references=(
                 Reference(
@@ -407,7 +301,7 @@ KINDS: dict[str, Kind] = {
                 Field("uscc", uscc),
                 Field("kind", choice(CreditKind)),
                 Field("level", text(32)),
-                Field("reason", text(2000)),
+                Field("reason", text(2000, lines=True)),
                 Field("issuedOn", day, past=True),
                 Field("expiresOn", day, required=False),
                 Field("status", choice(CreditStatus)),
@@ -420,11 +314,11 @@ KINDS: dict[str, Kind] = {
             models.CreditRepair,
             (
                 SOURCE_ID,
-                Field("creditRecordSourceId", text(64)),
+                Field("creditRecordSourceId", identifier(64)),
                 Field("appliedOn", day, past=True),
                 Field("decidedOn", day, required=False, past=True),
                 Field("status", choice(RepairStatus)),
-                Field("opinion", text(4000), required=False),
+                Field("opinion", text(4000, lines=True), required=False),
             ),
             references=(
                 Reference(
@@ -445,24 +339,26 @@ CHILD_FIELDS = ("participants", "findings", "assistingDepartments")
 
 
 def parse(kind: Kind, index: int, record: Any, today: date) -> tuple[dict[str, Any], list[Problem]]:
-    """Canonical values of one published record, or the problems with it (all of them)."""
+    """Canonical values of one published record, or the problems with it (all of them).
+
+    Whatever ``record`` holds, this returns: a value that cannot be used is a problem."""
     if not isinstance(record, Mapping):
         return {}, [Problem(index, None, None, "a record must be an object of fields")]
-    raw_id = record.get("sourceId")
-    source_id = raw_id.strip() if isinstance(raw_id, str) and raw_id.strip() else None
+    source_id = record_source_id(record)
     problems: list[Problem] = []
     values: dict[str, Any] = {}
     known = {field.name for field in kind.fields}
-    for name in sorted(set(record) - known):
+    for name in sorted(set(record) - known, key=shown):
         problems.append(
             Problem(
-                index, source_id, name,
-                f"{kind.type_name} has no field {name!r}; its fields: {', '.join(sorted(known))}",
+                index, source_id, named(name),
+                f"{kind.type_name} has no field {shown(name)}; its fields: "
+                f"{', '.join(sorted(known))}",
             )
         )  # fmt: skip
     for field in kind.fields:
         value = record.get(field.name)
-        if value is None or value == "":
+        if value is None or (isinstance(value, str) and not value):
             if field.required:
                 problems.append(Problem(index, source_id, field.name, "is required"))
             values[field.name] = copy(field.default)  # never one list shared by records
@@ -472,13 +368,45 @@ def parse(kind: Kind, index: int, record: Any, today: date) -> tuple[dict[str, A
         except ValueError as error:
             problems.append(Problem(index, source_id, field.name, str(error)))
             continue
-        if field.past and values[field.name] > today.isoformat():
-            problems.append(
-                Problem(index, source_id, field.name, f"{values[field.name]} is in the future")
-            )
+        if field.parse is day and (problem := _implausible(values[field.name], field, today)):
+            problems.append(Problem(index, source_id, field.name, problem))
     if not problems and kind.check is not None:
         problems += [Problem(index, source_id, n, m) for n, m in kind.check(values)]
     return values, problems
+
+
+def record_source_id(record: Mapping[str, Any]) -> str | None:
+    """The record's sourceId, to name it by in problems, when it is a usable one."""
+    try:
+        source_id: str = SOURCE_ID.parse(record.get("sourceId"))
+    except ValueError:
+        return None
+    return source_id
+
+
+def latest_day(today: date) -> date:
+    """The last day a record may carry: YEARS_AHEAD years after ``today``."""
+    try:
+        return today.replace(year=today.year + YEARS_AHEAD)
+    except ValueError:  # 29 February, in a year that has none
+        return today.replace(year=today.year + YEARS_AHEAD, day=28)
+
+
+@lru_cache(maxsize=8)
+def _days(today: date) -> tuple[str, str, str]:
+    """The earliest day, today and the latest day, as ISO text (as parsed days are)."""
+    return EARLIEST_DAY.isoformat(), today.isoformat(), latest_day(today).isoformat()
+
+
+def _implausible(iso_day: str, field: Field, today: date) -> str | None:
+    earliest, now, latest = _days(today)
+    if iso_day < earliest:
+        return f"{iso_day} is before {earliest}, the earliest day the hub accepts"
+    if field.past and iso_day > now:
+        return f"{iso_day} is in the future"
+    if iso_day > latest:
+        return f"{iso_day} is more than {YEARS_AHEAD} years ahead (after {latest})"
+    return None
 
 
 StoredRows = Mapping[str, Sequence[Mapping[str, Any]]]

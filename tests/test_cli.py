@@ -1,13 +1,18 @@
 """The `hub` command as an operator uses it, on a real SQLite file."""
 
+import asyncio
+import csv
+import io
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 from hub.cli import app
 from hub.schema import sdl
+from tests.conftest import BACKENDS
 
 runner = CliRunner()
 
@@ -225,3 +230,91 @@ def test_audit_commands(env: dict[str, str], tmp_path: Path) -> None:
         "the access log is broken at record 3: record 3 was changed after it was written: its hash "
         "does not match"
     )
+
+
+# What callers may put in access records (X-Hub-Purpose, X-Hub-Case, the operation name) as
+# an auditor's terminal or spreadsheet must not obey it.
+HOSTILE_ENTRIES = [
+    {"operation_name": "[bold red]x[/]", "purpose": '=HYPERLINK("http://x.example/","核查")',
+     "case_ref": "@SUM(1)"},
+    {"operation_name": "\x1b[2Jcleared", "purpose": "-1+1", "case_ref": "\t杭环罚\r",
+     "client": "\x9b31mclient\u202e"},
+]  # fmt: skip
+
+
+def hostile_log(settings: Any) -> None:
+    from datetime import UTC, datetime
+
+    from hub.audit import AccessEntry, AccessLog, Outcome, Trail
+    from hub.db import create_engine, upgrade
+
+    upgrade(settings)
+
+    async def append() -> None:
+        engine = create_engine(settings)
+        log = AccessLog(engine)
+        for number, values in enumerate(HOSTILE_ENTRIES, start=1):
+            trail = Trail()
+            trail.serve("91110000600037341L", "Penalty", str(number), ("amount",))
+            await log.append(AccessEntry(
+                recorded_at=datetime(2026, 11, 1, 8, 0, number, tzinfo=UTC), outcome=Outcome.OK,
+                trace_id=f"{number:032x}", duration_us=1000, department="market",
+                role="department", trail=trail, **{"client": "client:1", **values},
+            ))  # fmt: skip
+        await engine.dispose()
+
+    asyncio.run(append())
+
+
+@pytest.mark.parametrize("empty_database", BACKENDS, indirect=True)
+def test_audit_search_shows_stored_values_as_plain_text(empty_database: Any) -> None:
+    hostile_log(empty_database)
+    env = {"HUB_DATABASE_URL": empty_database.database_url, "COLUMNS": "200"}
+
+    found = runner.invoke(app, ["audit", "search"], env=env)
+
+    assert found.exit_code == 0, found.output
+    assert found.stdout == (
+        "┏━━━━━┳━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━┳━━━━━━━━━┳━━━━━━━━━━━━━━━━┓\n"
+        "┃ seq ┃ time (UTC)          ┃ department ┃ client              ┃ operation      ┃ purpose                                ┃ case           ┃ outcome ┃ fields         ┃\n"
+        "┡━━━━━╇━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━╇━━━━━━━━━╇━━━━━━━━━━━━━━━━┩\n"
+        "│ 2   │ 2026-11-01 08:00:02 │ market     │ \\x9b31mclient\\u202e │ \\x1b[2Jcleared │ -1+1                                   │ \\x09杭环罚\\x0d │ ok      │ Penalty.amount │\n"
+        '│ 1   │ 2026-11-01 08:00:01 │ market     │ client:1            │ [bold red]x[/] │ =HYPERLINK("http://x.example/","核查") │ @SUM(1)        │ ok      │ Penalty.amount │\n'
+        "└─────┴─────────────────────┴────────────┴─────────────────────┴────────────────┴────────────────────────────────────────┴────────────────┴─────────┴────────────────┘\n"
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("empty_database", BACKENDS, indirect=True)
+def test_audit_export_neutralizes_formulas_in_csv_and_keeps_jsonl_exact(
+    empty_database: Any,
+) -> None:
+    hostile_log(empty_database)
+    env = {"HUB_DATABASE_URL": empty_database.database_url}
+
+    as_csv = runner.invoke(app, ["audit", "export", "--format", "csv"], env=env)
+    as_jsonl = runner.invoke(app, ["audit", "export", "--format", "jsonl"], env=env)
+
+    # JSON lines: every value exactly as stored, and nothing a terminal would obey.
+    assert as_jsonl.exit_code == 0, as_jsonl.output
+    assert as_jsonl.stdout.replace("\n", "").isprintable()
+    records = [json.loads(line) for line in as_jsonl.stdout.splitlines()]
+    hostile = ("client", "operation_name", "purpose", "case_ref")
+    assert [{key: record[key] for key in hostile} for record in records] == [
+        {"client": "client:1", **values} for values in HOSTILE_ENTRIES
+    ]
+    # CSV: formulas behind a quote, control characters but tab and line feed escaped.
+    assert as_csv.exit_code == 0, as_csv.output
+    assert as_csv.stdout.replace("\n", "").replace("\t", " ").isprintable()
+    rows = list(csv.DictReader(io.StringIO(as_csv.stdout, newline="")))
+    assert [{key: row[key] for key in hostile} for row in rows] == [
+        {"client": "client:1", "operation_name": "[bold red]x[/]",
+         "purpose": '\'=HYPERLINK("http://x.example/","核查")', "case_ref": "'@SUM(1)"},
+        {"client": "\\x9b31mclient\\u202e", "operation_name": "\\x1b[2Jcleared",
+         "purpose": "'-1+1", "case_ref": "'\t杭环罚\\x0d"},
+    ]  # fmt: skip
+    assert [{key: value for key, value in row.items() if key not in hostile} for row in rows] == [
+        {key: "" if value is None else json.dumps(value, ensure_ascii=False)
+         if isinstance(value, list) else str(value)
+         for key, value in record.items() if key not in hostile}
+        for record in records
+    ]  # fmt: skip

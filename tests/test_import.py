@@ -17,7 +17,7 @@ from hub.audit import verify
 from hub.cli import app
 from hub.db import create_engine, upgrade
 from hub.demo import load_demo
-from hub.importing import read_ndjson
+from hub.reading import read_ndjson
 from hub.records import today
 from hub.settings import DEFAULT_POLICY_DIR, Settings
 from tests.conftest import BACKENDS, fresh_database
@@ -656,3 +656,203 @@ def test_reading_a_line_of_ndjson(
     assert (read.kind.name if read.kind else None, read.record, read.problem, read.field) == (
         expected
     )
+
+
+# Lines that crashed the import or stopped it (issue 11): each is set aside with its line
+# number and reason now, and the lines around it are imported.
+def penalty(number: int, **changes: Any) -> dict[str, Any]:
+    return {
+        "recordKind": "penalties", "sourceId": f"ECOLOGY-PEN-NEW-{number}",
+        "uscc": "923301113JMJ1JGT5T", "caseNumber": f"杭环罚〔2026〕{900 + number}号",
+        "violation": "超标排放大气污染物", "legalBasis": "《中华人民共和国大气污染防治法》第九十九条",
+        "amount": "5000", "decidedOn": "2026-10-15", "status": "decided", **changes,
+    }  # fmt: skip
+
+
+def line(record: dict[str, Any], **raw: str) -> str:
+    """A record as a JSON line, with some values written exactly as given (numbers JSON
+    cannot hold in Python, escapes json.dumps would not write)."""
+    text = json.dumps(record | {k: "@" + k for k in raw}, ensure_ascii=False)
+    for key, value in raw.items():
+        text = text.replace(json.dumps("@" + key), value)
+    return text
+
+
+HOSTILE_LINES = [
+    penalty(1),
+    penalty(2, amount="1e400"),  # a traceback, after every batch before it was committed
+    line(penalty(3), amount="1e400"),  # a JSON number: float inf
+    line(penalty(4), amount="1" + "0" * 5000),  # past Python's 4,300 digits for an int
+    line(penalty(5), amount="NaN"),  # Python's json reads NaN, which is not JSON
+    line(penalty(6), sourceId='"ECOLOGY-PEN-NEW-\\u0000"'),  # PostgreSQL: the import stopped
+    line(penalty(7), sourceId='"ECOLOGY-PEN-NEW-\\ud800"'),  # a traceback on SQLite
+    json.dumps(penalty(8))[:-1] + ', "\\ud800": 1}',  # a traceback writing the report
+    "[" * 100_000,  # RecursionError
+    line(penalty(10), findings="[" * 100 + "]" * 100),
+    penalty(11, violation="超标\x1b[2J排放"),  # cleared the operator's screen
+    penalty(12, decidedOn="0001-01-01"),
+    '{"recordKind": "penalties", "sourceId": "' + "x" * 1_000_000 + '"}',
+    penalty(14, amount="1e-400"),
+    penalty(15, caseNumber="[/]"),  # Rich markup: a MarkupError
+    penalty(16, sourceId="ECOLOGY PEN NEW 16"),
+    penalty(17),
+]
+HOSTILE_REJECTED = [
+    (2, "ECOLOGY-PEN-NEW-2", "amount", "1E+400 is larger than any fine the hub accepts"),
+    (3, "ECOLOGY-PEN-NEW-3", "amount", "1E+400 is larger than any fine the hub accepts"),
+    (4, "ECOLOGY-PEN-NEW-4", "amount", "1.00E+5000 is larger than any fine the hub accepts"),
+    (5, None, None, "is not JSON (NaN is not a JSON number); a line holds one JSON object"),
+    (6, None, None, 'holds a NUL character (U+0000) in "sourceId", which no record may contain'),
+    (7, None, None, 'holds a lone surrogate (U+D800) in "sourceId", which no record may contain'),
+    (8, None, None, "holds a lone surrogate (U+D800) in a field name, which no record may contain"),
+    (9, None, None, "nests arrays and objects more than 8 levels deep; a line holds one object of fields"),
+    (10, None, None, "nests arrays and objects more than 8 levels deep; a line holds one object of fields"),
+    (11, "ECOLOGY-PEN-NEW-11", "violation", "must not contain control characters (U+001B at position 3)"),
+    (12, "ECOLOGY-PEN-NEW-12", "decidedOn", "0001-01-01 is before 1990-01-01, the earliest day the hub accepts"),
+    (13, None, None, "is longer than 1,000,000 characters; a line holds one record"),
+    (14, "ECOLOGY-PEN-NEW-14", "amount", "1E-400 has more than two decimal places; amounts are to the fen"),
+    (16, None, "sourceId", "must not contain whitespace or invisible characters (U+0020 at position 8)"),
+]  # fmt: skip
+
+
+def test_hostile_lines_are_set_aside_and_the_rest_imported(
+    database: Settings, tmp_path: Path
+) -> None:
+    path = ndjson(tmp_path / "penalties.ndjson", *HOSTILE_LINES)
+    report = tmp_path / "rejected.ndjson"
+
+    result = hub_import(database, path, "--department", "ecology", "--batch-size", "2",
+                        "--report", report)  # fmt: skip
+
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    rejected = [
+        {"line": number, "kind": None if field is None and source_id is None else "penalties",
+         "sourceId": source_id, "field": field, "message": message}
+        for number, source_id, field, message in HOSTILE_REJECTED
+    ]  # fmt: skip
+    for rejection in rejected:  # lines read whole name their kind
+        if rejection["line"] in (2, 3, 4, 11, 12, 14, 16):
+            rejection["kind"] = "penalties"
+    assert [json.loads(line) for line in report.read_text(encoding="utf-8").splitlines()] == (
+        rejected
+    )
+    listed = "\n".join(
+        f"line {r['line']}" + (f" (sourceId {r['sourceId']})" if r["sourceId"] else "")
+        + (f" {r['field']}: " if r["field"] else " ") + r["message"]
+        for r in rejected
+    )  # fmt: skip
+    assert flat(result.stdout) == flat(
+        summary(3, 0, 0, 14, "penalties.ndjson (ecology)") + "\nrejected lines:\n" + listed
+    )
+    assert flat(result.stderr) == (
+        "14 of 17 lines rejected: fix them and import the file again (lines already imported come "
+        "out unchanged)"
+    )
+    assert [tuple(row) for row in sql(
+        database, "SELECT source_id, case_number, amount_fen FROM penalty "
+        "WHERE source_id LIKE 'ECOLOGY-PEN-NEW-%' ORDER BY id"
+    )] == [("ECOLOGY-PEN-NEW-1", "杭环罚〔2026〕901号", 500000),
+           ("ECOLOGY-PEN-NEW-15", "[/]", 500000),
+           ("ECOLOGY-PEN-NEW-17", "杭环罚〔2026〕917号", 500000)]  # fmt: skip
+
+
+CSV_HOSTILE = (
+    "sourceId,uscc,actionCode,kind,inspectedOn,result,participants,findings\n"
+    "ECOLOGY-INS-NEW-1,913301102GB1F1D287,330110202611010100901,joint,2026-11-01,no_problem,,\n"
+    "ECOLOGY-INS-NEW-2,913301102GB1F1D287,3301102026\x00,joint,2026-11-01,no_problem,,\n"
+    f"ECOLOGY-INS-NEW-3,913301102GB1F1D287,{'9' * 1_000_000},joint,2026-11-01,no_problem,,\n"
+    "ECOLOGY-INS-NEW-4,913301102GB1F1D287,330110202611010100904,joint,1900-01-01,no_problem,,\n"
+    'ECOLOGY-INS-NEW-5,913301102GB1F1D287,330110202611010100905,joint,2026-11-01,no_problem,,"'
+    + "["
+    * 100_000
+    + '"\n'
+    "ECOLOGY-\x1b]0;owned\x07,913301102GB1F1D287,330110202611010100906,joint,2026-11-01,"
+    "no_problem,,\n"
+    "ECOLOGY-INS-NEW-8,913301102GB1F1D287,330110202611010100908,joint,2026-11-01,no_problem,,\n"
+)
+
+
+def test_hostile_csv_rows_are_set_aside_and_the_rest_imported(
+    database: Settings, tmp_path: Path
+) -> None:
+    path = tmp_path / "inspections.csv"
+    path.write_text(CSV_HOSTILE, encoding="utf-8", newline="")
+
+    result = hub_import(database, path, "--department", "ecology", "--kind", "inspections")
+
+    assert result.exit_code == 1, result.output
+    assert flat(result.stdout) == flat(
+        summary(2, 0, 0, 5, "inspections.csv (ecology)")
+        + """
+rejected lines:
+line 3 (sourceId ECOLOGY-INS-NEW-2) actionCode: must not contain control characters (U+0000 at position 11)
+line 4 is longer than 1,000,000 characters; a line holds one record
+line 5 (sourceId ECOLOGY-INS-NEW-4) inspectedOn: 1900-01-01 is before 1990-01-01, the earliest day the hub accepts
+line 6 (sourceId ECOLOGY-INS-NEW-5) findings: must be a JSON array of {"category", "description"}
+line 7 sourceId: must not contain control characters (U+001B at position 9)"""
+    )
+    assert [row[0] for row in sql(
+        database, "SELECT source_id FROM inspection WHERE source_id LIKE 'ECOLOGY-INS-NEW-%' "
+        "ORDER BY source_id"
+    )] == ["ECOLOGY-INS-NEW-1", "ECOLOGY-INS-NEW-8"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        # Names and headers are shown as written: neither Rich markup nor a format string.
+        ("{x}[red]a.ndjson", "[]\n", "{x}[red]a.ndjson (ecology)"),
+        ("acceptances.csv", "sourceId,[/],verdict\nA,b,passed\n",
+         "import stopped: the header of {path} names '[/]', which acceptances have no field for; "
+         "the fields of acceptances: sourceId, rectificationSourceId, acceptedOn, verdict, "
+         "opinion; nothing was imported"),
+    ],
+)  # fmt: skip
+def test_file_names_and_headers_are_shown_as_written(
+    database: Settings, tmp_path: Path, name: str, content: str, expected: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+
+    result = hub_import(database, path, "--department", "ecology", "--kind", "acceptances")
+
+    assert result.exit_code in (1, 2), result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert expected.replace("{path}", str(path)) in flat(result.output)
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        '"ECOLOGY-INS-NEW-2\n' + ("x" * 999_999 + "\n") * 2 + '",913301102GB1F1D287\n',
+        'ECOLOGY-INS-NEW-2,913301102GB1F1D287,"' + "x" * 1_000_000 + "\n",
+    ],
+    ids=["over-lines", "quoted"],
+)
+def test_a_csv_row_too_long_to_read_past_stops_the_import(
+    database: Settings, tmp_path: Path, row: str
+) -> None:
+    """A quote may carry a CSV row over lines: past a row this long, rows cannot be found."""
+    path = tmp_path / "inspections.csv"
+    path.write_text(
+        "sourceId,uscc,actionCode,kind,inspectedOn,result\n"
+        "ECOLOGY-INS-NEW-1,913301102GB1F1D287,330110202611010100901,joint,2026-11-01,no_problem\n"
+        + row
+        + "ECOLOGY-INS-NEW-3,913301102GB1F1D287,330110202611010100903,joint,2026-11-01,no_problem\n",
+        encoding="utf-8",
+    )
+
+    result = hub_import(database, path, "--department", "ecology", "--kind", "inspections",
+                        "--batch-size", "1")  # fmt: skip
+
+    assert result.exit_code == 2, result.output
+    assert flat(result.stdout) == summary(1, 0, 0, 0, "inspections.csv (ecology)")
+    assert flat(result.stderr) == (
+        f"import stopped: the row from line 3 of {path} runs past 1,000,000 characters, and CSV "
+        "cannot be read past it (a quote not closed?): fix it and import the file again; the "
+        "lines counted above were imported, none after them"
+    )
+    assert [row[0] for row in sql(
+        database, "SELECT source_id FROM inspection WHERE source_id LIKE 'ECOLOGY-INS-NEW-%'"
+    )] == ["ECOLOGY-INS-NEW-1"]  # fmt: skip

@@ -327,3 +327,59 @@ def test_published_values_survive_the_round_trip(writable: Hub) -> None:
         hub.sql("SELECT data FROM record_version WHERE source_id = 'MKT-PEN-NEW'")[0][0]
     )
     assert (stored["amount"], stored["status"]) == ("12345.67", "decided")
+
+
+PUBLISH_PENALTIES = """
+mutation($records: [PenaltyInput!]!) {
+  publishPenalties(records: $records) { created }
+}"""
+
+
+def test_hostile_values_are_bad_input_never_internal(writable: Hub) -> None:
+    """Values that crashed the hub (1e400) or failed PostgreSQL's INSERT (NUL, lone
+    surrogates) are problems named by record and field (issue 11)."""
+    hub = writable
+    uscc = hub.sql("SELECT uscc FROM enterprise ORDER BY id LIMIT 1")[0][0]
+
+    def penalty(number: int, **changes: Any) -> dict[str, Any]:
+        return {
+            "sourceId": f"ECO-PEN-NEW-{number}", "uscc": uscc, "caseNumber": f"杭环罚〔2026〕第T{number}号",
+            "violation": "超标排放大气污染物", "legalBasis": "《中华人民共和国大气污染防治法》第九十九条",
+            "amount": "5000", "decidedOn": "2026-10-15", "status": "DECIDED", **changes,
+        }  # fmt: skip
+
+    before = hub.sql("SELECT count(*) FROM penalty")[0][0]
+    records = [
+        penalty(1, amount="1e400"),
+        penalty(2, amount="-1e-400"),
+        penalty(3, sourceId="ECO-PEN-NEW-\x00"),
+        penalty(4, caseNumber="杭环罚\ud800"),
+        penalty(5, violation="超标\x1b[2J排放"),
+        penalty(6, decidedOn="0001-01-01"),
+    ]
+    # As JSON escapes (\u0000, \ud800), which any JSON parser reads into strings.
+    body = json.dumps({"query": PUBLISH_PENALTIES, "variables": {"records": records}})
+    response = hub.client.post("/graphql", content=body, headers={
+        "Authorization": f"Bearer {hub.tokens['ecology']}", "Content-Type": "application/json",
+    })  # fmt: skip
+
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["data"] is None
+    (error,) = answer["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert error["extensions"]["problems"] == [
+        {"index": 0, "sourceId": "ECO-PEN-NEW-1", "field": "amount",
+         "message": "1E+400 is larger than any fine the hub accepts"},
+        {"index": 1, "sourceId": "ECO-PEN-NEW-2", "field": "amount",
+         "message": "must not be negative, not -1E-400"},
+        {"index": 2, "sourceId": None, "field": "sourceId",
+         "message": "must not contain control characters (U+0000 at position 13)"},
+        {"index": 3, "sourceId": "ECO-PEN-NEW-4", "field": "caseNumber",
+         "message": "must not contain lone surrogates (U+D800 at position 4)"},
+        {"index": 4, "sourceId": "ECO-PEN-NEW-5", "field": "violation",
+         "message": "must not contain control characters (U+001B at position 3)"},
+        {"index": 5, "sourceId": "ECO-PEN-NEW-6", "field": "decidedOn",
+         "message": "0001-01-01 is before 1990-01-01, the earliest day the hub accepts"},
+    ]  # fmt: skip
+    assert hub.sql("SELECT count(*) FROM penalty")[0][0] == before

@@ -1,14 +1,17 @@
 """The published form of each kind of record: canonical values, or every problem by field."""
 
 import json
-from datetime import date
+from collections.abc import Iterator
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hub.domain import AcceptanceVerdict, InspectionResult
-from hub.records import KINDS, Problem, parse
+from hub.records import KINDS, Problem, latest_day, parse
 
 TODAY = date(2026, 11, 1)
 USCC = "91110000600037341L"  # the example of GB 32100-2015
@@ -304,7 +307,8 @@ BAD = [
     ),
     ("penalties", {"decisionIssued": "maybe"}, [("decisionIssued", "'maybe' is not true or false")]),
     ("penalties", {"caseNumber": "号" * 65}, [("caseNumber", "must be at most 64 characters, not 65")]),
-    ("penalties", {"violation": 5}, [("violation", "must be text, not int")]),
+    ("penalties", {"violation": 5}, [("violation", "must be text, not a number")]),
+    ("penalties", {"violation": ["超标排放"]}, [("violation", "must be text, not a list")]),
     ("acceptances", {"opinion": "   "}, [("opinion", "must not be empty")]),
     (
         "rectifications",
@@ -365,10 +369,52 @@ BAD = [
     (
         "inspections",
         {"findings": [{"category": "废气治理", "description": " "}]},
-        [("findings", "finding 0: must not be empty")],
+        [("findings", "finding 0 description: must not be empty")],
     ),
     ("inspections", {"findings": "not json"}, [("findings", 'must be a JSON array of {"category", "description"}')]),
     ("inspections", {"findings": {"category": "a", "description": "b"}}, [("findings", 'must be a list of {"category", "description"}')]),
+    ("inspections", {"findings": "[" * 100_000}, [("findings", 'must be a JSON array of {"category", "description"}')]),
+    (
+        "inspections",
+        {"findings": [{"category": "消\x85防", "description": "通道堵塞"}]},
+        [("findings", "finding 0 category: must not contain control characters (U+0085 at position 2)")],
+    ),
+    (
+        "inspections",
+        {"findings": [{"category": "消防", "description": "通道\ud800堵塞"}]},
+        [("findings", "finding 0 description: must not contain lone surrogates (U+D800 at position 3)")],
+    ),
+    (
+        "inspections",
+        {"findings": [{"category": "消防", "description": "通道堵塞"}] * 101},
+        [("findings", "must list at most 100 findings, not 101")],
+    ),
+    # Amounts too large, too small or not numbers at all, in every form they arrive in: none
+    # may reach decimal arithmetic that raises (1E+400 cannot be rounded to the fen).
+    ("penalties", {"amount": "1e400"}, [("amount", "1E+400 is larger than any fine the hub accepts")]),
+    ("penalties", {"amount": Decimal("1e400")}, [("amount", "1E+400 is larger than any fine the hub accepts")]),
+    ("penalties", {"amount": 10**400}, [("amount", "1.00E+400 is larger than any fine the hub accepts")]),
+    ("penalties", {"amount": 1e400}, [("amount", "inf is not an amount in yuan")]),
+    ("penalties", {"amount": "-1e400"}, [("amount", "must not be negative, not -1E+400")]),
+    ("penalties", {"amount": "1e-400"}, [("amount", "1E-400 has more than two decimal places; amounts are to the fen")]),
+    ("penalties", {"amount": Decimal("1e-400")}, [("amount", "1E-400 has more than two decimal places; amounts are to the fen")]),
+    ("penalties", {"amount": "Infinity"}, [("amount", "'Infinity' is not an amount in yuan")]),
+    ("penalties", {"amount": Decimal("sNaN")}, [("amount", "sNaN is not an amount in yuan")]),
+    ("penalties", {"amount": "1e999999999999999999"}, [("amount", "1E+999999999999999999 is larger than any fine the hub accepts")]),
+    ("penalties", {"amount": "9" * 41}, [("amount", "'99999999999999999...999999999999999999' is not an amount in yuan, e.g. 5000 or 1234.50")]),
+    # Days: plausible, from 1990 to ten years ahead of the day checked on (2026-11-01).
+    ("penalties", {"decidedOn": "0001-01-01"}, [("decidedOn", "0001-01-01 is before 1990-01-01, the earliest day the hub accepts")]),
+    ("inspections", {"inspectedOn": date(1989, 12, 31)}, [("inspectedOn", "1989-12-31 is before 1990-01-01, the earliest day the hub accepts")]),
+    ("rectifications", {"deadline": "2036-11-02"}, [("deadline", "2036-11-02 is more than 10 years ahead (after 2036-11-01)")]),
+    ("creditRecords", {"expiresOn": "9999-12-31"}, [("expiresOn", "9999-12-31 is more than 10 years ahead (after 2036-11-01)")]),
+    ("creditRecords", {"expiresOn": "20291014"}, [("expiresOn", "'20291014' is not a day; write it as YYYY-MM-DD")]),
+    ("creditRepairs", {"appliedOn": "2026-W43-1"}, [("appliedOn", "'2026-W43-1' is not a day; write it as YYYY-MM-DD")]),
+    ("penalties", {"decisionIssued": Decimal("sNaN")}, [("decisionIssued", "sNaN is not true or false")]),
+    (
+        "inspections",
+        {"\x1b[2J": "x"},
+        [("'\\x1b[2J'", "Inspection has no field '\\x1b[2J'; its fields: actionCode, findings, inspectedOn, kind, participants, result, sourceId, uscc")],
+    ),
 ]  # fmt: skip
 
 
@@ -454,3 +500,150 @@ def test_parsed_defaults_are_not_shared_between_records() -> None:
     first["findings"].append({"category": "a", "description": "b"})
     second, _ = parse(KINDS["inspections"], 1, bare, TODAY)
     assert (second["participants"], second["findings"]) == ([], [])
+
+
+# Text that PostgreSQL cannot store (NUL, lone surrogates), that a terminal would obey (ESC...)
+# or that hides in an id: (kind, field, value, the record's sourceId in problems, message).
+CHARACTERS = [
+    ("penalties", "sourceId", "ECOLOGY-PEN-\x00", None, "must not contain control characters (U+0000 at position 13)"),
+    ("penalties", "sourceId", " ECOLOGY PEN 1", None, "must not contain whitespace or invisible characters (U+0020 at position 9)"),
+    ("penalties", "sourceId", "ECOLOGY-\x1b[2J", None, "must not contain control characters (U+001B at position 9)"),
+    ("penalties", "sourceId", "ECOLOGY-PEN-\ud800", None, "must not contain lone surrogates (U+D800 at position 13)"),
+    ("acceptances", "rectificationSourceId", "ECOLOGY-RECT-1\u200b", "ECOLOGY-ACC-1", "must not contain whitespace or invisible characters (U+200B at position 15)"),
+    ("inspections", "actionCode", "3301\ud800", "ECOLOGY-INS-1", "must not contain lone surrogates (U+D800 at position 5)"),
+    ("inspections", "actionCode", "3301\t0620", "ECOLOGY-INS-1", "must not contain control characters (U+0009 at position 5)"),
+    ("penalties", "caseNumber", "杭环罚〔2026〕\x1b[2J12号", "ECOLOGY-PEN-1", "must not contain control characters (U+001B at position 10)"),
+    ("penalties", "violation", "超标\x00排放", "ECOLOGY-PEN-1", "must not contain control characters (U+0000 at position 3)"),
+    ("penalties", "legalBasis", "第九十九条\x9b2J", "ECOLOGY-PEN-1", "must not contain control characters (U+009B at position 6)"),
+    ("acceptances", "opinion", "  同意\x07", "ECOLOGY-ACC-1", "must not contain control characters (U+0007 at position 5)"),
+    ("creditRecords", "level", "A\nA", "ECOLOGY-CRD-1", "must not contain control characters (U+000A at position 2)"),
+    ("creditRepairs", "opinion", "同意\x7f", "ECOLOGY-REP-1", "must not contain control characters (U+007F at position 3)"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("kind", "field", "value", "source_id", "message"), CHARACTERS)
+def test_text_holds_no_control_characters_and_ids_no_whitespace(
+    kind: str, field: str, value: str, source_id: str | None, message: str
+) -> None:
+    _, problems = parse(KINDS[kind], 0, VALID[kind] | {field: value}, TODAY)
+    assert problems == [Problem(0, source_id, field, message)]
+
+
+@pytest.mark.parametrize(
+    ("kind", "changes"),
+    [
+        ("penalties", {"caseNumber": "杭环罚 〔2026〕 12号"}),  # spaces inside one-line text
+        ("penalties", {"violation": "超标排放\n大气污染物", "legalBasis": "第九十九条\r\n第一款"}),
+        ("acceptances", {"opinion": "资料齐全\t整改措施落实到位"}),
+        ("inspections", {"inspectedOn": "1990-01-01"}),  # the earliest day
+        ("rectifications", {"deadline": "2036-11-01"}),  # ten years ahead, exactly
+        ("creditRecords", {"expiresOn": "2036-11-01"}),
+        ("penalties", {"amount": "999999999999.99"}),  # the largest fine
+    ],
+)
+def test_what_is_plausible_is_kept(kind: str, changes: dict[str, Any]) -> None:
+    assert parse(KINDS[kind], 0, VALID[kind] | changes, TODAY) == (
+        CANONICAL[kind] | changes,
+        [],
+    )
+
+
+def test_ten_years_from_a_leap_day() -> None:
+    assert latest_day(date(2028, 2, 29)) == date(2038, 2, 28)
+    assert latest_day(date(2026, 11, 1)) == date(2036, 11, 1)
+
+
+# Values that broke parsing before, or come close: every field of every kind gets each.
+HOSTILE = [
+    "1e400", "-1e400", "1e-400", "NaN", "sNaN", "Infinity", "-Infinity", "1e999999999999999999",
+    "0001-01-01", "9999-12-31", "2026-02-30", "\x00", "\ud800", "\x1b[2J", "[bold]x[/]", " ", "",
+    "=HYPERLINK(\"http://x\")", 10**400, -(10**400), 1e400, float("nan"), -0.0, Decimal("1e400"),
+    Decimal("-1e-400"), Decimal("sNaN"), Decimal("NaN"), date(1, 1, 1), date(9999, 12, 31),
+    datetime(2026, 1, 1), "[" * 5000, '[{"category": "a", "description": "\\u0000"}]', [[[[[]]]]],
+    {"category": "\x00", "description": "\ud800"}, [{"category": 1e400, "description": None}],
+]  # fmt: skip
+
+
+def assert_sound(kind: str, record: Any) -> None:
+    """parse returns, with problems fit to show and store, or values fit to store."""
+    values, problems = parse(KINDS[kind], 0, record, TODAY)
+    for problem in problems:
+        # Problems are shown on terminals and stored as UTF-8: printable, and quoted briefly.
+        for shown in (problem.message, problem.field or "", problem.source_id or ""):
+            assert isinstance(shown, str), problem
+            assert shown.isprintable(), problem
+            shown.encode("utf-8")
+        assert len(problem.message) < 300, problem
+    if not problems:  # what is stored: plain JSON that PostgreSQL takes
+        assert set(values) == {field.name for field in KINDS[kind].fields}
+        assert json.loads(json.dumps(values)) == values
+        for text in strings(values):
+            text.encode("utf-8")
+            assert "\x00" not in text
+
+
+def strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from strings(item)
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_every_field_takes_every_hostile_value(kind: str) -> None:
+    for field in KINDS[kind].fields:
+        for value in HOSTILE:
+            assert_sound(kind, VALID[kind] | {field.name: value})
+    for value in HOSTILE:
+        assert_sound(kind, value)
+        assert_sound(kind, VALID[kind] | {"inspector": value, str(value)[:20]: value})
+        if kind == "inspections":
+            for part in ("category", "description"):
+                finding = {"category": "消防", "description": "通道堵塞", part: value}
+                assert_sound(kind, VALID[kind] | {"findings": [finding]})
+
+
+SCALARS = (
+    st.none() | st.booleans() | st.integers() | st.floats() | st.decimals() | st.dates()
+    | st.text(st.characters(exclude_categories=())) | st.sampled_from(HOSTILE)
+)  # fmt: skip
+JSON_LIKE = st.recursive(
+    SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.text(st.characters(exclude_categories=()), max_size=12), inner, max_size=4
+        )
+    ),
+    max_leaves=12,
+)
+KEEP = object()
+
+
+@st.composite
+def records(draw: st.DrawFn, kind: str) -> Any:
+    """A valid record with about half its fields replaced, a field added, or anything."""
+    if draw(st.integers(0, 9)) == 0:
+        return draw(JSON_LIKE)
+    record = {}
+    for name, valid in VALID[kind].items():
+        value = draw(st.sampled_from([KEEP, KEEP, None]) | JSON_LIKE)
+        record[name] = valid if value is KEEP else value
+    if draw(st.booleans()):
+        record[draw(st.text(max_size=8))] = draw(JSON_LIKE)
+    if kind == "inspections" and draw(st.booleans()):  # findings, one value at a time
+        record["findings"] = [{"category": draw(JSON_LIKE), "description": draw(JSON_LIKE)}]
+    return record
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+@settings(derandomize=True, max_examples=40, deadline=None, database=None)
+@given(data=st.data())
+def test_parse_returns_values_or_problems_whatever_it_is_given(
+    kind: str, data: st.DataObject
+) -> None:
+    assert_sound(kind, data.draw(records(kind)))

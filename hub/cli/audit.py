@@ -1,4 +1,14 @@
-"""The access log from the command line: verify, checkpoint, keygen, export, search."""
+"""The access log from the command line: verify, checkpoint, keygen, export, search.
+
+Access records hold what callers sent (purpose, case reference, operation name), so what
+the commands show is treated as hostile: ``search`` prints every value as plain text (no
+Rich markup, control and invisible characters as escapes such as \\x1b); ``export`` writes
+JSON lines whose values read back exactly yet hold nothing a terminal obeys (\\u escapes),
+and CSV for spreadsheets: control characters but tab and line feed escaped as in ``search``,
+and no cell a spreadsheet would run as a formula (OWASP's advice against CSV injection: a
+cell starting with = + - @, a tab or a carriage return gets a leading single quote, which
+the spreadsheet shows as text).
+"""
 
 from __future__ import annotations
 
@@ -16,6 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.audit import COLUMNS, AccessFilter, export, exported, search, verify
@@ -31,8 +42,10 @@ from hub.checkpoint import (
 from hub.cli.common import (
     audit_app,
     console,
+    plain_json,
     run,
     settings,
+    visible,
     with_engine,
 )
 from hub.errors import HubError
@@ -42,6 +55,22 @@ from hub.settings import Settings
 class ExportFormat(StrEnum):
     JSONL = "jsonl"
     CSV = "csv"
+
+
+# What makes a spreadsheet read a cell as a formula (=HYPERLINK(...), @SUM(...), +, -), or
+# skip to one (tab, carriage return).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A value as an exported CSV cell: lists as JSON; control characters as escapes; text a
+    spreadsheet would take for a formula behind a single quote, which it shows as text."""
+    if isinstance(value, list):
+        value = json.dumps(value, ensure_ascii=False)
+    if not isinstance(value, str):
+        return value
+    value = visible(value, keep="\t\n")
+    return f"'{value}" if value.startswith(FORMULA_START) else value
 
 
 def _public_key(public_key: Path | None, config: Settings) -> Ed25519PublicKey:
@@ -146,10 +175,22 @@ def _day_or_time(value: str | None, option: str) -> datetime | None:
 def audit_export(
     since: Annotated[str | None, typer.Option(help="From this day or time (UTC).")] = None,
     until: Annotated[str | None, typer.Option(help="Up to this day or time (UTC).")] = None,
-    format: Annotated[ExportFormat, typer.Option(help="jsonl or csv.")] = ExportFormat.JSONL,
+    format: Annotated[
+        ExportFormat,
+        typer.Option(
+            help="jsonl (values exact; characters a terminal would obey as \\u escapes) or csv "
+            "(for spreadsheets: control characters but tab and line feed as escapes like \\x1b, "
+            "and a cell starting with =, +, -, @, a tab or a carriage return behind a single "
+            "quote ', so that it is shown and never run as a formula)."
+        ),
+    ] = ExportFormat.JSONL,
     output: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
 ) -> None:
-    """Export access records, oldest first."""
+    """Export access records, oldest first.
+
+    JSONL holds every value exactly; CSV is for spreadsheets, where no cell can run as a
+    formula (see --format).
+    """
     access_filter = AccessFilter(
         since=_day_or_time(since, "--since"), until=_day_or_time(until, "--until")
     )
@@ -165,10 +206,9 @@ def audit_export(
                 writer.writeheader()
             async for record in export(engine, access_filter):
                 if writer:
-                    writer.writerow({k: json.dumps(v, ensure_ascii=False) if isinstance(v, list)
-                                     else v for k, v in record.items()})  # fmt: skip
+                    writer.writerow({k: csv_cell(v) for k, v in record.items()})
                 else:
-                    stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+                    stream.write(plain_json(record) + "\n")
                 count += 1
         return count
 
@@ -208,19 +248,25 @@ def audit_search(
             return [exported(dict(row._mapping)) for row in rows]
 
     records = run(with_engine(settings(), find))
-    table = Table("seq", "time (UTC)", "department", "client", "purpose", "outcome", "fields")
+    table = Table(
+        "seq", "time (UTC)", "department", "client", "operation", "purpose", "case", "outcome",
+        "fields",
+    )  # fmt: skip
     for record in records:
         fields = record["fields"]
         if code:
             fields = [f for f in fields if f.startswith(f"{code}:")]
-        table.add_row(
+        # Text, not str: stored values are shown as they are, never read as Rich markup.
+        table.add_row(*(Text(visible(value or "")) for value in (
             str(record["seq"]),
             record["recorded_at"][:19].replace("T", " "),
-            record["department"] or "",
-            record["client"] or "",
-            record["purpose"] or "",
+            record["department"],
+            record["client"],
+            record["operation_name"],
+            record["purpose"],
+            record["case_ref"],
             record["outcome"],
             " ".join(sorted({f.split(":")[-1] for f in fields})),
-        )
+        )))  # fmt: skip
     Console().print(table)
     console.print(f"{len(records)} access records")

@@ -13,23 +13,32 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub.cli.common import app, console, operator, print_problems, revision_problem, settings
+from hub.cli.common import (
+    app,
+    console,
+    operator,
+    print_problems,
+    revision_problem,
+    settings,
+    visible,
+)
 from hub.db import create_engine
 from hub.errors import Forbidden
-from hub.importing import (
-    CHANGES,
-    DEPARTMENT_CODES,
+from hub.importing import CHANGES, DEPARTMENT_CODES, Importer, Tally
+from hub.policy import PolicyError, load_policy
+from hub.publishing import MAX_BATCH
+from hub.reading import (
     EXTENSIONS,
     Format,
-    Importer,
     Line,
     Stop,
-    Tally,
     batches,
     count_lines,
     listing,
@@ -37,8 +46,6 @@ from hub.importing import (
     read_ndjson,
     unknown,
 )
-from hub.policy import PolicyError, load_policy
-from hub.publishing import MAX_BATCH
 from hub.records import KINDS
 from hub.settings import Settings
 
@@ -76,9 +83,11 @@ async def _import(
         if problem := await revision_problem(engine, config):
             raise Stop(problem)
         importer = importer_for(engine)
-        columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        # The label (a file name) is the task's description: not a format string, not markup.
+        label_column = TextColumn("{task.description}", markup=False)
+        columns = (label_column, BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=console, transient=True) as progress:
-            task = progress.add_task("lines", total=total)
+            task = progress.add_task(visible(label), total=total)
             for batch in batches(lines, size):
                 at = batch[0].number
                 await importer.batch(batch)
@@ -97,7 +106,7 @@ async def _import(
 
 def _print(tally: Tally, title: str, report: Path | None) -> None:
     out = Console()
-    summary = Table("", "count", title=title, title_justify="left")
+    summary = Table("", "count", title=Text(visible(title)), title_justify="left")
     for change in CHANGES:
         summary.add_row(change.value, str(tally.changes[change.value]))
     if tally.deferred:
@@ -107,7 +116,7 @@ def _print(tally: Tally, title: str, report: Path | None) -> None:
     if tally.shown:
         out.print("rejected lines:")
     for rejection in tally.shown:
-        out.print(str(rejection), highlight=False, soft_wrap=True, markup=False)
+        out.print(visible(str(rejection)), highlight=False, soft_wrap=True, markup=False)
     if tally.deferred:
         console.print(
             f"{tally.deferred} lines refer to records that lines before them would create: a dry "
@@ -115,7 +124,10 @@ def _print(tally: Tally, title: str, report: Path | None) -> None:
         )
     if tally.problems > len(tally.shown):
         where = f"all are in {report}" if report else "pass --report PATH to get them all"
-        console.print(f"the first {len(tally.shown)} of {tally.problems} problems shown; {where}")
+        console.print(
+            f"the first {len(tally.shown)} of {tally.problems} problems shown; {visible(where)}",
+            markup=False,
+        )
 
 
 @app.command("import")
@@ -215,7 +227,11 @@ def import_records(
         total = count_lines(file)
         stream = report.open("w", encoding="utf-8") if report else None
     except (Stop, OSError) as error:
-        console.print(f"[red]nothing imported:[/red] {error}", highlight=False, soft_wrap=True)
+        console.print(
+            f"[red]nothing imported:[/red] {escape(visible(str(error)))}",
+            highlight=False,
+            soft_wrap=True,
+        )
         raise typer.Exit(2) from None
     lines = read_csv(file, spec) if spec and file_format is Format.CSV else read_ndjson(file, spec)
     client = operator("hub import")
@@ -247,7 +263,7 @@ def import_records(
             kept = "nothing was imported"
         where = f" at line {ending.at}" if ending.at else ""
         console.print(
-            f"[red]import stopped{where}:[/red] {ending.stopped}; {kept}",
+            f"[red]import stopped{where}:[/red] {escape(visible(ending.stopped))}; {kept}",
             highlight=False,
             soft_wrap=True,
         )
