@@ -30,7 +30,8 @@ from hub.db import writing
 from hub.domain import DEPARTMENTS, CreditStatus, RepairStatus
 from hub.errors import BadUserInput, Forbidden, InvalidRecords
 from hub.policy import Policy
-from hub.records import BY_TYPE, CHILD_FIELDS, KINDS, Kind, Problem, parse, today
+from hub.records import BY_TYPE, CHILD_FIELDS, KINDS, SOURCE_ID, Kind, Problem, parse, today
+from hub.values import text
 
 __all__ = [
     "MAX_BATCH",
@@ -44,6 +45,7 @@ __all__ = [
 ]
 
 MAX_BATCH = 1000
+RETRACTION_REASON = text(2000, lines=True)
 DEPARTMENT_CODES = tuple(department.code for department in DEPARTMENTS)
 VERSION = cast(Table, models.RecordVersion.__table__)
 
@@ -153,8 +155,25 @@ async def retract(
     """Withdraw records: a new version marked retracted, with the reason; nothing deleted.
     All or none, as ``publish``."""
     authorize(policy, publisher, kind, owner)
+    if len(source_ids) > MAX_BATCH:
+        raise BadUserInput(
+            f"{len(source_ids)} records in one call; retract at most {MAX_BATCH} at a time",
+            argument="sourceIds",
+        )
     if not reason.strip():
         raise BadUserInput("say why the records are retracted", argument="reason")
+    try:
+        reason = RETRACTION_REASON(reason)
+    except ValueError as error:
+        raise BadUserInput(f"the reason {error}", argument="reason") from None
+    malformed = []
+    for index, source_id in enumerate(source_ids):
+        try:
+            SOURCE_ID.parse(source_id)
+        except ValueError as error:
+            malformed.append(Problem(index, None, "sourceId", str(error)))
+    if malformed:
+        raise InvalidRecords(malformed, len(source_ids))
     table = kind.table
     async with writing(target) as transaction:
         connection = transaction.connection

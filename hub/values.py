@@ -32,6 +32,7 @@ from typing import Any
 
 from hub.domain import DEPARTMENTS
 from hub.errors import InvalidUSCC
+from hub.text import UNFIT, UNFIT_IN_PROSE
 from hub.uscc import parse_uscc
 
 __all__ = [
@@ -102,11 +103,7 @@ def _json_type(value: Any) -> str:
     return type(value).__name__
 
 
-# Control characters (C0, DEL, C1) and lone surrogates; prose keeps tab, line feed and
-# carriage return.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-_CONTROL_IN_PROSE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
-# Identifiers: also any whitespace; invisible characters are caught by isprintable().
+# Identifiers: no whitespace either; invisible characters are caught by isprintable().
 _NOT_IN_IDENTIFIER = re.compile("[\\s\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
@@ -154,7 +151,7 @@ def identifier(limit: int) -> Parser:
 def text(limit: int, *, lines: bool = False) -> Parser:
     """Text of one line (no control characters), or with ``lines`` prose that may also hold
     tabs and line breaks."""
-    return _text(limit, _CONTROL_IN_PROSE if lines else _CONTROL, identifier=False)
+    return _text(limit, UNFIT_IN_PROSE if lines else UNFIT, identifier=False)
 
 
 def choice(vocabulary: type[StrEnum]) -> Parser:

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from hub.cli import app
 from hub.schema import sdl
+from hub.text import escaped
 from tests.conftest import BACKENDS
 
 runner = CliRunner()
@@ -299,8 +300,10 @@ def test_audit_export_neutralizes_formulas_in_csv_and_keeps_jsonl_exact(
     assert as_jsonl.stdout.replace("\n", "").isprintable()
     records = [json.loads(line) for line in as_jsonl.stdout.splitlines()]
     hostile = ("client", "operation_name", "purpose", "case_ref")
+    # The hub keeps caller text escaped in its records (hub.text.kept): that is what is stored.
     assert [{key: record[key] for key in hostile} for record in records] == [
-        {"client": "client:1", **values} for values in HOSTILE_ENTRIES
+        {"client": "client:1", **{key: escaped(value) for key, value in values.items()}}
+        for values in HOSTILE_ENTRIES
     ]
     # CSV: formulas behind a quote, control characters but tab and line feed escaped.
     assert as_csv.exit_code == 0, as_csv.output
@@ -310,7 +313,7 @@ def test_audit_export_neutralizes_formulas_in_csv_and_keeps_jsonl_exact(
         {"client": "client:1", "operation_name": "[bold red]x[/]",
          "purpose": '\'=HYPERLINK("http://x.example/","核查")', "case_ref": "'@SUM(1)"},
         {"client": "\\x9b31mclient\\u202e", "operation_name": "\\x1b[2Jcleared",
-         "purpose": "'-1+1", "case_ref": "'\t杭环罚\\x0d"},
+         "purpose": "'-1+1", "case_ref": "\\x09杭环罚\\x0d"},
     ]  # fmt: skip
     assert [{key: value for key, value in row.items() if key not in hostile} for row in rows] == [
         {key: "" if value is None else json.dumps(value, ensure_ascii=False)

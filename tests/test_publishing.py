@@ -639,6 +639,21 @@ def test_an_unknown_owner_or_a_batch_too_big_is_bad_input(database: Settings) ->
             {"index": 0, "sourceId": "T-404", "field": "sourceId",
              "message": "ecology has no Inspection 'T-404'"},
         ]  # fmt: skip
+        # What the database could not store never reaches it.
+        with pytest.raises(BadUserInput) as hostile_reason:
+            await retract(engine, POLICY, ECOLOGY, kind, "ecology", ["T-1"], "录入\x00错误")
+        assert hostile_reason.value.message == (
+            "the reason must not contain control characters (U+0000 at position 3)"
+        )
+        with pytest.raises(InvalidRecords) as hostile_ids:
+            await retract(engine, POLICY, ECOLOGY, kind, "ecology", ["T-1", "T\ud800"], "错")
+        assert [p.as_dict() for p in hostile_ids.value.problems] == [
+            {"index": 1, "sourceId": None, "field": "sourceId",
+             "message": "must not contain lone surrogates (U+D800 at position 2)"},
+        ]  # fmt: skip
+        with pytest.raises(BadUserInput) as many:
+            await retract(engine, POLICY, ECOLOGY, kind, "ecology", ["T-1"] * 1001, "错")
+        assert many.value.message == "1001 records in one call; retract at most 1000 at a time"
 
     run(database, scenario)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import getpass
 import json
-import re
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -17,6 +16,7 @@ from hub.db import create_engine, current_revision, head_revision
 from hub.errors import HubError
 from hub.policy import Problem
 from hub.settings import Settings
+from hub.text import HIDDEN, escaped
 
 __all__ = [
     "app",
@@ -86,33 +86,16 @@ def print_problems(problems: list[Problem]) -> None:
         console.print(f"[red]{problem}[/red]", highlight=False, soft_wrap=True)
 
 
-# What a terminal obeys or hides rather than shows: C0 and C1 controls (ESC starts the
-# sequences that move the cursor, clear the screen or set the window title; U+009B is CSI),
-# DEL, invisible format characters (zero-width, bidirectional overrides), line and paragraph
-# separators, and lone surrogates.
-_HIDDEN = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f"
-    "\ufeff\ufff9-\ufffb\ud800-\udfff]"
-)
-
-
-def _escape(character: str) -> str:
-    code = ord(character)
-    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
-
-
 def plain_json(values: Any) -> str:
     """``values`` as JSON text (UTF-8, not ASCII) in which whatever a terminal would obey or
     hide is a \\u escape: the same values when read back, nothing to obey when shown."""
     text = json.dumps(values, ensure_ascii=False)
-    return _HIDDEN.sub(lambda found: f"\\u{ord(found[0]):04x}", text)
+    return HIDDEN.sub(lambda found: f"\\u{ord(found[0]):04x}", text)
 
 
 def visible(value: str, *, keep: str = "") -> str:
-    """``value`` fit for a terminal: what it would obey or hide written as an escape (\\x1b,
-    \\u202e), so stored text can neither move the cursor nor pass for something else.
-    Characters in ``keep`` (a tab, a line feed) stay as they are."""
-    return _HIDDEN.sub(lambda found: found[0] if found[0] in keep else _escape(found[0]), value)
+    """``value`` fit for a terminal (text.escaped)."""
+    return escaped(value, keep=keep)
 
 
 def operator(command: str) -> str:
