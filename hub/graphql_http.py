@@ -38,14 +38,17 @@ from hub.errors import (
     HubError,
     PurposeRequired,
     QueryTooComplex,
+    RateLimited,
     Unauthenticated,
 )
 from hub.grants import Grants
 from hub.policy import PolicyStore
 from hub.schema import SHARED, Access, Context, Loaders, Reader
 from hub.schema.context import read_departments
+from hub.schema.cost import Pricing
 from hub.schema.limits import TOKEN_LIMIT_MESSAGE
 from hub.settings import Settings
+from hub.throttle import Limits, Throttle, Ticket
 
 __all__ = ["GraphQLEndpoint", "error_response", "format_error", "internal_error_response"]
 
@@ -140,6 +143,16 @@ def format_error(error: GraphQLError) -> dict[str, Any]:
     return formatted
 
 
+def refusal(
+    error: QueryTooComplex | RateLimited,
+) -> tuple[int, dict[str, Any], dict[str, str] | None]:
+    """The answer to a request refused before it ran: 429 with Retry-After when limited."""
+    body = {"errors": [{"message": error.message, "extensions": error.extensions()}]}
+    if isinstance(error, RateLimited):
+        return 429, body, {"Retry-After": str(error.retry_after)}
+    return 200, body, None
+
+
 async def read_json_body(request: Request, limit: int) -> dict[str, Any]:
     """The request's GraphQL parameters; BadRequest saying what is wrong otherwise."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -188,7 +201,7 @@ def describe(query: str, operation_name: str | None) -> tuple[str, str | None, s
 
 def outcome(status: int, answer: dict[str, Any], trail: Trail) -> str:
     codes = {error["extensions"]["code"] for error in answer.get("errors", [])}
-    if status == 401:
+    if status == 401 or RateLimited.code in codes:
         return Outcome.DENIED
     if not codes:
         return Outcome.OK
@@ -217,6 +230,15 @@ class GraphQLEndpoint:
         self.tracer = tracer
         self.authenticator = Authenticator(settings)
         self.grants = Grants()
+        self.pricing = Pricing(schema._schema, settings.query_cost_budget)
+        self.throttle = Throttle(
+            Limits(
+                settings.client_concurrency,
+                settings.client_cost_per_second,
+                settings.client_cost_burst,
+                settings.client_subscriptions,
+            )
+        )
         # The departments change with migrations only: read once per policy version, so a
         # reload (SIGHUP) also refreshes them.
         self._departments: tuple[str, Mapping[str, Any]] | None = None
@@ -281,6 +303,7 @@ class GraphQLEndpoint:
             payload["query"], payload.get("operationName")
         )
         reader = Reader(self.engine)
+        ticket: Ticket | None = None
         try:
             try:
                 principal = await self.authenticator.authenticate(
@@ -290,6 +313,10 @@ class GraphQLEndpoint:
                 return 401, error_body(error.code, error.message), UNAUTHENTICATED_HEADERS
             entry.client, entry.department = principal.client, principal.department
             entry.role = principal.role.value
+            try:  # priced and admitted before anything else is read or run
+                ticket = self.admit(principal.client, payload)
+            except (QueryTooComplex, RateLimited) as error:
+                return refusal(error)
             policy = self.policies.current
             entry.policy_version = policy.version
             grants = await self.grants.current(reader.rows)
@@ -301,9 +328,17 @@ class GraphQLEndpoint:
                 access, loaders, departments, engine=self.engine, trace_id=entry.trace_id
             )
             context.share_decision_days = self.settings.share_decision_days
+            context.cost = ticket.cost
             return await self.execute(payload, context)
         finally:
+            if ticket is not None:
+                ticket.release()
             await reader.close()
+
+    def admit(self, client: str, payload: dict[str, Any]) -> Ticket:
+        """The request's ticket: QueryTooComplex over the budget, RateLimited over a limit."""
+        variables, name = payload.get("variables"), payload.get("operationName")
+        return self.throttle.admit(client, self.pricing.cost(payload["query"], variables, name))
 
     def explorer(self, request: Request) -> Response:
         if self.settings.graphiql and "text/html" in request.headers.get("accept", ""):

@@ -36,6 +36,7 @@ class Context:
     trace_id: str | None = None
     live: Live | None = None  # set for subscriptions over WebSocket
     share_decision_days: int = 10  # see Settings
+    cost: int = 0  # the request's price (hub/schema/cost.py), for its access record
 
     def writer(self) -> AsyncEngine:
         """Where mutations write, in transactions of their own."""

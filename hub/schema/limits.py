@@ -20,7 +20,7 @@ from strawberry.extensions import (
 
 from hub.errors import QueryTooComplex
 
-__all__ = ["MAX_ALIASES", "MAX_DEPTH", "MAX_TOKENS", "limits"]
+__all__ = ["MAX_ALIASES", "MAX_DEPTH", "MAX_TOKENS", "limit_rules", "limits"]
 
 MAX_DEPTH = 10  # a full dossier is 6 deep; introspection does not count
 MAX_ALIASES = 30
@@ -55,10 +55,15 @@ def too_complex(rule: type[ASTValidationRule]) -> type[ASTValidationRule]:
     return Coded
 
 
-def limits() -> list[Callable[[], SchemaExtension]]:
-    rules: list[type[ASTValidationRule]] = [
+def limit_rules() -> list[type[ASTValidationRule]]:
+    """The depth and alias limits as validation rules with coded errors."""
+    return [
         too_complex(rule)
         for limiter in (QueryDepthLimiter(max_depth=MAX_DEPTH), MaxAliasesLimiter(MAX_ALIASES))
         for rule in limiter.validation_rules
     ]
+
+
+def limits() -> list[Callable[[], SchemaExtension]]:
+    rules = limit_rules()
     return [lambda: AddValidationRules(rules), lambda: MaxTokensLimiter(MAX_TOKENS)]
