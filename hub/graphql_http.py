@@ -46,7 +46,7 @@ from hub.policy import PolicyStore
 from hub.schema import SHARED, Access, Context, Loaders, Reader
 from hub.schema.context import read_departments
 from hub.schema.cost import Pricing
-from hub.schema.limits import TOKEN_LIMIT_MESSAGE
+from hub.schema.limits import MAX_TOKENS, TOKEN_LIMIT_MESSAGE, cacheable
 from hub.settings import Settings
 from hub.throttle import Limits, Throttle, Ticket
 
@@ -184,11 +184,16 @@ async def read_json_body(request: Request, limit: int) -> dict[str, Any]:
     return payload
 
 
-@lru_cache(maxsize=512)
 def describe(query: str, operation_name: str | None) -> tuple[str, str | None, str | None]:
     """The normalized document's hash, and the operation's name and type, for the record."""
+    if cacheable(query):  # long texts are never cached (see hub/schema/limits.py)
+        return _described(query, operation_name)
+    return _describe(query, operation_name)
+
+
+def _describe(query: str, operation_name: str | None) -> tuple[str, str | None, str | None]:
     try:
-        document = parse(query)
+        document = parse(query, no_location=True, max_tokens=MAX_TOKENS)
     except GraphQLError:
         return hashlib.sha256(query.encode()).hexdigest(), operation_name, None
     digest = hashlib.sha256(print_ast(document).encode()).hexdigest()
@@ -197,6 +202,9 @@ def describe(query: str, operation_name: str | None) -> tuple[str, str | None, s
         return digest, operation_name, None
     name = operation.name.value if operation.name else operation_name
     return digest, name, operation.operation.value
+
+
+_described = lru_cache(maxsize=512)(_describe)
 
 
 def outcome(status: int, answer: dict[str, Any], trail: Trail) -> str:

@@ -8,9 +8,12 @@ import pytest
 from sqlalchemy import text
 from starlette.testclient import TestClient
 
+from hub import graphql_http
 from hub.app import create_app
 from hub.db import create_engine
 from hub.schema import Access
+from hub.schema.access import selected_coordinates
+from hub.schema.limits import MAX_CACHED_QUERY, ShortParserCache, ShortValidationCache
 from hub.schema.loaders import Reader
 from hub.settings import Settings
 
@@ -291,3 +294,25 @@ def test_a_client_over_its_rate_gets_429_with_retry_after_and_others_do_not(
         }
         assert post(limited, departments, **fire)[0] == 200  # fire's budget is its own
         assert post(limited, {"query": "{ __typename }"}, **ecology)[0] == 200  # costs 1
+
+
+def test_long_queries_are_answered_but_never_cached(client: TestClient) -> None:
+    """A cache keyed on whole query texts would hold whatever it is sent."""
+    caches = (
+        ShortParserCache(maxsize=512).cached_parse_document,
+        ShortValidationCache(maxsize=512).cached_validate_document,
+        selected_coordinates,
+        graphql_http._described,
+    )
+
+    def calls() -> list[int]:
+        return [cache.cache_info().hits + cache.cache_info().misses for cache in caches]
+
+    before = calls()
+    padded = "# " + "x" * MAX_CACHED_QUERY + "\n{ departments { code } }"
+    status, answer = post(client, {"query": padded})
+    assert (status, len(answer["data"]["departments"])) == (200, 10)
+    assert calls() == before
+    status, answer = post(client, {"query": "{ departments { code } firstSeenHere: __typename }"})
+    assert status == 200
+    assert calls() == [count + 1 for count in before]

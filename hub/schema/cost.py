@@ -55,7 +55,7 @@ from graphql import (
 from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
 
 from hub.errors import QueryTooComplex
-from hub.schema.limits import MAX_TOKENS, limit_rules
+from hub.schema.limits import MAX_TOKENS, cacheable, limit_rules
 
 __all__ = ["DEFAULT_ESTIMATE", "ESTIMATES", "PAGED", "Pricing", "document_cost"]
 
@@ -109,7 +109,6 @@ PAGED = frozenset(
 )
 DEFAULT_ESTIMATE = 20  # a list nobody has measured yet
 SIZE_ARGUMENTS = ("first", "limit")
-MAX_CACHED_QUERY = 10_000  # characters; a full dossier query has about 1,100
 
 
 class _Walk:
@@ -300,7 +299,7 @@ class Pricing:
             document = None
         if document is not None and validate(self.schema, document, self.rules):
             document = None
-        if len(query) <= MAX_CACHED_QUERY:
+        if cacheable(query):
             self._documents[query] = document
             if len(self._documents) > self.cache_size:
                 self._documents.popitem(last=False)
