@@ -245,6 +245,7 @@ class GraphQLEndpoint:
                 settings.client_cost_per_second,
                 settings.client_cost_burst,
                 settings.client_subscriptions,
+                settings.cost_in_flight,
             )
         )
         # The departments change with migrations only: read once per policy version, so a
@@ -322,7 +323,7 @@ class GraphQLEndpoint:
             entry.client, entry.department = principal.client, principal.department
             entry.role = principal.role.value
             try:  # priced and admitted before anything else is read or run
-                ticket = self.admit(principal.client, payload)
+                ticket = await self.admit(principal.client, payload, reader)
             except (QueryTooComplex, RateLimited) as error:
                 return refusal(error)
             policy = self.policies.current
@@ -343,10 +344,12 @@ class GraphQLEndpoint:
                 ticket.release()
             await reader.close()
 
-    def admit(self, client: str, payload: dict[str, Any]) -> Ticket:
-        """The request's ticket: QueryTooComplex over the budget, RateLimited over a limit."""
+    async def admit(self, client: str, payload: dict[str, Any], reader: Reader) -> Ticket:
+        """The request's ticket: QueryTooComplex over the budget, RateLimited over a limit;
+        then its turn in the process's workload, waited for without a database connection."""
         variables, name = payload.get("variables"), payload.get("operationName")
-        return self.throttle.admit(client, self.pricing.cost(payload["query"], variables, name))
+        cost = self.pricing.cost(payload["query"], variables, name)
+        return await self.throttle.start(self.throttle.admit(client, cost), reader.close)
 
     def explorer(self, request: Request) -> Response:
         if self.settings.graphiql and "text/html" in request.headers.get("accept", ""):

@@ -45,6 +45,9 @@ class Settings:
     client_cost_per_second: int = 100_000
     client_cost_burst: int = 200_000
     client_subscriptions: int = 20
+    # For the whole process: the cost of the requests running at once (three dossiers);
+    # heavier requests beyond it wait their turn, so memory keeps near its baseline.
+    cost_in_flight: int = 100_000
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -112,6 +115,7 @@ class Settings:
             client_subscriptions=_whole(
                 environ, "HUB_CLIENT_SUBSCRIPTIONS", defaults.client_subscriptions
             ),
+            cost_in_flight=_whole(environ, "HUB_COST_IN_FLIGHT", defaults.cost_in_flight),
         )
 
     def sqlite_path(self) -> Path | None:

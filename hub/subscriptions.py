@@ -99,7 +99,7 @@ class TransportHandler(BaseGraphQLTransportWSHandler[Connection, None]):
             access, loaders = await endpoint.view(self.context)
             context = Context(access, loaders, endpoint.graphql.engine)
             context.live = Live(endpoint, self.context)
-            ticket = endpoint.admit(access.principal.client, operation)
+            ticket = await endpoint.admit(access.principal.client, operation, loaders.reader)
             context.cost = ticket.cost
             source = await self.schema.stream(
                 operation.query,
@@ -201,7 +201,9 @@ class SubscriptionEndpoint(GraphQL[Connection, None]):
         connection.principal = principal
         return access, loaders
 
-    def admit(self, client: str, operation: Operation[Connection, None]) -> Ticket:
+    async def admit(
+        self, client: str, operation: Operation[Connection, None], reader: Reader
+    ) -> Ticket:
         """Priced as over HTTP; a subscription takes one of the client's subscriptions, a
         query or mutation sent over the socket is throttled as if it came over HTTP."""
         graphql = self.graphql
@@ -209,7 +211,7 @@ class SubscriptionEndpoint(GraphQL[Connection, None]):
         cost = graphql.pricing.cost(query, operation.variables, name)
         if describe(query, name)[2] == "subscription":
             return graphql.throttle.subscribe(client, cost)
-        return graphql.throttle.admit(client, cost)
+        return await graphql.throttle.start(graphql.throttle.admit(client, cost), reader.close)
 
     @staticmethod
     def answer(result: ExecutionResult) -> dict[str, Any]:

@@ -66,6 +66,7 @@ def test_cost_budget_and_client_limits() -> None:
             "HUB_CLIENT_COST_PER_SECOND": "500",
             "HUB_CLIENT_COST_BURST": "2000",
             "HUB_CLIENT_SUBSCRIPTIONS": "3",
+            "HUB_COST_IN_FLIGHT": "4000",
         }
     )
     assert settings == Settings(
@@ -74,6 +75,7 @@ def test_cost_budget_and_client_limits() -> None:
         client_cost_per_second=500,
         client_cost_burst=2000,
         client_subscriptions=3,
+        cost_in_flight=4000,
     )
     with pytest.raises(
         ValueError, match="HUB_CLIENT_CONCURRENCY must be a whole number from 1, not '0'"

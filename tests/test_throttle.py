@@ -1,9 +1,11 @@
 """Per-client limits, decided at once against an injected clock."""
 
+import asyncio
+
 import pytest
 
 from hub.errors import RateLimited
-from hub.throttle import Limits, Throttle
+from hub.throttle import Limits, Throttle, Workload
 
 
 class Clock:
@@ -136,3 +138,74 @@ def test_state_of_idle_clients_is_forgotten() -> None:
     assert len(limiter) == 1
     # A forgotten client starts with a full bucket, as it would have had anyway.
     limiter.admit("jwt:1", 2_000).release()
+
+
+def test_heavy_requests_take_turns_in_the_process_and_small_ones_never_wait() -> None:
+    async def scenario() -> list[str]:
+        workload, started = Workload(capacity=100), []
+
+        async def request(name: str, cost: int) -> None:
+            await workload.enter(cost)
+            started.append(name)
+
+        first = asyncio.create_task(request("a:60", 60))
+        await asyncio.sleep(0)
+        waiting = [asyncio.create_task(request(n, c)) for n, c in (("b:60", 60), ("c:30", 30))]
+        small = asyncio.create_task(request("d:1", 1))
+        await asyncio.sleep(0)
+        # c would fit beside a, but b came first: no overtaking, or b might wait forever.
+        assert (started, len(workload), workload.running) == (["a:60", "d:1"], 2, 61)
+        workload.leave(60)
+        await asyncio.gather(first, small, *waiting)
+        assert workload.running == 91
+        for cost in (60, 30, 1):
+            workload.leave(cost)
+        huge = asyncio.create_task(request("e:500", 500))  # more than the capacity: alone
+        await huge
+        return started
+
+    assert asyncio.run(scenario()) == ["a:60", "d:1", "b:60", "c:30", "e:500"]
+
+
+def test_a_request_that_goes_away_while_waiting_gives_up_its_turn() -> None:
+    async def scenario() -> None:
+        workload = Workload(capacity=100)
+        await workload.enter(80)
+        gone = asyncio.create_task(workload.enter(50))
+        later = asyncio.create_task(workload.enter(20))
+        await asyncio.sleep(0)
+        assert len(workload) == 2
+        gone.cancel()
+        await asyncio.gather(gone, return_exceptions=True)
+        await later  # 80 + 20 fit once the one ahead of it has gone
+        assert (len(workload), workload.running) == (0, 100)
+
+    asyncio.run(scenario())
+
+
+def test_start_waits_for_the_workload_without_what_a_waiting_request_must_not_hold() -> None:
+    async def scenario() -> None:
+        limiter, _ = throttle(cost_in_flight=100, concurrency=4)
+        released: list[str] = []
+
+        async def close_connection() -> None:
+            released.append("connection")
+
+        first = await limiter.start(limiter.admit("client:1", 90), close_connection)
+        assert released == []  # started at once: kept its connection
+        second = asyncio.create_task(limiter.start(limiter.admit("client:2", 90), close_connection))
+        await asyncio.sleep(0)
+        assert released == ["connection"]
+        assert not second.done()
+        first.release()
+        ticket = await second
+        assert limiter.workload.running == 90
+        ticket.release()
+        ticket.release()
+        assert limiter.workload.running == 0
+        # The client's slots came back too: four more fit.
+        tickets = [limiter.admit("client:2", 1) for _ in range(4)]
+        for held in tickets:
+            held.release()
+
+    asyncio.run(scenario())
