@@ -39,15 +39,17 @@ class Settings:
     # each record cost 90,060 and are refused (they took 10.8 s in the security review).
     query_cost_budget: int = 50_000
     # Per authenticated client and process (hub/throttle.py): requests in flight at once;
-    # cost per second with its burst (about three dossiers a second, six at once; a
-    # `{ __typename }` costs 1); live subscriptions.
+    # cost per second with its burst (a dossier of 100 enterprises a second, six at once; a
+    # `{ __typename }` costs 1; a process serves three to seven dossiers a second on the
+    # bench machine); live subscriptions.
     client_concurrency: int = 16
-    client_cost_per_second: int = 100_000
+    client_cost_per_second: int = 30_000
     client_cost_burst: int = 200_000
     client_subscriptions: int = 20
-    # For the whole process: the cost of the requests running at once (three dossiers);
-    # heavier requests beyond it wait their turn, so memory keeps near its baseline.
-    cost_in_flight: int = 100_000
+    # For the whole process: the cost of the requests running at once (one dossier and
+    # lighter requests beside it); heavier ones wait their turn, which keeps memory near its
+    # baseline and the event loop free for everyone else.
+    cost_in_flight: int = 50_000
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
