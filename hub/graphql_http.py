@@ -241,11 +241,11 @@ class GraphQLEndpoint:
         self.pricing = Pricing(schema._schema, settings.query_cost_budget)
         self.throttle = Throttle(
             Limits(
-                settings.client_concurrency,
-                settings.client_cost_per_second,
-                settings.client_cost_burst,
-                settings.client_subscriptions,
-                settings.cost_in_flight,
+                concurrency=settings.client_concurrency,
+                cost_per_second=settings.client_cost_per_second,
+                burst=settings.client_cost_burst,
+                subscriptions=settings.client_subscriptions,
+                cost_in_flight=settings.cost_in_flight,
             )
         )
         # The departments change with migrations only: read once per policy version, so a
