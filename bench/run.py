@@ -1,12 +1,14 @@
 """The hub measured against the physical limit, in one run: writes bench/RESULTS.md.
 
     .venv/bin/python -m bench.run [--rounds 20] [--quick] [--postgres URL]
+    .venv/bin/python -m bench.run --fairness     # only one client's flood vs another's p99
 
 Builds deterministic data sets with the demo loader, runs every comparison in interleaved
 rounds (A B, B A, ... with garbage collected before each), and writes medians and ratios
 with the machine's description. --quick skips the 100,000-enterprise scale comparison and
 imports 2,000 records a round instead of 10,000; --postgres (or HUB_TEST_POSTGRES_URL) adds
-the scale comparison on PostgreSQL, in a database of its own.
+the scale comparison on PostgreSQL, in a database of its own. --fairness runs only the
+measurement of one client's heavy load against another client's latency and prints it.
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -154,8 +157,17 @@ async def interleaved(
     return {name: statistics.median(samples) for name, samples in times.items()}
 
 
+# The hub is measured here, not its limits: one client sends dossiers back to back. fairness()
+# measures the limits, with their defaults.
+UNLIMITED = {
+    "client_cost_per_second": 10**9,
+    "client_cost_burst": 10**9,
+    "cost_in_flight": 10**9,
+}
+
+
 async def prepare(url: str, enterprises: int, policies: Path) -> tuple[Settings, str]:
-    settings = Settings(database_url=url, policy_dir=policies)
+    settings = Settings(database_url=url, policy_dir=policies, **UNLIMITED)
     upgrade(settings)
     engine = create_engine(settings)
     await load_demo(engine, enterprises=enterprises, seed=7)
@@ -342,25 +354,8 @@ async def in_process(settings: Settings, token: str, rounds: int, results: Resul
 
 async def http(settings: Settings, token: str, rounds: int, results: Results) -> None:
     """One uvicorn worker on 127.0.0.1, driven by a bounded generator in this process."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    environment = {
-        **os.environ,
-        "HUB_DATABASE_URL": settings.database_url,
-        "HUB_POLICY_DIR": str(settings.policy_dir),
-    }
-    server = await asyncio.create_subprocess_exec(
-        str(Path(sys.executable).parent / "hub"),
-        "serve",
-        "--port",
-        str(port),
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server, port = await _serve(settings)
     try:
-        await _wait_ready(port)
         auth = f"Authorization: Bearer {token}\r\n"
         tiny = _request("POST", "/graphql", auth + "Content-Type: application/json\r\n", TINY)
         plain = _request("GET", "/healthz", "", "")
@@ -405,7 +400,7 @@ async def http(settings: Settings, token: str, rounds: int, results: Results) ->
         )
 
         async def over_http() -> None:
-            await _one(port, dossier)
+            _ok(await _one(port, dossier))
 
         medians = await interleaved(
             {"http": over_http, "in-process": poster(client, token, DOSSIER)}, rounds
@@ -447,18 +442,25 @@ async def _wait_ready(port: int) -> None:
 
 async def _exchange(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
-) -> None:
+) -> int:
+    """The status of the answer to ``request``, read whole."""
     writer.write(request)
     await writer.drain()
     head = await reader.readuntil(b"\r\n\r\n")
     match = re.search(rb"content-length: *(\d+)", head, re.IGNORECASE)
     await reader.readexactly(int(match.group(1)) if match else 0)
+    return int(head.split()[1])
 
 
-async def _one(port: int, request: bytes) -> None:
+def _ok(status: int) -> None:
+    if status != 200:  # e.g. 429: a limit measured instead of the hub
+        raise SystemExit(f"unexpected answer: HTTP {status}")
+
+
+async def _one(port: int, request: bytes) -> int:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
-        await _exchange(reader, writer, request)
+        return await _exchange(reader, writer, request)
     finally:
         writer.close()
 
@@ -472,7 +474,7 @@ async def _closed_loop(port: int, request: bytes, seconds: float, connections: i
         nonlocal done
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         while time.perf_counter() < deadline:
-            await _exchange(reader, writer, request)
+            _ok(await _exchange(reader, writer, request))
             done += 1
         writer.close()
 
@@ -497,12 +499,94 @@ async def _open_loop(
             delay = scheduled - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            await _exchange(reader, writer, request)
+            _ok(await _exchange(reader, writer, request))
             latencies.append(time.perf_counter() - scheduled)
         writer.close()
 
     await asyncio.gather(*(client() for _ in range(connections)))
     return latencies
+
+
+async def _serve(settings: Settings) -> tuple[asyncio.subprocess.Process, int]:
+    """`hub serve` on a free port of 127.0.0.1 with ``settings``, once it is ready."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    environment = {
+        **os.environ,
+        "HUB_DATABASE_URL": settings.database_url,
+        "HUB_POLICY_DIR": str(settings.policy_dir),
+        "HUB_CLIENT_COST_PER_SECOND": str(settings.client_cost_per_second),
+        "HUB_CLIENT_COST_BURST": str(settings.client_cost_burst),
+        "HUB_COST_IN_FLIGHT": str(settings.cost_in_flight),
+    }
+    server = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "hub"), "serve", "--port", str(port),
+        env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    await _wait_ready(port)
+    return server, port
+
+
+async def _flood(port: int, request: bytes, seconds: float, connections: int) -> Counter[int]:
+    """Statuses of ``request`` sent back to back from ``connections``, as a flooder would:
+    without waiting for Retry-After."""
+    deadline = time.perf_counter() + seconds
+    statuses: Counter[int] = Counter()
+
+    async def client() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        while time.perf_counter() < deadline:
+            statuses[await _exchange(reader, writer, request)] += 1
+        writer.close()
+
+    await asyncio.gather(*(client() for _ in range(connections)))
+    return statuses
+
+
+async def fairness(settings: Settings, heavy: str, light: str, results: Results) -> None:
+    """Client B's tiny queries alone, then while client A floods 100-enterprise dossiers from
+    eight connections; with the default limits of one `hub serve` process."""
+    defaults = Settings()
+    server, port = await _serve(
+        replace(settings, **{limit: getattr(defaults, limit) for limit in UNLIMITED})
+    )
+    try:
+        json_type = "Content-Type: application/json\r\n"
+        tiny = _request("POST", "/graphql", f"Authorization: Bearer {light}\r\n{json_type}", TINY)
+        dossier = _request(
+            "POST", "/graphql", f"Authorization: Bearer {heavy}\r\n{json_type}",
+            json.dumps({"query": DOSSIER}),
+        )  # fmt: skip
+        rate, seconds = 40.0, 15.0
+        await _open_loop(port, tiny, rate=rate, seconds=2)  # warm up
+        alone = await _open_loop(port, tiny, rate=rate, seconds=seconds)
+        loaded, statuses = await asyncio.gather(
+            _open_loop(port, tiny, rate=rate, seconds=seconds),
+            _flood(port, dossier, seconds=seconds, connections=8),
+        )
+    finally:
+        server.terminate()
+        await server.wait()
+    (a50, a99), (l50, l99) = [
+        [statistics.quantiles(samples, n=100)[i] for i in (49, 98)] for samples in (alone, loaded)
+    ]
+    offered = f"B: {{ __typename }} at {rate:.0f}/s for {seconds:.0f} s"
+    results.rows.append(
+        Row(f"{offered}: p50 with A flooding vs alone", "A flooding", "alone", l50, a50, "")
+    )
+    results.rows.append(
+        Row(f"{offered}: p99 with A flooding vs alone", "A flooding", "alone", l99, a99, "<= 3x")
+    )
+    answered = ", ".join(f"{count} x {status}" for status, count in sorted(statuses.items()))
+    results.facts.append(
+        ("A: 100-enterprise dossiers back to back from 8 connections, answers", answered, "429s")
+    )
+    print(
+        f"fairness: B p50 {a50 * 1000:.1f} -> {l50 * 1000:.1f} ms, p99 {a99 * 1000:.1f} -> "
+        f"{l99 * 1000:.1f} ms ({l99 / a99:.2f}x); A: {answered}",
+        flush=True,
+    )
 
 
 async def scale(
@@ -694,6 +778,23 @@ def write(results: Results, rounds: int, path: Path) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+async def second_client(settings: Settings) -> str:
+    engine = create_engine(settings)
+    token = (
+        await create_client(engine, department="ecology", name="bench B", role=Role.DEPARTMENT)
+    ).token
+    await engine.dispose()
+    return token
+
+
+async def fairness_only() -> None:
+    results = Results()
+    with tempfile.TemporaryDirectory() as scratch:
+        policies = open_policies(Path(scratch) / "policies")
+        settings, token = await prepare(f"sqlite+aiosqlite:///{scratch}/bench.db", 1_000, policies)
+        await fairness(settings, token, await second_client(settings), results)
+
+
 async def main(rounds: int, quick: bool, postgres: str | None) -> None:
     results = Results()
     with tempfile.TemporaryDirectory() as scratch:
@@ -701,6 +802,7 @@ async def main(rounds: int, quick: bool, postgres: str | None) -> None:
         settings, token = await prepare(f"sqlite+aiosqlite:///{scratch}/bench.db", 1_000, policies)
         await in_process(settings, token, rounds, results)
         await http(settings, token, rounds, results)
+        await fairness(settings, token, await second_client(settings), results)
         await import_rate(Path(scratch), rounds, quick, results)
         if not quick:
             await scale(
@@ -745,6 +847,14 @@ if __name__ == "__main__":
         "--quick", action="store_true", help="skip the 100,000-enterprise scale runs"
     )
     parser.add_argument("--postgres", default=os.environ.get("HUB_TEST_POSTGRES_URL"))
+    parser.add_argument(
+        "--fairness",
+        action="store_true",
+        help="only measure one client's flood against another's latency; print, write nothing",
+    )
     arguments = parser.parse_args()
     # uvloop, as uvicorn runs the hub in production.
-    uvloop.run(main(arguments.rounds, arguments.quick, arguments.postgres))
+    if arguments.fairness:
+        uvloop.run(fairness_only())
+    else:
+        uvloop.run(main(arguments.rounds, arguments.quick, arguments.postgres))

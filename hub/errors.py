@@ -8,6 +8,7 @@
      │    ├── InvalidUSCC                        correct the credit code
      │    └── InvalidRecords                     fix the records named, publish again
      ├── QueryTooComplex      QUERY_TOO_COMPLEX  ask for less in one request
+     ├── RateLimited          RATE_LIMITED       slow down; retry after the seconds given
      └── NotFound             NOT_FOUND          check the identifier
 
 Anything else raised while serving a request is a defect: callers see only
@@ -29,6 +30,7 @@ __all__ = [
     "NotFound",
     "PurposeRequired",
     "QueryTooComplex",
+    "RateLimited",
     "Unauthenticated",
 ]
 
@@ -130,4 +132,23 @@ class PurposeRequired(Forbidden):
 
 
 class QueryTooComplex(HubError):
+    """A document over a limit: depth, aliases, tokens, or its cost against the budget."""
+
     code = "QUERY_TOO_COMPLEX"
+
+
+class RateLimited(HubError):
+    """A client over one of its limits in this process (hub/throttle.py): HTTP 429 with
+    ``Retry-After``; nothing of the request was run."""
+
+    code = "RATE_LIMITED"
+
+    def __init__(self, message: str, *, limit: str, value: int, retry_after: int) -> None:
+        super().__init__(message, limit=limit, value=value, retryAfter=retry_after)
+        self.limit, self.value, self.retry_after = limit, value, retry_after
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        rebuild = partial(
+            RateLimited, limit=self.limit, value=self.value, retry_after=self.retry_after
+        )
+        return rebuild, (self.message,)

@@ -36,6 +36,7 @@ from hub.errors import (
     HubError,
     PurposeRequired,
     QueryTooComplex,
+    RateLimited,
     Unauthenticated,
 )
 from hub.grants import Grants
@@ -43,8 +44,10 @@ from hub.params import BadRequest, Params, header_text, params, parse_body
 from hub.policy import PolicyStore
 from hub.schema import SHARED, Access, Context, Loaders, Reader
 from hub.schema.context import read_departments
-from hub.schema.limits import TOKEN_LIMIT_MESSAGE
+from hub.schema.cost import Pricing
+from hub.schema.limits import MAX_TOKENS, TOKEN_LIMIT_MESSAGE, cacheable
 from hub.settings import Settings
+from hub.throttle import Limits, Throttle, Ticket
 from hub.unit import Writes
 
 __all__ = ["GraphQLEndpoint", "error_response", "format_error", "internal_error_response"]
@@ -119,6 +122,16 @@ def format_error(error: GraphQLError) -> dict[str, Any]:
     return formatted
 
 
+def refusal(
+    error: QueryTooComplex | RateLimited,
+) -> tuple[int, dict[str, Any], dict[str, str] | None]:
+    """The answer to a request refused before it ran: 429 with Retry-After when limited."""
+    body = {"errors": [{"message": error.message, "extensions": error.extensions()}]}
+    if isinstance(error, RateLimited):
+        return 429, body, {"Retry-After": str(error.retry_after)}
+    return 200, body, None
+
+
 async def read_json_body(request: Request, limit: int) -> Any:
     """The request body's JSON; BadRequest saying what is wrong otherwise."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -150,11 +163,16 @@ def checked_request(headers: Mapping[str, str], payload: Any, entry: AccessEntry
     return params(payload)
 
 
-@lru_cache(maxsize=512)
 def describe(query: str, operation_name: str | None) -> tuple[str, str | None, str | None]:
     """The normalized document's hash, and the operation's name and type, for the record."""
+    if cacheable(query):  # long texts are never cached (see hub/schema/limits.py)
+        return _described(query, operation_name)
+    return _describe(query, operation_name)
+
+
+def _describe(query: str, operation_name: str | None) -> tuple[str, str | None, str | None]:
     try:
-        document = parse(query)
+        document = parse(query, no_location=True, max_tokens=MAX_TOKENS)
     except GraphQLError:
         return hashlib.sha256(query.encode()).hexdigest(), operation_name, None
     digest = hashlib.sha256(print_ast(document).encode()).hexdigest()
@@ -165,9 +183,12 @@ def describe(query: str, operation_name: str | None) -> tuple[str, str | None, s
     return digest, name, operation.operation.value
 
 
+_described = lru_cache(maxsize=512)(_describe)
+
+
 def outcome(status: int, answer: dict[str, Any], trail: Trail) -> str:
     codes = {error["extensions"]["code"] for error in answer.get("errors", [])}
-    if status == 401:
+    if status == 401 or RateLimited.code in codes:
         return Outcome.DENIED
     if not codes:
         return Outcome.OK
@@ -196,6 +217,16 @@ class GraphQLEndpoint:
         self.tracer = tracer
         self.authenticator = Authenticator(settings)
         self.grants = Grants()
+        self.pricing = Pricing(schema._schema, settings.query_cost_budget)
+        self.throttle = Throttle(
+            Limits(
+                concurrency=settings.client_concurrency,
+                cost_per_second=settings.client_cost_per_second,
+                burst=settings.client_cost_burst,
+                subscriptions=settings.client_subscriptions,
+                cost_in_flight=settings.cost_in_flight,
+            )
+        )
         # The departments change with migrations only: read once per policy version, so a
         # reload (SIGHUP) also refreshes them.
         self._departments: tuple[str, Mapping[str, Any]] | None = None
@@ -268,6 +299,7 @@ class GraphQLEndpoint:
             checked.query, checked.operation_name
         )
         reader = Reader(self.engine)
+        ticket: Ticket | None = None
         try:
             try:
                 principal = await self.authenticator.authenticate(
@@ -277,6 +309,10 @@ class GraphQLEndpoint:
                 return 401, error_body(error.code, error.message), UNAUTHENTICATED_HEADERS
             entry.client, entry.department = principal.client, principal.department
             entry.role = principal.role.value
+            try:  # priced and admitted before anything else is read or run
+                ticket = await self.admit(principal.client, checked, reader)
+            except (QueryTooComplex, RateLimited) as error:
+                return refusal(error)
             policy = self.policies.current
             entry.policy_version = policy.version
             grants = await self.grants.current(reader.rows)
@@ -288,9 +324,18 @@ class GraphQLEndpoint:
                 access, loaders, departments, writes=writes, trace_id=entry.trace_id
             )
             context.share_decision_days = self.settings.share_decision_days
+            context.cost = ticket.cost
             return await self.execute(checked, context)
         finally:
+            if ticket is not None:
+                ticket.release()
             await reader.close()
+
+    async def admit(self, client: str, checked: Params, reader: Reader) -> Ticket:
+        """The request's ticket: QueryTooComplex over the budget, RateLimited over a limit;
+        then its turn in the process's workload, waited for without a database connection."""
+        cost = self.pricing.cost(checked.query, checked.variables, checked.operation_name)
+        return await self.throttle.start(self.throttle.admit(client, cost), reader.close)
 
     def explorer(self, request: Request) -> Response:
         if self.settings.graphiql and "text/html" in request.headers.get("accept", ""):

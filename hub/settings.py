@@ -38,6 +38,23 @@ class Settings:
     feed_poll_seconds: float = 1.0
     # Working days an owner department has to decide a share request.
     share_decision_days: int = 10
+    # The most a request may cost: the fields it would resolve, lists multiplied out
+    # (hub/schema/cost.py). The bench's 100-enterprise dossier costs 30,402 and the widest
+    # dossier in the tests 40,504; thirty aliases of changes(first: 500) with a few fields of
+    # each record cost 90,060 and are refused (they took 10.8 s in the security review).
+    query_cost_budget: int = 50_000
+    # Per authenticated client and process (hub/throttle.py): requests in flight at once;
+    # cost per second with its burst (a dossier of 100 enterprises a second, six at once; a
+    # `{ __typename }` costs 1; a process serves three to seven dossiers a second on the
+    # bench machine); live subscriptions.
+    client_concurrency: int = 16
+    client_cost_per_second: int = 30_000
+    client_cost_burst: int = 200_000
+    client_subscriptions: int = 20
+    # For the whole process: the cost of the requests running at once (one dossier and
+    # lighter requests beside it); heavier ones wait their turn, which keeps memory near its
+    # baseline and the event loop free for everyone else.
+    cost_in_flight: int = 50_000
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -55,6 +72,13 @@ class Settings:
             feed_poll_seconds = 0.0
         if not 0.05 <= feed_poll_seconds <= 60:
             raise ValueError(f"HUB_FEED_POLL_SECONDS must be seconds from 0.05 to 60, not {poll!r}")
+        budget = _whole(environ, "HUB_QUERY_COST_BUDGET", defaults.query_cost_budget)
+        burst = _whole(environ, "HUB_CLIENT_COST_BURST", defaults.client_cost_burst)
+        if burst < budget:
+            raise ValueError(
+                f"HUB_CLIENT_COST_BURST ({burst}) must be at least HUB_QUERY_COST_BUDGET "
+                f"({budget}), or a request within the budget could never be admitted"
+            )
         days = environ.get("HUB_SHARE_DECISION_DAYS", str(defaults.share_decision_days))
         if not days.isdigit() or not 1 <= int(days) <= 60:
             raise ValueError(f"HUB_SHARE_DECISION_DAYS must be 1 to 60 working days, not {days!r}")
@@ -95,6 +119,18 @@ class Settings:
             checkpoint_dir=Path(environ.get("HUB_CHECKPOINT_DIR", defaults.checkpoint_dir)),
             feed_poll_seconds=feed_poll_seconds,
             share_decision_days=int(days),
+            query_cost_budget=budget,
+            client_concurrency=_whole(
+                environ, "HUB_CLIENT_CONCURRENCY", defaults.client_concurrency
+            ),
+            client_cost_per_second=_whole(
+                environ, "HUB_CLIENT_COST_PER_SECOND", defaults.client_cost_per_second
+            ),
+            client_cost_burst=burst,
+            client_subscriptions=_whole(
+                environ, "HUB_CLIENT_SUBSCRIPTIONS", defaults.client_subscriptions
+            ),
+            cost_in_flight=_whole(environ, "HUB_COST_IN_FLIGHT", defaults.cost_in_flight),
         )
 
     def sqlite_path(self) -> Path | None:
@@ -104,3 +140,11 @@ class Settings:
         if path == self.database_url or path in {"", ":memory:"}:
             return None
         return Path(path)
+
+
+def _whole(environ: Mapping[str, str], name: str, default: int) -> int:
+    """A positive whole number from the environment, or ValueError naming the variable."""
+    value = environ.get(name, str(default)).strip()
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{name} must be a whole number from 1, not {environ.get(name)!r}")
+    return int(value)

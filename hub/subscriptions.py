@@ -45,6 +45,7 @@ from hub.graphql_http import (
 )
 from hub.params import BadRequest, header_text, params
 from hub.schema import SHARED, Access, Context, Loaders, Reader
+from hub.throttle import Ticket
 
 __all__ = ["SubscriptionEndpoint"]
 
@@ -110,12 +111,15 @@ class TransportHandler(BaseGraphQLTransportWSHandler[Connection, None]):
         endpoint = cast("SubscriptionEndpoint", self.view)
         started = time.perf_counter()
         context: Context | None = None
+        ticket: Ticket | None = None
         try:
             params({"query": operation.query, "variables": operation.variables,
                     "operationName": operation.operation_name})  # fmt: skip
             access, loaders = await endpoint.view(self.context)
             context = Context(access, loaders)
             context.live = Live(endpoint, self.context)
+            ticket = await endpoint.admit(access.principal.client, operation, loaders.reader)
+            context.cost = ticket.cost
             source = await self.schema.stream(
                 operation.query,
                 variable_values=operation.variables,
@@ -149,6 +153,8 @@ class TransportHandler(BaseGraphQLTransportWSHandler[Connection, None]):
             with suppress(Exception):
                 await self._send(operation, "error", internal_answer(reference)["errors"])
         finally:
+            if ticket is not None:
+                ticket.release()
             if context is not None:
                 await context.loaders.reader.close()
 
@@ -221,6 +227,18 @@ class SubscriptionEndpoint(GraphQL[Connection, None]):
             raise
         connection.principal = principal
         return access, loaders
+
+    async def admit(
+        self, client: str, operation: Operation[Connection, None], reader: Reader
+    ) -> Ticket:
+        """Priced as over HTTP; a subscription takes one of the client's subscriptions, a
+        query or mutation sent over the socket is throttled as if it came over HTTP."""
+        graphql = self.graphql
+        query, name = operation.query, operation.operation_name
+        cost = graphql.pricing.cost(query, operation.variables, name)
+        if describe(query, name)[2] == "subscription":
+            return graphql.throttle.subscribe(client, cost)
+        return await graphql.throttle.start(graphql.throttle.admit(client, cost), reader.close)
 
     @staticmethod
     def answer(result: ExecutionResult) -> dict[str, Any]:

@@ -1,12 +1,19 @@
 """GraphQL over HTTP: what a caller gets back for good and bad requests."""
 
+import asyncio
+from dataclasses import replace
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 from starlette.testclient import TestClient
 
+from hub import graphql_http
 from hub.app import create_app
+from hub.db import create_engine
 from hub.schema import Access
+from hub.schema.access import selected_coordinates
+from hub.schema.limits import MAX_CACHED_QUERY, ShortParserCache, ShortValidationCache
 from hub.schema.loaders import Reader
 from hub.settings import Settings
 
@@ -203,3 +210,109 @@ def test_answers_keep_chinese_text_readable(client: TestClient) -> None:
     response = client.post("/graphql", json={"query": "{ departments { nameZh } }"})
     assert "生态环境局" in response.text
     assert response.headers["content-type"] == "application/json"
+
+
+def last_records(settings: Settings, count: int) -> list[dict[str, Any]]:
+    async def read() -> list[dict[str, Any]]:
+        engine = create_engine(settings)
+        async with engine.connect() as connection:
+            rows = await connection.execute(
+                text(
+                    "SELECT client, outcome, operation_type FROM access_record "
+                    "ORDER BY seq DESC LIMIT :count"
+                ),
+                {"count": count},
+            )
+            records = [dict(row._mapping) for row in rows]
+        await engine.dispose()
+        return records[::-1]
+
+    return asyncio.run(read())
+
+
+def test_a_document_over_the_budget_is_refused_before_it_runs_and_recorded(
+    demo_database: Settings, tokens: dict[str, str], sql_statements: Any
+) -> None:
+    settings = replace(demo_database, query_cost_budget=1_000, client_cost_burst=1_000)
+    auth = {"Authorization": f"Bearer {tokens['ecology']}"}
+    query = "{ enterprises(first: 100) { edges { node { uscc inspections { id } } } } }"
+    with TestClient(create_app(settings), headers=auth) as small:
+        statements = len(sql_statements)
+        status, answer = post(small, {"query": query})
+        assert status == 200
+        assert "data" not in answer
+        assert only_error(answer) == {
+            "message": "this request would resolve about 1,102 fields (its cost), more than the "
+            "1,000 one request may: ask for fewer enterprises per page (first) or fewer fields, "
+            "and fetch the rest with further requests",
+            "extensions": {"code": "QUERY_TOO_COMPLEX", "cost": 1102, "budget": 1000},
+        }
+        # Only the caller's credential was read; then the refusal was recorded.
+        tables = [
+            s.split("FROM ")[1].split()[0]
+            for s in sql_statements.statements[statements:]
+            if "FROM " in s
+        ]
+        assert tables == ["client", "access_record"]
+        ((record),) = last_records(settings, 1)
+        assert record["outcome"] == "error"
+        assert record["client"].startswith("client:")
+        status, answer = post(small, {"query": query.replace("100", "50")})
+        assert status == 200
+        assert len(answer["data"]["enterprises"]["edges"]) == 50
+
+
+def test_a_client_over_its_rate_gets_429_with_retry_after_and_others_do_not(
+    demo_database: Settings, tokens: dict[str, str]
+) -> None:
+    settings = replace(
+        demo_database, query_cost_budget=50, client_cost_burst=50, client_cost_per_second=1
+    )
+    ecology = {"Authorization": f"Bearer {tokens['ecology']}"}
+    fire = {"Authorization": f"Bearer {tokens['fire']}"}
+    departments = {"query": "{ departments { code nameZh } }"}  # costs 21
+    with TestClient(create_app(settings)) as limited:
+        for _ in range(2):
+            assert post(limited, departments, **ecology)[0] == 200
+        response = limited.post("/graphql", json=departments, headers=ecology)
+        assert response.status_code == 429
+        ((record),) = last_records(settings, 1)
+        assert record["outcome"] == "denied"
+        # 21 needed, 8 left and refilling at 1 a second (9 left on a slow machine).
+        wait = int(response.headers["retry-after"])
+        assert wait in {13, 12}
+        assert only_error(response.json()) == {
+            "message": f"this request costs 21 and {record['client']} has {21 - wait} left of "
+            f"HUB_CLIENT_COST_PER_SECOND=1 (burst 50); retry after {wait} s, or ask for fewer "
+            "enterprises per page (first) or fewer fields",
+            "extensions": {
+                "code": "RATE_LIMITED",
+                "limit": "HUB_CLIENT_COST_PER_SECOND",
+                "value": 1,
+                "retryAfter": wait,
+            },
+        }
+        assert post(limited, departments, **fire)[0] == 200  # fire's budget is its own
+        assert post(limited, {"query": "{ __typename }"}, **ecology)[0] == 200  # costs 1
+
+
+def test_long_queries_are_answered_but_never_cached(client: TestClient) -> None:
+    """A cache keyed on whole query texts would hold whatever it is sent."""
+    caches = (
+        ShortParserCache(maxsize=512).cached_parse_document,
+        ShortValidationCache(maxsize=512).cached_validate_document,
+        selected_coordinates,
+        graphql_http._described,
+    )
+
+    def calls() -> list[int]:
+        return [cache.cache_info().hits + cache.cache_info().misses for cache in caches]
+
+    before = calls()
+    padded = "# " + "x" * MAX_CACHED_QUERY + "\n{ departments { code } }"
+    status, answer = post(client, {"query": padded})
+    assert (status, len(answer["data"]["departments"])) == (200, 10)
+    assert calls() == before
+    status, answer = post(client, {"query": "{ departments { code } firstSeenHere: __typename }"})
+    assert status == 200
+    assert calls() == [count + 1 for count in before]

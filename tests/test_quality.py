@@ -30,7 +30,9 @@ def test_mypy_strict_passes() -> None:
 
 
 def test_core_imports_no_web_framework() -> None:
-    core = "hub.uscc, hub.domain, hub.errors, hub.settings, hub.models, hub.db, hub.demo"
+    core = (
+        "hub.uscc, hub.domain, hub.errors, hub.settings, hub.models, hub.db, hub.demo, hub.throttle"
+    )
     frameworks = "{'strawberry', 'starlette', 'graphql'}"
     probe = f"import sys, {core}; print(sorted({{m.split('.')[0] for m in sys.modules}} & {frameworks}))"
     result = run(sys.executable, "-c", probe)

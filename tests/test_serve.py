@@ -1,5 +1,7 @@
-"""`hub serve` as a process: refuses unsound policies, reloads them on SIGHUP."""
+"""`hub serve` as a process: refuses unsound policies, reloads them on SIGHUP, holds each
+client to its limits while serving the others."""
 
+import asyncio
 import json
 import os
 import shutil
@@ -10,11 +12,18 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import httpx2
 import pytest
+from sqlalchemy import text
 
-from hub.db import upgrade
+from hub.clients import create_client
+from hub.db import create_engine, upgrade
+from hub.demo import load_demo
+from hub.domain import Role
 from hub.settings import DEFAULT_POLICY_DIR, Settings
 
 HUB = str(Path(sys.executable).parent / "hub")
@@ -54,8 +63,8 @@ def wait_for(check: object, seconds: float = 20) -> None:
     raise AssertionError("the hub did not get there in time")
 
 
-@pytest.fixture
-def server(environment: dict[str, str]) -> Iterator[tuple[subprocess.Popen[str], int, Path]]:
+@contextmanager
+def serving(environment: dict[str, str]) -> Iterator[tuple[subprocess.Popen[str], int]]:
     port = free_port()
     process = subprocess.Popen(
         [HUB, "serve", "--port", str(port)],
@@ -66,10 +75,16 @@ def server(environment: dict[str, str]) -> Iterator[tuple[subprocess.Popen[str],
     )
     try:
         wait_for(lambda: readyz(port)["status"] == "ready")
-        yield process, port, Path(environment["HUB_POLICY_DIR"])
+        yield process, port
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.fixture
+def server(environment: dict[str, str]) -> Iterator[tuple[subprocess.Popen[str], int, Path]]:
+    with serving(environment) as (process, port):
+        yield process, port, Path(environment["HUB_POLICY_DIR"])
 
 
 def test_sighup_reloads_sound_policies_and_keeps_serving_on_unsound_ones(
@@ -112,3 +127,93 @@ def test_serve_refuses_unsound_policies_naming_file_and_line(environment: dict[s
     assert result.returncode == 1
     assert f"{policy_csv}:{index + 1}: unknown department 'fyre'" in result.stderr
     assert "the hub does not start with unsound policies" in result.stderr
+
+
+async def demo_with_clients(database_url: str) -> dict[str, str]:
+    engine = create_engine(Settings(database_url=database_url))
+    await load_demo(engine, enterprises=30, seed=3)
+    tokens = {}
+    for department in ("market", "ecology"):
+        new = await create_client(
+            engine, department=department, name=department, role=Role.DEPARTMENT
+        )
+        tokens[department] = new.token
+    await engine.dispose()
+    return tokens
+
+
+async def access_records(database_url: str) -> list[dict[str, Any]]:
+    engine = create_engine(Settings(database_url=database_url))
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            text("SELECT client, outcome FROM access_record ORDER BY seq")
+        )
+        records = [dict(row._mapping) for row in rows]
+    await engine.dispose()
+    return records
+
+
+# 1 + 1 + 30 × (node, uscc, name, 8 inspections of 3 fields, 2 penalties of 2 fields) = 992
+HEAVY = """{ enterprises(first: 30) { edges { node { uscc name
+  inspections { id kind result } penalties { id amount } } } } }"""
+
+
+def test_one_client_over_its_limits_is_refused_while_another_is_served(
+    environment: dict[str, str],
+) -> None:
+    url = environment["HUB_DATABASE_URL"]
+    tokens = asyncio.run(demo_with_clients(url))
+    limits = {
+        "HUB_QUERY_COST_BUDGET": "2000",
+        "HUB_CLIENT_COST_BURST": "2000",  # two heavy requests, then one unit a second
+        "HUB_CLIENT_COST_PER_SECOND": "1",
+        "HUB_CLIENT_CONCURRENCY": "4",
+    }
+
+    async def load(port: int) -> tuple[list[httpx2.Response], list[httpx2.Response], Any]:
+        async with httpx2.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+
+            async def ask(token: str, query: str) -> httpx2.Response:
+                headers = {"Authorization": f"Bearer {token}"}
+                return await http.post("/graphql", json={"query": query}, headers=headers)
+
+            async def others() -> list[httpx2.Response]:
+                return [await ask(tokens["ecology"], "{ departments { code } }") for _ in range(10)]
+
+            heavy, light = await asyncio.gather(
+                asyncio.gather(*(ask(tokens["market"], HEAVY) for _ in range(8))), others()
+            )
+            over = await ask(tokens["ecology"], HEAVY.replace("first: 30", "first: 100"))
+            return list(heavy), light, over
+
+    with serving({**environment, **limits}) as (_, port):
+        heavy, light, over = asyncio.run(load(port))
+
+    assert [response.status_code for response in light] == [200] * 10
+    assert all(len(response.json()["data"]["departments"]) == 10 for response in light)
+    assert sorted(response.status_code for response in heavy) == [200] * 2 + [429] * 6
+    for response in heavy:
+        if response.status_code == 429:
+            (error,) = response.json()["errors"]
+            assert error["extensions"]["code"] == "RATE_LIMITED"
+            assert error["extensions"]["limit"] == "HUB_CLIENT_COST_PER_SECOND"
+            # 992 needed and less than a hundred left, at one a second.
+            assert 900 <= int(response.headers["retry-after"]) <= 992
+            assert error["extensions"]["retryAfter"] == int(response.headers["retry-after"])
+        else:
+            assert len(response.json()["data"]["enterprises"]["edges"]) == 30
+    assert over.status_code == 200
+    assert over.json()["errors"] == [
+        {
+            "message": "this request would resolve about 3,302 fields (its cost), more than the "
+            "2,000 one request may: ask for fewer enterprises per page (first) or fewer fields, "
+            "and fetch the rest with further requests",
+            "extensions": {"code": "QUERY_TOO_COMPLEX", "cost": 3302, "budget": 2000},
+        }
+    ]
+    records = asyncio.run(access_records(url))
+    assert len(records) == 8 + 10 + 1  # every answer, refused ones too
+    market, ecology = sorted({r["client"] for r in records})  # client:1, client:2
+    outcomes = sorted(r["outcome"] for r in records if r["client"] == market)
+    assert outcomes == ["denied"] * 6 + ["partial"] * 2  # some fields of those are withheld
+    assert [r["outcome"] for r in records if r["client"] == ecology][-1] == "error"

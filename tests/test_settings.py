@@ -73,3 +73,39 @@ def test_scheduled_checkpoints_are_off_unless_asked_for() -> None:
         )
         with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
             Settings.from_env({"HUB_CHECKPOINT_SECONDS": wrong})
+
+
+def test_cost_budget_and_client_limits() -> None:
+    import pytest
+
+    settings = Settings.from_env(
+        {
+            "HUB_QUERY_COST_BUDGET": "2000",
+            "HUB_CLIENT_CONCURRENCY": "2",
+            "HUB_CLIENT_COST_PER_SECOND": "500",
+            "HUB_CLIENT_COST_BURST": "2000",
+            "HUB_CLIENT_SUBSCRIPTIONS": "3",
+            "HUB_COST_IN_FLIGHT": "4000",
+        }
+    )
+    assert settings == Settings(
+        query_cost_budget=2000,
+        client_concurrency=2,
+        client_cost_per_second=500,
+        client_cost_burst=2000,
+        client_subscriptions=3,
+        cost_in_flight=4000,
+    )
+    with pytest.raises(
+        ValueError, match="HUB_CLIENT_CONCURRENCY must be a whole number from 1, not '0'"
+    ):
+        Settings.from_env({"HUB_CLIENT_CONCURRENCY": "0"})
+    with pytest.raises(
+        ValueError, match="HUB_QUERY_COST_BUDGET must be a whole number from 1, not '5e4'"
+    ):
+        Settings.from_env({"HUB_QUERY_COST_BUDGET": "5e4"})
+    with pytest.raises(
+        ValueError,
+        match=r"HUB_CLIENT_COST_BURST \(1000\) must be at least HUB_QUERY_COST_BUDGET \(50000\)",
+    ):
+        Settings.from_env({"HUB_CLIENT_COST_BURST": "1000"})

@@ -221,3 +221,76 @@ def test_auditors_and_admins_get_no_change_events(live: LiveHub) -> None:
         for session in (auditor, admin):
             session.send_json({"type": "ping"})
             assert session.receive_json() == {"type": "pong"}  # and no event before it
+
+
+def test_live_subscriptions_are_capped_per_client_and_the_refusal_recorded(
+    live: LiveHub,
+) -> None:
+    rectification = open_rectification(live)
+    capped = replace(live.settings, feed_poll_seconds=0.05, client_subscriptions=2)
+    with TestClient(create_app(capped)) as client:
+        hub = LiveHub(client, live.settings, live.tokens)
+        with connect(hub, live.tokens["market"]) as market:
+            assert market.receive_json() == {"type": "connection_ack"}
+            for operation in ("a", "b", "c"):
+                market.send_json({"id": operation, "type": "subscribe",
+                                  "payload": {"query": SUBSCRIBE, "variables": now(live)}})  # fmt: skip
+            refused = market.receive_json()  # whichever came third
+            assert refused == {
+                "id": refused["id"],
+                "type": "error",
+                "payload": [{
+                    "message": f"client:{live.tokens['market-id']} already has 2 live "
+                    "subscriptions, the most one client may have (HUB_CLIENT_SUBSCRIPTIONS=2); "
+                    "complete one before subscribing again, or subscribe once to several kinds "
+                    "and owners",
+                    "extensions": {"code": "RATE_LIMITED", "limit": "HUB_CLIENT_SUBSCRIPTIONS",
+                                   "value": 2, "retryAfter": 1},
+                }],
+            }  # fmt: skip
+            (record,) = live.sql(
+                "SELECT outcome, operation_type FROM access_record ORDER BY seq DESC LIMIT 1"
+            )
+            assert tuple(record) == ("denied", "subscription")
+            first, second = sorted({"a", "b", "c"} - {refused["id"]})
+            # Completing one makes room for another.
+            market.send_json({"id": first, "type": "complete"})
+            market.send_json({"id": "d", "type": "subscribe",
+                              "payload": {"query": SUBSCRIBE, "variables": now(live)}})  # fmt: skip
+            graphql(client, PUBLISH, live.tokens["ecology"], records=[{
+                "sourceId": "ECO-LIVE-4", "rectificationSourceId": rectification,
+                "acceptedOn": "2026-11-10", "verdict": "PASSED", "opinion": "同意验收",
+            }])  # fmt: skip
+            events = [market.receive_json() for _ in range(2)]
+            assert sorted((event["id"], event["type"]) for event in events) == sorted(
+                [("d", "next"), (second, "next")]
+            )
+
+
+def test_operations_over_the_socket_are_priced_and_throttled_as_over_http(
+    live: LiveHub,
+) -> None:
+    small = replace(
+        live.settings, query_cost_budget=100, client_cost_burst=100, client_cost_per_second=1
+    )
+    with TestClient(create_app(small)) as client:
+        hub = LiveHub(client, live.settings, live.tokens)
+        with connect(hub, live.tokens["market"]) as market:
+            assert market.receive_json() == {"type": "connection_ack"}
+            market.send_json({"id": "feed", "type": "subscribe", "payload": {"query": SUBSCRIBE}})
+            refused = market.receive_json()
+            assert (refused["id"], refused["type"]) == ("feed", "error")
+            assert refused["payload"][0]["extensions"] == {
+                "code": "QUERY_TOO_COMPLEX", "cost": 3503, "budget": 100,
+            }  # fmt: skip
+            codes = []
+            for n in range(5):  # 21 each, from a bucket of 100
+                market.send_json({"id": f"q{n}", "type": "subscribe",
+                                  "payload": {"query": "{ departments { code nameZh } }"}})  # fmt: skip
+                answer = market.receive_json()
+                if answer["type"] == "next":
+                    assert market.receive_json() == {"id": f"q{n}", "type": "complete"}
+                    codes.append("ok")
+                else:
+                    codes.append(answer["payload"][0]["extensions"]["code"])
+            assert codes == ["ok", "ok", "ok", "ok", "RATE_LIMITED"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
@@ -13,7 +12,7 @@ from hub.schema.access import Access, CollectCoordinates, SharedField, describe_
 from hub.schema.audit import AuditQuery
 from hub.schema.context import Context
 from hub.schema.feed import FeedQuery, Subscription
-from hub.schema.limits import limits
+from hub.schema.limits import ShortParserCache, ShortValidationCache, limits
 from hub.schema.loaders import Loaders, Reader
 from hub.schema.publish import Mutation
 from hub.schema.query import Query
@@ -58,8 +57,8 @@ def build_schema() -> strawberry.Schema:
         extensions=[
             *limits(),
             # Departments send the same few queries over and over: parse and validate once.
-            lambda: ParserCache(maxsize=512),
-            lambda: ValidationCache(maxsize=512),
+            lambda: ShortParserCache(maxsize=512),
+            lambda: ShortValidationCache(maxsize=512),
             CollectCoordinates,
         ],
     )

@@ -51,6 +51,7 @@ from hub.errors import Forbidden, PurposeRequired
 from hub.grants import GrantBook
 from hub.policy import Decision, Policy
 from hub.records import today
+from hub.schema.limits import cacheable
 
 __all__ = ["Access", "CollectCoordinates", "SharedField", "describe_shared_types"]
 
@@ -352,8 +353,7 @@ class _Coordinates(Visitor):
             self.found.add((parent.name, node.name.value))
 
 
-@lru_cache(maxsize=512)
-def selected_coordinates(
+def _selected_coordinates(
     schema: GraphQLSchema, document: DocumentNode
 ) -> frozenset[tuple[str, str]]:
     """Every (Type, field) a document selects, through aliases, fragments and interfaces."""
@@ -363,6 +363,9 @@ def selected_coordinates(
     return frozenset(collector.found)
 
 
+selected_coordinates = lru_cache(maxsize=512)(_selected_coordinates)
+
+
 class CollectCoordinates(SchemaExtension):
     """After validation: decide the coordinates the operation selects, so resolvers look up."""
 
@@ -370,5 +373,7 @@ class CollectCoordinates(SchemaExtension):
         context = self.execution_context
         access: Access | None = getattr(context.context, "access", None)
         if access is not None and context.graphql_document is not None:
-            access.prepare(selected_coordinates(context.schema._schema, context.graphql_document))
+            # Documents of long queries are not cached anywhere (see limits.py).
+            select = selected_coordinates if cacheable(context.query) else _selected_coordinates
+            access.prepare(select(context.schema._schema, context.graphql_document))
         yield

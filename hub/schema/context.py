@@ -38,6 +38,7 @@ class Context:
     trace_id: str | None = None
     live: Live | None = None  # set for subscriptions over WebSocket
     share_decision_days: int = 10  # see Settings
+    cost: int = 0  # the request's price (hub/schema/cost.py), for its access record
 
     async def writer(self) -> AsyncConnection:
         """Where mutations write: the request's transaction, committed with its record."""
