@@ -187,7 +187,15 @@ def test_failures_outside_graphql_are_internal_json_too(
         raise ConnectionResetError("connection to 10.0.0.7 lost")
 
     monkeypatch.setattr(Reader, "close", broken)
-    with TestClient(client.app, raise_server_exceptions=False) as plain:
+    # An app of its own: an engine's connections belong to the event loop that opened them,
+    # and each TestClient runs its app on a loop of its own.
+    settings = Settings(
+        database_url=str(client.app.state.engine.url.render_as_string(hide_password=False)),
+        policy_dir=client.app.state.policies.directory,
+    )
+    with TestClient(
+        create_app(settings), headers=client.headers, raise_server_exceptions=False
+    ) as plain:
         response = plain.post("/graphql", json={"query": "{ departments { code } }"})
     assert response.status_code == 500
     error = only_error(response.json())
