@@ -139,10 +139,11 @@ def amount(value: Any) -> str:
         raise ValueError(f"{value!r} is not an amount in yuan")
     if yuan < 0:
         raise ValueError(f"must not be negative, not {yuan}")
-    if yuan != yuan.quantize(Decimal("0.01")):
-        raise ValueError(f"{yuan} has more than two decimal places; amounts are to the fen")
+    # Before quantizing, which cannot hold a number as large as 1e999999.
     if yuan >= MAX_AMOUNT:
         raise ValueError(f"{yuan} is larger than any fine the hub accepts")
+    if yuan != yuan.quantize(Decimal("0.01")):
+        raise ValueError(f"{yuan} has more than two decimal places; amounts are to the fen")
     if yuan == 0:
         yuan = Decimal(0)  # not -0
     return str(yuan.quantize(Decimal("0.01")))

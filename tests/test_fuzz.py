@@ -330,3 +330,23 @@ def test_a_root_field_refusing_its_argument_leaves_its_siblings_reads_intact(
     # The connection the cancelled read used is whole again: the next request reads.
     again = graphql(hub, f'{{ enterprise(uscc: "{uscc}") {{ uscc }} }}', token=tokens["market"])
     assert again == {"data": {"enterprise": {"uscc": uscc}}}
+
+
+@pytest.mark.parametrize(("amount", "shown"), [("1e999999", "1E+999999"), ("1" * 400, "1" * 400)])
+def test_an_amount_beyond_any_precision_is_refused_as_too_large(
+    hub: TestClient, secrets: Secrets, tokens: dict[str, str], amount: str, shown: str
+) -> None:
+    """Found by bench/fuzz.py: quantizing such an amount to the fen raised InvalidOperation
+    (more digits than the decimal context holds), answered as INTERNAL."""
+    uscc = secrets.ground.pools["usccs"][0]
+    document = f"""mutation {{ publishPenalties(dryRun: true, records: [{{
+        sourceId: "FUZZ-PEN-1", uscc: "{uscc}", caseNumber: "FUZZ-1", violation: "v",
+        legalBasis: "b", amount: "{amount}", decidedOn: "2024-11-21", status: PAID
+    }}]) {{ created }} }}"""
+    answer = graphql(hub, document, token=tokens["market"])
+    (error,) = answer["errors"]
+    assert error["message"] == (
+        "1 of 1 records cannot be published, so none was: records[0] (sourceId FUZZ-PEN-1) "
+        f"amount: {shown} is larger than any fine the hub accepts"
+    )
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
