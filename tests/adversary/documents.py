@@ -4,9 +4,11 @@ hypothesis-graphql generates valid queries and mutations of every root field wit
 argument values; almost none of those would reach a record (a random string is no USCC).
 So many arguments and input fields get, by name, a value the data holds or nearly holds (a
 real USCC or one with a wrong check character, a department code or "mars", a source id, a
-district, a cursor, a page size at and past its bounds), and some fields get aliases, so
-that nothing can depend on response keys. Custom scalars get realistic and impossible
-values alike.
+district, a cursor of the field's own kind, a page size at and past its bounds, a text no
+record holds), publishing mostly for the caller's own department, and some fields get
+aliases, so that nothing can depend on response keys. One document in ten stays as it was
+generated, random strings and all. Custom scalars get realistic values, and one time in
+twenty impossible ones.
 """
 
 from __future__ import annotations
