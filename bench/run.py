@@ -775,7 +775,10 @@ def write(results: Results, rounds: int, path: Path) -> None:
             f"| `{where}` | {calls // 3} | {seconds * 1000:.1f} ms | {share:.0%} |"
             for where, calls, seconds, share in results.profile
         ]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    # Sections other commands write (bench.fuzz's "## Adversarial run") stay as they are.
+    current = path.read_text(encoding="utf-8") if path.exists() else ""
+    others = current[current.index("\n## ") :] if "\n## " in current else ""
+    path.write_text("\n".join(lines) + "\n" + others, encoding="utf-8")
 
 
 async def second_client(settings: Settings) -> str:

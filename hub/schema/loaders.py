@@ -44,15 +44,28 @@ class Reader:
 
     On PostgreSQL the request reads from one REPEATABLE READ snapshot, so the lists of one
     answer agree with each other even while departments publish.
+
+    A statement runs to its end even when the resolver that asked for it is cancelled:
+    graphql-core cancels the sibling fields of a non-null field that fails (an invalid
+    argument of one root field, say), and a driver call cancelled midway leaves the
+    connection unusable, so that closing it would fail the whole request. ``close`` waits
+    for a statement still running; a closed reader runs no more (nor opens a connection
+    that nobody would close).
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._connection: AsyncConnection | None = None
         self._lock = asyncio.Lock()
+        self._closed = False
 
     async def rows(self, statement: Select[*Ts]) -> Sequence[Row[*Ts]]:
+        return await asyncio.shield(self._rows(statement))
+
+    async def _rows(self, statement: Select[*Ts]) -> Sequence[Row[*Ts]]:
         async with self._lock:
+            if self._closed:
+                raise RuntimeError("this request's reader is closed")
             if self._connection is None:
                 connection = await self._engine.connect()
                 if connection.dialect.name == "postgresql":
@@ -63,9 +76,11 @@ class Reader:
             return rows
 
     async def close(self) -> None:
-        if self._connection is not None:
-            await self._connection.close()
-            self._connection = None
+        async with self._lock:
+            self._closed = True
+            if self._connection is not None:
+                await self._connection.close()
+                self._connection = None
 
 
 def _columns(model: type[models.Base], *names: str, **labels: str) -> list[ColumnElement[Any]]:
