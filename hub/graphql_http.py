@@ -335,7 +335,7 @@ class GraphQLEndpoint:
         """The request's ticket: QueryTooComplex over the budget, RateLimited over a limit;
         then its turn in the process's workload, waited for without a database connection."""
         cost = self.pricing.cost(checked.query, checked.variables, checked.operation_name)
-        return await self.throttle.start(self.throttle.admit(client, cost), reader.close)
+        return await self.throttle.start(self.throttle.admit(client, cost), reader.release)
 
     def explorer(self, request: Request) -> Response:
         if self.settings.graphiql and "text/html" in request.headers.get("accept", ""):

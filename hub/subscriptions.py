@@ -238,7 +238,7 @@ class SubscriptionEndpoint(GraphQL[Connection, None]):
         cost = graphql.pricing.cost(query, operation.variables, name)
         if describe(query, name)[2] == "subscription":
             return graphql.throttle.subscribe(client, cost)
-        return await graphql.throttle.start(graphql.throttle.admit(client, cost), reader.close)
+        return await graphql.throttle.start(graphql.throttle.admit(client, cost), reader.release)
 
     @staticmethod
     def answer(result: ExecutionResult) -> dict[str, Any]:

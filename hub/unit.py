@@ -14,6 +14,8 @@ log's chain), so two requests writing different things at once cannot deadlock.
 
 from __future__ import annotations
 
+import asyncio
+
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub.audit import AccessEntry, AccessLog
@@ -59,7 +61,8 @@ class Writes:
         return seq
 
     async def close(self) -> None:
-        """End the transaction; whatever was not committed is rolled back."""
+        """End the transaction; whatever was not committed is rolled back. Runs to its end
+        even when the request is cancelled (a client gone): the connection goes back."""
         if self._connection is not None:
             connection, self._connection = self._connection, None
-            await connection.close()
+            await asyncio.shield(connection.close())

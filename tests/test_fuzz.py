@@ -332,7 +332,7 @@ def test_a_root_field_refusing_its_argument_leaves_its_siblings_reads_intact(
     assert again == {"data": {"enterprise": {"uscc": uscc}}}
 
 
-@pytest.mark.parametrize(("amount", "shown"), [("1e999999", "1E+999999"), ("1" * 400, "1" * 400)])
+@pytest.mark.parametrize(("amount", "shown"), [("1e999999", "1E+999999"), ("1" * 400, "1.11E+399")])
 def test_an_amount_beyond_any_precision_is_refused_as_too_large(
     hub: TestClient, secrets: Secrets, tokens: dict[str, str], amount: str, shown: str
 ) -> None:

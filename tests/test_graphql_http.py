@@ -1,6 +1,7 @@
 """GraphQL over HTTP: what a caller gets back for good and bad requests."""
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -324,3 +325,21 @@ def test_long_queries_are_answered_but_never_cached(client: TestClient) -> None:
     status, answer = post(client, {"query": "{ departments { code } firstSeenHere: __typename }"})
     assert status == 200
     assert calls() == [count + 1 for count in before]
+
+
+def test_a_request_that_waits_its_turn_gives_back_its_connection_and_then_answers(
+    demo_database: Settings, tokens: dict[str, str]
+) -> None:
+    """Heavy requests beyond the process's workload wait without a database connection
+    (Reader.release); once their turn comes they read again and answer in full."""
+    settings = replace(demo_database, cost_in_flight=1_000, client_cost_burst=50_000)
+    query = "{ enterprises(first: 40) { edges { node { uscc inspections { id kind } } } } }"
+    auth = {"Authorization": f"Bearer {tokens['market']}"}
+    with (
+        TestClient(create_app(settings), headers=auth) as limited,
+        ThreadPoolExecutor(max_workers=4) as pool,
+    ):
+        answers = list(pool.map(lambda _: post(limited, {"query": query}), range(4)))
+    assert [status for status, _ in answers] == [200] * 4
+    assert all(len(a["data"]["enterprises"]["edges"]) == 40 and "errors" not in a
+               for _, a in answers)  # fmt: skip

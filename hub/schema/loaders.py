@@ -48,9 +48,11 @@ class Reader:
     A statement runs to its end even when the resolver that asked for it is cancelled:
     graphql-core cancels the sibling fields of a non-null field that fails (an invalid
     argument of one root field, say), and a driver call cancelled midway leaves the
-    connection unusable, so that closing it would fail the whole request. ``close`` waits
-    for a statement still running; a closed reader runs no more (nor opens a connection
-    that nobody would close).
+    connection unusable, so that closing it would fail the whole request. Giving the
+    connection back runs to its end too, after any statement still running: a request
+    cancelled while it closes (a client gone) must not leave a connection that nobody
+    returns to the pool. ``release`` gives it back for a while (a request waiting for its
+    turn holds none); ``close`` for good: a closed reader runs no more statements.
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
@@ -75,12 +77,20 @@ class Reader:
             rows: Sequence[Row[*Ts]] = result.all()
             return rows
 
+    async def release(self) -> None:
+        """Give the connection back; the next statement opens another."""
+        await asyncio.shield(self._give_back(final=False))
+
     async def close(self) -> None:
+        """Give the connection back for good."""
+        await asyncio.shield(self._give_back(final=True))
+
+    async def _give_back(self, final: bool) -> None:
         async with self._lock:
-            self._closed = True
+            self._closed = self._closed or final
             if self._connection is not None:
-                await self._connection.close()
-                self._connection = None
+                connection, self._connection = self._connection, None
+                await connection.close()
 
 
 def _columns(model: type[models.Base], *names: str, **labels: str) -> list[ColumnElement[Any]]:
