@@ -76,6 +76,11 @@ class Reader:
             return rows
 
     async def close(self) -> None:
+        # Shielded too: a request or subscription cancelled while its reader waits to close
+        # must not leave the connection checked out.
+        await asyncio.shield(self._close())
+
+    async def _close(self) -> None:
         async with self._lock:
             self._closed = True
             if self._connection is not None:
