@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
 import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -252,3 +254,11 @@ def writable(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Hub]:
         tokens = asyncio.run(prepare())
         with TestClient(create_app(settings)) as client:
             yield Hub(client, settings, tokens)
+
+
+def pin_today(monkeypatch: pytest.MonkeyPatch, day: date) -> None:
+    """Hold the hub's day (in China) at ``day``: tests that computed their expectations from
+    today at import must not see the day change at midnight in China halfway through a run."""
+    for name in ("hub.grants", "hub.sharing", "hub.schema.sharing", "hub.schema.access",
+                 "hub.cli.share"):  # fmt: skip
+        monkeypatch.setattr(importlib.import_module(name), "today", lambda: day)

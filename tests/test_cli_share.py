@@ -24,12 +24,19 @@ from hub.records import CHINA, today
 from hub.schema import policy_fields
 from hub.settings import DEFAULT_POLICY_DIR, Settings
 from hub.sharing import DECISION_DAYS, decide_request, due_date, file_request, revoke_grant
-from tests.conftest import BACKENDS, fresh_database
+from tests.conftest import BACKENDS, fresh_database, pin_today
 
 runner = CliRunner()
 CLIENT = f"hub share ({getpass.getuser()})"
 POLICY = load_policy(DEFAULT_POLICY_DIR, policy_fields())
 TODAY = today()
+
+
+@pytest.fixture(autouse=True)
+def same_day(monkeypatch: pytest.MonkeyPatch) -> None:
+    pin_today(monkeypatch, TODAY)
+
+
 FIRST = "91110000600037341L"
 LATE = (
     f"1 pending past the due date (today is {TODAY} in China): ask the owner departments to "

@@ -27,7 +27,7 @@ from hub.sharing import (
     revoke_grant,
 )
 from hub.uscc import check_character
-from tests.conftest import BACKENDS, StatementCounter
+from tests.conftest import BACKENDS, StatementCounter, pin_today
 
 T = TypeVar("T")
 POLICY = load_policy(DEFAULT_POLICY_DIR, policy_fields())
@@ -310,8 +310,8 @@ async def file(engine: AsyncEngine, requester: Principal = MARKET, **changes: An
         "purpose_detail": "checking rectifications before a joint inspection",
         "legal_basis": "浙江省综合行政执法条例 第十八条",
         "scope": Scope.of(["西湖区", "滨江区"], []),
-        "wanted_from": today(),
-        "wanted_until": today() + timedelta(days=90),
+        "wanted_from": TODAY,
+        "wanted_until": TODAY + timedelta(days=90),
     }
     return await file_request(engine, POLICY, requester, **{**request, **changes})
 
@@ -338,6 +338,13 @@ def policy_line(line: str) -> int:
 
 
 TODAY = today()
+
+
+@pytest.fixture(autouse=True)
+def same_day(monkeypatch: pytest.MonkeyPatch) -> None:
+    pin_today(monkeypatch, TODAY)
+
+
 YESTERDAY = TODAY - timedelta(days=1)
 DENY = "p, enforcement, health, Penalty.amount, read, deny"
 REFUSALS = [

@@ -1,0 +1,69 @@
+"""A request's database connection for reading: one, opened on first use, used one statement
+at a time, given back however the request ends."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import TypeVarTuple
+
+from sqlalchemy import Row, Select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+__all__ = ["Reader"]
+
+Ts = TypeVarTuple("Ts")
+
+
+class Reader:
+    """One database connection per request, opened on first use, used one statement at a time.
+
+    On PostgreSQL the request reads from one REPEATABLE READ snapshot, so the lists of one
+    answer agree with each other even while departments publish.
+
+    A statement runs to its end even when the resolver that asked for it is cancelled:
+    graphql-core cancels the sibling fields of a non-null field that fails (an invalid
+    argument of one root field, say), and a driver call cancelled midway leaves the
+    connection unusable, so that closing it would fail the whole request. Giving the
+    connection back runs to its end too, after any statement still running: a request
+    cancelled while it closes (a client gone) must not leave a connection that nobody
+    returns to the pool. ``release`` gives it back for a while (a request waiting for its
+    turn holds none); ``close`` for good: a closed reader runs no more statements.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._connection: AsyncConnection | None = None
+        self._lock = asyncio.Lock()
+        self._closed = False
+
+    async def rows(self, statement: Select[*Ts]) -> Sequence[Row[*Ts]]:
+        return await asyncio.shield(self._rows(statement))
+
+    async def _rows(self, statement: Select[*Ts]) -> Sequence[Row[*Ts]]:
+        async with self._lock:
+            if self._closed:
+                raise RuntimeError("this request's reader is closed")
+            if self._connection is None:
+                connection = await self._engine.connect()
+                if connection.dialect.name == "postgresql":
+                    await connection.execution_options(isolation_level="REPEATABLE READ")
+                self._connection = connection
+            result = await self._connection.execute(statement)
+            rows: Sequence[Row[*Ts]] = result.all()
+            return rows
+
+    async def release(self) -> None:
+        """Give the connection back; the next statement opens another."""
+        await asyncio.shield(self._give_back(final=False))
+
+    async def close(self) -> None:
+        """Give the connection back for good."""
+        await asyncio.shield(self._give_back(final=True))
+
+    async def _give_back(self, final: bool) -> None:
+        async with self._lock:
+            self._closed = self._closed or final
+            if self._connection is not None:
+                connection, self._connection = self._connection, None
+                await connection.close()
