@@ -360,7 +360,8 @@ def attacks(secrets: Secrets, count: int, malformed: int) -> tuple[list[str], li
     steering = dict(pools(secrets.ground, POLICY))
     good, odd = steering["source_ids"]
     steering["source_ids"] = (tuple(sorted(set(good) - honest_source_ids())), odd)
-    writes = [name for name in SCHEMA.mutation_type.fields if name != "decideShareRequest"]
+    mutation = SCHEMA.mutation_type
+    writes = [name for name in mutation.fields if name != "decideShareRequest"] if mutation else []
     mutations = count // 5
     generated = generate(documents(SCHEMA, steering), count - mutations)
     generated += generate(documents(SCHEMA, steering, mutation=True, fields=writes), mutations)

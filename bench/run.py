@@ -123,7 +123,7 @@ class NoAccessControl(Access):
     def visible_owners(self, type_name: str) -> tuple[str, ...]:
         return EVERYONE
 
-    def view(self, type_name: str, owner: str, enterprise: str | None) -> View:
+    def view(self, type_name: str, owner: str, enterprise: str, region: str) -> View:
         return SERVE_ALL
 
 
@@ -159,7 +159,7 @@ async def interleaved(
 
 # The hub is measured here, not its limits: one client sends dossiers back to back. fairness()
 # measures the limits, with their defaults.
-UNLIMITED = {
+UNLIMITED: dict[str, Any] = {
     "client_cost_per_second": 10**9,
     "client_cost_burst": 10**9,
     "cost_in_flight": 10**9,
@@ -359,7 +359,7 @@ async def http(settings: Settings, token: str, rounds: int, results: Results) ->
         auth = f"Authorization: Bearer {token}\r\n"
         tiny = _request("POST", "/graphql", auth + "Content-Type: application/json\r\n", TINY)
         plain = _request("GET", "/healthz", "", "")
-        capacity = {}
+        capacity: dict[str, list[float]] = {}
         for _ in range(3):  # interleaved, 3 s each
             for name, request in (("tiny", tiny), ("plain", plain)):
                 gc.collect()

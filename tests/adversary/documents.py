@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import date, datetime
 from random import Random
-from typing import Any
+from typing import Any, TypeVar
 
 import graphql
 from graphql import (
@@ -43,6 +43,7 @@ from tests.adversary.secrets import Ground
 __all__ = ["SCALARS", "Pools", "documents", "pools", "root_fields"]
 
 DEPARTMENT_CODES = tuple(department.code for department in DEPARTMENTS)
+_Steered = TypeVar("_Steered", ArgumentNode, ObjectFieldNode)
 
 
 def _mostly(usual: st.SearchStrategy[str], rare: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
@@ -177,7 +178,7 @@ class _Steer(Visitor):
         alias = word if self.rng.random() > 0.95 else f"{word}{self.aliases}"
         return replace(node, alias=NameNode(value=alias))
 
-    def _steer(self, node: Any) -> Any:
+    def _steer(self, node: _Steered) -> _Steered | None:
         name = STEERED.get(node.name.value)
         if name is None:
             return None

@@ -38,18 +38,18 @@ class Malformed:
             f"purpose {self.purpose!r}, case {self.case!r}, authorization {self.authorization!r}"
         )
 
-    def headers(self, token: str) -> dict[str, bytes]:
-        headers: dict[str, bytes] = {}
+    def headers(self, token: str) -> dict[bytes, bytes]:
+        headers: dict[bytes, bytes] = {}
         if self.content_type is not None:
-            headers["Content-Type"] = self.content_type
+            headers[b"Content-Type"] = self.content_type
         if self.purpose is not None:
-            headers["X-Hub-Purpose"] = self.purpose
+            headers[b"X-Hub-Purpose"] = self.purpose
         if self.case is not None:
-            headers["X-Hub-Case"] = self.case
+            headers[b"X-Hub-Case"] = self.case
         if self.authorization == "token":
-            headers["Authorization"] = f"Bearer {token}".encode()
+            headers[b"Authorization"] = f"Bearer {token}".encode()
         elif self.authorization != "none":
-            headers["Authorization"] = self.authorization.encode("latin-1", "replace")
+            headers[b"Authorization"] = self.authorization.encode("latin-1", "replace")
         return headers
 
 

@@ -161,8 +161,8 @@ async def read_ground(engine: AsyncEngine) -> Ground:
                                str(value))
                     )  # fmt: skip
         for statement in _GOVERNANCE:
-            for row in await connection.execute(text(statement)):
-                governance.update(str(value) for value in row if value)
+            for found in await connection.execute(text(statement)):
+                governance.update(str(value) for value in found if value)
         grants = tuple(GrantRule.of(row) for row in await connection.execute(select(GRANT)))
         for name, statement in _POOLS.items():
             pools[name] = tuple(str(row[0]) for row in await connection.execute(text(statement)))
