@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, cast
 
-from sqlalchemy import Row, Select, func, insert, select, update
+from sqlalchemy import Row, Table, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub.auth import ClientRecord, FindClient, hash_token, new_token
+from hub.auth import ClientRecord, hash_token, new_token
 from hub.domain import DEPARTMENTS, Role
 from hub.errors import BadUserInput, NotFound
+from hub.grants import HEAD, Rows
 from hub.models import Client
 
-__all__ = ["NewClient", "client_lookup", "create_client", "list_clients", "revoke_client"]
+__all__ = ["ClientLookup", "NewClient", "create_client", "list_clients", "revoke_client"]
 
 CLIENT = (Client.id, Client.name, Client.department, Client.role, Client.revoked_at)
 
@@ -65,20 +66,30 @@ async def revoke_client(engine: AsyncEngine, client_id: int) -> ClientRecord:
     return _record(row)
 
 
-ClientRow = Row[int, str, str, Role, datetime | None]
+CLIENTS = cast(Table, Client.__table__)
 
 
-def client_lookup(
-    rows: Callable[[Select[int, str, str, Role, datetime | None]], Awaitable[Sequence[ClientRow]]],
-) -> FindClient:
-    """Find clients by token hash through a request's reader (one indexed read)."""
+class ClientLookup:
+    """Finds a client by token hash through a request's reader, and reads the grant version
+    (grants.py) in the same statement: one indexed read per request tells who is calling
+    and whether the grants changed. ``grant_version`` is None until a lookup ran."""
 
-    async def find(token_hash: str) -> ClientRecord | None:
-        found = await rows(select(*CLIENT).where(Client.token_hash == token_hash))
-        return _record(found[0]) if found else None
+    def __init__(self, rows: Rows) -> None:
+        self._rows = rows
+        self.grant_version: int | None = None
 
-    return find
+    async def __call__(self, token_hash: str) -> ClientRecord | None:
+        statement = (
+            select(HEAD.c.version.label("grant_version"), *CLIENT)
+            .select_from(HEAD.outerjoin(CLIENTS, CLIENTS.c.token_hash == token_hash))
+            .where(HEAD.c.id == 1)
+        )
+        found = await self._rows(statement)
+        if not found:
+            return None
+        self.grant_version = found[0].grant_version
+        return None if found[0].id is None else _record(found[0])
 
 
-def _record(row: ClientRow | Row[int, str, str, Role, datetime | None, datetime]) -> ClientRecord:
+def _record(row: Row[*tuple[Any, ...]]) -> ClientRecord:
     return ClientRecord(row.id, row.name, row.department, row.role, row.revoked_at)

@@ -23,7 +23,17 @@ from hub.errors import BadUserInput, InvalidUSCC
 from hub.records import CHINA, today
 from hub.uscc import parse_uscc
 
-__all__ = ["GRANT", "HEAD", "GrantBook", "GrantRule", "Grants", "Scope", "china_day", "describe"]
+__all__ = [
+    "GRANT",
+    "HEAD",
+    "GrantBook",
+    "GrantRule",
+    "Grants",
+    "Rows",
+    "Scope",
+    "china_day",
+    "describe",
+]
 
 GRANT = cast(Table, models.ShareGrant.__table__)
 HEAD = cast(Table, models.GrantHead.__table__)
@@ -191,16 +201,19 @@ def describe(book: GrantBook, requester: str, owner: str, coordinate: str) -> tu
 
 class Grants:
     """The current grant book of this process: reloaded when the grant version or the day
-    changes. One statement per request reads the version."""
+    changes. Each request reads the version: with its client (clients.ClientLookup), or in a
+    statement of its own when ``version`` is not given."""
 
     def __init__(self) -> None:
         self._book = GrantBook("", date.min)
 
-    async def current(self, rows: Rows) -> GrantBook:
-        (head,) = await rows(select(HEAD.c.version).where(HEAD.c.id == 1))
+    async def current(self, rows: Rows, version: int | None = None) -> GrantBook:
+        if version is None:
+            (head,) = await rows(select(HEAD.c.version).where(HEAD.c.id == 1))
+            version = head.version
         day = today()
-        version = f"{head.version}@{day.isoformat()}"
-        if self._book.version != version:
+        stamp = f"{version}@{day.isoformat()}"
+        if self._book.version != stamp:
             grants = tuple(GrantRule.of(row) for row in await rows(select(GRANT)))
-            self._book = GrantBook(version, day, grants)
+            self._book = GrantBook(stamp, day, grants)
         return self._book

@@ -28,7 +28,7 @@ from strawberry.types.graphql import OperationType
 
 from hub.audit import AccessEntry, AccessLog, Outcome, Trail
 from hub.auth import Authenticator
-from hub.clients import client_lookup
+from hub.clients import ClientLookup
 from hub.errors import (
     INTERNAL,
     BadUserInput,
@@ -301,9 +301,10 @@ class GraphQLEndpoint:
         reader = Reader(self.engine)
         ticket: Ticket | None = None
         try:
+            lookup = ClientLookup(reader.rows)
             try:
                 principal = await self.authenticator.authenticate(
-                    request.headers.get("authorization"), client_lookup(reader.rows)
+                    request.headers.get("authorization"), lookup
                 )
             except Unauthenticated as error:
                 return 401, error_body(error.code, error.message), UNAUTHENTICATED_HEADERS
@@ -315,7 +316,7 @@ class GraphQLEndpoint:
                 return refusal(error)
             policy = self.policies.current
             entry.policy_version = policy.version
-            grants = await self.grants.current(reader.rows)
+            grants = await self.grants.current(reader.rows, lookup.grant_version)
             access = Access(policy, principal, entry.purpose, SHARED, grants)
             entry.trail = access.trail
             loaders = Loaders(reader, access.visible_owners)

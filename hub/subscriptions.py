@@ -33,7 +33,7 @@ from strawberry.utils.aio import aclosing
 
 from hub.audit import AccessEntry, Outcome
 from hub.auth import Principal
-from hub.clients import client_lookup
+from hub.clients import ClientLookup
 from hub.errors import HubError, Unauthenticated
 from hub.graphql_http import (
     GraphQLEndpoint,
@@ -195,7 +195,7 @@ class SubscriptionEndpoint(GraphQL[Connection, None]):
             if wrong := wrong_purpose or wrong_case:
                 raise BadRequest(wrong)
             connection.principal = await self.graphql.authenticator.authenticate(
-                connection.authorization, client_lookup(reader.rows)
+                connection.authorization, ClientLookup(reader.rows)
             )
         except (Unauthenticated, BadRequest) as error:  # refused, and recorded
             result = Outcome.DENIED if isinstance(error, Unauthenticated) else Outcome.ERROR
@@ -213,12 +213,13 @@ class SubscriptionEndpoint(GraphQL[Connection, None]):
     async def view(self, connection: Connection) -> tuple[Access, Loaders]:
         """The caller's view for one operation or event: checked again, current policy."""
         reader = Reader(self.graphql.engine)
+        lookup = ClientLookup(reader.rows)
         try:
             principal = await self.graphql.authenticator.authenticate(
-                connection.authorization, client_lookup(reader.rows)
+                connection.authorization, lookup
             )
             policy = self.graphql.policies.current
-            grants = await self.graphql.grants.current(reader.rows)
+            grants = await self.graphql.grants.current(reader.rows, lookup.grant_version)
             access = Access(policy, principal, connection.purpose, SHARED, grants)
             loaders = Loaders(reader, access.visible_owners)
             access.departments = await self.graphql.departments(loaders, policy.version)

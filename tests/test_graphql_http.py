@@ -19,6 +19,22 @@ from hub.schema.loaders import Reader
 from hub.settings import Settings
 
 
+class _TypenameAnswer(dict[str, Any]):
+    """{ "data": {"__typename": "Query"}, "extensions": {"traceId": <any>} }"""
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, dict)
+            and other.get("data") == {"__typename": "Query"}
+            and set(other) == {"data", "extensions"}
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+ANY_TYPENAME = _TypenameAnswer()
+
+
 def post(client: TestClient, body: Any, **headers: str) -> tuple[int, dict[str, Any]]:
     if isinstance(body, dict | list):
         response = client.post("/graphql", json=body, headers=headers)
@@ -256,13 +272,14 @@ def test_a_document_over_the_budget_is_refused_before_it_runs_and_recorded(
             "and fetch the rest with further requests",
             "extensions": {"code": "QUERY_TOO_COMPLEX", "cost": 1102, "budget": 1000},
         }
-        # Only the caller's credential was read; then the refusal was recorded.
+        # Only the caller's credential was read (with the grant version, in one statement);
+        # then the refusal was recorded after the log's head.
         tables = [
-            s.split("FROM ")[1].split()[0]
+            s.split("FROM ")[1].split()[:2]
             for s in sql_statements.statements[statements:]
             if "FROM " in s
         ]
-        assert tables == ["client", "access_record"]
+        assert tables == [["grant_head", "LEFT"], ["access_record", "ORDER"]]
         ((record),) = last_records(settings, 1)
         assert record["outcome"] == "error"
         assert record["client"].startswith("client:")
@@ -343,3 +360,25 @@ def test_a_request_that_waits_its_turn_gives_back_its_connection_and_then_answer
     assert [status for status, _ in answers] == [200] * 4
     assert all(len(a["data"]["enterprises"]["edges"]) == 40 and "errors" not in a
                for _, a in answers)  # fmt: skip
+
+
+def test_a_small_request_reads_once_and_appends_its_record_after_the_head_it_knows(
+    demo_database: Settings, tokens: dict[str, str], sql_statements: Any
+) -> None:
+    """{ __typename } costs one read (who is calling, with the grant version) and its
+    record, chained on the head this process wrote last without reading it again.
+    Statements are counted, not timed (bench/run.py times them)."""
+    auth = {"Authorization": f"Bearer {tokens['market']}"}
+    with TestClient(create_app(demo_database), headers=auth) as client:
+        assert post(client, {"query": "{ __typename }"}) == (200, ANY_TYPENAME)
+        for _ in range(3):
+            before = len(sql_statements)
+            assert post(client, {"query": "{ __typename }"}) == (200, ANY_TYPENAME)
+            sent = [" ".join(s.split()[:4]) for s in sql_statements.statements[before:]]
+            postgresql = client.app.state.engine.dialect.name == "postgresql"  # type: ignore[attr-defined]
+            assert sent == [
+                "SELECT grant_head.version AS grant_version,",
+                # The chain's lock across processes (SQLite's write lock is in its BEGIN).
+                *(["SELECT pg_advisory_xact_lock($1)"] if postgresql else []),
+                "INSERT INTO access_record (seq,",
+            ]
