@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import TypeVarTuple
+from typing import Any, TypeVarTuple
 
 from sqlalchemy import Row, Select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -18,8 +18,11 @@ Ts = TypeVarTuple("Ts")
 class Reader:
     """One database connection per request, opened on first use, used one statement at a time.
 
-    On PostgreSQL the request reads from one REPEATABLE READ snapshot, so the lists of one
-    answer agree with each other even while departments publish.
+    The request's first statement (who is calling: see clients.ClientLookup) runs alone,
+    without a transaction; every statement after it reads from one snapshot (REPEATABLE READ
+    on PostgreSQL, a read transaction on SQLite), so the lists of one answer agree with each
+    other even while departments publish. A request that reads nothing more (``{ __typename
+    }``, a refused one) so costs one round trip to the database, not three.
 
     A statement runs to its end even when the resolver that asked for it is cancelled:
     graphql-core cancels the sibling fields of a non-null field that fails (an invalid
@@ -36,6 +39,7 @@ class Reader:
         self._connection: AsyncConnection | None = None
         self._lock = asyncio.Lock()
         self._closed = False
+        self._statements = 0
 
     async def rows(self, statement: Select[*Ts]) -> Sequence[Row[*Ts]]:
         return await asyncio.shield(self._rows(statement))
@@ -44,11 +48,13 @@ class Reader:
         async with self._lock:
             if self._closed:
                 raise RuntimeError("this request's reader is closed")
+            first = self._statements == 0
             if self._connection is None:
-                connection = await self._engine.connect()
-                if connection.dialect.name == "postgresql":
-                    await connection.execution_options(isolation_level="REPEATABLE READ")
-                self._connection = connection
+                self._connection = await self._engine.connect()
+                await self._connection.execution_options(**_alone(self._connection, first))
+            elif self._statements == 1:
+                await _begin_snapshot(self._connection)
+            self._statements += 1
             result = await self._connection.execute(statement)
             rows: Sequence[Row[*Ts]] = result.all()
             return rows
@@ -67,3 +73,20 @@ class Reader:
             if self._connection is not None:
                 connection, self._connection = self._connection, None
                 await connection.close()
+
+
+def _alone(connection: AsyncConnection, alone: bool) -> dict[str, Any]:
+    """Options of a reader's new connection: for a statement alone, or for a snapshot."""
+    postgresql = connection.dialect.name == "postgresql"
+    if postgresql:
+        return {"isolation_level": "AUTOCOMMIT" if alone else "REPEATABLE READ"}
+    return {"hub_reader": alone}  # SQLite: no BEGIN for it (db._begin_sqlite)
+
+
+async def _begin_snapshot(connection: AsyncConnection) -> None:
+    """From the second statement on: one snapshot."""
+    if connection.dialect.name == "postgresql":
+        await connection.commit()  # ends nothing in autocommit; the next statement begins
+        await connection.execution_options(isolation_level="REPEATABLE READ")
+    else:
+        await connection.exec_driver_sql("BEGIN")
