@@ -11,6 +11,7 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from datetime import date
+from functools import cached_property
 from typing import Any, Generic, NamedTuple, TypeVar, TypeVarTuple
 
 from sqlalchemy import ColumnElement, FromClause, Row, Select, false, select
@@ -236,51 +237,94 @@ class Loaders:
         self.reader = reader
         self.visible_owners = visible_owners
         self._departments: asyncio.Future[dict[str, Row[Any]]] | None = None
-        self.enterprise = _loader(self._by_key(ENTERPRISE, models.Enterprise.uscc, owned=False))
-        self.inspection = _loader(self._by_key(INSPECTION, models.Inspection.id))
-        self.penalty = _loader(self._by_key(PENALTY, models.Penalty.id))
-        self.acceptance = LevelLoader(self._by_key(ACCEPTANCE, models.Acceptance.rectification_id))
-        self.credit_records = _loader(
+
+    # Each loader is made when a resolver first asks for it: a small request builds few.
+    @cached_property
+    def enterprise(self) -> DataLoader[str, Row[Any] | None]:
+        return _loader(self._by_key(ENTERPRISE, models.Enterprise.uscc, owned=False))
+
+    @cached_property
+    def inspection(self) -> DataLoader[int, Row[Any] | None]:
+        return _loader(self._by_key(INSPECTION, models.Inspection.id))
+
+    @cached_property
+    def penalty(self) -> DataLoader[int, Row[Any] | None]:
+        return _loader(self._by_key(PENALTY, models.Penalty.id))
+
+    @cached_property
+    def acceptance(self) -> LevelLoader[int, Row[Any] | None]:
+        return LevelLoader(self._by_key(ACCEPTANCE, models.Acceptance.rectification_id))
+
+    @cached_property
+    def credit_records(self) -> DataLoader[Parent, list[Row[Any]]]:
+        return _loader(
             self._children(
                 CREDIT_RECORD, models.CreditRecord.enterprise_id, models.CreditRecord.issued_on
             )
         )
-        self.credit_repairs = LevelLoader(
+
+    @cached_property
+    def credit_repairs(self) -> LevelLoader[Parent, list[Row[Any]]]:
+        return LevelLoader(
             self._children(
                 CREDIT_REPAIR, models.CreditRepair.credit_record_id, models.CreditRepair.applied_on
             )
         )
-        self.inspections = _loader(
+
+    @cached_property
+    def inspections(self) -> DataLoader[Parent, list[Row[Any]]]:
+        return _loader(
             self._children(
                 INSPECTION, models.Inspection.enterprise_id, models.Inspection.inspected_on
             )
         )
-        self.findings = LevelLoader(
+
+    @cached_property
+    def findings(self) -> LevelLoader[Parent, list[Row[Any]]]:
+        return LevelLoader(
             self._children(FINDING, models.InspectionFinding.inspection_id, None, owned=False)
         )
-        self.participants = LevelLoader(
+
+    @cached_property
+    def participants(self) -> LevelLoader[Parent, list[Row[Any]]]:
+        return LevelLoader(
             self._children(
                 PARTICIPANT, models.InspectionParticipant.inspection_id, None, owned=False
             )
         )
-        self.penalties = _loader(
+
+    @cached_property
+    def penalties(self) -> DataLoader[Parent, list[Row[Any]]]:
+        return _loader(
             self._children(PENALTY, models.Penalty.enterprise_id, models.Penalty.decided_on)
         )
-        self.rectifications = _loader(
+
+    @cached_property
+    def rectifications(self) -> DataLoader[Parent, list[Row[Any]]]:
+        return _loader(
             self._children(
                 RECTIFICATION, models.Rectification.enterprise_id, models.Rectification.ordered_on
             )
         )
-        self.assistants = LevelLoader(
+
+    @cached_property
+    def assistants(self) -> LevelLoader[Parent, list[Row[Any]]]:
+        return LevelLoader(
             self._children(
                 ASSISTANT, models.RectificationAssistant.rectification_id, None, owned=False
             )
         )
-        # Every version of records of a type, oldest first; the versions of the records the
-        # caller reads, so no owner filter of their own.
-        self.history = {type_name: _loader(self._versions(type_name)) for type_name in RECORDS}
-        # Records as they are now, retracted ones too: what the change feed points at.
-        self.published = {
+
+    @cached_property
+    def history(self) -> dict[str, DataLoader[int, list[Row[Any]]]]:
+        """Every version of records of a type, oldest first; the versions of the records the
+        caller reads, so no owner filter of their own."""
+        return {type_name: _loader(self._versions(type_name)) for type_name in RECORDS}
+
+    @cached_property
+    def published(self) -> dict[str, DataLoader[int, Row[Any] | None]]:
+        """Records as they are now, retracted ones too: what the change feed points at."""
+        return {
             type_name: _loader(self._by_key(source, model.id, retracted=True))
             for type_name, (model, source) in RECORDS.items()
         }
