@@ -29,7 +29,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import String, insert, select, text
 from sqlalchemy.exc import IntegrityError
@@ -223,6 +223,10 @@ class AccessLog:
         self.engine = engine
         self._waiting: list[tuple[dict[str, Any], asyncio.Future[int]]] = []
         self._writer: asyncio.Task[None] | None = None
+        # The head this process last committed, so that the next batch chains on it without
+        # reading it first; an append by anyone else takes that sequence number, and the
+        # batch then fails on its primary key and reads the head.
+        self._head: Head | None = None
 
     async def append(self, entry: AccessEntry) -> int:
         """Append ``entry`` after the current head; returns its sequence number."""
@@ -235,7 +239,9 @@ class AccessLog:
     async def append_within(self, connection: AsyncConnection, entry: AccessEntry) -> int:
         """Append ``entry`` in the caller's write transaction (db.transaction): the record
         commits with the writes it describes, or neither does. Returns its sequence number."""
-        (seq,) = await _append(connection, [entry.columns()])
+        self._head = None  # this transaction may commit or not: read the head after it
+        (record,) = await _append(connection, [entry.columns()])
+        seq: int = record["seq"]
         return seq
 
     async def _write(self) -> None:
@@ -261,11 +267,14 @@ class AccessLog:
 
     async def _commit(self, batch: list[dict[str, Any]]) -> list[int]:
         for _ in range(APPEND_ATTEMPTS):
+            head, self._head = self._head, None
             try:
                 async with transaction(self.engine) as connection:
-                    return await _append(connection, batch)
+                    records = await _append(connection, batch, head)
             except IntegrityError:
-                continue  # another process took these numbers: chain on its records
+                continue  # someone else took these numbers: chain on their records
+            self._head = Head(records[-1]["seq"], records[-1]["hash"])
+            return [record["seq"] for record in records]
         raise RuntimeError(f"could not append to the access log in {APPEND_ATTEMPTS} attempts")
 
 
@@ -278,14 +287,24 @@ def _settle(written: asyncio.Future[int], seq: int = 0, error: Exception | None 
         written.set_result(seq)
 
 
-async def _append(connection: AsyncConnection, batch: list[dict[str, Any]]) -> list[int]:
-    """Chain ``batch`` onto the head, in ``connection``'s transaction."""
+class Head(NamedTuple):
+    seq: int
+    hash: str
+
+
+async def _append(
+    connection: AsyncConnection, batch: list[dict[str, Any]], head: Head | None = None
+) -> list[dict[str, Any]]:
+    """Chain ``batch`` onto the head (read here unless given), in ``connection``'s
+    transaction; the records as written."""
     if connection.dialect.name == "postgresql":  # held until the transaction ends
         await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK})
-    head = (await connection.execute(
-        select(AccessRecord.seq, AccessRecord.hash).order_by(AccessRecord.seq.desc()).limit(1)
-    )).first()  # fmt: skip
-    seq, prev_hash = (head.seq, head.hash) if head else (0, GENESIS)
+    if head is None:
+        last = (await connection.execute(
+            select(AccessRecord.seq, AccessRecord.hash).order_by(AccessRecord.seq.desc()).limit(1)
+        )).first()  # fmt: skip
+        head = Head(last.seq, last.hash) if last else Head(0, GENESIS)
+    seq, prev_hash = head
     records = []
     for values in batch:
         seq += 1
@@ -293,4 +312,4 @@ async def _append(connection: AsyncConnection, batch: list[dict[str, Any]]) -> l
         record["hash"] = prev_hash = record_hash(record)
         records.append(record)
     await connection.execute(insert(AccessRecord), records)
-    return [record["seq"] for record in records]
+    return records
