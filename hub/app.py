@@ -23,14 +23,14 @@ from hub.audit import AccessLog
 from hub.checkpoint import CheckpointSchedule
 from hub.db import create_engine, current_revision, head_revision
 from hub.graphql_http import GraphQLEndpoint, internal_error_response
-from hub.policy import PolicyStore
+from hub.policy import PolicyError, PolicyStore
 from hub.roles import access_log_exposure
 from hub.schema import build_schema, policy_fields
 from hub.settings import Settings
 from hub.subscriptions import SubscriptionEndpoint
-from hub.telemetry import configure_tracing, instrument_engine
+from hub.telemetry import configure_tracing, exporters, instrument_engine
 
-__all__ = ["create_app"]
+__all__ = ["configure_logging", "create_app", "from_environment"]
 
 logger = logging.getLogger("hub")
 
@@ -57,6 +57,22 @@ async def warn_if_the_log_is_exposed(engine: AsyncEngine) -> None:
         logger.warning("%s", exposure)
 
 
+def configure_logging() -> None:
+    """The hub's own records (policy reloads, internal errors with their references) go
+    where uvicorn's do."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     [%(name)s] %(message)s")
+
+
+def from_environment() -> Starlette:
+    """The hub as the ``HUB_*`` variables configure it: each of `hub serve --workers`."""
+    configure_logging()
+    try:
+        return create_app(Settings.from_env())
+    except PolicyError as error:  # the others keep serving the policy they have
+        logger.error("this worker does not start with unsound policies:\n%s", error)
+        raise SystemExit(1) from None
+
+
 def create_app(settings: Settings, tracer_provider: TracerProvider | None = None) -> Starlette:
     """The hub; raises PolicyError, naming every problem, when the policy files are unsound.
 
@@ -66,7 +82,8 @@ def create_app(settings: Settings, tracer_provider: TracerProvider | None = None
     provider = tracer_provider or configure_tracing()
     tracer = provider.get_tracer("hub")
     engine = create_engine(settings)
-    instrument_engine(engine.sync_engine, tracer)
+    if tracer_provider is not None or exporters():  # a span per statement, where they go
+        instrument_engine(engine.sync_engine, tracer)
     expected_revision = head_revision(settings)
 
     async def healthz(_: Request) -> JSONResponse:

@@ -4,8 +4,9 @@ Configured from the standard OpenTelemetry variables: ``OTEL_TRACES_EXPORTER`` (
 ``console`` or ``none``; ``otlp`` by default when ``OTEL_EXPORTER_OTLP_ENDPOINT`` or
 ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` is set, else ``none``), the exporter's own
 ``OTEL_EXPORTER_OTLP_*``, ``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES`` and
-``OTEL_TRACES_SAMPLER``. Spans are made even with no exporter: their trace ids link a
-client's log, the answer's ``extensions.traceId`` and the access record.
+``OTEL_TRACES_SAMPLER``. A request's span is made even with no exporter: its trace id links
+a client's log, the answer's ``extensions.traceId`` and the access record. Spans of SQL
+statements are made only where they go somewhere.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-__all__ = ["configure_tracing", "instrument_engine"]
+__all__ = ["configure_tracing", "exporters", "instrument_engine"]
 
 _SPAN = "_hub_span"
 
@@ -31,11 +32,7 @@ def configure_tracing(environ: Mapping[str, str] = os.environ) -> TracerProvider
     provider = TracerProvider(
         resource=Resource.create({"service.name": environ.get("OTEL_SERVICE_NAME", "hub")})
     )
-    endpoint = environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or environ.get(
-        "OTEL_EXPORTER_OTLP_ENDPOINT"
-    )
-    exporters = environ.get("OTEL_TRACES_EXPORTER", "otlp" if endpoint else "none")
-    for name in (name.strip() for name in exporters.split(",")):
+    for name in exporters(environ):
         exporter: SpanExporter
         if name == "otlp":
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -43,14 +40,21 @@ def configure_tracing(environ: Mapping[str, str] = os.environ) -> TracerProvider
             exporter = OTLPSpanExporter()
         elif name == "console":
             exporter = ConsoleSpanExporter()
-        elif name in {"none", ""}:
-            continue
         else:
             raise ValueError(
                 f"OTEL_TRACES_EXPORTER: unknown exporter {name!r}; otlp, console or none"
             )
         provider.add_span_processor(BatchSpanProcessor(exporter))
     return provider
+
+
+def exporters(environ: Mapping[str, str] = os.environ) -> list[str]:
+    """The exporters the ``OTEL_*`` variables name; none when nothing would receive spans."""
+    endpoint = environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or environ.get(
+        "OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
+    names = environ.get("OTEL_TRACES_EXPORTER", "otlp" if endpoint else "none")
+    return [name for name in (n.strip() for n in names.split(",")) if name not in {"none", ""}]
 
 
 def instrument_engine(engine: Engine, tracer: Tracer) -> None:
