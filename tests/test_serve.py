@@ -25,6 +25,7 @@ from hub.db import create_engine, upgrade
 from hub.demo import load_demo
 from hub.domain import Role
 from hub.settings import DEFAULT_POLICY_DIR, Settings
+from tests.conftest import BACKENDS
 
 HUB = str(Path(sys.executable).parent / "hub")
 
@@ -64,10 +65,12 @@ def wait_for(check: object, seconds: float = 20) -> None:
 
 
 @contextmanager
-def serving(environment: dict[str, str]) -> Iterator[tuple[subprocess.Popen[str], int]]:
+def serving(
+    environment: dict[str, str], *options: str
+) -> Iterator[tuple[subprocess.Popen[str], int]]:
     port = free_port()
     process = subprocess.Popen(
-        [HUB, "serve", "--port", str(port)],
+        [HUB, "serve", "--port", str(port), *options],
         env=environment,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -217,3 +220,69 @@ def test_one_client_over_its_limits_is_refused_while_another_is_served(
     outcomes = sorted(r["outcome"] for r in records if r["client"] == market)
     assert outcomes == ["denied"] * 6 + ["partial"] * 2  # some fields of those are withheld
     assert [r["outcome"] for r in records if r["client"] == ecology][-1] == "error"
+
+
+@pytest.mark.parametrize("empty_database", BACKENDS, indirect=True)
+def test_workers_share_one_chain_and_every_worker_sees_revocation_and_reloads(
+    empty_database: Settings, tmp_path: Path
+) -> None:
+    """`hub serve --workers 2`: every answer recorded in one intact chain; a revoked token
+    refused by every worker at its next request; SIGHUP replaces the workers with the policy
+    files as they are, and unsound files leave them serving the policy they have."""
+    url = empty_database.database_url
+    upgrade(empty_database)
+    tokens = asyncio.run(demo_with_clients(url))
+    policies = tmp_path / "policies"
+    shutil.copytree(DEFAULT_POLICY_DIR, policies)
+    environment = {**os.environ, "HUB_DATABASE_URL": url, "HUB_POLICY_DIR": str(policies)}
+
+    async def ask(port: int, token: str, count: int) -> list[int]:
+        # A connection per request: the kernel hands each to either worker. Four at a time,
+        # within a client's concurrency.
+        turns = asyncio.Semaphore(4)
+
+        async def one() -> int:
+            async with turns, httpx2.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+                response = await http.post(
+                    "/graphql",
+                    json={"query": "{ departments { code } }"},
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+                return response.status_code
+
+        return list(await asyncio.gather(*(one() for _ in range(count))))
+
+    def versions(port: int) -> set[str]:
+        return {readyz(port)["policy_version"] for _ in range(12)}
+
+    with serving(environment, "--workers", "2") as (process, port):
+        assert asyncio.run(ask(port, tokens["market"], 120)) == [200] * 120
+        cli = subprocess.run(
+            [HUB, "clients", "revoke", "1"], env=environment, capture_output=True, text=True,
+            timeout=60, check=True,
+        )  # fmt: skip
+        assert "client 1 (market) revoked" in cli.stderr
+        assert asyncio.run(ask(port, tokens["market"], 24)) == [401] * 24
+        assert asyncio.run(ask(port, tokens["ecology"], 24)) == [200] * 24
+
+        (first,) = versions(port)
+        with (policies / "policy.csv").open("a", encoding="utf-8") as policy_csv:
+            policy_csv.write("p, fire, ecology, inspection-findings, read, allow\n")
+        process.send_signal(signal.SIGHUP)
+        # Every worker replaced: each answer names the new version.
+        wait_for(lambda: len(now := versions(port)) == 1 and first not in now, seconds=60)
+        (second,) = versions(port)
+        with (policies / "policy.csv").open("a", encoding="utf-8") as policy_csv:
+            policy_csv.write("p, fire, mars, inspection-findings, read, allow\n")
+        process.send_signal(signal.SIGHUP)
+        time.sleep(3)
+        assert versions(port) == {second}
+        assert asyncio.run(ask(port, tokens["ecology"], 12)) == [200] * 12
+
+    records = asyncio.run(access_records(url))
+    assert len(records) == 120 + 24 + 24 + 12
+    verify = subprocess.run(
+        [HUB, "audit", "verify"], env=environment, capture_output=True, text=True, timeout=120,
+        check=False,
+    )  # fmt: skip
+    assert verify.returncode == 0, verify.stdout + verify.stderr

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import logging
+import os
 import sys
 import time
 from dataclasses import replace
@@ -166,15 +166,33 @@ def serve(
             "0: never. [default: HUB_CHECKPOINT_SECONDS, else 0]",
         ),
     ] = None,
+    access_log: Annotated[
+        bool,
+        typer.Option(
+            help="Also print a line per HTTP request (every GraphQL request is in the hub's "
+            "own access log anyway)."
+        ),
+    ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Processes serving the same port, e.g. one per core. SIGHUP to the first "
+            "process then replaces them one by one with the policy files as they are; "
+            "replacement stops at unsound files, and the rest keep serving.",
+        ),
+    ] = 1,
 ) -> None:
     """Serve the hub: GraphQL at /graphql (GraphiQL in a browser), /healthz, /readyz."""
     import uvicorn
 
-    from hub.app import create_app
+    from hub.app import configure_logging, create_app
 
     config = settings()
     if checkpoint_every is not None:
         config = replace(config, checkpoint_seconds=checkpoint_every)
+        os.environ["HUB_CHECKPOINT_SECONDS"] = str(checkpoint_every)  # for workers
     try:
         hub = create_app(config)
     except PolicyError as error:
@@ -199,7 +217,14 @@ def serve(
             soft_wrap=True,
         )
     console.print(f"hub on [bold]http://{host}:{port}/graphql[/bold] (GraphiQL in a browser)")
-    # The hub's own records (policy reloads, internal errors with their references) go
-    # where uvicorn's do.
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     [%(name)s] %(message)s")
-    uvicorn.run(hub, host=host, port=port, log_level="info")
+    configure_logging()
+    # Each of several workers makes its own hub from the same settings, checked above.
+    uvicorn.run(
+        hub if workers == 1 else "hub.app:from_environment",
+        factory=workers > 1,
+        workers=workers,
+        host=host,
+        port=port,
+        log_level="info",
+        access_log=access_log,
+    )
