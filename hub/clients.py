@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, func, insert, select, update
+from sqlalchemy import Row, Table, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.auth import ClientRecord, hash_token, new_token
@@ -67,6 +67,12 @@ async def revoke_client(engine: AsyncEngine, client_id: int) -> ClientRecord:
 
 
 CLIENTS = cast(Table, Client.__table__)
+# Built once: a statement built per request cost more than running it.
+LOOKUP = (
+    select(HEAD.c.version.label("grant_version"), *CLIENT)
+    .select_from(HEAD.outerjoin(CLIENTS, CLIENTS.c.token_hash == bindparam("token_hash")))
+    .where(HEAD.c.id == 1)
+)
 
 
 class ClientLookup:
@@ -79,12 +85,7 @@ class ClientLookup:
         self.grant_version: int | None = None
 
     async def __call__(self, token_hash: str) -> ClientRecord | None:
-        statement = (
-            select(HEAD.c.version.label("grant_version"), *CLIENT)
-            .select_from(HEAD.outerjoin(CLIENTS, CLIENTS.c.token_hash == token_hash))
-            .where(HEAD.c.id == 1)
-        )
-        found = await self._rows(statement)
+        found = await self._rows(LOOKUP.params(token_hash=token_hash))
         if not found:
             return None
         self.grant_version = found[0].grant_version
