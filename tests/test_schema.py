@@ -252,11 +252,10 @@ def test_statements_do_not_grow_with_rows(
     many = graphql(client, DOSSIER + "{ enterprises(first: 50) { edges { node { ...Dossier } } } }")
     assert len(many["data"]["enterprises"]["edges"]) == 50
     for_fifty = len(sql_statements) - before - for_one
-    # the caller's client, the grant version (grants themselves and departments are read when
-    # their version changes, here by an earlier request), enterprises, and one per relation:
-    # credit records,
-    # repairs, inspections, participants, findings, penalties, rectifications, their
-    # inspections, their penalties, assistants, acceptances; then the access record: the
-    # chain's head and the insert (and PostgreSQL's advisory lock on the head).
-    audit = 3 if demo_database.database_url.startswith("postgresql") else 2
-    assert for_one == for_fifty == 14 + audit, sql_statements.statements
+    # the caller's client with the grant version (grants themselves and departments are read
+    # when their version changes, here by an earlier request), enterprises, and one per
+    # relation: credit records, repairs, inspections, participants, findings, penalties,
+    # rectifications, their inspections, their penalties, assistants, acceptances; then the
+    # access record, chained on the head this process wrote (and PostgreSQL's advisory lock).
+    audit = 2 if demo_database.database_url.startswith("postgresql") else 1
+    assert for_one == for_fifty == 13 + audit, sql_statements.statements
