@@ -21,17 +21,12 @@ import json
 import os
 import platform
 import pstats
-import re
 import shutil
-import socket
 import sqlite3
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
-from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -50,6 +45,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from bench.limit import DOSSIER, FIELDS, IMPORT_BATCH, dossier_json, import_inspections
+from bench.serving import flood, ok, one, open_loop, request, serve
 from hub.audit import AccessEntry, AccessLog
 from hub.auth import Principal
 from hub.clients import create_client
@@ -353,43 +349,12 @@ async def in_process(settings: Settings, token: str, rounds: int, results: Resul
 
 
 async def http(settings: Settings, token: str, rounds: int, results: Results) -> None:
-    """One uvicorn worker on 127.0.0.1, driven by a bounded generator in this process."""
-    server, port = await _serve(settings)
+    """The dossier over HTTP from one uvicorn worker, against the same in-process (small
+    requests per second are bench/throughput.py's)."""
+    server, port = await serve(settings)
     try:
         auth = f"Authorization: Bearer {token}\r\n"
-        tiny = _request("POST", "/graphql", auth + "Content-Type: application/json\r\n", TINY)
-        plain = _request("GET", "/healthz", "", "")
-        capacity: dict[str, list[float]] = {}
-        for _ in range(3):  # interleaved, 3 s each
-            for name, request in (("tiny", tiny), ("plain", plain)):
-                gc.collect()
-                capacity.setdefault(name, []).append(await _closed_loop(port, request, seconds=3))
-        tiny_rps, plain_rps = (statistics.median(capacity[n]) for n in ("tiny", "plain"))
-        results.rows.append(
-            Row(
-                "HTTP: tiny GraphQL query vs a plain Starlette route (requests/s)",
-                "{ __typename }",
-                "/healthz",
-                tiny_rps,
-                plain_rps,
-                ">= 0.35x",
-                unit="req/s",
-            )
-        )
-        latencies = await _open_loop(port, tiny, rate=tiny_rps / 2, seconds=5)
-        p50, p99 = (statistics.quantiles(latencies, n=100)[i] for i in (49, 98))
-        results.rows.append(
-            Row(
-                f"HTTP: tiny query at half capacity ({tiny_rps / 2:.0f} req/s offered)",
-                "p99",
-                "p50",
-                p99,
-                p50,
-                "<= 1.5x",
-            )
-        )
-
-        dossier = _request(
+        dossier = request(
             "POST",
             "/graphql",
             auth + "Content-Type: application/json\r\n",
@@ -400,7 +365,7 @@ async def http(settings: Settings, token: str, rounds: int, results: Results) ->
         )
 
         async def over_http() -> None:
-            _ok(await _one(port, dossier))
+            ok(await one(port, dossier))
 
         medians = await interleaved(
             {"http": over_http, "in-process": poster(client, token, DOSSIER)}, rounds
@@ -421,149 +386,26 @@ async def http(settings: Settings, token: str, rounds: int, results: Results) ->
         await server.wait()
 
 
-def _request(method: str, path: str, headers: str, body: str) -> bytes:
-    data = body.encode()
-    return (
-        f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}"
-        f"Content-Length: {len(data)}\r\n\r\n"
-    ).encode() + data
-
-
-async def _wait_ready(port: int) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            await _one(port, _request("GET", "/readyz", "", ""))
-            return
-        except OSError:
-            await asyncio.sleep(0.2)
-    raise SystemExit("the hub did not start")
-
-
-async def _exchange(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
-) -> int:
-    """The status of the answer to ``request``, read whole."""
-    writer.write(request)
-    await writer.drain()
-    head = await reader.readuntil(b"\r\n\r\n")
-    match = re.search(rb"content-length: *(\d+)", head, re.IGNORECASE)
-    await reader.readexactly(int(match.group(1)) if match else 0)
-    return int(head.split()[1])
-
-
-def _ok(status: int) -> None:
-    if status != 200:  # e.g. 429: a limit measured instead of the hub
-        raise SystemExit(f"unexpected answer: HTTP {status}")
-
-
-async def _one(port: int, request: bytes) -> int:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        return await _exchange(reader, writer, request)
-    finally:
-        writer.close()
-
-
-async def _closed_loop(port: int, request: bytes, seconds: float, connections: int = 8) -> float:
-    """Requests per second with ``connections`` clients each sending as fast as answered."""
-    deadline = time.perf_counter() + seconds
-    done = 0
-
-    async def client() -> None:
-        nonlocal done
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        while time.perf_counter() < deadline:
-            _ok(await _exchange(reader, writer, request))
-            done += 1
-        writer.close()
-
-    started = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(connections)))
-    return done / (time.perf_counter() - started)
-
-
-async def _open_loop(
-    port: int, request: bytes, rate: float, seconds: float, connections: int = 16
-) -> list[float]:
-    """Latencies at a fixed offered rate, measured from each request's scheduled time."""
-    total = int(rate * seconds)
-    start = time.perf_counter() + 0.1
-    slots = iter(range(total))
-    latencies: list[float] = []
-
-    async def client() -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        for slot in slots:
-            scheduled = start + slot / rate
-            delay = scheduled - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            _ok(await _exchange(reader, writer, request))
-            latencies.append(time.perf_counter() - scheduled)
-        writer.close()
-
-    await asyncio.gather(*(client() for _ in range(connections)))
-    return latencies
-
-
-async def _serve(settings: Settings) -> tuple[asyncio.subprocess.Process, int]:
-    """`hub serve` on a free port of 127.0.0.1 with ``settings``, once it is ready."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    environment = {
-        **os.environ,
-        "HUB_DATABASE_URL": settings.database_url,
-        "HUB_POLICY_DIR": str(settings.policy_dir),
-        "HUB_CLIENT_COST_PER_SECOND": str(settings.client_cost_per_second),
-        "HUB_CLIENT_COST_BURST": str(settings.client_cost_burst),
-        "HUB_COST_IN_FLIGHT": str(settings.cost_in_flight),
-    }
-    server = await asyncio.create_subprocess_exec(
-        str(Path(sys.executable).parent / "hub"), "serve", "--port", str(port),
-        env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    await _wait_ready(port)
-    return server, port
-
-
-async def _flood(port: int, request: bytes, seconds: float, connections: int) -> Counter[int]:
-    """Statuses of ``request`` sent back to back from ``connections``, as a flooder would:
-    without waiting for Retry-After."""
-    deadline = time.perf_counter() + seconds
-    statuses: Counter[int] = Counter()
-
-    async def client() -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        while time.perf_counter() < deadline:
-            statuses[await _exchange(reader, writer, request)] += 1
-        writer.close()
-
-    await asyncio.gather(*(client() for _ in range(connections)))
-    return statuses
-
-
 async def fairness(settings: Settings, heavy: str, light: str, results: Results) -> None:
     """Client B's tiny queries alone, then while client A floods 100-enterprise dossiers from
     eight connections; with the default limits of one `hub serve` process."""
     defaults = Settings()
-    server, port = await _serve(
+    server, port = await serve(
         replace(settings, **{limit: getattr(defaults, limit) for limit in UNLIMITED})
     )
     try:
         json_type = "Content-Type: application/json\r\n"
-        tiny = _request("POST", "/graphql", f"Authorization: Bearer {light}\r\n{json_type}", TINY)
-        dossier = _request(
+        tiny = request("POST", "/graphql", f"Authorization: Bearer {light}\r\n{json_type}", TINY)
+        dossier = request(
             "POST", "/graphql", f"Authorization: Bearer {heavy}\r\n{json_type}",
             json.dumps({"query": DOSSIER}),
         )  # fmt: skip
         rate, seconds = 40.0, 15.0
-        await _open_loop(port, tiny, rate=rate, seconds=2)  # warm up
-        alone = await _open_loop(port, tiny, rate=rate, seconds=seconds)
+        await open_loop(port, tiny, rate=rate, seconds=2)  # warm up
+        alone = await open_loop(port, tiny, rate=rate, seconds=seconds)
         loaded, statuses = await asyncio.gather(
-            _open_loop(port, tiny, rate=rate, seconds=seconds),
-            _flood(port, dossier, seconds=seconds, connections=8),
+            open_loop(port, tiny, rate=rate, seconds=seconds),
+            flood(port, dossier, seconds=seconds, connections=8),
         )
     finally:
         server.terminate()
