@@ -227,8 +227,8 @@ def test_workers_share_one_chain_and_every_worker_sees_revocation_and_reloads(
     empty_database: Settings, tmp_path: Path
 ) -> None:
     """`hub serve --workers 2`: every answer recorded in one intact chain; a revoked token
-    refused by every worker at its next request; SIGHUP replaces the workers with the policy
-    files as they are, and unsound files leave them serving the policy they have."""
+    refused by every worker at its next request; SIGHUP reloads the policy files in every
+    worker, and unsound files leave each serving the policy it has."""
     url = empty_database.database_url
     upgrade(empty_database)
     tokens = asyncio.run(demo_with_clients(url))
@@ -269,7 +269,7 @@ def test_workers_share_one_chain_and_every_worker_sees_revocation_and_reloads(
         with (policies / "policy.csv").open("a", encoding="utf-8") as policy_csv:
             policy_csv.write("p, fire, ecology, inspection-findings, read, allow\n")
         process.send_signal(signal.SIGHUP)
-        # Every worker replaced: each answer names the new version.
+        # Every worker reloaded: each answer names the new version.
         wait_for(lambda: len(now := versions(port)) == 1 and first not in now, seconds=60)
         (second,) = versions(port)
         with (policies / "policy.csv").open("a", encoding="utf-8") as policy_csv:

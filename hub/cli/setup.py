@@ -178,9 +178,8 @@ def serve(
         typer.Option(
             min=1,
             max=64,
-            help="Processes serving the same port, e.g. one per core. SIGHUP to the first "
-            "process then replaces them one by one with the policy files as they are; "
-            "replacement stops at unsound files, and the rest keep serving.",
+            help="Processes serving the same port, e.g. one per core; SIGHUP to the first "
+            "reloads the policy files in each.",
         ),
     ] = 1,
 ) -> None:
@@ -218,13 +217,14 @@ def serve(
         )
     console.print(f"hub on [bold]http://{host}:{port}/graphql[/bold] (GraphiQL in a browser)")
     configure_logging()
-    # Each of several workers makes its own hub from the same settings, checked above.
-    uvicorn.run(
-        hub if workers == 1 else "hub.app:from_environment",
-        factory=workers > 1,
-        workers=workers,
-        host=host,
-        port=port,
-        log_level="info",
-        access_log=access_log,
-    )
+    if workers == 1:
+        uvicorn.run(hub, host=host, port=port, log_level="info", access_log=access_log)
+        return
+    from hub.workers import supervise
+
+    # Each worker makes its own hub from the same settings, checked above.
+    try:
+        supervise(host, port, workers, {"log_level": "info", "access_log": access_log})
+    except OSError as error:
+        console.print(f"[red]cannot serve on {host}:{port}: {error.strerror}")
+        raise typer.Exit(1) from None
