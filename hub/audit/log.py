@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import time
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ GENESIS = "0" * 64
 # Any constant shared by every hub process: the key of the PostgreSQL advisory lock.
 CHAIN_LOCK = 0x4855_4241_5544_4954  # "HUBAUDIT"
 APPEND_ATTEMPTS = 20
+SHARED_SECONDS = 1.0  # how long a lost race means the head is read first
 COLUMNS = [column.name for column in AccessRecord.__table__.columns]
 # The text columns a caller's values reach, and how long each may be.
 TEXT_LIMITS = {
@@ -225,8 +227,10 @@ class AccessLog:
         self._writer: asyncio.Task[None] | None = None
         # The head this process last committed, so that the next batch chains on it without
         # reading it first; an append by anyone else takes that sequence number, and the
-        # batch then fails on its primary key and reads the head.
+        # batch then fails on its primary key and reads the head. While other processes
+        # append too (`hub serve --workers`), every batch reads the head for a while.
         self._head: Head | None = None
+        self._shared_until = 0.0
 
     async def append(self, entry: AccessEntry) -> int:
         """Append ``entry`` after the current head; returns its sequence number."""
@@ -268,11 +272,14 @@ class AccessLog:
     async def _commit(self, batch: list[dict[str, Any]]) -> list[int]:
         for _ in range(APPEND_ATTEMPTS):
             head, self._head = self._head, None
+            if time.monotonic() < self._shared_until:
+                head = None
             try:
                 async with transaction(self.engine) as connection:
                     records = await _append(connection, batch, head)
-            except IntegrityError:
-                continue  # someone else took these numbers: chain on their records
+            except IntegrityError:  # someone else took these numbers: chain on their records
+                self._shared_until = time.monotonic() + SHARED_SECONDS
+                continue
             self._head = Head(records[-1]["seq"], records[-1]["hash"])
             return [record["seq"] for record in records]
         raise RuntimeError(f"could not append to the access log in {APPEND_ATTEMPTS} attempts")
