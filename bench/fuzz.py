@@ -51,6 +51,7 @@ from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench.limit import FIELDS
+from bench.report import write_section
 from bench.run import ROOT, machine
 from hub.clients import create_client
 from hub.db import create_engine, upgrade
@@ -71,7 +72,6 @@ from tests.adversary import (
     read_ground,
 )
 
-RESULTS = ROOT / "bench" / "RESULTS.md"
 SECTION = "## Adversarial run"
 POLICY = load_policy(DEFAULT_POLICY_DIR, policy_fields())
 SCHEMA = build_schema()._schema
@@ -472,13 +472,6 @@ def report(outcomes: list[Outcome]) -> str:
     lines += [row(outcome) for outcome in outcomes]
     lines += ["", "Targets: every count after the duration is 0."]
     return "\n".join(lines) + "\n"
-
-
-def write_section(section: str, path: Path = RESULTS) -> None:
-    """Put the section in place of the one there, or after everything else."""
-    current = path.read_text(encoding="utf-8") if path.exists() else ""
-    before, _, _ = current.partition(SECTION)
-    path.write_text(before.rstrip("\n") + "\n\n" + section, encoding="utf-8")
 
 
 def details(outcome: Outcome) -> list[str]:

@@ -17,10 +17,12 @@ from pathlib import Path
 from hub.settings import Settings
 
 __all__ = [
+    "answer",
     "closed_loop",
     "cpu_seconds",
     "exchange",
     "flood",
+    "machine_ticks",
     "ok",
     "one",
     "open_loop",
@@ -38,27 +40,36 @@ def request(method: str, path: str, headers: str, body: str) -> bytes:
     ).encode() + data
 
 
-async def wait_ready(port: int) -> None:
+async def wait_ready(port: int, probe: bytes | None = None) -> None:
+    """Until the server on ``port`` answers ``probe`` (the hub's /readyz by default)."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            await one(port, request("GET", "/readyz", "", ""))
+            await one(port, probe or request("GET", "/readyz", "", ""))
             return
-        except OSError:
+        except (OSError, asyncio.IncompleteReadError):
             await asyncio.sleep(0.2)
-    raise SystemExit("the hub did not start")
+    raise SystemExit(f"the server on port {port} did not start")
 
 
 async def exchange(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
 ) -> int:
     """The status of the answer to ``request``, read whole."""
+    status, _ = await answer(reader, writer, request)
+    return status
+
+
+async def answer(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+) -> tuple[int, bytes]:
+    """The status and body of the answer to ``request``."""
     writer.write(request)
     await writer.drain()
     head = await reader.readuntil(b"\r\n\r\n")
     match = re.search(rb"content-length: *(\d+)", head, re.IGNORECASE)
-    await reader.readexactly(int(match.group(1)) if match else 0)
-    return int(head.split()[1])
+    body = await reader.readexactly(int(match.group(1)) if match else 0)
+    return int(head.split()[1]), body
 
 
 def ok(status: int) -> None:
@@ -169,3 +180,10 @@ def cpu_seconds(pid: int) -> float:
         if int(entry.name) == pid or int(fields[1]) == pid:  # fields[1]: the parent
             total += (int(fields[11]) + int(fields[12])) / tick
     return total
+
+
+def machine_ticks() -> tuple[int, int]:
+    """The machine's busy and total CPU ticks so far (all cores), from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle and iowait
+    return sum(values) - idle, sum(values)

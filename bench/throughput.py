@@ -1,0 +1,320 @@
+"""Small requests as department systems send them before an inspection round, measured
+against what the same machine does in the same run: writes the "## Throughput" section of
+bench/RESULTS.md.
+
+    .venv/bin/python -m bench.throughput [--postgres URL] [--seconds 3]
+
+One `hub serve` process answers `{ __typename }` with a client token (authorization and the
+durable access record on) beside /healthz of the same process; PostgreSQL beside SQLite; two
+workers beside one; PostGraphile v4 over the same PostgreSQL tables, when Node.js is on the
+machine (bench/peer, installed with npm on first use); the hub's CPU per request; p99 against
+p50 at half the capacity; and the access record beside the answer of the 100-enterprise
+dossier. Each comparison runs in interleaved rounds (A B, B A, ...) of closed-loop clients
+in this process, so both sides meet the same noise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import tempfile
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import uvloop
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from bench.limit import DOSSIER
+from bench.report import write_section
+from bench.run import Row, machine, open_policies, prepare
+from bench.serving import (
+    answer,
+    closed_loop,
+    cpu_seconds,
+    machine_ticks,
+    open_loop,
+    request,
+    serve,
+    wait_ready,
+)
+from hub.db import create_engine
+from hub.settings import Settings
+
+SECTION = "## Throughput"
+PEER = Path(__file__).resolve().parent / "peer"
+TINY = json.dumps({"query": "{ __typename }"})
+# The hub's dossier (bench/limit.py) as PostGraphile names the same tables and columns.
+PEER_DOSSIER = """{ allEnterprises(first: 100, orderBy: USCC_ASC) { nodes {
+  uscc name legalRepresentative address industry region town registeredOn status
+  creditRecordsByEnterpriseId(orderBy: ISSUED_ON_ASC) { nodes {
+    id owner kind level reason issuedOn expiresOn status
+    creditRepairsByCreditRecordId { nodes { id owner appliedOn decidedOn status opinion } } } }
+  inspectionsByEnterpriseId(orderBy: INSPECTED_ON_ASC) { nodes {
+    id owner actionCode kind inspectedOn result
+    inspectionParticipantsByInspectionId { nodes { department } }
+    inspectionFindingsByInspectionId { nodes { category description } } } }
+  penaltiesByEnterpriseId(orderBy: DECIDED_ON_ASC) { nodes {
+    id owner caseNumber violation legalBasis amountFen decidedOn status
+    minorFirstOffenceExempt decisionIssued complianceSuggestionIssued creditRepairNoticeIssued
+  } }
+  rectificationsByEnterpriseId(orderBy: ORDERED_ON_ASC) { nodes {
+    id owner requirement orderedOn deadline status
+    rectificationAssistantsByRectificationId { nodes { department } }
+    acceptanceByRectificationId { id owner acceptedOn verdict opinion } } }
+} } }"""
+JSON = "Content-Type: application/json\r\n"
+
+
+def graphql(token: str | None, query: str) -> bytes:
+    auth = f"Authorization: Bearer {token}\r\n" if token else ""
+    return request("POST", "/graphql", auth + JSON, json.dumps({"query": query}))
+
+
+async def rates(
+    loads: dict[str, tuple[int, bytes]],
+    seconds: float,
+    rounds: int = 3,
+    connections: int = 8,
+    busy: dict[str, float] | None = None,
+) -> dict[str, float]:
+    """Median requests per second of each load (port, request), in interleaved rounds; and
+    in ``busy``, how busy the machine's cores were meanwhile (1.0: all of them)."""
+    measured: dict[str, list[float]] = {name: [] for name in loads}
+    ticks: dict[str, list[float]] = {name: [] for name in loads}
+    for turn in range(rounds):
+        order = list(loads) if turn % 2 == 0 else list(reversed(loads))
+        for name in order:
+            port, sent = loads[name]
+            gc.collect()
+            used, total = machine_ticks()
+            measured[name].append(await closed_loop(port, sent, seconds, connections))
+            used_after, total_after = machine_ticks()
+            ticks[name].append((used_after - used) / max(1, total_after - total))
+    if busy is not None:
+        busy.update({name: statistics.median(values) for name, values in ticks.items()})
+    return {name: statistics.median(values) for name, values in measured.items()}
+
+
+async def hub_cpu(pid: int, port: int, sent: bytes, seconds: float) -> float:
+    """The server's CPU time per request (its workers' included), in microseconds."""
+    before = cpu_seconds(pid)
+    per_second = await closed_loop(port, sent, seconds)
+    return (cpu_seconds(pid) - before) / (per_second * seconds) * 1e6
+
+
+async def record_and_answer(port: int, token: str, settings: Settings) -> tuple[int, int]:
+    """Bytes of the 100-enterprise dossier's answer, and of the access record it left."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        status, body = await answer(reader, writer, graphql(token, DOSSIER))
+    finally:
+        writer.close()
+    if status != 200:
+        raise SystemExit(f"the dossier failed: HTTP {status} {body[:300]!r}")
+    engine = create_engine(settings)
+    async with engine.connect() as connection:
+        row = (
+            await connection.execute(text("SELECT * FROM access_record ORDER BY seq DESC LIMIT 1"))
+        ).one()
+    await engine.dispose()
+    stored = sum(len(str(value).encode()) for value in row if value is not None)
+    return len(body), stored
+
+
+async def one_backend(
+    name: str, settings: Settings, token: str, seconds: float, rows: list[Row], facts: list[str]
+) -> float:
+    """Tiny vs /healthz, CPU per request, p99 vs p50 and the record's size on one backend;
+    returns the tiny requests per second."""
+    server, port = await serve(settings)
+    try:
+        tiny = graphql(token, "{ __typename }")
+        plain = request("GET", "/healthz", "", "")
+        measured = await rates({"tiny": (port, tiny), "plain": (port, plain)}, seconds)
+        rows.append(
+            Row(f"{name}: tiny query vs /healthz of the same process", "{ __typename }",
+                "/healthz", measured["tiny"], measured["plain"], ">= 0.35x", unit="req/s")
+        )  # fmt: skip
+        cpu = await hub_cpu(server.pid, port, tiny, seconds)
+        facts.append(f"| {name}: hub CPU per tiny request | {cpu:,.0f} µs | <= 300 µs |")
+        latencies = await open_loop(port, tiny, rate=measured["tiny"] / 2, seconds=5)
+        p50, p99 = (statistics.quantiles(latencies, n=100)[i] for i in (49, 98))
+        rows.append(
+            Row(f"{name}: tiny query at half capacity ({measured['tiny'] / 2:,.0f} req/s offered)",
+                "p99", "p50", p99, p50, "<= 2x")
+        )  # fmt: skip
+        answered, recorded = await record_and_answer(port, token, settings)
+        rows.append(
+            Row(f"{name}: access record vs answer, 100-enterprise dossier", "record", "answer",
+                recorded, answered, "<= 0.10x", unit="bytes")
+        )  # fmt: skip
+        return measured["tiny"]
+    finally:
+        server.terminate()
+        await server.wait()
+
+
+async def workers(
+    settings: Settings, token: str, seconds: float, rows: list[Row], notes: list[str]
+) -> None:
+    """Two workers against one, each driven from 16 connections."""
+    one_worker, port_one = await serve(settings)
+    two_workers, port_two = await serve(settings, "--workers", "2")
+    try:
+        tiny = graphql(token, "{ __typename }")
+        busy: dict[str, float] = {}
+        measured = await rates({"2": (port_two, tiny), "1": (port_one, tiny)}, seconds,
+                               connections=16, busy=busy)  # fmt: skip
+        rows.append(
+            Row("PostgreSQL: tiny query, `hub serve --workers 2` vs one worker", "2 workers",
+                "1 worker", measured["2"], measured["1"], ">= 1.7x", unit="req/s")
+        )  # fmt: skip
+        notes.append(
+            f"`--workers 2`: the machine's {os.cpu_count()} cores were {busy['2']:.0%} busy "
+            f"(hub workers, PostgreSQL and the load generator together), {busy['1']:.0%} with one "
+            "worker"
+        )
+    finally:
+        for server in (one_worker, two_workers):
+            server.terminate()
+            await server.wait()
+
+
+def peer_installed() -> Path | None:
+    """PostGraphile's command, installed into bench/peer on first use; None without npm."""
+    command = PEER / "node_modules" / ".bin" / "postgraphile"
+    if not command.exists():
+        npm = shutil.which("npm")
+        if npm is None or shutil.which("node") is None:
+            return None
+        # The versions bench/peer/package-lock.json names, nothing else.
+        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=PEER, check=True)  # noqa: S603
+    return command
+
+
+@asynccontextmanager
+async def postgraphile(command: Path, database_url: str) -> AsyncIterator[int]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    url = make_url(database_url).set(drivername="postgresql")
+    peer = await asyncio.create_subprocess_exec(
+        str(command), "--connection", url.render_as_string(hide_password=False),
+        "--host", "127.0.0.1", "--port", str(port), "--disable-query-log", "--disable-graphiql",
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        await wait_ready(port, request("POST", "/graphql", JSON, TINY))
+        yield port
+    finally:
+        peer.terminate()
+        await peer.wait()
+
+
+async def against_peer(
+    command: Path, settings: Settings, token: str, seconds: float, rows: list[Row]
+) -> None:
+    server, port = await serve(settings)
+    try:
+        async with postgraphile(command, settings.database_url) as peer_port:
+            for what, ours, theirs in (
+                ("tiny query", graphql(token, "{ __typename }"), graphql(None, "{ __typename }")),
+                ("100-enterprise dossier", graphql(token, DOSSIER), graphql(None, PEER_DOSSIER)),
+            ):
+                measured = await rates({"hub": (port, ours), "peer": (peer_port, theirs)}, seconds)
+                target = ">= 0.25x" if what == "tiny query" else ""
+                rows.append(
+                    Row(f"PostgreSQL: {what}, hub vs PostGraphile 4 (no authorization, no audit)",
+                        "hub", "PostGraphile", measured["hub"], measured["peer"], target,
+                        unit="req/s")
+                )  # fmt: skip
+    finally:
+        server.terminate()
+        await server.wait()
+
+
+@asynccontextmanager
+async def postgres_database(url: str) -> AsyncIterator[str]:
+    name = f"hub_bench_throughput_{uuid.uuid4().hex[:8]}"
+    admin = create_async_engine(url, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as connection:
+        await connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        async with admin.connect() as connection:
+            await connection.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await admin.dispose()
+
+
+def report(rows: list[Row], facts: list[str], notes: list[str]) -> str:
+    lines = [
+        SECTION,
+        "",
+        "Written by `.venv/bin/python -m bench.throughput`; do not edit by hand.",
+        "",
+        *machine(),
+        "",
+        "| comparison | A | B | median A | median B | A/B | target |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        if row.unit == "req/s":
+            a, b = f"{row.median_a:,.0f} req/s", f"{row.median_b:,.0f} req/s"
+        elif row.unit == "bytes":
+            a, b = f"{row.median_a:,.0f} B", f"{row.median_b:,.0f} B"
+        else:
+            a, b = f"{row.median_a * 1000:.1f} ms", f"{row.median_b * 1000:.1f} ms"
+        lines.append(
+            f"| {row.comparison} | {row.a} | {row.b} | {a} | {b} | {row.ratio:.2f}x | {row.target} |"
+        )
+    lines += ["", "| measure | value | target |", "|---|---|---|", *facts]
+    lines += ["", *(f"- {note}" for note in notes)]
+    return "\n".join(lines) + "\n"
+
+
+async def main(seconds: float, postgres: str | None) -> None:
+    rows: list[Row] = []
+    facts: list[str] = []
+    notes: list[str] = []
+    with tempfile.TemporaryDirectory() as scratch:
+        policies = open_policies(Path(scratch) / "policies")
+        settings, token = await prepare(f"sqlite+aiosqlite:///{scratch}/bench.db", 1_000, policies)
+        sqlite = await one_backend("SQLite", settings, token, seconds, rows, facts)
+        if postgres:
+            async with postgres_database(postgres) as url:
+                settings, token = await prepare(url, 1_000, policies)
+                pg = await one_backend("PostgreSQL", settings, token, seconds, rows, facts)
+                rows.append(
+                    Row("tiny query, PostgreSQL vs SQLite (one process each)", "PostgreSQL",
+                        "SQLite", pg, sqlite, ">= 1.0x", unit="req/s")
+                )  # fmt: skip
+                await workers(settings, token, seconds, rows, notes)
+                command = peer_installed()
+                if command is None:
+                    notes.append("PostGraphile not measured: Node.js and npm are not here")
+                else:
+                    await against_peer(command, settings, token, seconds, rows)
+        else:
+            notes.append("PostgreSQL not measured: give --postgres or HUB_TEST_POSTGRES_URL")
+    section = report(rows, facts, notes)
+    write_section(section)
+    print(section)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=3.0, help="length of each round")
+    parser.add_argument("--postgres", default=os.environ.get("HUB_TEST_POSTGRES_URL"))
+    arguments = parser.parse_args()
+    uvloop.run(main(arguments.seconds, arguments.postgres))
