@@ -21,11 +21,11 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, delete, insert, select, update
+from sqlalchemy import Table, and_, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub import models
-from hub.audit import canonical
+from hub.audit import canonical, served
 from hub.db import writing
 from hub.domain import DEPARTMENTS, CreditStatus, RepairStatus
 from hub.errors import BadUserInput, Forbidden, InvalidRecords
@@ -584,17 +584,19 @@ async def readers_of(connection: AsyncConnection, kind: str, record_id: int, usc
     """Departments other than ``owner`` that were served this record, from the access log."""
     access = models.AccessRecord.__table__
     rows = await connection.execute(
-        select(access.c.department, access.c.served).where(
-            access.c.fields.like(f"% {uscc}:{kind}.%"), access.c.department != owner
+        select(access.c.department, access.c.enterprises, access.c.served).where(
+            access.c.enterprises.like(f"% {uscc} %"),
+            or_(access.c.fields.like(f"% {kind}.%"), access.c.fields.like(f"% {uscc}:{kind}.%")),
+            access.c.department != owner,
         )
     )
     readers = set()
-    for department, served in rows:
-        for entry in json.loads(served):
-            if (entry["enterprise"], entry["type"]) == (uscc, kind) and str(record_id) in entry[
+    for row in rows:
+        for group in served.groups(row._mapping):
+            if (group["enterprise"], group["type"]) == (uscc, kind) and str(record_id) in group[
                 "ids"
             ]:
-                readers.add(department)
+                readers.add(row.department)
                 break
     return sorted(readers)
 

@@ -15,6 +15,7 @@ from sqlalchemy import text
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
+from hub.audit.served import denials, groups
 from hub.cli import app as cli
 from hub.db import create_engine
 from hub.publishing import readers_of
@@ -87,7 +88,7 @@ def test_every_record_read_is_filed_under_its_own_enterprise_whatever_the_aliase
     # emergency's opinions need a grant of their own
     assert {e["extensions"]["code"] for e in answer.get("errors", [])} <= {"FORBIDDEN"}
     record = last_record(demo_database)
-    served = json.loads(record["served"])
+    served = groups(record)
     assert served, record
     filed: dict[str, set[tuple[str, str]]] = {}
     for group in served:
@@ -216,12 +217,12 @@ def test_a_grant_for_one_enterprise_never_serves_a_record_moved_to_another(writa
         answer = writable.ask("market", query, LAW, **variables)
         assert "777" not in json.dumps(answer), path
         record = last_record(writable.settings)
-        served = [g for g in json.loads(record["served"]) if g["type"] == "Penalty"
+        served = [g for g in groups(record) if g["type"] == "Penalty"
                   and str(penalty_id) in g["ids"]]  # fmt: skip
         assert served, (path, record["served"])
         assert {g["enterprise"] for g in served} == {second_uscc}, path
         assert all("amount" not in g["fields"] for g in served), path
-        denied = [d for d in json.loads(record["denied"]) if d["id"] == str(penalty_id)]
+        denied = [d for d in denials(record) if d["id"] == str(penalty_id)]
         assert denied, path
         assert {(d["enterprise"], d["field"]) for d in denied} == {(second_uscc, "Penalty.amount")}
         assert denied[0]["reason"].startswith("out of scope"), denied

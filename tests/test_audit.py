@@ -13,6 +13,7 @@ from sqlalchemy import text
 from starlette.testclient import TestClient
 
 from hub.audit import AccessEntry, AccessLog, Outcome, Trail, record_hash, verify
+from hub.audit.served import coordinates, denials, groups
 from hub.checkpoint import CheckpointError, create_key, load_checkpoint, load_key, sign
 from hub.db import create_engine, upgrade
 from hub.settings import Settings
@@ -77,7 +78,7 @@ def test_a_record_says_who_read_which_fields_of_which_records_and_why(
     assert record["enterprises"] == f" {uscc} "
     assert datetime.fromisoformat(record["recorded_at"]) <= datetime.now(UTC)
 
-    served = json.loads(record["served"])
+    served = groups(record)  # read back whole from the compact form
     dossier = answer["data"]["enterprise"]
     penalty_ids = [p["id"] for p in dossier["penalties"]]
     # market reads penalty decisions; their amounts only with a stated purpose
@@ -88,15 +89,17 @@ def test_a_record_says_who_read_which_fields_of_which_records_and_why(
     acceptances = [r["acceptance"]["id"] for r in dossier["rectifications"] if r["acceptance"]]
     assert {"enterprise": uscc, "type": "Acceptance", "fields": ["id", "verdict"],
             "ids": acceptances} in served  # fmt: skip
-    denied = json.loads(record["denied"])
+    denied = denials(record)
     owners = {str(row.id): row.owner for row in sql(demo_database, "SELECT id, owner FROM penalty")}
     assert {(d["enterprise"], d["type"], d["id"], d["owner"], d["field"]) for d in denied} == {
         (uscc, "Acceptance", acceptance, "ecology", "Acceptance.opinion")
         for acceptance in acceptances
     } | {(uscc, "Penalty", penalty, owners[penalty], "Penalty.amount") for penalty in penalty_ids}
-    assert f" {uscc}:Penalty.caseNumber " in record["fields"]
-    assert f"{uscc}:Penalty.amount" not in record["fields"]
-    assert f"{uscc}:Acceptance.opinion" not in record["fields"]
+    # The search text names each Type.field served once; what of whom, the groups say.
+    assert " Penalty.caseNumber " in record["fields"]
+    assert "Penalty.amount" not in record["fields"]
+    assert "Acceptance.opinion" not in record["fields"]
+    assert f"{uscc}:Penalty.caseNumber" in coordinates(served)
 
     # names, never values
     stored = json.dumps(record, ensure_ascii=False, default=str)

@@ -15,7 +15,7 @@ from hub.audit.log import (
     record_hash,
     timestamp,
 )
-from hub.audit.search import AccessFilter, export, exported, search
+from hub.audit.search import AccessFilter, export, exported, find, search
 
 __all__ = [
     "CHAIN_LOCK",
@@ -31,6 +31,7 @@ __all__ = [
     "canonical",
     "export",
     "exported",
+    "find",
     "record_hash",
     "search",
     "timestamp",

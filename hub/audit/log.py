@@ -36,6 +36,7 @@ from sqlalchemy import String, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from hub.audit import served
 from hub.db import transaction
 from hub.models import AccessRecord
 from hub.text import kept
@@ -154,21 +155,8 @@ class Trail:
         return sum(len(fields) * len(ids) for (_, _, fields, _), ids in self.served.items())
 
     def served_json(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "enterprise": enterprise, "type": type_name, "fields": list(fields), "ids": ids,
-                **({"grants": dict(grants)} if grants else {}),
-            }
-            for (enterprise, type_name, fields, grants), ids in sorted(self.served.items())
-        ]  # fmt: skip
-
-    def coordinates(self) -> list[str]:
-        """Every enterprise:Type.field served, for auditors' searches."""
-        return sorted({
-            f"{enterprise}:{type_name}.{name}"
-            for enterprise, type_name, fields, _ in self.served
-            for name in fields
-        })  # fmt: skip
+        """What was served, in the record's compact form (served.py)."""
+        return served.pack(self.served, sorted(self.enterprises))
 
 
 @dataclass
@@ -200,9 +188,11 @@ class AccessEntry:
             **fitted,
             "outcome": self.outcome,
             "enterprises": _spaced(sorted(self.trail.enterprises)),
-            "fields": _spaced(self.trail.coordinates()),
+            "fields": _spaced(served.search_text(self.trail.served)),
             "served": canonical(self.trail.served_json()).decode(),
-            "denied": canonical(self.trail.denied).decode(),
+            "denied": canonical(
+                served.pack_denied(self.trail.denied, sorted(self.trail.enterprises))
+            ).decode(),
             "written": None if written is None else canonical(written).decode(),
             "trace_id": self.trace_id,
             "duration_us": self.duration_us,

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy import ColumnElement, Row, Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.audit.log import timestamp
+from hub.audit.served import coordinates, denials, groups
 from hub.models import AccessRecord
 
 
@@ -44,31 +45,60 @@ class AccessFilter:
             conditions.append(table.recorded_at >= timestamp(self.since))
         if self.until is not None:
             conditions.append(table.recorded_at <= timestamp(self.until))
-        # USCCs and Type.field names hold no LIKE wildcards; callers validate both.
-        if self.enterprise is not None and self.field is not None:
-            conditions.append(table.fields.like(f"% {self.enterprise}:{self.field} %"))
-        elif self.enterprise is not None:
+        # USCCs and Type.field names hold no LIKE wildcards; callers validate both. The
+        # search text has each Type.field once (served.py); records written before that hold
+        # enterprise:Type.field. With both an enterprise and a field, it only narrows:
+        # ``matches`` decides.
+        if self.enterprise is not None:
             conditions.append(table.enterprises.like(f"% {self.enterprise} %"))
-        elif self.field is not None:
-            conditions.append(table.fields.like(f"%:{self.field} %"))
+        if self.field is not None:
+            conditions.append(
+                or_(table.fields.like(f"% {self.field} %"), table.fields.like(f"%:{self.field} %"))
+            )
         return conditions
+
+    def matches(self, record: Mapping[Any, Any]) -> bool:
+        """Whether a record the conditions found holds exactly: with an enterprise and a
+        field, that field of that enterprise's records was served."""
+        if self.enterprise is None or self.field is None:
+            return True
+        return f"{self.enterprise}:{self.field}" in coordinates(groups(record))
 
 
 def search(access_filter: AccessFilter, first: int, before: int | None = None) -> Select[Any]:
-    """The newest ``first`` matching records (older than sequence number ``before``)."""
+    """The newest ``first`` records the conditions find (older than sequence number
+    ``before``); ``find`` keeps only those that match."""
     statement = select(AccessRecord.__table__).where(*access_filter.conditions())
     if before is not None:
         statement = statement.where(AccessRecord.seq < before)
     return statement.order_by(AccessRecord.seq.desc()).limit(first)
 
 
+Rows = Callable[[Select[Any]], Awaitable[Sequence[Row[Any]]]]
+
+
+async def find(
+    rows: Rows, access_filter: AccessFilter, first: int, before: int | None = None
+) -> list[Row[Any]]:
+    """The newest ``first`` matching records (older than ``before``), read page by page."""
+    found: list[Row[Any]] = []
+    while len(found) < first:
+        page = await rows(search(access_filter, first, before))
+        found += [row for row in page if access_filter.matches(row._mapping)]
+        if len(page) < first:
+            break
+        before = page[-1].seq
+    return found[:first]
+
+
 def exported(record: Mapping[str, Any]) -> dict[str, Any]:
-    """A record as auditors read it: lists instead of the stored search and JSON text."""
+    """A record as auditors read it: lists instead of the stored search and JSON text, and
+    what was served by enterprise, whichever form it was stored in."""
     values = dict(record)
+    values["served"] = groups(record)
     values["enterprises"] = values["enterprises"].split()
-    values["fields"] = values["fields"].split()
-    values["served"] = json.loads(values["served"])
-    values["denied"] = json.loads(values["denied"])
+    values["fields"] = coordinates(values["served"])
+    values["denied"] = denials(record)
     values["written"] = json.loads(values["written"]) if values.get("written") else []
     return values
 
@@ -81,4 +111,5 @@ async def export(engine: AsyncEngine, access_filter: AccessFilter) -> AsyncItera
     async with engine.connect() as connection:
         result = await connection.stream(statement)
         async for row in result:
-            yield exported(dict(row._mapping))
+            if access_filter.matches(row._mapping):
+                yield exported(dict(row._mapping))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from collections.abc import Sequence
 from contextlib import nullcontext
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -27,9 +28,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+from sqlalchemy import Row, Select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub.audit import COLUMNS, AccessFilter, export, exported, search, verify
+from hub.audit import COLUMNS, AccessFilter, export, exported, find, verify
 from hub.checkpoint import (
     CheckpointError,
     checkpoint_path,
@@ -242,12 +244,16 @@ def audit_search(
         until=_day_or_time(until, "--until"),
     )
 
-    async def find(engine: AsyncEngine) -> list[dict[str, Any]]:
+    async def matching(engine: AsyncEngine) -> list[dict[str, Any]]:
         async with engine.connect() as connection:
-            rows = await connection.execute(search(access_filter, limit))
-            return [exported(dict(row._mapping)) for row in rows]
 
-    records = run(with_engine(settings(), find))
+            async def rows(statement: Select[Any]) -> Sequence[Row[Any]]:
+                found: Sequence[Row[Any]] = (await connection.execute(statement)).all()
+                return found
+
+            return [exported(dict(row._mapping)) for row in await find(rows, access_filter, limit)]
+
+    records = run(with_engine(settings(), matching))
     table = Table(
         "seq", "time (UTC)", "department", "client", "operation", "purpose", "case", "outcome",
         "fields",

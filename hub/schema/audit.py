@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import strawberry
 from strawberry.scalars import JSON
 
-from hub.audit import AccessFilter, Outcome, search
+from hub.audit import AccessFilter, Outcome, find, served
 from hub.domain import Role
 from hub.errors import BadUserInput, Forbidden
 from hub.schema.context import Info
@@ -52,9 +52,12 @@ class ServedRecords:
 
     @classmethod
     def of(cls, group: dict[str, Any]) -> ServedRecords:
-        granted = group.pop("grants", {})
+        granted = group.get("grants", {})
         return cls(
-            **group,
+            enterprise=group["enterprise"],
+            type=group["type"],
+            fields=group["fields"],
+            ids=group["ids"],
             grants=[GrantedField(field=k, grant=strawberry.ID(str(v))) for k, v in granted.items()],
         )
 
@@ -124,8 +127,8 @@ class AccessRecordNode:
             remote_address=values["remote_address"],
             outcome=AccessOutcome(values["outcome"]),
             enterprises=values["enterprises"].split(),
-            served=[ServedRecords.of(group) for group in json.loads(values["served"])],
-            denied=[DeniedField(**denial) for denial in json.loads(values["denied"])],
+            served=[ServedRecords.of(group) for group in served.groups(values)],
+            denied=[DeniedField(**denial) for denial in served.denials(values)],
             written=[WrittenRecords(**group) for group in json.loads(values["written"] or "[]")],
             policy_version=values["policy_version"],
             trace_id=values["trace_id"],
@@ -234,8 +237,10 @@ class AuditQuery:
             raise BadUserInput(
                 f"first must be between 1 and {MAX_PAGE_SIZE}, not {first}", argument="first"
             )
-        statement = search(_access_filter(info, filter), first + 1, _cursor(after))
-        rows = await info.context.loaders.reader.rows(statement)
+        access_filter = _access_filter(info, filter)
+        rows = await find(
+            info.context.loaders.reader.rows, access_filter, first + 1, _cursor(after)
+        )
         nodes = [AccessRecordNode.of(row) for row in rows[:first]]
         edges = [AccessRecordEdge(cursor=str(node.seq), node=node) for node in nodes]
         return AccessLogConnection(
@@ -264,11 +269,12 @@ class AuditQuery:
                 f"first must be between 1 and {MAX_ACCESSES}, not {first}", argument="first"
             )
         access_filter = AccessFilter(enterprise=code, since=since, until=until)
-        rows = await info.context.loaders.reader.rows(search(access_filter, first))
+        rows = await find(info.context.loaders.reader.rows, access_filter, first)
         prefix = f"{code}:"
         accesses = []
         for row in rows:
-            denied = json.loads(row.denied)
+            denied = served.denials(row._mapping)
+            read = served.coordinates(served.groups(row._mapping))
             accesses.append(
                 EnterpriseAccess(
                     seq=row.seq,
@@ -278,9 +284,7 @@ class AuditQuery:
                     role=row.role,
                     purpose=row.purpose,
                     case_ref=row.case_ref,
-                    fields=[
-                        f.removeprefix(prefix) for f in row.fields.split() if f.startswith(prefix)
-                    ],
+                    fields=[f.removeprefix(prefix) for f in read if f.startswith(prefix)],
                     denied=sorted({d["field"] for d in denied if d["enterprise"] == code}),
                     trace_id=row.trace_id,
                 )
