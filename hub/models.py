@@ -24,6 +24,7 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
     func,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -273,6 +274,14 @@ class AccessRecord(Base):
     """
 
     __tablename__ = "access_record"
+    # Auditors' lookups by enterprise, on PostgreSQL (migration 0006; audit/search.py).
+    __table_args__ = (
+        Index(
+            "ix_access_record_enterprise_words",
+            text("string_to_array(btrim(enterprises), ' ')"),
+            postgresql_using="gin",
+        ).ddl_if(dialect="postgresql"),
+    )
 
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     # ISO-8601 in UTC with microseconds: sorts as text and hashes the same on every database.
@@ -290,8 +299,9 @@ class AccessRecord(Base):
     # " USCC USCC " and " Type.field Type.field ": space-delimited for auditors' searches.
     enterprises: Mapped[str] = mapped_column(Text)
     fields: Mapped[str] = mapped_column(Text)
-    # Canonical JSON: [{"type", "fields", "ids"}] served and [{"type", "id", "owner",
-    # "field", "reason"}] denied.
+    # Canonical JSON, in groups naming records by their enterprise's place in ``enterprises``
+    # (audit/served.py): [{"type", "fields", "grants", "records"}] served and [{"type",
+    # "owner", "field", "reason", "records"}] denied.
     served: Mapped[str] = mapped_column(Text)
     denied: Mapped[str] = mapped_column(Text)
     # Canonical JSON [{"enterprise", "type", "change", "ids"}] of the records a request

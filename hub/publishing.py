@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub import models
 from hub.audit import canonical, served
+from hub.audit.search import mentions
 from hub.db import writing
 from hub.domain import DEPARTMENTS, CreditStatus, RepairStatus
 from hub.errors import BadUserInput, Forbidden, InvalidRecords
@@ -585,7 +586,7 @@ async def readers_of(connection: AsyncConnection, kind: str, record_id: int, usc
     access = models.AccessRecord.__table__
     rows = await connection.execute(
         select(access.c.department, access.c.enterprises, access.c.served).where(
-            access.c.enterprises.like(f"% {uscc} %"),
+            mentions(access.c.enterprises, uscc),
             or_(access.c.fields.like(f"% {kind}.%"), access.c.fields.like(f"% {uscc}:{kind}.%")),
             access.c.department != owner,
         )

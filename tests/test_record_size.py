@@ -1,5 +1,6 @@
 """The access record in its compact form: a tenth of the answer it describes, read back whole,
-and searched exactly as records written before it are."""
+searched exactly as records written before it are, and found by enterprise through an index
+on PostgreSQL."""
 
 import asyncio
 import json
@@ -10,7 +11,16 @@ import pytest
 from starlette.testclient import TestClient
 
 from bench.limit import DOSSIER
-from hub.audit import AccessEntry, AccessFilter, AccessLog, Trail, canonical, find, verify
+from hub.audit import (
+    AccessEntry,
+    AccessFilter,
+    AccessLog,
+    Trail,
+    canonical,
+    find,
+    search,
+    verify,
+)
 from hub.audit.log import _append
 from hub.audit.served import coordinates, denials, groups
 from hub.db import create_engine, transaction, upgrade
@@ -125,3 +135,23 @@ def test_the_record_of_a_100_enterprise_dossier_is_a_tenth_of_the_answer(
     withheld = {denial["field"] for denial in denials(record)}
     assert forbidden
     assert {error["message"].split()[0] for error in forbidden} <= withheld
+
+
+@pytest.mark.parametrize("empty_database", BACKENDS[1:], indirect=True)
+def test_enterprise_lookups_use_the_index_on_postgresql(empty_database: Settings) -> None:
+    """accessesTo, accessLog by enterprise and the readers of a credit record look the
+    enterprise up in the GIN index on the words of ``enterprises``, not by scanning."""
+    upgrade(empty_database)
+
+    async def plan() -> str:
+        engine = create_engine(empty_database)
+        statement = search(AccessFilter(enterprise=A), 10)
+        async with engine.connect() as connection:
+            await connection.exec_driver_sql("SET enable_seqscan = off")  # a small table
+            sql = statement.compile(dialect=connection.dialect,
+                                    compile_kwargs={"literal_binds": True})  # fmt: skip
+            lines = (await connection.exec_driver_sql(f"EXPLAIN {sql}")).scalars().all()
+        await engine.dispose()
+        return "\n".join(lines)
+
+    assert "ix_access_record_enterprise_words" in asyncio.run(plan())

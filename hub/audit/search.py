@@ -8,12 +8,36 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, or_, select
+from sqlalchemy import Boolean, ColumnElement, Row, Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from hub.audit.log import timestamp
 from hub.audit.served import coordinates, denials, groups
 from hub.models import AccessRecord
+
+
+class mentions(FunctionElement[bool]):
+    """``mentions(access_record.enterprises, uscc)``: the record names the enterprise. On
+    PostgreSQL by the GIN index on the words of that text (migration 0006); on SQLite, the
+    embedded database, by a LIKE that scans it."""
+
+    type = Boolean()
+    inherit_cache = True
+
+
+@compiles(mentions)
+def _scanning(element: mentions, compiler: SQLCompiler, **kw: Any) -> str:
+    words, uscc = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"{words} LIKE '% ' || {uscc} || ' %'"
+
+
+@compiles(mentions, "postgresql")
+def _indexed(element: mentions, compiler: SQLCompiler, **kw: Any) -> str:
+    words, uscc = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"string_to_array(btrim({words}), ' ') @> ARRAY[CAST({uscc} AS TEXT)]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +74,7 @@ class AccessFilter:
         # enterprise:Type.field. With both an enterprise and a field, it only narrows:
         # ``matches`` decides.
         if self.enterprise is not None:
-            conditions.append(table.enterprises.like(f"% {self.enterprise} %"))
+            conditions.append(mentions(table.enterprises, self.enterprise))
         if self.field is not None:
             conditions.append(
                 or_(table.fields.like(f"% {self.field} %"), table.fields.like(f"%:{self.field} %"))
