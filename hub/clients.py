@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
-from sqlalchemy import Row, Table, bindparam, func, insert, select, update
+from sqlalchemy import Row, Select, Table, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.auth import ClientRecord, hash_token, new_token
 from hub.domain import DEPARTMENTS, Role
 from hub.errors import BadUserInput, NotFound
-from hub.grants import HEAD, Rows
+from hub.grants import HEAD
 from hub.models import Client
 
 __all__ = ["ClientLookup", "NewClient", "create_client", "list_clients", "revoke_client"]
@@ -75,17 +76,23 @@ LOOKUP = (
 )
 
 
+class Reads(Protocol):
+    async def rows(
+        self, statement: Select[Any], parameters: Mapping[str, Any] | None = None
+    ) -> Sequence[Row[Any]]: ...
+
+
 class ClientLookup:
     """Finds a client by token hash through a request's reader, and reads the grant version
     (grants.py) in the same statement: one indexed read per request tells who is calling
     and whether the grants changed. ``grant_version`` is None until a lookup ran."""
 
-    def __init__(self, rows: Rows) -> None:
-        self._rows = rows
+    def __init__(self, reader: Reads) -> None:
+        self._reader = reader
         self.grant_version: int | None = None
 
     async def __call__(self, token_hash: str) -> ClientRecord | None:
-        found = await self._rows(LOOKUP.params(token_hash=token_hash))
+        found = await self._reader.rows(LOOKUP, {"token_hash": token_hash})
         if not found:
             return None
         self.grant_version = found[0].grant_version

@@ -301,7 +301,7 @@ class GraphQLEndpoint:
         reader = Reader(self.engine)
         ticket: Ticket | None = None
         try:
-            lookup = ClientLookup(reader.rows)
+            lookup = ClientLookup(reader)
             try:
                 principal = await self.authenticator.authenticate(
                     request.headers.get("authorization"), lookup

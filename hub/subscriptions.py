@@ -195,7 +195,7 @@ class SubscriptionEndpoint(GraphQL[Connection, None]):
             if wrong := wrong_purpose or wrong_case:
                 raise BadRequest(wrong)
             connection.principal = await self.graphql.authenticator.authenticate(
-                connection.authorization, ClientLookup(reader.rows)
+                connection.authorization, ClientLookup(reader)
             )
         except (Unauthenticated, BadRequest) as error:  # refused, and recorded
             result = Outcome.DENIED if isinstance(error, Unauthenticated) else Outcome.ERROR
@@ -213,7 +213,7 @@ class SubscriptionEndpoint(GraphQL[Connection, None]):
     async def view(self, connection: Connection) -> tuple[Access, Loaders]:
         """The caller's view for one operation or event: checked again, current policy."""
         reader = Reader(self.graphql.engine)
-        lookup = ClientLookup(reader.rows)
+        lookup = ClientLookup(reader)
         try:
             principal = await self.graphql.authenticator.authenticate(
                 connection.authorization, lookup

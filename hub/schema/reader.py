@@ -4,7 +4,7 @@ at a time, given back however the request ends."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVarTuple
 
 from sqlalchemy import Row, Select
@@ -41,10 +41,16 @@ class Reader:
         self._closed = False
         self._statements = 0
 
-    async def rows(self, statement: Select[*Ts]) -> Sequence[Row[*Ts]]:
-        return await asyncio.shield(self._rows(statement))
+    async def rows(
+        self, statement: Select[*Ts], parameters: Mapping[str, Any] | None = None
+    ) -> Sequence[Row[*Ts]]:
+        """The rows of ``statement``, with ``parameters`` for its bound parameters if given
+        (a statement built once and run with values: see clients.LOOKUP)."""
+        return await asyncio.shield(self._rows(statement, parameters))
 
-    async def _rows(self, statement: Select[*Ts]) -> Sequence[Row[*Ts]]:
+    async def _rows(
+        self, statement: Select[*Ts], parameters: Mapping[str, Any] | None
+    ) -> Sequence[Row[*Ts]]:
         async with self._lock:
             if self._closed:
                 raise RuntimeError("this request's reader is closed")
@@ -55,7 +61,7 @@ class Reader:
             elif self._statements == 1:
                 await _begin_snapshot(self._connection)
             self._statements += 1
-            result = await self._connection.execute(statement)
+            result = await self._connection.execute(statement, parameters)
             rows: Sequence[Row[*Ts]] = result.all()
             return rows
 
