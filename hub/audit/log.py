@@ -27,7 +27,7 @@ import hashlib
 import json
 import time
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -240,17 +240,27 @@ class AccessLog:
 
     async def _write(self) -> None:
         while self._waiting:
-            batch, self._waiting = self._waiting, []
+            batch: list[tuple[dict[str, Any], asyncio.Future[int]]] = []
+
+            def take() -> list[dict[str, Any]]:
+                # Taken once the chain's lock is this process's: what arrived while it
+                # waited for the lock (another process appending) joins this batch.
+                nonlocal batch
+                if not batch:
+                    batch, self._waiting = self._waiting, []
+                return [values for values, _ in batch]
+
             try:
-                seqs = await self._commit([values for values, _ in batch])
+                seqs = await self._commit(take)
             except Exception as error:
+                take()
                 if len(batch) == 1:  # fail closed: no record, no answer
                     _settle(batch[0][1], error=error)
                     continue
                 # One member's record must not fail the others': each on its own.
                 for values, written in batch:
                     try:
-                        (seq,) = await self._commit([values])
+                        (seq,) = await self._commit(_only(values))
                     except Exception as alone:
                         _settle(written, error=alone)
                     else:
@@ -259,20 +269,24 @@ class AccessLog:
                 for (_, written), seq in zip(batch, seqs, strict=True):
                     _settle(written, seq)
 
-    async def _commit(self, batch: list[dict[str, Any]]) -> list[int]:
+    async def _commit(self, take: Callable[[], list[dict[str, Any]]]) -> list[int]:
         for _ in range(APPEND_ATTEMPTS):
             head, self._head = self._head, None
             if time.monotonic() < self._shared_until:
                 head = None
             try:
                 async with transaction(self.engine) as connection:
-                    records = await _append(connection, batch, head)
+                    records = await _append(connection, take, head)
             except IntegrityError:  # someone else took these numbers: chain on their records
                 self._shared_until = time.monotonic() + SHARED_SECONDS
                 continue
             self._head = Head(records[-1]["seq"], records[-1]["hash"])
             return [record["seq"] for record in records]
         raise RuntimeError(f"could not append to the access log in {APPEND_ATTEMPTS} attempts")
+
+
+def _only(values: dict[str, Any]) -> Callable[[], list[dict[str, Any]]]:
+    return lambda: [values]
 
 
 def _settle(written: asyncio.Future[int], seq: int = 0, error: Exception | None = None) -> None:
@@ -290,12 +304,16 @@ class Head(NamedTuple):
 
 
 async def _append(
-    connection: AsyncConnection, batch: list[dict[str, Any]], head: Head | None = None
+    connection: AsyncConnection,
+    batch: list[dict[str, Any]] | Callable[[], list[dict[str, Any]]],
+    head: Head | None = None,
 ) -> list[dict[str, Any]]:
-    """Chain ``batch`` onto the head (read here unless given), in ``connection``'s
-    transaction; the records as written."""
+    """Chain ``batch`` (or what it gives once the chain's lock is held) onto the head (read
+    here unless given), in ``connection``'s transaction; the records as written."""
     if connection.dialect.name == "postgresql":  # held until the transaction ends
         await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK})
+    if callable(batch):
+        batch = batch()
     if head is None:
         last = (await connection.execute(
             select(AccessRecord.seq, AccessRecord.hash).order_by(AccessRecord.seq.desc()).limit(1)
