@@ -17,19 +17,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import gc
 import json
 import os
+import pstats
 import shutil
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import uvicorn
 import uvloop
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -47,6 +52,7 @@ from bench.serving import (
     serve,
     wait_ready,
 )
+from hub.app import create_app
 from hub.db import create_engine
 from hub.settings import Settings
 
@@ -257,7 +263,87 @@ async def postgres_database(url: str) -> AsyncIterator[str]:
         await admin.dispose()
 
 
-def report(rows: list[Row], facts: list[str], notes: list[str]) -> str:
+# Where the time of a tiny request goes, by the package that spends it.
+PACKAGES = ("sqlalchemy", "aiosqlite", "asyncpg", "greenlet", "strawberry", "graphql",
+            "starlette", "uvicorn", "opentelemetry", "hub", "asyncio", "json")  # fmt: skip
+LOAD = """
+import asyncio, sys
+from bench.serving import closed_loop, wait_ready
+async def main():
+    port = int(sys.argv[1])
+    await wait_ready(port)
+    await closed_loop(port, sys.argv[2].encode("latin-1"), float(sys.argv[3]))
+asyncio.run(main())
+"""
+
+
+async def profile(settings: Settings, token: str, seconds: float) -> list[tuple[str, float]]:
+    """Shares of the server's own time per package while it answers tiny queries: the hub
+    runs in this process under cProfile, the load comes from another process."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, access_log=False,
+                       log_level="warning")
+    )  # fmt: skip
+    serving = asyncio.create_task(server.serve())
+    tiny = graphql(token, "{ __typename }").decode("latin-1")
+    load = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", LOAD, str(port), tiny, str(seconds), cwd=Path(__file__).parent.parent
+    )
+    profiler = cProfile.Profile()
+    profiler.enable()
+    await load.wait()
+    profiler.disable()
+    server.should_exit = True
+    await serving
+    spent: Counter[str] = Counter()
+    for (file, _, name), (_, _, own, _, _) in pstats.Stats(profiler).stats.items():  # type: ignore[attr-defined]
+        where = file if file != "~" else name
+        package = next(
+            (p for p in PACKAGES if f"/{p}/" in where or f"'{p}" in where), "stdlib and builtins"
+        )
+        spent[package] += own
+    total = sum(spent.values())
+    return [(package, own / total) for package, own in spent.most_common(8)]
+
+
+# Why the targets not met are not, and what would meet them: the reading of the figures and
+# the profile above, kept beside the code that measures them.
+ANALYSIS = [
+    "**tiny vs /healthz, CPU per request**: a tiny request runs the whole request path: "
+    "parse and validate (cached), price and admit it, read the caller with the grant version "
+    "(one statement), execute it in strawberry, and append a durable, hash-chained access "
+    "record. In the profile, SQLAlchemy's execution machinery takes the largest share, with "
+    "the driver hand-offs (greenlet, aiosqlite's thread) beside it; the hub's own code and "
+    "strawberry take less, and the database little. What would "
+    "close it: the two statements of a small request (the caller, the record) run on the "
+    "driver itself (asyncpg prepared statements; sqlite3 on the log writer's own thread) "
+    "instead of through SQLAlchemy Core; the caller cached by token hash under a version "
+    "bumped in the same transaction as every client and grant change, pushed by LISTEN/NOTIFY "
+    "on PostgreSQL; fixed documents (`{ __typename }`, trusted documents) answered from a "
+    "compiled plan without strawberry's per-request extension machinery.",
+    "**--workers 2**: on this machine the workers, PostgreSQL and the load generator share "
+    "two cores (see how busy they were), and one hash chain serializes the appends of every "
+    "process. Workers take their batch once they hold the chain's lock, so records that "
+    "arrive meanwhile join it; beyond that, scaling needs cores to spare and then one appender "
+    "per database (workers hand it their records) or a chain per worker joined by signed "
+    "checkpoints.",
+    "**p99 vs p50**: the collector's pauses that once set p99 (138 ms) are gone (gc.freeze "
+    "after start-up; raising the collection threshold made p99 worse); what remains is group "
+    "commit: a request that arrives while a batch commits waits for that commit and then its "
+    "own. Pipelining the appends (chaining the next batch while the current one syncs) is "
+    "the design that would narrow it.",
+    "**PostGraphile**: serves the same tables without deciding anything per field and "
+    "without recording the read; its dossier is one SQL statement. The hub decides and "
+    "records every field of every record served.",
+]
+
+
+def report(
+    rows: list[Row], facts: list[str], notes: list[str], shares: list[tuple[str, float]]
+) -> str:
     lines = [
         SECTION,
         "",
@@ -280,6 +366,17 @@ def report(rows: list[Row], facts: list[str], notes: list[str]) -> str:
         )
     lines += ["", "| measure | value | target |", "|---|---|---|", *facts]
     lines += ["", *(f"- {note}" for note in notes)]
+    if shares:
+        lines += [
+            "",
+            "Where one process spends its own time answering tiny queries on PostgreSQL "
+            "(cProfile, by package):",
+            "",
+            "| package | share |",
+            "|---|---|",
+            *(f"| {package} | {share:.0%} |" for package, share in shares),
+        ]
+    lines += ["", "Reading the figures:", "", *(f"- {line}" for line in ANALYSIS)]
     return "\n".join(lines) + "\n"
 
 
@@ -287,6 +384,7 @@ async def main(seconds: float, postgres: str | None) -> None:
     rows: list[Row] = []
     facts: list[str] = []
     notes: list[str] = []
+    shares: list[tuple[str, float]] = []
     with tempfile.TemporaryDirectory() as scratch:
         policies = open_policies(Path(scratch) / "policies")
         settings, token = await prepare(f"sqlite+aiosqlite:///{scratch}/bench.db", 1_000, policies)
@@ -295,6 +393,7 @@ async def main(seconds: float, postgres: str | None) -> None:
             async with postgres_database(postgres) as url:
                 settings, token = await prepare(url, 1_000, policies)
                 pg = await one_backend("PostgreSQL", settings, token, seconds, rows, facts)
+                shares = await profile(settings, token, seconds=5)
                 rows.append(
                     Row("tiny query, PostgreSQL vs SQLite (one process each)", "PostgreSQL",
                         "SQLite", pg, sqlite, ">= 1.0x", unit="req/s")
@@ -307,7 +406,7 @@ async def main(seconds: float, postgres: str | None) -> None:
                     await against_peer(command, settings, token, seconds, rows)
         else:
             notes.append("PostgreSQL not measured: give --postgres or HUB_TEST_POSTGRES_URL")
-    section = report(rows, facts, notes)
+    section = report(rows, facts, notes, shares)
     write_section(section)
     print(section)
 
