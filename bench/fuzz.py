@@ -35,7 +35,6 @@ import socket
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -47,12 +46,12 @@ from urllib.parse import quote, unquote
 import httpx2
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import make_url, text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import text
 
 from bench.limit import FIELDS
 from bench.report import write_section
 from bench.run import ROOT, machine
+from bench.serving import fresh_postgres
 from hub.clients import create_client
 from hub.db import create_engine, upgrade
 from hub.demo import load_demo
@@ -496,7 +495,7 @@ async def main(count: int, malformed: int, postgres: str | None) -> int:
         outcomes.append(await run("SQLite", sqlite, count, malformed, scratch))
         print("\n".join(details(outcomes[-1])), flush=True)
         if postgres:
-            async with database_of(postgres) as url:
+            async with fresh_postgres(postgres, "hub_fuzz") as url:
                 settings = Settings(database_url=url)
                 outcomes.append(await run("PostgreSQL", settings, count, malformed, scratch))
             print("\n".join(details(outcomes[-1])), flush=True)
@@ -504,21 +503,6 @@ async def main(count: int, malformed: int, postgres: str | None) -> int:
     write_section(section)
     print(section)
     return 0 if all(outcome.clean for outcome in outcomes) else 1
-
-
-@asynccontextmanager
-async def database_of(server: str) -> AsyncIterator[str]:
-    """A new database on the PostgreSQL server, dropped afterwards."""
-    name = f"hub_fuzz_{uuid.uuid4().hex[:8]}"
-    admin = create_async_engine(server, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as connection:
-        await connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(server).set(database=name).render_as_string(hide_password=False)
-    finally:
-        async with admin.connect() as connection:
-            await connection.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
-        await admin.dispose()
 
 
 if __name__ == "__main__":

@@ -11,8 +11,14 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+
+from sqlalchemy import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from hub.settings import Settings
 
@@ -22,6 +28,7 @@ __all__ = [
     "cpu_seconds",
     "exchange",
     "flood",
+    "fresh_postgres",
     "machine_ticks",
     "ok",
     "one",
@@ -187,3 +194,18 @@ def machine_ticks() -> tuple[int, int]:
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     idle = values[3] + values[4]  # idle and iowait
     return sum(values) - idle, sum(values)
+
+
+@asynccontextmanager
+async def fresh_postgres(server: str, prefix: str) -> AsyncIterator[str]:
+    """The URL of a new database on the PostgreSQL ``server``, dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = create_async_engine(server, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as connection:
+        await connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(server).set(database=name).render_as_string(hide_password=False)
+    finally:
+        async with admin.connect() as connection:
+            await connection.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await admin.dispose()

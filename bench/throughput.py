@@ -28,7 +28,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -37,7 +36,6 @@ from pathlib import Path
 import uvicorn
 import uvloop
 from sqlalchemy import make_url, text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench.limit import DOSSIER
 from bench.report import write_section
@@ -46,6 +44,7 @@ from bench.serving import (
     answer,
     closed_loop,
     cpu_seconds,
+    fresh_postgres,
     machine_ticks,
     open_loop,
     request,
@@ -249,20 +248,6 @@ async def against_peer(
         await server.wait()
 
 
-@asynccontextmanager
-async def postgres_database(url: str) -> AsyncIterator[str]:
-    name = f"hub_bench_throughput_{uuid.uuid4().hex[:8]}"
-    admin = create_async_engine(url, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as connection:
-        await connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        async with admin.connect() as connection:
-            await connection.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
-        await admin.dispose()
-
-
 # Where the time of a tiny request goes, by the package that spends it.
 PACKAGES = ("sqlalchemy", "aiosqlite", "asyncpg", "greenlet", "strawberry", "graphql",
             "starlette", "uvicorn", "opentelemetry", "hub", "asyncio", "json")  # fmt: skip
@@ -390,7 +375,7 @@ async def main(seconds: float, postgres: str | None) -> None:
         settings, token = await prepare(f"sqlite+aiosqlite:///{scratch}/bench.db", 1_000, policies)
         sqlite = await one_backend("SQLite", settings, token, seconds, rows, facts)
         if postgres:
-            async with postgres_database(postgres) as url:
+            async with fresh_postgres(postgres, "hub_bench_throughput") as url:
                 settings, token = await prepare(url, 1_000, policies)
                 pg = await one_backend("PostgreSQL", settings, token, seconds, rows, facts)
                 shares = await profile(settings, token, seconds=5)
