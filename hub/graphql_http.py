@@ -316,7 +316,10 @@ class GraphQLEndpoint:
                 return refusal(error)
             policy = self.policies.current
             entry.policy_version = policy.version
-            grants = await self.grants.current(reader.rows, lookup.grant_version)
+            # The version read with the caller holds while the request ran on; after waiting
+            # its turn, grants decided meanwhile count: the version is read again.
+            version = None if reader.released else lookup.grant_version
+            grants = await self.grants.current(reader.rows, version)
             access = Access(policy, principal, entry.purpose, SHARED, grants)
             entry.trail = access.trail
             loaders = Loaders(reader, access.visible_owners)

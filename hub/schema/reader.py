@@ -40,6 +40,7 @@ class Reader:
         self._lock = asyncio.Lock()
         self._closed = False
         self._statements = 0
+        self.released = False  # whether the request gave its connection back for a while
 
     async def rows(
         self, statement: Select[*Ts], parameters: Mapping[str, Any] | None = None
@@ -67,6 +68,7 @@ class Reader:
 
     async def release(self) -> None:
         """Give the connection back; the next statement opens another."""
+        self.released = True
         await asyncio.shield(self._give_back(final=False))
 
     async def close(self) -> None:
