@@ -99,6 +99,7 @@ def search(access_filter: AccessFilter, first: int, before: int | None = None) -
 
 
 Rows = Callable[[Select[Any]], Awaitable[Sequence[Row[Any]]]]
+PAGE = 200  # records read at a time when ``matches`` may set some aside
 
 
 async def find(
@@ -106,10 +107,11 @@ async def find(
 ) -> list[Row[Any]]:
     """The newest ``first`` matching records (older than ``before``), read page by page."""
     found: list[Row[Any]] = []
+    size = max(first, PAGE)
     while len(found) < first:
-        page = await rows(search(access_filter, first, before))
+        page = await rows(search(access_filter, size, before))
         found += [row for row in page if access_filter.matches(row._mapping)]
-        if len(page) < first:
+        if len(page) < size:
             break
         before = page[-1].seq
     return found[:first]
