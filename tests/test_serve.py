@@ -286,3 +286,45 @@ def test_workers_share_one_chain_and_every_worker_sees_revocation_and_reloads(
         check=False,
     )  # fmt: skip
     assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def running(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"  # a zombie has ended
+
+
+def test_a_second_hub_on_the_address_is_refused_and_workers_end_with_their_supervisor(
+    environment: dict[str, str],
+) -> None:
+    """Workers' sockets let any process of the user join their port: a second
+    `hub serve --workers` there is refused rather than sharing its connections; and workers
+    whose supervisor is killed end rather than serve on unsupervised."""
+    with serving(environment, "--workers", "2") as (process, port):
+        second = subprocess.run(
+            [HUB, "serve", "--port", str(port), "--workers", "2"],
+            env={**environment, "COLUMNS": "200"}, capture_output=True, text=True, timeout=60,
+            check=False,
+        )  # fmt: skip
+        assert second.returncode == 1
+        assert f"another `hub serve --workers` serves on 127.0.0.1:{port}" in second.stderr
+        workers = [pid for pid in children(process.pid) if running(pid)]
+        assert len(workers) >= 2  # and multiprocessing's resource tracker, perhaps
+        process.kill()
+        process.wait(timeout=10)
+        wait_for(lambda: not any(running(pid) for pid in workers), seconds=15)

@@ -226,5 +226,5 @@ def serve(
     try:
         supervise(host, port, workers, {"log_level": "info", "access_log": access_log})
     except OSError as error:
-        console.print(f"[red]cannot serve on {host}:{port}: {error.strerror}")
+        console.print(f"[red]cannot serve on {host}:{port}: {error.strerror or error}")
         raise typer.Exit(1) from None
