@@ -55,10 +55,10 @@ class Reader:
         async with self._lock:
             if self._closed:
                 raise RuntimeError("this request's reader is closed")
-            first = self._statements == 0
             if self._connection is None:
                 self._connection = await self._engine.connect()
-                await self._connection.execution_options(**_alone(self._connection, first))
+                alone = self._statements == 0
+                await self._connection.execution_options(**_options(self._connection, alone))
             elif self._statements == 1:
                 await _begin_snapshot(self._connection)
             self._statements += 1
@@ -83,10 +83,9 @@ class Reader:
                 await connection.close()
 
 
-def _alone(connection: AsyncConnection, alone: bool) -> dict[str, Any]:
+def _options(connection: AsyncConnection, alone: bool) -> dict[str, Any]:
     """Options of a reader's new connection: for a statement alone, or for a snapshot."""
-    postgresql = connection.dialect.name == "postgresql"
-    if postgresql:
+    if connection.dialect.name == "postgresql":
         return {"isolation_level": "AUTOCOMMIT" if alone else "REPEATABLE READ"}
     return {"hub_reader": alone}  # SQLite: no BEGIN for it (db._begin_sqlite)
 
