@@ -1,0 +1,102 @@
+"""The hub as a department system's client sees it: the installed `hub serve` on a free port,
+the change feed live over a real WebSocket with gql, and a publish over plain HTTP.
+
+Starlette's TestClient speaks WebSocket without uvicorn, so it could not see that an install
+from the README had no WebSocket protocol for uvicorn at all (every upgrade answered 405)."""
+
+import asyncio
+import importlib.metadata
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+from gql import Client, GraphQLRequest
+from gql.transport.websockets import WebsocketsTransport
+from sqlalchemy import text
+
+from hub.db import create_engine, upgrade
+from hub.schema.feed import encode_cursor
+from hub.settings import Settings
+from tests.conftest import BACKENDS, fresh_database
+from tests.test_serve import demo_with_clients, serving
+from tests.test_subscriptions import PUBLISH, SUBSCRIBE
+
+
+async def one_row(settings: Settings, statement: str) -> Any:
+    engine = create_engine(settings)
+    async with engine.connect() as connection:
+        row = (await connection.execute(text(statement))).one()
+    await engine.dispose()
+    return row
+
+
+@pytest.fixture(params=BACKENDS)
+def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[int, Any, Settings]]:
+    """`hub serve` on a demo database of its own, with market and ecology clients."""
+    with fresh_database(request.param, tmp_path) as settings:
+        upgrade(settings)
+        tokens = asyncio.run(demo_with_clients(settings.database_url))
+        environment = {
+            **os.environ,
+            "HUB_DATABASE_URL": settings.database_url,
+            "HUB_FEED_POLL_SECONDS": "0.1",
+        }
+        with serving(environment) as (_, port):
+            yield port, tokens, settings
+
+
+def test_a_subscriber_over_a_real_websocket_gets_another_departments_publish(
+    served: tuple[int, dict[str, str], Settings],
+) -> None:
+    port, tokens, settings = served
+    (rectification,) = asyncio.run(one_row(settings,
+        "SELECT r.source_id FROM rectification r LEFT JOIN acceptance a "
+        "ON a.rectification_id = r.id WHERE r.owner = 'ecology' AND a.id IS NULL "
+        "ORDER BY r.id LIMIT 1"))  # fmt: skip
+    (seq,) = asyncio.run(one_row(settings, "SELECT seq FROM feed_head"))
+
+    async def scenario() -> dict[str, Any]:
+        transport = WebsocketsTransport(
+            url=f"ws://127.0.0.1:{port}/graphql",
+            subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL],
+            init_payload={"Authorization": f"Bearer {tokens['market']}"},
+        )
+        async with Client(transport=transport) as session:
+            changes = session.subscribe(
+                GraphQLRequest(
+                    SUBSCRIBE,
+                    variable_values={
+                        "after": encode_cursor("change", seq),
+                        "kinds": ["ACCEPTANCE"],
+                    },
+                )
+            )
+            async with httpx2.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+                published = await http.post(
+                    "/graphql",
+                    headers={"Authorization": f"Bearer {tokens['ecology']}"},
+                    json={"query": PUBLISH, "variables": {"records": [{
+                        "sourceId": "ECO-GQL-1", "rectificationSourceId": rectification,
+                        "acceptedOn": "2026-11-10", "verdict": "PASSED", "opinion": "同意验收",
+                    }]}},
+                )  # fmt: skip
+            assert published.json()["data"] == {"publishAcceptances": {"created": 1, "updated": 0}}
+            event: dict[str, Any] = await asyncio.wait_for(anext(changes), timeout=30)
+            return event
+
+    event = asyncio.run(scenario())
+    assert event["changes"]["changes"] == [
+        {"kind": "ACCEPTANCE", "change": "CREATED", "sourceId": "ECO-GQL-1",
+         "owner": {"code": "ecology"}, "record": {"verdict": "PASSED"}},
+    ]  # fmt: skip
+
+
+def test_the_install_itself_brings_uvicorn_a_websocket_protocol() -> None:
+    """The test extras bring `websockets` too (gql needs it), so the test above would pass
+    without it in the hub's own dependencies; the README's install has only those."""
+    runtime = [r for r in importlib.metadata.requires("hub") or [] if "extra ==" not in r]
+    assert any(re.match(r"(websockets|wsproto)\b", requirement) for requirement in runtime)
