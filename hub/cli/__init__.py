@@ -1,7 +1,7 @@
 """The `hub` command: serve, migrate, demo data, clients, policies, the access log, schema."""
 
 from hub.cli import access, audit, publish, setup, share
-from hub.cli.common import app
+from hub.cli.common import app, explain_setup_mistakes
 
 __all__ = ["app", "main"]
 
@@ -10,4 +10,4 @@ del access, audit, publish, setup, share
 
 
 def main() -> None:
-    app()
+    explain_setup_mistakes(app)

@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import getpass
 import json
+import os
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.text import Text
+from sqlalchemy import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.db import create_engine, current_revision, head_revision
@@ -21,6 +25,7 @@ from hub.text import HIDDEN, escaped
 __all__ = [
     "app",
     "console",
+    "explain_setup_mistakes",
     "operator",
     "plain_json",
     "print_problems",
@@ -52,8 +57,50 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(audit_app, name="audit")
 
 console = Console(stderr=True)
+debugging = False  # --debug: a setup mistake shows its traceback too
+
+
+@app.callback()
+def options(
+    debug: bool = typer.Option(
+        False, "--debug", help="Show the traceback of a failure as well as what to do about it."
+    ),
+) -> None:
+    global debugging
+    debugging = debug
+
 
 T = TypeVar("T")
+
+
+def setup_problem(error: BaseException, url: str) -> str | None:
+    """What an operator did wrong, and what to do, when ``error`` comes from the database
+    named by ``url`` (HUB_DATABASE_URL) being unreachable, unknown or not migrated; None for
+    anything else."""
+    try:
+        shown = make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        shown = repr(url)
+    example = "e.g. sqlite+aiosqlite:///var/hub.db or postgresql+asyncpg://user:password@host/hub"
+    if isinstance(error, ArgumentError):
+        return f"HUB_DATABASE_URL {shown} is not a database URL: {example}"
+    if isinstance(error, ModuleNotFoundError | NoSuchModuleError):
+        return (
+            f"HUB_DATABASE_URL {shown} names a database driver the hub does not install: {example}"
+        )
+    if isinstance(error, OSError):  # refused, unknown host, timed out
+        reason = error.strerror or str(error) or type(error).__name__
+        return (
+            f"cannot reach the database at {shown} ({reason}): is it running, and is "
+            "HUB_DATABASE_URL right?"
+        )
+    if isinstance(error, DBAPIError):
+        said = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+        lowered = said.lower()
+        if "no such table" in lowered or ("relation" in lowered and "does not exist" in lowered):
+            return f"the database at {shown} is not migrated ({said}): run `hub db upgrade`"
+        return f"the database at {shown} refused: {said}; check HUB_DATABASE_URL"
+    return None
 
 
 def settings() -> Settings:
@@ -71,6 +118,20 @@ def run(work: Coroutine[Any, Any, T]) -> T:
     except HubError as error:
         console.print(f"[red]{error.message}[/red]")
         raise typer.Exit(1) from None
+
+
+def explain_setup_mistakes(command: Callable[[], T]) -> T:
+    """Run the `hub` command: a setup mistake (see setup_problem) is one paragraph and exit
+    status 2, its traceback only with --debug."""
+    try:
+        return command()
+    except Exception as error:
+        url = os.environ.get("HUB_DATABASE_URL", Settings().database_url)
+        problem = setup_problem(error, url)
+        if problem is None or debugging:
+            raise
+        console.print(Text(escaped(problem), style="red"), soft_wrap=True)
+        raise SystemExit(2) from None
 
 
 async def with_engine(config: Settings, use: Callable[[AsyncEngine], Awaitable[T]]) -> T:

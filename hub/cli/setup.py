@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.checkpoint import create_key
@@ -22,6 +23,7 @@ from hub.cli.common import (
     db_app,
     demo_app,
     print_problems,
+    revision_problem,
     run,
     schema_app,
     settings,
@@ -215,6 +217,10 @@ def serve(
             highlight=False,
             soft_wrap=True,
         )
+    # An operator's mistake is said now, not answered as INTERNAL to the first caller.
+    if problem := run(with_engine(config, lambda engine: revision_problem(engine, config))):
+        console.print(Text(f"the hub does not start: {problem}", style="red"), soft_wrap=True)
+        raise typer.Exit(1)
     console.print(f"hub on [bold]http://{host}:{port}/graphql[/bold] (GraphiQL in a browser)")
     configure_logging()
     if workers == 1:
