@@ -57,10 +57,17 @@ async def warn_if_the_log_is_exposed(engine: AsyncEngine) -> None:
         logger.warning("%s", exposure)
 
 
+# Libraries' chatter, off: Casbin logs every decision (denials as warnings) and the model at
+# each load, which the access log records better; alembic logs its context at every /readyz.
+QUIET = ("casbin", "alembic.runtime.migration")
+
+
 def configure_logging() -> None:
     """The hub's own records (policy reloads, internal errors with their references) go
     where uvicorn's do."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     [%(name)s] %(message)s")
+    for name in QUIET:
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def from_environment() -> Starlette:

@@ -510,5 +510,7 @@ class PolicyStore:
             return error.problems
         if policy.version != self.current.version:
             logger.info("policy version %s replaces %s", policy.version, self.current.version)
+        else:
+            logger.info("policy files reloaded: version %s, unchanged", policy.version)
         self.current = policy
         return []

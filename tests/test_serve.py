@@ -113,6 +113,25 @@ def test_sighup_reloads_sound_policies_and_keeps_serving_on_unsound_ones(
     assert "unknown owner 'mars'" in output
 
 
+def test_the_log_holds_the_hubs_own_lines_not_libraries_chatter(
+    server: tuple[subprocess.Popen[str], int, Path],
+) -> None:
+    """Decisions are in the access log; the server log is not flooded with Casbin's view of
+    each (denials as warnings), its model at each reload, or alembic's context per /readyz."""
+    process, port, _ = server
+    for _ in range(3):
+        readyz(port)
+    refused = httpx2.post(f"http://127.0.0.1:{port}/graphql", json={"query": "{ __typename }"})
+    assert refused.status_code == 401  # no token: refused, and recorded
+    process.send_signal(signal.SIGHUP)
+    time.sleep(1)
+    process.terminate()
+    output, _ = process.communicate(timeout=10)
+    assert "policy files reloaded: version" in output
+    for chatter in ("[casbin", "Context impl", "Will assume"):
+        assert chatter not in output
+
+
 def test_serve_refuses_unsound_policies_naming_file_and_line(environment: dict[str, str]) -> None:
     policy_csv = Path(environment["HUB_POLICY_DIR"]) / "policy.csv"
     lines = policy_csv.read_text(encoding="utf-8").splitlines()
