@@ -23,17 +23,7 @@ from hub.errors import BadUserInput, InvalidUSCC
 from hub.records import CHINA, today
 from hub.uscc import parse_uscc
 
-__all__ = [
-    "GRANT",
-    "HEAD",
-    "GrantBook",
-    "GrantRule",
-    "Grants",
-    "Rows",
-    "Scope",
-    "china_day",
-    "describe",
-]
+__all__ = ["GRANT", "HEAD", "GrantBook", "GrantRule", "Grants", "Scope", "china_day", "describe"]
 
 GRANT = cast(Table, models.ShareGrant.__table__)
 HEAD = cast(Table, models.GrantHead.__table__)

@@ -20,6 +20,7 @@ import fcntl
 import logging
 import multiprocessing
 import os
+import re
 import signal
 import socket
 import tempfile
@@ -80,7 +81,8 @@ def _end_with(supervisor: int) -> None:
 
 @contextmanager
 def _address_lock(host: str, port: int) -> Iterator[None]:
-    path = Path(tempfile.gettempdir()) / f"hub-serve-{host.replace(':', '_')}-{port}.lock"
+    name = re.sub(r"[^0-9A-Za-z.-]", "_", host)  # an address, never a path
+    path = Path(tempfile.gettempdir()) / f"hub-serve-{name}-{port}.lock"
     with path.open("a") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
