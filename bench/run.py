@@ -53,7 +53,7 @@ from hub.db import create_engine, upgrade
 from hub.demo import load_demo
 from hub.domain import DEPARTMENTS, InspectionKind, InspectionResult, Role
 from hub.graphql_http import GraphQLEndpoint
-from hub.policy import PolicyStore, load_policy
+from hub.policy import PolicyStore, Relations, Scope, load_policy
 from hub.publishing import Publisher, publish
 from hub.records import KINDS
 from hub.schema import SHARED, Access, Context, Loaders, Reader, build_schema, policy_fields
@@ -116,10 +116,12 @@ SERVE_ALL = View({})
 class NoAccessControl(Access):
     """Serves everything without consulting a policy."""
 
-    def visible_owners(self, type_name: str) -> tuple[str, ...]:
-        return EVERYONE
+    def scope(self, type_name: str) -> Scope:
+        return Scope(EVERYONE, {})
 
-    def view(self, type_name: str, owner: str, enterprise: str, region: str) -> View:
+    def view(
+        self, type_name: str, owner: str, enterprise: str, region: str, relations: Relations = ()
+    ) -> View:
         return SERVE_ALL
 
 
@@ -276,7 +278,7 @@ async def in_process(settings: Settings, token: str, rounds: int, results: Resul
         async def execute() -> None:
             reader = Reader(engine)
             access = kind(policy, market, None, SHARED)
-            context = await Context.create(access, Loaders(reader, access.visible_owners))
+            context = await Context.create(access, Loaders(reader, access.scope, access.caller))
             result = await schema.execute(DOSSIER, context_value=context)
             await reader.close()
             if result.errors:
@@ -323,7 +325,7 @@ async def in_process(settings: Settings, token: str, rounds: int, results: Resul
     for _ in range(2):
         reader = Reader(engine)
         access = Access(warm, market, None, SHARED)
-        context = await Context.create(access, Loaders(reader, access.visible_owners))
+        context = await Context.create(access, Loaders(reader, access.scope, access.caller))
         before = warm.evaluations
         await schema.execute(DOSSIER, context_value=context)
         await reader.close()

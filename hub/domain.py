@@ -95,6 +95,7 @@ class PenaltyStatus(StrEnum):
     ENFORCED = "enforced"  # 强制执行
     UNDER_REVIEW = "under_review"  # 复议或诉讼中
     REVOKED = "revoked"
+    EXEMPT = "exempt"  # 首违不罚 / 轻微不罚: a minor first offence, no penalty imposed
 
 
 class RectificationStatus(StrEnum):

@@ -322,7 +322,7 @@ class GraphQLEndpoint:
             grants = await self.grants.current(reader.rows, version)
             access = Access(policy, principal, entry.purpose, SHARED, grants)
             entry.trail = access.trail
-            loaders = Loaders(reader, access.visible_owners)
+            loaders = Loaders(reader, access.scope, access.caller)
             departments = await self.departments(loaders, policy.version)
             context = await Context.create(
                 access, loaders, departments, writes=writes, trace_id=entry.trace_id

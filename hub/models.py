@@ -206,6 +206,8 @@ class Penalty(Record, Base):
     decision_issued: Mapped[bool]
     compliance_suggestion_issued: Mapped[bool]
     credit_repair_notice_issued: Mapped[bool]
+    # 案件移送: the department the case was transferred to, if it was.
+    transferred_to: Mapped[str | None] = mapped_column(ForeignKey("department.code"))
 
 
 class Rectification(Record, Base):
@@ -223,6 +225,8 @@ class Rectification(Record, Base):
     inspection_id: Mapped[int | None] = mapped_column(ForeignKey("inspection.id"), index=True)
     penalty_id: Mapped[int | None] = mapped_column(ForeignKey("penalty.id"), index=True)
     requirement: Mapped[str] = mapped_column(Text)
+    # Codes from policies/requirements.csv, space-separated: what conflicts.csv compares.
+    requirement_codes: Mapped[str] = mapped_column(Text, default="", server_default="")
     ordered_on: Mapped[date] = mapped_column(Date)
     deadline: Mapped[date] = mapped_column(Date)
     status: Mapped[RectificationStatus] = mapped_column(choice(RectificationStatus, "status"))
@@ -235,6 +239,34 @@ class RectificationAssistant(Base):
 
     rectification_id: Mapped[int] = mapped_column(ForeignKey("rectification.id"), primary_key=True)
     department: Mapped[str] = mapped_column(ForeignKey("department.code"), primary_key=True)
+
+
+class Conflict(Base):
+    """Two departments' open orders to one enterprise that contradict each other (标准打架):
+    found when the second was published, settled by one of the two or by comprehensive law
+    enforcement. ``first_id`` is the lower rectification id, so a pair is recorded once."""
+
+    __tablename__ = "conflict"
+    __table_args__ = (
+        UniqueConstraint("first_id", "second_id", "first_code", "second_code"),
+        Index("ix_conflict_enterprise_settled", "enterprise_id", "settled_at"),
+        CheckConstraint("first_id < second_id", name="pair_order"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    enterprise_id: Mapped[int] = mapped_column(ForeignKey("enterprise.id"))
+    first_id: Mapped[int] = mapped_column(ForeignKey("rectification.id"), index=True)
+    first_owner: Mapped[str] = mapped_column(ForeignKey("department.code"))
+    first_code: Mapped[str] = mapped_column(String(64))
+    second_id: Mapped[int] = mapped_column(ForeignKey("rectification.id"), index=True)
+    second_owner: Mapped[str] = mapped_column(ForeignKey("department.code"))
+    second_code: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)  # why the codes contradict, from conflicts.csv
+    found_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    settled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    settled_by: Mapped[str | None] = mapped_column(String(200))  # the settling client
+    settled_department: Mapped[str | None] = mapped_column(ForeignKey("department.code"))
+    settlement: Mapped[str | None] = mapped_column(Text)  # how it was settled
 
 
 class Acceptance(Record, Base):

@@ -27,8 +27,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from hub import models
 from hub.audit import canonical, served
 from hub.audit.search import mentions
+from hub.conflicts import find_conflicts
 from hub.db import writing
-from hub.domain import DEPARTMENTS, CreditStatus, RepairStatus
+from hub.domain import (
+    DEPARTMENTS,
+    AcceptanceVerdict,
+    CreditStatus,
+    RectificationStatus,
+    RepairStatus,
+)
 from hub.errors import BadUserInput, Forbidden, InvalidRecords
 from hub.policy import Policy
 from hub.records import BY_TYPE, CHILD_FIELDS, KINDS, SOURCE_ID, Kind, Problem, parse, today
@@ -123,6 +130,13 @@ async def publish(
         parsed, found = parse(kind, index, record, day)
         values.append(parsed)
         problems += found
+        for code in parsed.get("requirementCodes") or ():
+            if code not in policy.requirements:
+                problems.append(Problem(
+                    index, parsed.get("sourceId"), "requirementCodes",
+                    f"unknown requirement code {code!r}; policies/requirements.csv lists them "
+                    f"({', '.join(sorted(policy.requirements)) or 'none yet'})",
+                ))  # fmt: skip
     async with writing(target) as transaction:
         connection = transaction.connection
         head = await lock_feed(connection)
@@ -134,6 +148,12 @@ async def publish(
         if kind.type_name == "CreditRepair":
             repaired, head = await _repair_credit(connection, batch, published, head, publisher)
             published += repaired
+        elif kind.type_name == "Acceptance":
+            followed, head = await _follow_acceptance(connection, batch, published, head,
+                                                      publisher)  # fmt: skip
+            published += followed
+        if kind.type_name in ("Rectification", "Acceptance"):  # orders opened or closed
+            await find_conflicts(connection, policy.conflicts, set(batch.enterprise_ids))
         await _advance_feed(connection, head)
         if dry_run:  # everything a real publish does, then undone
             await transaction.rollback()
@@ -352,6 +372,9 @@ class _Batch:
             for name in ("participants", "assistingDepartments"):
                 if owner in (self.values[index].get(name) or []):
                     self.problem(index, name, f"names the owner {owner} itself")
+            if self.values[index].get("transferredTo") == owner:
+                self.problem(index, "transferredTo", f"a case is transferred to another "
+                             f"department, not to its owner {owner}")  # fmt: skip
         for reference in kind.references:
             await self._resolve_reference(reference)
         await self._resolve_enterprises()
@@ -570,6 +593,8 @@ def _stored(column: Any, name: str, value: Any) -> Any:
     """A canonical published value as its column stores it."""
     if value is None:
         return None
+    if isinstance(value, list):  # codes: space-separated, as searched
+        return " ".join(value)
     if name == "amount":
         return int(Decimal(value) * 100)
     enum_class = getattr(column.type, "enum_class", None)
@@ -677,3 +702,63 @@ async def _repair_credit(
                       Change.REPAIRED, result.uscc)
         )  # fmt: skip
     return repaired, head
+
+
+# What an acceptance's verdict makes of the order it accepts (整改闭环).
+FOLLOWS = {
+    AcceptanceVerdict.PASSED.value: RectificationStatus.ACCEPTED,
+    AcceptanceVerdict.FAILED.value: RectificationStatus.IN_PROGRESS,
+}
+
+
+async def _follow_acceptance(
+    connection: AsyncConnection,
+    batch: _Batch,
+    published: list[Published],
+    head: int,
+    publisher: Publisher,
+) -> tuple[list[Published], int]:
+    """Close the loop: a passed acceptance makes its order accepted, a failed one puts it
+    back in progress (the acceptance's opinion says what is missing), each a new version of
+    the order in the change feed, as if its owner had published it."""
+    kind = KINDS["rectifications"]
+    table = kind.table
+    followed: list[Published] = []
+    for result in published:
+        if result.change is Change.UNCHANGED:
+            continue
+        values = batch.values[result.index]
+        status = FOLLOWS[values["verdict"]]
+        record_id = batch.ids[result.index]["rectification_id"]
+        row = (
+            await connection.execute(
+                select(table.c.source_id, table.c.version, table.c.status, VERSION.c.data)
+                .outerjoin(VERSION, _is_current_version(kind))
+                .where(table.c.id == record_id)
+            )
+        ).one()
+        if row.status == status:
+            continue
+        version = row.version + 1
+        await connection.execute(
+            update(table)
+            .where(table.c.id == record_id)
+            .values(status=status, version=version, updated_at=_now())
+        )
+        data = {**(json.loads(row.data) if row.data else {}), "status": status.value}
+        reason = (
+            f"acceptance {result.source_id} {values['verdict']} on {values['acceptedOn']}"
+            + ("" if status is RectificationStatus.ACCEPTED else
+               ": back in progress; the acceptance's opinion says what is missing")
+        )  # fmt: skip
+        head += 1
+        await connection.execute(
+            insert(VERSION),
+            [_version(head, kind, batch.owner, row.source_id, record_id, result.uscc, version,
+                      Change.UPDATED, data, "status", reason, publisher)],
+        )  # fmt: skip
+        followed.append(
+            Published(result.index, kind.type_name, row.source_id, record_id, version,
+                      Change.UPDATED, result.uscc)
+        )  # fmt: skip
+    return followed, head

@@ -37,7 +37,9 @@ from hub.values import (
     Parser,
     amount,
     choice,
+    codes,
     day,
+    department,
     departments,
     findings,
     flag,
@@ -179,8 +181,15 @@ def _credit_repair(values: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def _penalty(values: dict[str, Any]) -> list[tuple[str, str]]:
-    if values.get("minorFirstOffenceExempt") and values.get("amount") not in (None, "0.00"):
+    exempt = values.get("minorFirstOffenceExempt")
+    if exempt and values.get("amount") not in (None, "0.00"):
         return [("amount", "an exempted minor first offence (轻微不罚) carries no fine; use 0")]
+    if exempt and values.get("status") not in (None, PenaltyStatus.EXEMPT.value):
+        return [("status", "an exempted minor first offence (首违不罚) is no penalty: its "
+                           "status is exempt")]  # fmt: skip
+    if values.get("status") == PenaltyStatus.EXEMPT.value and not exempt:
+        return [("minorFirstOffenceExempt", "status exempt is for exempted minor first "
+                                            "offences: set minorFirstOffenceExempt")]  # fmt: skip
     return []
 
 
@@ -231,6 +240,7 @@ KINDS: dict[str, Kind] = {
                 Field("decisionIssued", flag, required=False, default=False),
                 Field("complianceSuggestionIssued", flag, required=False, default=False),
                 Field("creditRepairNoticeIssued", flag, required=False, default=False),
+                Field("transferredTo", department, required=False),
             ),
             references=(
                 Reference(
@@ -253,6 +263,7 @@ KINDS: dict[str, Kind] = {
                 Field("inspectionSourceId", identifier(64), required=False),
                 Field("penaltySourceId", identifier(64), required=False),
                 Field("requirement", text(4000, lines=True)),
+                Field("requirementCodes", codes, required=False, default=[]),
                 Field("orderedOn", day, past=True),
                 Field("deadline", day),
                 Field("status", choice(RectificationStatus)),
@@ -445,12 +456,14 @@ def first_versions(rows: StoredRows, seq: int, client: str) -> list[dict[str, An
                     value = None if target is None else stored[reference.kind][target]["source_id"]
                 elif name in ("participants", "assistingDepartments"):
                     value = sorted(children[name, row["id"]])
+                elif name == "requirementCodes":
+                    value = sorted((row.get("requirement_codes") or "").split())
                 elif name == "findings":
                     value = children[name, row["id"]]
                 elif name == "amount":
                     value = amount(Decimal(row["amount_fen"]).scaleb(-2))
                 else:
-                    value = row[kind.column(name)]
+                    value = row.get(kind.column(name))
                     value = field.default if value is None else field.parse(value)
                 data[name] = value
             if kind.via:

@@ -221,7 +221,7 @@ class SubscriptionEndpoint(GraphQL[Connection, None]):
             policy = self.graphql.policies.current
             grants = await self.graphql.grants.current(reader.rows, lookup.grant_version)
             access = Access(policy, principal, connection.purpose, SHARED, grants)
-            loaders = Loaders(reader, access.visible_owners)
+            loaders = Loaders(reader, access.scope, access.caller)
             access.departments = await self.graphql.departments(loaders, policy.version)
         except BaseException:
             await reader.close()

@@ -239,6 +239,35 @@ def departments(value: Any) -> list[str]:
     return codes
 
 
+def department(value: Any) -> str:
+    """One department code."""
+    if not isinstance(value, str) or value.strip() not in DEPARTMENT_CODES:
+        raise ValueError(
+            f"{shown(value)} is not a department; one of {', '.join(DEPARTMENT_CODES)}"
+        )
+    return value.strip()
+
+
+_CODE = re.compile(r"[a-z][a-z0-9-]{1,63}", re.ASCII)
+
+
+def codes(value: Any) -> list[str]:
+    """Codes from a catalogue (e.g. policies/requirements.csv), as a list or (from CSV)
+    separated by semicolons; sorted, each once. Whether each is catalogued is checked where
+    the catalogue is known (publishing.py)."""
+    if isinstance(value, str):
+        value = [code for code in value.split(";") if code.strip()]
+    if not isinstance(value, list) or not all(isinstance(code, str) for code in value):
+        raise ValueError("must be a list of codes")
+    found = sorted({code.strip() for code in value})
+    malformed = [code for code in found if not _CODE.fullmatch(code)]
+    if malformed:
+        raise ValueError(f"{shown(malformed[0])} is not a code: lower-case letters, digits, -")
+    if len(found) > 20:
+        raise ValueError(f"{len(found)} codes; at most 20")
+    return found
+
+
 _CATEGORY, _DESCRIPTION = text(64), text(2000, lines=True)
 
 

@@ -81,10 +81,10 @@ def test_every_field_of_every_shared_type_is_catalogued() -> None:
         (
             "policy.csv",
             "p, market, ecology, acceptance-results, read, allow",
-            "p, market, ecology, Penalty.*, read, allow",
-            "shares Penalty.minorFirstOffenceExempt with other departments (e.g. market "
-            "reading ecology's), but catalog.csv:61 says it is not shared: 行政处罚法 "
-            "第三十三条 (exempted first offences carry no record elsewhere)",
+            "p, market, ecology, CreditRepair.*, read, allow",
+            "shares CreditRepair.opinion with other departments (e.g. market reading "
+            "ecology's), but catalog.csv:36 says it is not shared: Internal review notes of "
+            "the handling department (内部审查意见)",
         ),
         (
             "catalog.csv",

@@ -89,6 +89,7 @@ def record_hash(values: Mapping[str, Any]) -> str:
 
 # (Type.field, grant id) of the conditional fields served under a grant (see sharing.py).
 Grants = tuple[tuple[str, int], ...]
+Opened = tuple[tuple[str, str], ...]  # (Type.field, the relation that opened it)
 
 
 @dataclass
@@ -96,9 +97,9 @@ class Trail:
     """What one request served and withheld, collected while it runs."""
 
     enterprises: set[str] = field(default_factory=set)
-    # (enterprise, type, fields served, grants that opened conditional ones) -> ids of the
-    # records served with exactly those fields under those grants
-    served: defaultdict[tuple[str, str, tuple[str, ...], Grants], list[str]] = field(
+    # (enterprise, type, fields served, grants that opened conditional ones, relations that
+    # opened fields) -> ids of the records served with exactly those fields that way
+    served: defaultdict[tuple[str, str, tuple[str, ...], Grants, Opened], list[str]] = field(
         default_factory=lambda: defaultdict(list)
     )
     denied: list[dict[str, str]] = field(default_factory=list)
@@ -116,9 +117,10 @@ class Trail:
         record_id: str,
         fields: tuple[str, ...],
         grants: Grants = (),
+        opened: Opened = (),
     ) -> None:
         self.enterprises.add(enterprise)
-        self.served[enterprise, type_name, fields, grants].append(record_id)
+        self.served[enterprise, type_name, fields, grants, opened].append(record_id)
 
     def deny(self, enterprise: str, type_name: str, record_id: str, owner: str, coordinate: str,
              reason: str) -> None:  # fmt: skip
@@ -152,7 +154,7 @@ class Trail:
 
     @property
     def served_fields(self) -> int:
-        return sum(len(fields) * len(ids) for (_, _, fields, _), ids in self.served.items())
+        return sum(len(key[2]) * len(ids) for key, ids in self.served.items())
 
     def served_json(self) -> list[dict[str, Any]]:
         """What was served, in the record's compact form (served.py)."""

@@ -20,27 +20,32 @@ from typing import Any
 
 __all__ = ["Group", "coordinates", "denials", "groups", "pack", "pack_denied", "search_text"]
 
-# (enterprise, type, fields served, (Type.field, grant id) pairs) -> ids of the records
-Served = Mapping[tuple[str, str, tuple[str, ...], tuple[tuple[str, int], ...]], list[str]]
-Group = dict[str, Any]  # {"enterprise", "type", "fields", "ids", "grants"?}
+# (enterprise, type, fields served, (Type.field, grant id) pairs, (Type.field, relation)
+# pairs) -> ids of the records
+Served = Mapping[
+    tuple[str, str, tuple[str, ...], tuple[tuple[str, int], ...], tuple[tuple[str, str], ...]],
+    list[str],
+]
+Group = dict[str, Any]  # {"enterprise", "type", "fields", "ids", "grants"?, "relations"?}
 
 
 def pack(served: Served, enterprises: list[str]) -> list[dict[str, Any]]:
     """``served`` as stored: ``enterprises`` is the record's sorted list of enterprises."""
     place = {uscc: index for index, uscc in enumerate(enterprises)}
-    packed: dict[tuple[str, tuple[str, ...], tuple[tuple[str, int], ...]], list[list[Any]]] = {}
-    for (enterprise, type_name, fields, grants), ids in sorted(served.items()):
-        packed.setdefault((type_name, fields, grants), []).append([place[enterprise], *ids])
+    packed: dict[tuple[Any, ...], list[list[Any]]] = {}
+    for (enterprise, *key), ids in sorted(served.items()):
+        packed.setdefault(tuple(key), []).append([place[enterprise], *ids])
     return [
         {"type": type_name, "fields": list(fields), "records": records,
-         **({"grants": dict(grants)} if grants else {})}
-        for (type_name, fields, grants), records in packed.items()
+         **({"grants": dict(grants)} if grants else {}),
+         **({"relations": dict(opened)} if opened else {})}
+        for (type_name, fields, grants, opened), records in packed.items()
     ]  # fmt: skip
 
 
 def search_text(served: Served) -> list[str]:
     """Every Type.field served, once: what ``fields`` holds for searches by field."""
-    return sorted({f"{type_name}.{name}" for _, type_name, fields, _ in served for name in fields})
+    return sorted({f"{key[1]}.{name}" for key in served for name in key[2]})
 
 
 def groups(record: Mapping[Any, Any]) -> list[Group]:
@@ -53,13 +58,13 @@ def groups(record: Mapping[Any, Any]) -> list[Group]:
     enterprises = record["enterprises"]
     if isinstance(enterprises, str):
         enterprises = enterprises.split()
-    found = []
+    found: list[Group] = []
     for entry in entries:
-        grants = {"grants": entry["grants"]} if "grants" in entry else {}
+        how: Group = {name: entry[name] for name in ("grants", "relations") if name in entry}
         for place, *ids in entry["records"]:
             found.append({
                 "enterprise": enterprises[place], "type": entry["type"],
-                "fields": entry["fields"], "ids": ids, **grants,
+                "fields": entry["fields"], "ids": ids, **how,
             })  # fmt: skip
     return sorted(found, key=lambda group: (group["enterprise"], group["type"]))
 

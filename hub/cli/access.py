@@ -25,7 +25,7 @@ from hub.clients import create_client, list_clients, revoke_client
 from hub.domain import Role
 from hub.grants import GrantBook, Grants, describe
 from hub.models import Enterprise
-from hub.policy import PolicyError, lint, load_policy
+from hub.policy import PolicyError, Relation, lint, load_policy
 from hub.schema.loaders import Reader
 
 
@@ -104,9 +104,14 @@ def policy_explain(
     enterprise: Annotated[
         str | None, typer.Option(help="USCC of an enterprise, for grants scoped to some.")
     ] = None,
+    relation: Annotated[
+        list[Relation] | None,
+        typer.Option(help="The caller's part in the record (repeatable), e.g. participant."),
+    ] = None,
 ) -> None:
-    """Print what the policy decides for one field, and the line that decided it; for
-    conditional fields, the grants that open it or what is missing (read from the database)."""
+    """Print what the policy decides for one field, and the line that decided it (and the
+    relation that opened it, or would); for conditional fields, the grants that open it or
+    what is missing (read from the database)."""
     from hub.auth import Principal
     from hub.schema import policy_fields
 
@@ -118,12 +123,18 @@ def policy_explain(
     if field not in policy.catalog:
         raise typer.BadParameter(f"{field!r} is not a catalogued Type.field", param_hint="--field")
     subject = Principal("cli", "cli", department, role).subject
-    decision = policy.decide(subject, owner, field, purpose=purpose is not None)
+    relations = tuple(sorted({r.value for r in relation or ()}))
+    decision = policy.decide(
+        subject, owner, field, purpose=purpose is not None, relations=relations
+    )
     verdict = "[green]ALLOWED[/green]" if decision.allowed else "[red]DENIED[/red]"
+    part = f" as {', '.join(relations)} of the record" if relations else ""
     console.print(
-        f"{verdict} {subject} reading {field} of {owner}'s records "
+        f"{verdict} {subject} reading {field} of {owner}'s records{part} "
         f"({decision.sharing.value} field, policy version {policy.version})"
     )
+    if decision.relation:
+        console.print(f"opened by the relation: {decision.relation}", highlight=False)
     console.print(f"because {decision.reason}", highlight=False, soft_wrap=True)
     if decision.needs_purpose:  # conditional: grants decide the rest
         code = (purpose or "").split(":", 1)[0].strip() or None

@@ -256,10 +256,9 @@ class DemoGenerator:
         amount_yuan = (
             0 if exempt else max(200, round(violation.max_fine_yuan * rng.uniform(0.02, 0.5), -2))
         )
+        imposed = [status for status in PenaltyStatus if status is not PenaltyStatus.EXEMPT]
         status = (
-            PenaltyStatus.DECIDED
-            if exempt
-            else rng.choices(list(PenaltyStatus), weights=(20, 65, 5, 7, 3))[0]
+            PenaltyStatus.EXEMPT if exempt else rng.choices(imposed, weights=(20, 65, 5, 7, 3))[0]
         )
         self.case_numbers[owner, decided_on.year] += 1
         case_number = (

@@ -10,6 +10,7 @@ from strawberry.types import ExecutionContext
 from hub.policy import SharedFields
 from hub.schema.access import Access, CollectCoordinates, SharedField, describe_shared_types
 from hub.schema.audit import AuditQuery
+from hub.schema.conflicts import ConflictMutation, ConflictQuery
 from hub.schema.context import Context
 from hub.schema.feed import FeedQuery, Subscription
 from hub.schema.limits import ShortParserCache, ShortValidationCache, limits
@@ -51,8 +52,8 @@ class HubSchema(strawberry.Schema):
 
 def build_schema() -> strawberry.Schema:
     return HubSchema(
-        query=merge_types("Query", (Query, FeedQuery, SharingQuery, AuditQuery)),
-        mutation=merge_types("Mutation", (Mutation, SharingMutation)),
+        query=merge_types("Query", (Query, FeedQuery, SharingQuery, ConflictQuery, AuditQuery)),
+        mutation=merge_types("Mutation", (Mutation, SharingMutation, ConflictMutation)),
         subscription=Subscription,
         extensions=[
             *limits(),

@@ -8,7 +8,12 @@ any alias or fragment, and allowed fields cost nothing extra. Resolver fields (l
 links) ask ``check`` before loading anything.
 
 Records of owners that share nothing of their type with the caller are not loaded at all
-(``visible_owners`` goes into the SQL), so lists leave them out instead of showing shells.
+(``scope`` goes into the SQL), so lists leave them out instead of showing shells.
+
+A department's part in a record (hub/policy/relations.py: a participant of a joint
+inspection, an assisting department...) comes with the record's row; the view of a record
+is decided per (type, owner, relations), never per record, and the access record names the
+relation that opened each field it served that way.
 
 Every record built is entered in the request's audit trail with the fields the query selects
 of it at that place, served or withheld, under its own enterprise and owner as stored now
@@ -46,10 +51,10 @@ from strawberry.types.base import get_object_definition
 
 from hub.audit import Grants, Trail
 from hub.auth import Principal
-from hub.domain import DEPARTMENTS
+from hub.domain import DEPARTMENTS, Role
 from hub.errors import Forbidden, PurposeRequired
 from hub.grants import GrantBook
-from hub.policy import Decision, Policy
+from hub.policy import Decision, Policy, Relations, Scope
 from hub.records import today
 from hub.schema.limits import cacheable
 
@@ -66,6 +71,7 @@ class View:
     withheld: dict[str, Forbidden]  # python name -> the error served in its place
     grants: Grants = ()  # (Type.field, grant id) of the conditional fields opened
     conditional: tuple[tuple[str, str], ...] = ()  # (python name, Type.field) grants decide
+    opened: tuple[tuple[str, str], ...] = ()  # (Type.field, relation) a relation opened
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,14 +123,19 @@ class Access:
         self.trail = Trail()
         # The departments as GraphQL objects, by code; set before execution (see Context).
         self.departments: Mapping[str, Any] = {}
-        self._withheld: dict[tuple[str, str], View] = {}
-        self._granted: dict[tuple[str, str, str], View] = {}
-        self._owners: dict[str, tuple[str, ...]] = {}
+        # Relations are a department's part in a record: for its own systems only.
+        self.caller = principal.department if principal.role is Role.DEPARTMENT else None
+        self._withheld: dict[tuple[str, str, Relations], View] = {}
+        self._granted: dict[tuple[str, str, Relations, str], View] = {}
         self._selections: dict[tuple[int, str, tuple[str, ...]], tuple[str, ...]] = {}
 
-    def decide(self, owner: str, coordinate: str) -> Decision:
+    def decide(self, owner: str, coordinate: str, relations: Relations = ()) -> Decision:
         return self.policy.decide(
-            self.principal.subject, owner, coordinate, purpose=self.purpose is not None
+            self.principal.subject,
+            owner,
+            coordinate,
+            purpose=self.purpose is not None,
+            relations=relations,
         )
 
     def explain(self, owner: str, coordinate: str) -> Decision:
@@ -139,38 +150,47 @@ class Access:
                 for owner in DEPARTMENT_CODES:
                     self.decide(owner, f"{type_name}.{field_name}")
 
+    def scope(self, type_name: str) -> Scope:
+        """Whose records of this type the caller may read anything of, and through which of
+        its relations to a record (see Loaders.visible)."""
+        return self.policy.scope(
+            self.principal.subject,
+            type_name,
+            purpose=self.purpose is not None,
+            related=self.caller is not None,
+        )
+
     def visible_owners(self, type_name: str) -> tuple[str, ...]:
         """Departments whose records of this type the caller may read anything of."""
-        owners = self._owners.get(type_name)
-        if owners is None:
-            purpose = self.purpose is not None
-            owners = self._owners[type_name] = tuple(
-                owner
-                for owner in DEPARTMENT_CODES
-                if self.policy.readable(self.principal.subject, owner, type_name, purpose=purpose)
-            )
-        return owners
+        return self.scope(type_name).owners
 
-    def view(self, type_name: str, owner: str, enterprise: str, region: str) -> View:
+    def view(
+        self, type_name: str, owner: str, enterprise: str, region: str, relations: Relations = ()
+    ) -> View:
         """What the caller may read of ``owner``'s records of a type about ``enterprise`` (in
-        district ``region``): decided by the policy per owner, then, for conditional fields,
-        by the grants."""
-        base = self._withheld.get((type_name, owner))
+        district ``region``) that it has these ``relations`` to: decided by the policy per
+        owner and relations, then, for conditional fields, by the grants."""
+        base = self._withheld.get((type_name, owner, relations))
         if base is None:
-            withheld, conditional = {}, []
+            withheld, conditional, opened = {}, [], []
             for field in self.shared[type_name].values():
                 if field.decided:
                     coordinate = f"{type_name}.{field.name}"
-                    decision = self.decide(owner, coordinate)
+                    decision = self.decide(owner, coordinate, relations)
                     if not decision.allowed:
                         error = PurposeRequired if decision.needs_purpose else Forbidden
                         withheld[field.python_name] = error(owner, coordinate, decision.reason)
-                    elif decision.needs_purpose:  # allowed with a purpose: under a grant only
+                        continue
+                    if decision.relation is not None:
+                        opened.append((coordinate, decision.relation))
+                    if decision.needs_purpose:  # allowed with a purpose: under a grant only
                         conditional.append((field.python_name, coordinate))
-            base = self._withheld[type_name, owner] = View(withheld, (), tuple(conditional))
+            base = self._withheld[type_name, owner, relations] = View(
+                withheld, (), tuple(conditional), tuple(opened)
+            )
         if not base.conditional:
             return base
-        key = (type_name, owner, enterprise)
+        key = (type_name, owner, relations, enterprise)
         view = self._granted.get(key)
         if view is None:
             withheld, grants = dict(base.withheld), []
@@ -188,7 +208,7 @@ class Access:
                         + reason
                     )
                 withheld[python_name] = Forbidden(owner, coordinate, reason)
-            view = self._granted[key] = View(withheld, tuple(grants))
+            view = self._granted[key] = View(withheld, tuple(grants), (), base.opened)
         return view
 
     def build(
@@ -210,14 +230,21 @@ class Access:
         type_name = cls.__name__
         shared = self.shared[type_name]
         selected = self._selected(info, type_name, below)
-        has_prefetched = "prefetched" in cls.__dataclass_fields__  # type: ignore[attr-defined]
+        fields = cls.__dataclass_fields__  # type: ignore[attr-defined]
+        has_prefetched, has_relations = "prefetched" in fields, "relations" in fields
         has_owner, has_id = "owner" in shared, "id" in shared
-        # What is served and withheld of the selection depends on the owner (and the
-        # enterprise, where grants decide).
-        split: dict[tuple[str, str], tuple[tuple[str, ...], list[Forbidden], Grants]] = {}
+        in_play = tuple(self.scope(type_name).relations) if self.caller and of is None else ()
+        # What is served and withheld of the selection depends on the owner and the
+        # caller's relations to the record (and the enterprise, where grants decide).
+        split: dict[tuple[str, str, Relations], Served] = {}
         built = []
         for row in rows:
             values = dict(row._mapping)
+            relations: Relations = (
+                of.relations
+                if of is not None
+                else tuple(name for name in in_play if values.pop(f"as_{name}"))
+            )
             if type_name == "Enterprise":
                 record_owner, enterprise, region = (
                     values["owner_code"],
@@ -239,7 +266,7 @@ class Access:
                     values["enterprise_region"],
                 )
                 record_id = str(values["id"])
-            view = self.view(type_name, record_owner, enterprise, region)
+            view = self.view(type_name, record_owner, enterprise, region, relations)
             withheld = view.withheld
             for python_name, error in withheld.items():
                 if python_name in values:
@@ -253,20 +280,18 @@ class Access:
                 values["owner"] = self.departments[record_owner]
             if has_id:
                 values["record_id"] = record_id
+            if has_relations:
+                values["relations"] = relations
             built.append(cls(**values))
-            key = (record_owner, enterprise)
+            key = (record_owner, enterprise, relations)
             if key not in split:
                 denied = [withheld[shared[n].python_name] for n in selected
                           if shared[n].python_name in withheld]  # fmt: skip
                 served = tuple(n for n in selected if shared[n].python_name not in withheld)
-                used = tuple(
-                    (coordinate, grant)
-                    for coordinate, grant in view.grants
-                    if coordinate.partition(".")[2] in served
-                )
-                split[key] = (served, denied, used)
-            served, denied, used = split[key]
-            self.trail.serve(enterprise, type_name, record_id, served, used)
+                split[key] = (served, denied, _used(view.grants, served),
+                              _used(view.opened, served))  # fmt: skip
+            served, denied, used, opened = split[key]
+            self.trail.serve(enterprise, type_name, record_id, served, used, opened)
             for error in denied:
                 self.trail.deny(
                     enterprise, type_name, record_id, record_owner, error.field, error.reason
@@ -295,6 +320,15 @@ class Access:
                 name for name in sorted(names) if name in self.shared[type_name]
             )
         return selected
+
+
+Served = tuple[tuple[str, ...], list["Forbidden"], Grants, tuple[tuple[str, str], ...]]
+U = TypeVar("U")
+
+
+def _used(pairs: tuple[tuple[str, U], ...], served: tuple[str, ...]) -> tuple[tuple[str, U], ...]:
+    """The (Type.field, what opened it) pairs of the fields served."""
+    return tuple(pair for pair in pairs if pair[0].partition(".")[2] in served)
 
 
 def selected_fields(

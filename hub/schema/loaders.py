@@ -14,12 +14,13 @@ from datetime import date
 from functools import cached_property
 from typing import Any, Generic, NamedTuple, TypeVar, TypeVarTuple
 
-from sqlalchemy import ColumnElement, FromClause, Row, Select, false, select
+from sqlalchemy import ColumnElement, FromClause, Row, Select, and_, exists, false, or_, select
 from sqlalchemy.orm import InstrumentedAttribute
 from strawberry.dataloader import DataLoader
 
 from hub import models
 from hub.domain import DEPARTMENTS
+from hub.policy import Scope
 from hub.schema.reader import Reader
 
 __all__ = ["Loaders", "Parent", "Reader"]
@@ -66,7 +67,7 @@ def _plain(model: type[models.Base], *names: str, **labels: str) -> Source:
     return Source(_columns(model, *names, **labels), model.__table__)
 
 
-def _owned(model: type[models.Base], *names: str, via: str | None = None) -> Source:
+def _owned(model: type[models.Base], *names: str, via: str | None = None, **labels: str) -> Source:
     """A record's columns with its enterprise's USCC and district as stored now, joined
     directly or through the record it is about (``via``, a table name: acceptances and
     credit repairs). Decisions and the access record take the enterprise from these, never
@@ -83,7 +84,7 @@ def _owned(model: type[models.Base], *names: str, via: str | None = None) -> Sou
         joined = table.join(parent, parent.c.id == table.c[f"{via}_id"]).join(
             _ENTERPRISE, _ENTERPRISE.c.id == parent.c.enterprise_id
         )
-    return Source(_columns(model, *RECORD, *names, **OWNER) + enterprise, joined)
+    return Source(_columns(model, *RECORD, *names, **OWNER, **labels) + enterprise, joined)
 
 
 # The columns each GraphQL type is built from, labelled as its fields (see types.py).
@@ -139,6 +140,7 @@ PENALTY = _owned(
     "decision_issued",
     "compliance_suggestion_issued",
     "credit_repair_notice_issued",
+    transferred_to_code="transferred_to",
 )
 RECTIFICATION = _owned(
     models.Rectification,
@@ -149,6 +151,9 @@ RECTIFICATION = _owned(
     "status",
     "inspection_id",
     "penalty_id",
+    codes="requirement_codes",
+    due="deadline",
+    state="status",
 )
 ASSISTANT = _plain(models.RectificationAssistant, "department", "rectification_id")
 ACCEPTANCE = _owned(
@@ -223,20 +228,63 @@ class LevelLoader(Generic[K, T]):
                 answer.set_result([found[key] for key in caller_keys])
 
 
-VisibleOwners = Callable[[str], tuple[str, ...]]
+# The caller's scope of a record type: whose records it reads, and through which relations.
+Scoped = Callable[[str], Scope]
+
+
+def relations(caller: str) -> dict[str, dict[str, ColumnElement[Any]]]:
+    """Per record type, the caller's relations to a row (see hub/policy/relations.py) as
+    columns of the row's own statement: no statement of their own, however many rows."""
+    rectification = models.Rectification.__table__.c
+    assistant = models.RectificationAssistant.__table__.c
+    participant = models.InspectionParticipant.__table__.c
+    conflict = models.Conflict.__table__.c
+
+    def assisting(rectification_id: Any) -> ColumnElement[bool]:
+        return exists().where(
+            assistant.rectification_id == rectification_id, assistant.department == caller
+        )
+
+    return {
+        "Inspection": {
+            "participant": exists().where(
+                participant.inspection_id == models.Inspection.__table__.c.id,
+                participant.department == caller,
+            )
+        },
+        "Rectification": {
+            "assisting": assisting(rectification.id),
+            "conflicting": exists().where(
+                or_(
+                    and_(conflict.first_id == rectification.id, conflict.second_owner == caller),
+                    and_(conflict.second_id == rectification.id, conflict.first_owner == caller),
+                )
+            ),
+        },
+        "Acceptance": {"assisting": assisting(models.Acceptance.__table__.c.rectification_id)},
+        "Penalty": {
+            "transferee": models.Penalty.__table__.c.transferred_to.is_not_distinct_from(caller)
+        },
+    }
 
 
 class Loaders:
     """The per-request DataLoaders; each caches within the request only.
 
-    Loaders of owned records read only rows of the owners ``visible_owners`` names for the
-    record's type: what the caller may see nothing of is never read.
+    Loaders of owned records read only rows of the owners ``scope`` names for the record's
+    type, or rows the caller has a relation to that opens them: what the caller may see
+    nothing of is never read. Each row carries the caller's relations to it (``as_<name>``).
     """
 
-    def __init__(self, reader: Reader, visible_owners: VisibleOwners) -> None:
+    def __init__(self, reader: Reader, scope: Scoped, caller: str | None = None) -> None:
         self.reader = reader
-        self.visible_owners = visible_owners
+        self.scope = scope
+        self.caller = caller  # the caller's department, where relations apply
         self._departments: asyncio.Future[dict[str, Row[Any]]] | None = None
+
+    @cached_property
+    def relations(self) -> dict[str, dict[str, ColumnElement[Any]]]:
+        return {} if self.caller is None else relations(self.caller)
 
     # Each loader is made when a resolver first asks for it: a small request builds few.
     @cached_property
@@ -342,13 +390,23 @@ class Loaders:
     def visible(
         self, statement: Select[Any], model: Any, retracted: bool = False
     ) -> Select[Any] | None:
-        """``statement`` narrowed to the owners whose ``model`` records the caller may see,
-        and to records not retracted (unless asked); None when there are none."""
-        owners = self.visible_owners(model.__name__)
-        if not owners:
+        """``statement`` narrowed to the records of ``model`` the caller may see (by owner, or
+        by a relation to the record), with the caller's relations to each, and to records
+        not retracted (unless asked); None when there are none."""
+        scope = self.scope(model.__name__)
+        related = self.relations.get(model.__name__, {})
+        opening = [
+            and_(related[name], model.owner.in_(owners))
+            for name, owners in scope.relations.items()
+            if owners
+        ]
+        if not scope.owners and not opening:
             return None
-        if len(owners) < len(DEPARTMENTS):
-            statement = statement.where(model.owner.in_(owners))
+        statement = statement.add_columns(
+            *(related[name].label(f"as_{name}") for name in scope.relations)
+        )
+        if len(scope.owners) < len(DEPARTMENTS):
+            statement = statement.where(or_(model.owner.in_(scope.owners), *opening))
         if not retracted and hasattr(model, "retracted"):
             statement = statement.where(model.retracted == false())
         return statement

@@ -78,10 +78,15 @@ class PenaltyInput:
     amount: Decimal = strawberry.field(description="The fine in yuan, to the fen; 0 if none.")
     decided_on: date
     status: PenaltyStatus
-    minor_first_offence_exempt: bool = False
+    minor_first_offence_exempt: bool = strawberry.field(
+        default=False, description="A minor first offence exempted (首违不罚): status EXEMPT."
+    )
     decision_issued: bool = False
     compliance_suggestion_issued: bool = False
     credit_repair_notice_issued: bool = False
+    transferred_to: str | None = strawberry.field(
+        default=None, description="Code of the department the case was transferred to (案件移送)."
+    )
 
 
 @strawberry.input(description="A rectification order, as its department publishes it.")
@@ -95,6 +100,12 @@ class RectificationInput:
         default=None, description="sourceId of your penalty decision that ordered it."
     )
     requirement: str
+    requirement_codes: list[str] | None = strawberry.field(
+        default=None,
+        description="Codes of what must be fixed, from policies/requirements.csv: orders of "
+        "other departments to the same enterprise whose codes contradict them are recorded as "
+        "conflicts.",
+    )
     ordered_on: date
     deadline: date
     status: RectificationStatus

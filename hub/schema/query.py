@@ -14,7 +14,7 @@ from hub import models
 from hub.domain import DEPARTMENTS, EnterpriseStatus
 from hub.errors import BadUserInput, Forbidden, InvalidUSCC
 from hub.grants import describe
-from hub.policy import Decision, Sharing
+from hub.policy import Decision, Relation, Sharing
 from hub.schema.context import Info
 from hub.schema.loaders import ENTERPRISE
 from hub.schema.types import Department, Enterprise
@@ -106,6 +106,13 @@ class AccessDecision(Enum):
 strawberry.enum(Sharing, description="The sharing attribute of a field (政务数据共享属性).")
 
 
+@strawberry.type(description="A part the caller may have in a record that opens a field of it.")
+class RelationAccess:
+    relation: str = strawberry.field(description="e.g. participant, assisting, conflicting.")
+    description: str
+    rule: str = strawberry.field(description="The policy line that opens the field.")
+
+
 @strawberry.type(description="Whether the caller may read one field of one department's records.")
 class FieldAccess:
     owner_code: strawberry.Private[str]
@@ -120,6 +127,10 @@ class FieldAccess:
     )
     condition: str | None = strawberry.field(
         description="For conditional fields: what the grants allow, or what is missing."
+    )
+    relations: list[RelationAccess] = strawberry.field(
+        description="Where the decision is DENIED: your parts in a record that open the "
+        "field of that record (a participant of a joint inspection reads its findings)."
     )
 
     @classmethod
@@ -147,6 +158,10 @@ class FieldAccess:
             policy_version=decision.version,
             grants=[strawberry.ID(str(g)) for g in grants[0]] if grants else [],
             condition=grants[1] if grants else None,
+            relations=[
+                RelationAccess(relation=name, description=Relation(name).description, rule=rule)
+                for name, rule in decision.openers
+            ],
         )
 
     @strawberry.field(description="The department whose records this is about.")

@@ -28,7 +28,7 @@ from hub.domain import (
     RepairStatus,
 )
 from hub.errors import BadUserInput, Forbidden
-from hub.records import snake_case
+from hub.records import snake_case, today
 from hub.schema.access import check
 from hub.schema.context import Info
 from hub.schema.loaders import Parent
@@ -104,6 +104,8 @@ class Record:
     enterprise_uscc: strawberry.Private[str]
     enterprise_region: strawberry.Private[str]
     withheld: Withheld
+    # The caller's part in the record (hub/policy/relations.py), as Access.build found it.
+    relations: strawberry.Private[tuple[str, ...]]
     record_id: strawberry.ID = strawberry.field(
         name="id", description="The hub's id of this record."
     )
@@ -216,6 +218,7 @@ class Penalty(Record):
     minor_first_offence_exempt: bool | None = strawberry.field(
         description="A minor first offence exempted from the fine (轻微不罚)."
     )
+    transferred_to_code: strawberry.Private[str | None]
     decision_issued: bool | None = strawberry.field(description="Decision document issued.")
     compliance_suggestion_issued: bool | None = strawberry.field(
         description="Compliance suggestion issued with the decision (三书同达)."
@@ -228,6 +231,14 @@ class Penalty(Record):
     def amount(self) -> Decimal | None:
         check(self, "amount")
         return Decimal(self.amount_fen).scaleb(-2)
+
+    @strawberry.field(description="The department the case was transferred to (案件移送), if any.")
+    def transferred_to(self, info: Info) -> Department | None:
+        check(self, "transferred_to")
+        if self.transferred_to_code is None:
+            return None
+        department: Department = info.context.access.departments[self.transferred_to_code]
+        return department
 
 
 @strawberry.type(description="The accepting department's verdict on a rectification (整改验收).")
@@ -243,12 +254,28 @@ class Rectification(Record):
     enterprise_id: strawberry.Private[int]
     inspection_id: strawberry.Private[int | None]
     penalty_id: strawberry.Private[int | None]
+    codes: strawberry.Private[str]
+    due: strawberry.Private[date]
+    state: strawberry.Private[str]
     requirement: str | None
     ordered_on: date | None
     deadline: date | None
     status: RectificationStatus | None
 
     prefetched: Prefetched
+
+    @strawberry.field(
+        description="Codes of what must be fixed, from the hub's catalogue "
+        "(policies/requirements.csv): what finds orders that contradict each other."
+    )
+    def requirement_codes(self) -> list[str] | None:
+        check(self, "requirement_codes")
+        return self.codes.split()
+
+    @strawberry.field(description="Past its deadline (in China) and not accepted.")
+    def overdue(self) -> bool | None:
+        check(self, "overdue")
+        return is_overdue(self.due, self.state)
 
     @strawberry.field(description="The inspection that led to this order, if any.")
     async def inspection(self, info: Info) -> Inspection | None:
@@ -322,10 +349,24 @@ class Enterprise:
 
     @strawberry.field(description="Rectification orders by order day, oldest first.")
     async def rectifications(
-        self, info: Info, since: Since = None, until: Until = None
+        self,
+        info: Info,
+        since: Since = None,
+        until: Until = None,
+        overdue: Annotated[
+            bool | None,
+            strawberry.argument(description="Only overdue orders (true) or only others (false)."),
+        ] = None,
     ) -> list[Rectification]:
         rows = await info.context.loaders.rectifications.load(date_range(self.id, since, until))
+        if overdue is not None:
+            rows = [row for row in rows if is_overdue(row.due, row.state) is overdue]
         return await built(info, Rectification, rows)
+
+
+def is_overdue(deadline: date, status: str) -> bool:
+    """An order past its deadline (today in China) that is not accepted."""
+    return status != RectificationStatus.ACCEPTED and deadline < today()
 
 
 async def built(info: Info, cls: type[T], rows: Sequence[Row[Any]]) -> list[T]:
