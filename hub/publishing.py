@@ -64,6 +64,8 @@ class Change(StrEnum):
     UNCHANGED = "unchanged"
     RETRACTED = "retracted"
     REPAIRED = "repaired"  # a credit record whose repair was approved
+    ACCEPTED = "accepted"  # an order whose acceptance passed (整改闭环)
+    REOPENED = "reopened"  # an order whose acceptance failed: back in progress
 
 
 @dataclass(frozen=True, slots=True)
@@ -746,19 +748,21 @@ async def _follow_acceptance(
             .values(status=status, version=version, updated_at=_now())
         )
         data = {**(json.loads(row.data) if row.data else {}), "status": status.value}
+        accepted = status is RectificationStatus.ACCEPTED
+        change = Change.ACCEPTED if accepted else Change.REOPENED
         reason = (
             f"acceptance {result.source_id} {values['verdict']} on {values['acceptedOn']}"
-            + ("" if status is RectificationStatus.ACCEPTED else
+            + ("" if accepted else
                ": back in progress; the acceptance's opinion says what is missing")
         )  # fmt: skip
         head += 1
         await connection.execute(
             insert(VERSION),
             [_version(head, kind, batch.owner, row.source_id, record_id, result.uscc, version,
-                      Change.UPDATED, data, "status", reason, publisher)],
+                      change, data, "status", reason, publisher)],
         )  # fmt: skip
         followed.append(
-            Published(result.index, kind.type_name, row.source_id, record_id, version,
-                      Change.UPDATED, result.uscc)
+            Published(result.index, kind.type_name, row.source_id, record_id, version, change,
+                      result.uscc)
         )  # fmt: skip
     return followed, head

@@ -157,7 +157,9 @@ def test_a_field_missing_from_the_catalogue_is_named(policies: Path) -> None:
          "allowed with a stated purpose by policy.csv:{acceptance}: p, market, ecology, "
          "acceptance-results, read, allow"),
         ("market", "ecology", "Inspection.findings", True, False,
-         "no policy line shares Inspection.findings of ecology with market"),
+         "no policy line shares Inspection.findings of ecology with market; open to a "
+         "participant of the joint inspection (综合查一次) by policy.csv:{participant}: p, "
+         "participant, *, inspection-findings, read, allow"),
         ("fire", "emergency", "Finding.description", False, True,
          "allowed by policy.csv:{safety}: p, safety-inspectors, safety-inspectors, "
          "inspection-findings, read, allow"),
@@ -166,8 +168,13 @@ def test_a_field_missing_from_the_catalogue_is_named(policies: Path) -> None:
         ("ecology", "ecology", "Penalty.minorFirstOffenceExempt", False, True,
          "allowed by policy.csv:{own}: p, department, self, *, read, allow"),
         ("market", "ecology", "Penalty.minorFirstOffenceExempt", True, False,
-         "Penalty.minorFirstOffenceExempt is not shared with other departments: 行政处罚法 "
-         "第三十三条 (exempted first offences carry no record elsewhere)"),
+         "no policy line shares Penalty.minorFirstOffenceExempt of ecology with market"),
+        ("enforcement", "ecology", "Penalty.minorFirstOffenceExempt", False, True,
+         "allowed by policy.csv:{exempt}: p, enforcement, *, Penalty.minorFirstOffenceExempt, "
+         "read, allow"),
+        ("market", "ecology", "CreditRepair.opinion", True, False,
+         "CreditRepair.opinion is not shared with other departments: Internal review notes of "
+         "the handling department (内部审查意见)"),
         ("auditor", "market", "Enterprise.name", False, False,
          "no policy line shares Enterprise.name of market with auditor"),
         ("culture", "market", "Enterprise.name", False, True,
@@ -186,6 +193,10 @@ def test_decisions_cite_the_deciding_line(
         "deny": line_of(policy_csv, "p, enforcement, health, Penalty.amount, read, deny"),
         "own": line_of(policy_csv, "p, department, self, *, read, allow"),
         "registration": line_of(policy_csv, "p, department, market, registration, read, allow"),
+        "participant": line_of(policy_csv, "p, participant, *, inspection-findings, read, allow"),
+        "exempt": line_of(
+            policy_csv, "p, enforcement, *, Penalty.minorFirstOffenceExempt, read, allow"
+        ),
     }
     policy = load_policy(DEFAULT_POLICY_DIR, FIELDS)
     decision = policy.decide(subject, owner, field, purpose=purpose)

@@ -10,7 +10,7 @@ from tests.conftest import Hub
 PUBLISH_ACCEPTANCES = """
 mutation($records: [AcceptanceInput!]!, $owner: String, $dryRun: Boolean! = false) {
   publishAcceptances(records: $records, owner: $owner, dryRun: $dryRun) {
-    dryRun created updated unchanged retracted
+    dryRun created updated unchanged retracted accepted reopened
     records { index kind sourceId version change uscc }
   }
 }"""
@@ -76,12 +76,18 @@ def test_a_department_publishes_and_others_read_as_policies_allow(writable: Hub)
     published = hub.ask("ecology", PUBLISH_ACCEPTANCES, records=[
         acceptance("ECO-ACC-NEW-1", rectification)
     ])  # fmt: skip
+    (version,) = hub.sql("SELECT version FROM rectification WHERE source_id = :s",
+                         s=rectification)[0]  # fmt: skip
     assert published == {
         "data": {
             "publishAcceptances": {
                 "dryRun": False, "created": 1, "updated": 0, "unchanged": 0, "retracted": 0,
+                "accepted": 1, "reopened": 0,
                 "records": [{"index": 0, "kind": "ACCEPTANCE", "sourceId": "ECO-ACC-NEW-1",
-                             "version": 1, "change": "CREATED", "uscc": uscc}],
+                             "version": 1, "change": "CREATED", "uscc": uscc},
+                            # the loop closes: the order it accepts is accepted, a new version
+                            {"index": 0, "kind": "RECTIFICATION", "sourceId": rectification,
+                             "version": version, "change": "ACCEPTED", "uscc": uscc}],
             }
         }
     }  # fmt: skip
@@ -192,11 +198,15 @@ def test_writes_and_attempts_are_in_the_access_log(writable: Hub) -> None:
     )
     (failed, written) = [edge["node"] for edge in log["data"]["accessLog"]["edges"]]
     (record_id,) = hub.sql("SELECT id FROM acceptance WHERE source_id = 'ECO-ACC-LOG'")[0]
+    (order_id,) = hub.sql("SELECT id FROM rectification WHERE source_id = :s",
+                          s=rectification)[0]  # fmt: skip
     assert written == {
         "department": "ecology", "operationType": "mutation", "outcome": "OK",
         "enterprises": [uscc],
         "written": [{"enterprise": uscc, "type": "Acceptance", "change": "created",
-                     "ids": [str(record_id)]}],
+                     "ids": [str(record_id)]},
+                    {"enterprise": uscc, "type": "Rectification", "change": "accepted",
+                     "ids": [str(order_id)]}],
     }  # fmt: skip
     assert failed == {
         "department": "ecology", "operationType": "mutation", "outcome": "ERROR",

@@ -296,7 +296,9 @@ def test_an_update_rewrites_the_row_its_links_and_its_children(database: Setting
         pen_id = await record_id(engine, "penalty", "T-PEN-1")
         rect_id = await record_id(engine, "rectification", "T-RECT-1")
 
-        changed = penalty("T-PEN-1", e1, 902, amount="0.00", minorFirstOffenceExempt=True)
+        changed = penalty(
+            "T-PEN-1", e1, 902, amount="0.00", minorFirstOffenceExempt=True, status="exempt"
+        )
         assert await put(engine, ECOLOGY, "penalties", [changed]) == [
             Published(0, "Penalty", "T-PEN-1", pen_id, 2, Change.UPDATED, e1)
         ]
@@ -307,7 +309,7 @@ def test_an_update_rewrites_the_row_its_links_and_its_children(database: Setting
             i=pen_id,
         ) == [("杭环罚〔2026〕902号", 0, True, 2)]
         assert (await versions(engine, "Penalty", "T-PEN-1"))[-1][2] == (
-            "amount caseNumber minorFirstOffenceExempt"
+            "amount caseNumber minorFirstOffenceExempt status"
         )
 
         moved = rect | {
@@ -346,8 +348,11 @@ def test_records_without_an_enterprise_of_their_own_take_their_parents(database:
         assert await retract(
             engine, POLICY, ECOLOGY, kind, "ecology", ["T-ACC-1"], "验收结论有误"
         ) == [Published(0, "Acceptance", "T-ACC-1", acc_id, 2, Change.RETRACTED, e2)]
+        rect_id = await record_id(engine, "rectification", "T-RECT-1")
         assert await put(engine, ECOLOGY, "acceptances", [accepted | {"verdict": "failed"}]) == [
-            Published(0, "Acceptance", "T-ACC-1", acc_id, 3, Change.UPDATED, e2)
+            Published(0, "Acceptance", "T-ACC-1", acc_id, 3, Change.UPDATED, e2),
+            # the order follows its acceptance: passed, then failed, so back in progress
+            Published(0, "Rectification", "T-RECT-1", rect_id, 3, Change.REOPENED, e2),
         ]
         assert await rows(
             engine,
@@ -547,6 +552,7 @@ def test_a_batch_with_a_bad_record_publishes_nothing_and_names_every_problem(
         assert {p.change for p in await put(engine, ECOLOGY, kind, good)} <= {
             Change.CREATED,
             Change.UNCHANGED,
+            Change.ACCEPTED,  # a passed acceptance accepts its order
         }
 
     run(database, scenario)

@@ -179,6 +179,10 @@ class PublishResult:
     unchanged: int
     retracted: int
     repaired: int = strawberry.field(description="Credit records repaired by approved repairs.")
+    accepted: int = strawberry.field(description="Orders accepted by passed acceptances.")
+    reopened: int = strawberry.field(
+        description="Orders back in progress after failed acceptances."
+    )
     records: list[PublishedRecord]
 
     @classmethod
@@ -193,6 +197,8 @@ class PublishResult:
             unchanged=counts[Change.UNCHANGED],
             retracted=counts[Change.RETRACTED],
             repaired=counts[Change.REPAIRED],
+            accepted=counts[Change.ACCEPTED],
+            reopened=counts[Change.REOPENED],
             records=[
                 PublishedRecord(
                     index=result.index,
