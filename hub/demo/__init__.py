@@ -13,9 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from hub import models
 from hub.auth import hash_token
 from hub.clients import create_client
+from hub.conflicts import find_conflicts
 from hub.demo.generator import AS_OF, TABLES, DemoGenerator
 from hub.domain import Role
+from hub.policy.files import read_conflicts
 from hub.records import first_versions, today
+from hub.settings import DEFAULT_POLICY_DIR
 
 __all__ = [
     "AS_OF",
@@ -45,8 +48,10 @@ async def load_demo(
     seed: int,
     as_of: date = AS_OF,
     progress: Callable[[int], None] | None = None,
+    policy_dir: Path = DEFAULT_POLICY_DIR,
 ) -> Counter[str]:
-    """Insert demo dossiers into an empty, migrated database in one transaction.
+    """Insert demo dossiers into an empty, migrated database in one transaction, with the
+    conflicts between their orders that ``policy_dir``'s conflicts.csv finds.
 
     Returns the number of rows written per table. Ids are assigned here rather than by the
     database, which keeps bulk inserts free of RETURNING round trips.
@@ -72,17 +77,24 @@ async def load_demo(
                 progress(size)
         await connection.execute(update(models.FeedHead).values(seq=written["record_version"]))
         written["share_grant"] = await grant_demo_sharing(connection)
-        if connection.dialect.name == "postgresql":
-            # Explicit ids leave the serial sequences behind; move them past the data.
-            for table in TABLES:
-                if "id" in table.c:
-                    await connection.execute(
-                        text(
-                            f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "  # noqa: S608
-                            f"(SELECT coalesce(max(id), 0) + 1 FROM {table.name}), false)"
-                        )
-                    )
+        if connection.dialect.name == "postgresql":  # ids were given: move the sequences on
+            await _advance_sequences(connection)
+        enterprise_ids = range(1, written["enterprise"] + 1)
+        found = await find_conflicts(connection, read_conflicts(policy_dir), enterprise_ids)
+        written["conflict"] = len(found)
     return written
+
+
+async def _advance_sequences(connection: AsyncConnection) -> None:
+    """Explicit ids leave PostgreSQL's serial sequences behind; move them past the data."""
+    for table in TABLES:
+        if "id" in table.c:
+            await connection.execute(
+                text(
+                    f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "  # noqa: S608
+                    f"(SELECT coalesce(max(id), 0) + 1 FROM {table.name}), false)"
+                )
+            )
 
 
 async def grant_demo_sharing(connection: AsyncConnection) -> int:

@@ -17,6 +17,7 @@ from hub.demo.vocabulary import (
     GIVEN_NAMES,
     INDUSTRIES,
     REGIONS,
+    REQUIREMENT_CODES,
     SURNAMES,
     VIOLATIONS,
     Industry,
@@ -100,12 +101,77 @@ class DemoGenerator:
         self.ids: Counter[str] = Counter()
         self.case_numbers: Counter[tuple[str, int]] = Counter()
         self.usccs: set[str] = set()
+        self.told = False  # whether the story of departments working together is in
 
     def batch(self, enterprises: int) -> Rows:
         rows: Rows = {table: [] for table in TABLES}
         for _ in range(enterprises):
             self._enterprise(rows)
+        if not self.told:
+            self.told = self._working_together(rows)
         return rows
+
+    def _working_together(self, rows: Rows) -> bool:
+        """The reform's story on one chemical plant, in the first batch that has one: ecology
+        orders the paint shop's windows shut against VOC fumes while emergency management,
+        inspecting jointly with fire rescue, orders them open against explosive vapour
+        (标准打架); emergency's order is assisted by fire rescue (联合帮扶整改), and ecology
+        transfers its penalty case to comprehensive law enforcement (案件移送). Added after
+        the random histories, so those stay as they were."""
+        plants = [row for row in rows[ENTERPRISE] if row["industry"] == "化工"
+                  and row["status"] is EnterpriseStatus.ACTIVE]  # fmt: skip
+        if not plants:
+            return False
+        plant = plants[0]
+        division = next(r.division for r in REGIONS if r.name == plant["region"])
+        orders = (
+            ("ecology", InspectionKind.ROUTINE, (), "废气治理",
+             "喷涂车间门窗敞开作业，VOCs无组织排放",
+             "喷涂作业期间关闭车间门窗，负压密闭收集VOCs。整改完成后申请验收。", "voc-enclosed",
+             ()),
+            ("emergency", InspectionKind.JOINT, ("fire",), "通风防爆",
+             "喷涂车间可燃气体积聚，通风不良",
+             "保持车间门窗常开、加强自然通风，防止可燃气体积聚。整改完成后申请验收。",
+             "ventilation-open", ("fire",)),
+        )  # fmt: skip
+        for days, (owner, kind, participants, category, finding, requirement, code,
+                   helpers) in zip((12, 6), orders, strict=True):  # fmt: skip
+            day = self.as_of - timedelta(days=days)
+            self.ids["action"] += 1
+            inspection_id = self._record(
+                rows, INSPECTION, owner, enterprise_id=plant["id"],
+                action_code=f"{division}{day:%Y%m%d}{DEPARTMENT_INDEX[owner]:02d}"
+                f"{self.ids['action'] % 100_000:05d}",
+                kind=kind, inspected_on=day, result=InspectionResult.PROBLEMS_FOUND,
+            )  # fmt: skip
+            rows[PARTICIPANT] += [{"inspection_id": inspection_id, "department": department}
+                                  for department in participants]  # fmt: skip
+            rows[FINDING].append({"id": self._id(FINDING), "inspection_id": inspection_id,
+                                  "category": category, "description": finding})  # fmt: skip
+            penalty_id = None
+            if owner == "ecology":
+                self.case_numbers[owner, day.year] += 1
+                penalty_id = self._record(
+                    rows, PENALTY, owner, enterprise_id=plant["id"],
+                    inspection_id=inspection_id,
+                    case_number=f"杭{CASE_ABBREVIATIONS[owner]}罚〔{day.year}〕"
+                    f"{self.case_numbers[owner, day.year]}号",
+                    violation="未采取密闭措施，VOCs无组织排放",
+                    legal_basis="《中华人民共和国大气污染防治法》第一百零八条",
+                    amount_fen=5_000_000, decided_on=day, status=PenaltyStatus.DECIDED,
+                    minor_first_offence_exempt=False, decision_issued=True,
+                    compliance_suggestion_issued=True, credit_repair_notice_issued=True,
+                    transferred_to="enforcement",
+                )  # fmt: skip
+            order_id = self._record(
+                rows, RECTIFICATION, owner, enterprise_id=plant["id"],
+                inspection_id=inspection_id, penalty_id=penalty_id, requirement=requirement,
+                requirement_codes=code, ordered_on=day, deadline=day + timedelta(days=90),
+                status=RectificationStatus.IN_PROGRESS,
+            )  # fmt: skip
+            rows[ASSISTANT] += [{"rectification_id": order_id, "department": department}
+                                for department in helpers]  # fmt: skip
+        return True
 
     def _id(self, table: Table) -> int:
         self.ids[table.name] += 1
@@ -282,6 +348,7 @@ class DemoGenerator:
             decision_issued=True,
             compliance_suggestion_issued=three_documents,
             credit_repair_notice_issued=three_documents,
+            transferred_to=None,
         )
         if not exempt and amount_yuan >= 10_000 and rng.random() < 0.6:
             self._bad_record(
@@ -318,12 +385,12 @@ class DemoGenerator:
                 status = RectificationStatus.ACCEPTED
                 accepted_on = max(ordered_on, deadline - timedelta(days=rng.randint(0, 10)))
                 acceptance = (AcceptanceVerdict.PASSED, accepted_on)
-            elif roll < 0.82:
-                status = RectificationStatus.FAILED
+            elif roll < 0.82:  # a failed acceptance puts the order back in progress
+                status = RectificationStatus.IN_PROGRESS
                 accepted_on = min(self.as_of, deadline + timedelta(days=rng.randint(1, 10)))
                 acceptance = (AcceptanceVerdict.FAILED, accepted_on)
-            else:
-                status = RectificationStatus.OVERDUE
+            else:  # past its deadline and not accepted: overdue, as the hub computes it
+                status = RectificationStatus.IN_PROGRESS
         rectification_id = self._record(
             rows,
             RECTIFICATION,
@@ -332,6 +399,13 @@ class DemoGenerator:
             inspection_id=inspection_id,
             penalty_id=penalty_id,
             requirement="；".join(v.requirement for v in found) + "。整改完成后申请验收。",
+            requirement_codes=" ".join(
+                sorted(
+                    REQUIREMENT_CODES[v.requirement]
+                    for v in found
+                    if v.requirement in REQUIREMENT_CODES
+                )
+            ),
             ordered_on=ordered_on,
             deadline=deadline,
             status=status,

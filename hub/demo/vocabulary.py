@@ -361,3 +361,20 @@ ACCEPTANCE_OPINIONS = {
         "整改措施未落实，需重新整改",
     ),
 }
+
+
+# Codes (policies/requirements.csv) of the requirements above that have one.
+REQUIREMENT_CODES = {
+    "清理过期原料，建立进货查验记录": "expired-food-cleared",
+    "在经营场所醒目位置公示营业执照": "licence-displayed",
+    "送检计量器具并保存检定证书": "scales-verified",
+    "修复废气处理设施并建立运行台账": "voc-treatment-repaired",
+    "整改污水处理工艺，确保达标排放": "wastewater-compliant",
+    "设置规范的危险废物贮存场所并张贴标识": "hazardous-waste-stored",
+    "安排持证人员作业，组织培训取证": "certified-operators",
+    "按核定数量储存危险化学品，清理超量部分": "chemicals-within-limit",
+    "建立隐患排查治理制度并如实记录": "hazard-register",
+    "清洗油烟净化设施并保留清洗记录": "fume-cleaning",
+    "清理疏散通道，保持畅通": "fire-exits-clear",
+    "更换失效灭火器并定期检查": "fire-equipment-maintained",
+}

@@ -35,6 +35,7 @@ __all__ = [
     "SharedFields",
     "Sharing",
     "read",
+    "read_conflicts",
     "version",
 ]
 
@@ -187,6 +188,16 @@ def _read_requirements(files: Files) -> None:
             files.problem("conflicts.csv", line, f"say why {code} and {other} contradict")
         else:
             files.conflicts[pair] = reason
+
+
+def read_conflicts(directory: Path) -> dict[frozenset[str], str]:
+    """The pairs of requirement codes that contradict, from ``directory`` alone (for demo
+    data, which has no policy of its own); PolicyError when the two files have problems."""
+    files = Files(directory)
+    _read_requirements(files)
+    if files.problems:
+        raise PolicyError(files.problems)
+    return files.conflicts
 
 
 def _csv_rows(files: Files, name: str, header: list[str]) -> list[tuple[int, list[str]]]:

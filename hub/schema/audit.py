@@ -40,6 +40,12 @@ class GrantedField:
     grant: strawberry.ID
 
 
+@strawberry.type(description="A field served because of the caller's part in the record.")
+class OpenedField:
+    field: str = strawberry.field(description="Type.field, e.g. Inspection.findings.")
+    relation: str = strawberry.field(description="e.g. participant (hub/policy/relations.py).")
+
+
 @strawberry.type(description="Records of one type served from one enterprise's dossier.")
 class ServedRecords:
     enterprise: str
@@ -49,16 +55,20 @@ class ServedRecords:
     grants: list[GrantedField] = strawberry.field(
         description="The grant that opened each conditional field served."
     )
+    relations: list[OpenedField] = strawberry.field(
+        description="The caller's part in the records that opened fields served."
+    )
 
     @classmethod
     def of(cls, group: dict[str, Any]) -> ServedRecords:
-        granted = group.get("grants", {})
+        granted, opened = group.get("grants", {}), group.get("relations", {})
         return cls(
             enterprise=group["enterprise"],
             type=group["type"],
             fields=group["fields"],
             ids=group["ids"],
             grants=[GrantedField(field=k, grant=strawberry.ID(str(v))) for k, v in granted.items()],
+            relations=[OpenedField(field=k, relation=v) for k, v in opened.items()],
         )
 
 

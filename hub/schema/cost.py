@@ -87,13 +87,16 @@ ESTIMATES: dict[str, int] = {
         )
     },
     "Query.departments": 10,  # the ten departments of hub.domain
-    "Query.myAccess": 500,  # ten owners × the 47 decided fields of the shared types today
+    "Query.myAccess": 510,  # ten owners × the 51 decided fields of the shared types today
+    "FieldAccess.relations": 1,  # a field is opened by one relation at most in policies/
+    "Query.conflicts": 20,
     "Query.shareRequests": 50,
     "Query.grants": 50,
     "AccessRecord.served": 10,
     "AccessRecord.denied": 10,
     "AccessRecord.written": 10,
     "ServedRecords.grants": 5,
+    "ServedRecords.relations": 3,
     "PublishResult.records": 1000,  # a batch holds at most 1,000 records
     # A live change feed sends pages of up to 500 changes (feed.py's MAX_PAGE_SIZE).
     "Subscription.changes": 500,
