@@ -275,6 +275,12 @@ def test_every_batch_is_an_access_record_of_what_it_wrote(
         row.source_id: str(row.id)
         for row in sql(database, "SELECT source_id, id FROM acceptance WHERE owner = 'ecology'")
     }
+    # What acceptances closed (整改闭环): the orders they accept, by acceptance.
+    orders = {
+        row.source_id: str(row.order_id)
+        for row in sql(database, "SELECT a.source_id, r.id AS order_id FROM acceptance a "
+                       "JOIN rectification r ON r.id = a.rectification_id WHERE a.owner = 'ecology'")
+    }  # fmt: skip
     records = sql(database, "SELECT * FROM access_record WHERE seq > :seq ORDER BY seq",
                   seq=first[0] or 0)  # fmt: skip
     assert [
@@ -295,11 +301,15 @@ def test_every_batch_is_an_access_record_of_what_it_wrote(
              "ids": [ids["ECOLOGY-ACC-0000001"]]},
             {"enterprise": "923301113JMJ1JGT5T", "type": "Acceptance", "change": "created",
              "ids": [ids["ECOLOGY-ACC-NEW-1"]]},
+            {"enterprise": "923301113JMJ1JGT5T", "type": "Rectification", "change": "accepted",
+             "ids": [orders["ECOLOGY-ACC-NEW-1"]]},
         ],
         None,  # every line of the second batch was rejected
         [
             {"enterprise": "91330112NRPJA9BQ0M", "type": "Acceptance", "change": "created",
              "ids": [ids["ECOLOGY-ACC-NEW-2"]]},
+            {"enterprise": "91330112NRPJA9BQ0M", "type": "Rectification", "change": "accepted",
+             "ids": [orders["ECOLOGY-ACC-NEW-2"]]},
         ],
     ]  # fmt: skip
     assert [record.enterprises for record in records] == [
@@ -586,7 +596,7 @@ def test_an_unmigrated_database_is_refused(tmp_path: Path) -> None:
 
     assert result.exit_code == 2
     assert flat(result.stderr) == (
-        "import stopped: the database is at revision none (it is empty), not 0006: run `hub db "
+        "import stopped: the database is at revision none (it is empty), not 0007: run `hub db "
         "upgrade` first; nothing was imported"
     )
 

@@ -47,7 +47,7 @@ def old_form(served: Trail) -> list[dict[str, Any]]:
     return [
         {"enterprise": enterprise, "type": type_name, "fields": list(fields), "ids": ids,
          **({"grants": dict(grants)} if grants else {})}
-        for (enterprise, type_name, fields, grants), ids in sorted(served.served.items())
+        for (enterprise, type_name, fields, grants, _), ids in sorted(served.served.items())
     ]  # fmt: skip
 
 

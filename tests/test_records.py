@@ -88,8 +88,8 @@ VALID: dict[str, dict[str, Any]] = {
 # What parse makes of each VALID record: every field of the kind, optional ones filled in.
 CANONICAL: dict[str, dict[str, Any]] = {
     "inspections": VALID["inspections"] | {"participants": ["emergency", "fire"]},
-    "penalties": VALID["penalties"] | {"amount": "125000.50"},
-    "rectifications": VALID["rectifications"],
+    "penalties": VALID["penalties"] | {"amount": "125000.50", "transferredTo": None},
+    "rectifications": VALID["rectifications"] | {"requirementCodes": []},
     "acceptances": VALID["acceptances"],
     "creditRecords": VALID["creditRecords"],
     "creditRepairs": VALID["creditRepairs"],
@@ -177,7 +177,7 @@ def test_a_valid_record_parses_to_its_canonical_plain_json(kind: str) -> None:
                 "legalBasis": "《中华人民共和国固体废物污染环境防治法》第一百一十二条",
                 "amount": 0,
                 "decidedOn": "2026-10-16",
-                "status": "DECIDED",
+                "status": "EXEMPT",
                 "minorFirstOffenceExempt": "yes",
             },
             {
@@ -189,11 +189,12 @@ def test_a_valid_record_parses_to_its_canonical_plain_json(kind: str) -> None:
                 "legalBasis": "《中华人民共和国固体废物污染环境防治法》第一百一十二条",
                 "amount": "0.00",
                 "decidedOn": "2026-10-16",
-                "status": "decided",
+                "status": "exempt",
                 "minorFirstOffenceExempt": True,
                 "decisionIssued": False,
                 "complianceSuggestionIssued": False,
                 "creditRepairNoticeIssued": False,
+                "transferredTo": None,
             },
         ),
         (
@@ -305,6 +306,19 @@ BAD = [
         {"minorFirstOffenceExempt": True},
         [("amount", "an exempted minor first offence (轻微不罚) carries no fine; use 0")],
     ),
+    (
+        "penalties",
+        {"minorFirstOffenceExempt": True, "amount": "0"},
+        [("status", "an exempted minor first offence (首违不罚) is no penalty: its status is exempt")],
+    ),
+    (
+        "penalties",
+        {"status": "exempt"},
+        [("minorFirstOffenceExempt", "status exempt is for exempted minor first offences: set "
+          "minorFirstOffenceExempt")],
+    ),
+    ("penalties", {"transferredTo": "police"}, [("transferredTo", "'police' is not a department; one of " + DEPARTMENT_LIST)]),
+    ("rectifications", {"requirementCodes": ["Windows Open"]}, [("requirementCodes", "'Windows Open' is not a code: lower-case letters, digits, -")]),
     ("penalties", {"decisionIssued": "maybe"}, [("decisionIssued", "'maybe' is not true or false")]),
     ("penalties", {"caseNumber": "号" * 65}, [("caseNumber", "must be at most 64 characters, not 65")]),
     ("penalties", {"violation": 5}, [("violation", "must be text, not a number")]),
@@ -435,9 +449,10 @@ def test_bad_fields_are_named_with_what_is_wrong(
 
 @pytest.mark.parametrize("minus_zero", ["-0", "-0.00", -0.0])
 def test_minus_zero_is_zero(minus_zero: Any) -> None:
-    record = VALID["penalties"] | {"amount": minus_zero, "minorFirstOffenceExempt": True}
+    exempt = {"minorFirstOffenceExempt": True, "status": "exempt"}
+    record = VALID["penalties"] | {"amount": minus_zero} | exempt
     assert parse(KINDS["penalties"], 0, record, TODAY) == (
-        CANONICAL["penalties"] | {"amount": "0.00", "minorFirstOffenceExempt": True},
+        CANONICAL["penalties"] | {"amount": "0.00"} | exempt,
         [],
     )
 

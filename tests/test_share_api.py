@@ -196,7 +196,7 @@ def test_the_whole_story_of_a_grant(hubs: Hubs) -> None:
 
 def test_requests_refused_at_once_say_why(hubs: Hubs) -> None:
     for fields, message in (
-        (["Penalty.minorFirstOffenceExempt"], "Penalty.minorFirstOffenceExempt is not shared"),
+        (["CreditRepair.opinion"], "CreditRepair.opinion is not shared"),
         (["Penalty.amounts"], "unknown field 'Penalty.amounts'"),
         (["Penalty.caseNumber"], "every field asked for is shared without conditions already"),
     ):

@@ -347,11 +347,14 @@ def same_day(monkeypatch: pytest.MonkeyPatch) -> None:
 
 YESTERDAY = TODAY - timedelta(days=1)
 DENY = "p, enforcement, health, Penalty.amount, read, deny"
+ASSISTING = (DEFAULT_POLICY_DIR / "policy.csv").read_text(encoding="utf-8").splitlines().index(
+    "p, assisting, *, acceptance-results, read, allow"
+) + 1
 REFUSALS = [
     pytest.param(
-        MARKET, {"fields": ["Penalty.minorFirstOffenceExempt"]},
-        "Penalty.minorFirstOffenceExempt is not shared with other departments (行政处罚法 第三十三条 "
-        "(exempted first offences carry no record elsewhere)); no request can open it",
+        MARKET, {"fields": ["CreditRepair.opinion"]},
+        "CreditRepair.opinion is not shared with other departments (Internal review notes of the "
+        "handling department (内部审查意见)); no request can open it",
         id="field not shared",
     ),
     pytest.param(
@@ -371,8 +374,9 @@ REFUSALS = [
     pytest.param(
         EMERGENCY, {},
         "Acceptance.opinion of ecology's records cannot reach emergency even with a grant: no "
-        "policy line shares Acceptance.opinion of ecology with emergency; ask for a policy "
-        "change instead",
+        "policy line shares Acceptance.opinion of ecology with emergency; open to an assisting "
+        f"department of the rectification (联合帮扶整改) by policy.csv:{ASSISTING}: p, assisting, "
+        "*, acceptance-results, read, allow; ask for a policy change instead",
         id="no policy line reaches the requester",
     ),
     pytest.param(
@@ -554,9 +558,9 @@ WIDER = [
         id="more fields",
     ),
     pytest.param(
-        {"fields": ["Penalty.minorFirstOffenceExempt"]},
-        "Penalty.minorFirstOffenceExempt is not shared with other departments (行政处罚法 第三十三条 "
-        "(exempted first offences carry no record elsewhere)); no request can open it",
+        {"fields": ["CreditRepair.opinion"]},
+        "CreditRepair.opinion is not shared with other departments (Internal review notes of the "
+        "handling department (内部审查意见)); no request can open it",
         id="a field never shared",
     ),
     pytest.param(

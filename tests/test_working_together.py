@@ -74,7 +74,7 @@ def test_every_participant_reads_the_findings_and_others_do_not(writable: Hub) -
 
 def test_the_access_record_names_the_relation_that_served_a_field(writable: Hub) -> None:
     hub = writable
-    inspection_id, owner, participant, uscc = next(
+    inspection_id, _owner, participant, uscc = next(
         row for row in hub.sql(
             "SELECT i.id, i.owner, p.department, e.uscc FROM inspection i "
             "JOIN inspection_participant p ON p.inspection_id = i.id "
@@ -110,7 +110,8 @@ def test_every_assisting_department_reads_the_order_it_helps_with(writable: Hub)
     for order_id, owner, helper, uscc in assisted:
         orders = records(hub.ask(helper, ORDERS, uscc=uscc), "rectifications")
         order = orders[str(order_id)]
-        assert order["requirement"] is not None and order["status"] is not None
+        assert order["requirement"] is not None
+        assert order["status"] is not None
         accepted = hub.sql("SELECT verdict FROM acceptance WHERE rectification_id = :r",
                            r=order_id)  # fmt: skip
         if accepted:
@@ -136,7 +137,8 @@ def test_the_window_conflict_is_found_shown_to_both_and_settled(writable: Hub) -
         "emergency",
         "ventilation-open",
     )
-    assert "标准打架" in found["reason"] and found["settledAt"] is None
+    assert "标准打架" in found["reason"]
+    assert found["settledAt"] is None
     # Each side reads the other's requirement through the conflict; law enforcement reads both.
     assert "门窗常开" in found["second"]["rectification"]["requirement"]
     assert hub.ask("emergency", CONFLICTS)["data"]["conflicts"] == [found]
@@ -278,7 +280,7 @@ def test_first_offence_exemptions_are_no_penalty_and_law_enforcement_weighs_them
     writable: Hub,
 ) -> None:
     hub = writable
-    penalty_id, owner, uscc = hub.sql(
+    penalty_id, _owner, uscc = hub.sql(
         "SELECT p.id, p.owner, e.uscc FROM penalty p JOIN enterprise e ON e.id = p.enterprise_id "
         "WHERE p.minor_first_offence_exempt AND p.owner <> 'market' ORDER BY p.id"
     )[0]
