@@ -129,6 +129,20 @@ def test_policy_lint_and_explain(env: dict[str, str]) -> None:
     assert "ALLOWED market reading Acceptance.verdict of ecology's records" in flat(explain.output)
     assert "p, market, ecology, acceptance-results, read, allow" in flat(explain.output)
 
+    # A department's part in a record: denied as such, with the relation that would open it;
+    # allowed as a participant, naming the relation.
+    findings = ["policy", "explain", "--department", "fire", "--owner", "market",
+                "--field", "Inspection.findings"]  # fmt: skip
+    denied = flat(runner.invoke(app, findings, env=env).output)
+    assert "DENIED fire reading Inspection.findings of market's records" in denied
+    assert "open to a participant of the joint inspection (综合查一次) by policy.csv:" in denied
+    opened = flat(runner.invoke(app, [*findings, "--relation", "participant"], env=env).output)
+    assert "ALLOWED fire reading Inspection.findings of market's records as participant" in opened
+    assert "opened by the relation: participant" in opened
+    wrong = runner.invoke(app, [*findings, "--relation", "neighbour"], env=env)
+    assert wrong.exit_code == 2
+    assert "neighbour" in flat(wrong.output)
+
     conditional = runner.invoke(
         app,
         ["policy", "explain", "--department", "market", "--owner", "ecology",

@@ -62,6 +62,39 @@ def test_every_field_of_every_shared_type_is_catalogued() -> None:
         ),
         (
             "policy.csv",
+            "p, participant, *, inspection-findings, read, allow",
+            "p, participant, *, penalty-grounds, read, allow",
+            "participant is a part in Inspection and Finding records only; penalty-grounds "
+            "reaches Penalty.amount, Penalty.legalBasis",
+        ),
+        (
+            "policy.csv",
+            "p, participant, *, inspection-findings, read, allow",
+            "p, participant, self, inspection-findings, read, allow",
+            "participant is a part in another department's record; self is the caller's own",
+        ),
+        (
+            "policy.csv",
+            "p, assisting, *, rectification-orders, read, allow",
+            "p, assisting, *, Rectification, write, allow",
+            "assisting is a part in a record: it opens fields to read, never to publish",
+        ),
+        (
+            "policy.csv",
+            "g, fire, safety-inspectors",
+            "g, fire, participant",
+            "group 'participant' is named like a department, a role or a relation",
+        ),
+        (
+            "conflicts.csv",
+            "voc-enclosed,ventilation-open,"
+            '"标准打架: ecology orders VOC workshops sealed against fumes, emergency orders them '
+            'open against explosions; one window cannot be both"',
+            "voc-enclosed,windows-ajar,because",
+            "unknown requirement code 'windows-ajar'; requirements.csv lists the codes",
+        ),
+        (
+            "policy.csv",
             "p, market, ecology, acceptance-results, read, allow",
             "p, market, ecology, acceptance-results, publish, allow",
             "the action must be one of read, write, not 'publish'",
