@@ -336,3 +336,29 @@ def test_relations_cost_no_casbin_evaluation_on_a_warm_request(writable: Hub) ->
         answer = hub.ask(department, query, uscc=uscc)
         assert answer["data"]["enterprise"]["inspections"]
     assert policy.evaluations == before
+
+
+def test_the_change_feed_holds_the_records_a_department_has_a_part_in(writable: Hub) -> None:
+    hub = writable
+    order_id, owner, helper = next(
+        row for row in hub.sql(
+            "SELECT r.id, r.owner, a.department FROM rectification r "
+            "JOIN rectification_assistant a ON a.rectification_id = r.id ORDER BY r.id")
+        if not POLICY.readable(row[2], row[1], "Rectification", purpose=False)
+    )  # fmt: skip
+    feed = """query($after: String) { changes(kinds: [RECTIFICATION], first: 500, after: $after) {
+      endCursor hasMore changes { owner { code } record { id } } } }"""
+    seen: list[dict[str, Any]] = []
+    after = None
+    while True:
+        page = hub.ask(helper, feed, after=after)["data"]["changes"]
+        seen += page["changes"]
+        after = page["endCursor"]
+        if not page["hasMore"]:
+            break
+    from_owner = {c["record"]["id"] for c in seen if c["owner"]["code"] == owner}
+    assert str(order_id) in from_owner  # the order it helps with...
+    helped = {str(row[0]) for row in hub.sql(
+        "SELECT rectification_id FROM rectification_assistant WHERE department = :d",
+        d=helper)}  # fmt: skip
+    assert from_owner <= helped  # ...and no other order of that owner

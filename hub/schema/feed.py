@@ -22,6 +22,7 @@ from hub.domain import DEPARTMENTS, Role
 from hub.errors import BadUserInput, Forbidden
 from hub.publishing import Change
 from hub.schema.context import Info
+from hub.schema.loaders import relations
 from hub.schema.publish import RecordKind
 from hub.schema.types import PUBLISHED_TYPES, Department, Record, built
 
@@ -141,10 +142,19 @@ async def read_changes(
     access = info.context.access
     version = models.RecordVersion
     readable = []
+    # Records the caller has a part in (relations.py) are in its feed as in its dossier.
+    record_id = models.RecordVersion.__table__.c.record_id
+    related = relations(access.caller, record_id) if access.caller else {}
     for kind in kinds or list(RecordKind):
-        visible = [o for o in access.visible_owners(kind.value) if owners is None or o in owners]
+        scope = access.scope(kind.value)
+        visible = [o for o in scope.owners if owners is None or o in owners]
         if visible:
             readable.append(and_(version.kind == kind.value, version.owner.in_(visible)))
+        for name, opened in scope.relations.items():
+            opened = tuple(o for o in opened if owners is None or o in owners)
+            if opened:
+                readable.append(and_(version.kind == kind.value, version.owner.in_(opened),
+                                     related[kind.value][name]))  # fmt: skip
     statement = (
         select(version.seq, version.kind, version.record_id, version.version, version.change,
                version.owner, version.source_id, version.uscc, version.published_at,

@@ -232,38 +232,53 @@ class LevelLoader(Generic[K, T]):
 Scoped = Callable[[str], Scope]
 
 
-def relations(caller: str) -> dict[str, dict[str, ColumnElement[Any]]]:
-    """Per record type, the caller's relations to a row (see hub/policy/relations.py) as
-    columns of the row's own statement: no statement of their own, however many rows."""
-    rectification = models.Rectification.__table__.c
+def relations(
+    caller: str, record: ColumnElement[int] | None = None
+) -> dict[str, dict[str, ColumnElement[Any]]]:
+    """Per record type, the caller's relations to a record (see hub/policy/relations.py) as
+    conditions on its id: ``record``, or (None) the id column of the type's own table, so
+    that they are columns of the row's own statement: no statement of their own, however
+    many rows. The change feed correlates them with a version's record id instead."""
     assistant = models.RectificationAssistant.__table__.c
     participant = models.InspectionParticipant.__table__.c
     conflict = models.Conflict.__table__.c
+    acceptance = models.Acceptance.__table__.alias("accepted").c
+    penalty = models.Penalty.__table__.alias("transferred").c
 
-    def assisting(rectification_id: Any) -> ColumnElement[bool]:
-        return exists().where(
-            assistant.rectification_id == rectification_id, assistant.department == caller
-        )
+    def own(model: type[models.Base]) -> ColumnElement[int]:
+        return model.__table__.c.id if record is None else record
 
+    def assisting(order: Any) -> ColumnElement[bool]:
+        return exists().where(assistant.rectification_id == order, assistant.department == caller)
+
+    order = own(models.Rectification)
     return {
         "Inspection": {
             "participant": exists().where(
-                participant.inspection_id == models.Inspection.__table__.c.id,
+                participant.inspection_id == own(models.Inspection),
                 participant.department == caller,
             )
         },
         "Rectification": {
-            "assisting": assisting(rectification.id),
+            "assisting": assisting(order),
             "conflicting": exists().where(
                 or_(
-                    and_(conflict.first_id == rectification.id, conflict.second_owner == caller),
-                    and_(conflict.second_id == rectification.id, conflict.first_owner == caller),
+                    and_(conflict.first_id == order, conflict.second_owner == caller),
+                    and_(conflict.second_id == order, conflict.first_owner == caller),
                 )
             ),
         },
-        "Acceptance": {"assisting": assisting(models.Acceptance.__table__.c.rectification_id)},
+        "Acceptance": {
+            "assisting": exists().where(
+                acceptance.id == own(models.Acceptance),
+                assistant.rectification_id == acceptance.rectification_id,
+                assistant.department == caller,
+            )
+        },
         "Penalty": {
-            "transferee": models.Penalty.__table__.c.transferred_to.is_not_distinct_from(caller)
+            "transferee": exists().where(
+                penalty.id == own(models.Penalty), penalty.transferred_to == caller
+            )
         },
     }
 
