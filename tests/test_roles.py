@@ -114,7 +114,7 @@ def test_the_serving_role_appends_and_reads_the_log_and_can_do_nothing_else_to_i
         assert granted.returncode == 0, granted.stderr
         assert flat(granted.stderr) == (
             f"database at revision 0007 {role} may now serve: read and append to access_record, "
-            "read alembic_version, read and write the 18 other tables; nothing else"
+            "read alembic_version, read and write the 19 other tables; nothing else"
         )
         serving = as_role(owner, role)
         insufficient_privilege = "42501"
