@@ -7,7 +7,7 @@ amounts as decimal text) or the problems that make it unusable, each naming its 
 The values of single fields are parsed in values.py; here are the checks that need the day
 (a day is plausible from EARLIEST_DAY on, up to today for what happened and up to
 YEARS_AHEAD years ahead for deadlines and expiries) and the other fields of the record.
-Checks that need the database (enterprises, references) live in publishing.py.
+Checks that need the database (enterprises, references) live in hub/publishing/batch.py.
 """
 
 from __future__ import annotations

@@ -7,9 +7,10 @@ the request goes on. When the answer is ready, the request's access record is ap
 the same transaction and both commit at once: if the record cannot be written, nothing the
 request wrote stays (fail closed, as for reads), and a crash between the two cannot happen.
 
-The transaction takes the feed head first, the hub's one write lock (publishing.py): every
-write transaction takes its locks in the same order (feed head, then rows, then the access
-log's chain), so two requests writing different things at once cannot deadlock.
+The transaction takes the feed head first, the hub's one write lock
+(hub/publishing/versions.py): every write transaction takes its locks in the same order
+(feed head, then rows, then the access log's chain), so two requests writing different
+things at once cannot deadlock.
 """
 
 from __future__ import annotations

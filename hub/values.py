@@ -254,7 +254,7 @@ _CODE = re.compile(r"[a-z][a-z0-9-]{1,63}", re.ASCII)
 def codes(value: Any) -> list[str]:
     """Codes from a catalogue (e.g. policies/requirements.csv), as a list or (from CSV)
     separated by semicolons; sorted, each once. Whether each is catalogued is checked where
-    the catalogue is known (publishing.py)."""
+    the catalogue is known (hub/publishing/write.py)."""
     if isinstance(value, str):
         value = [code for code in value.split(";") if code.strip()]
     if not isinstance(value, list) or not all(isinstance(code, str) for code in value):

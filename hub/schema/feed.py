@@ -1,8 +1,9 @@
 """Keeping readers in sync: the change feed and the notifications of each department.
 
-The feed lists record versions in commit order (publishing.py numbers them under the feed
-head), only of the owners and types the caller may read; each change points at the record
-as it is now, built with the same field decisions as the dossier.
+The feed lists record versions in commit order (hub/publishing/versions.py numbers them
+under the feed head), only of the owners and types the caller may read and of the records
+it has a part in; each change points at the record as it is now, built with the same field
+decisions as the dossier.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""Mutations through which a department publishes its records (see hub/publishing.py).
+"""Mutations through which a department publishes its records (see hub/publishing/).
 
-Resolvers turn GraphQL input into the published form and ask publishing.py, which checks
+Resolvers turn GraphQL input into the published form and ask hub/publishing/, which checks
 the policy's ``write`` rule, validates and writes; every record written is entered in the
 request's audit trail.
 """
