@@ -23,8 +23,8 @@ from hub.domain import DEPARTMENTS, Role
 from hub.errors import BadUserInput, Forbidden
 from hub.publishing import Change
 from hub.schema.context import Info
-from hub.schema.loaders import relations
 from hub.schema.publish import RecordKind
+from hub.schema.sources import relations
 from hub.schema.types import PUBLISHED_TYPES, Department, Record, built
 
 __all__ = ["FeedQuery", "Subscription", "read_changes"]

@@ -16,7 +16,7 @@ from hub.errors import BadUserInput, Forbidden, InvalidUSCC
 from hub.grants import describe
 from hub.policy import Decision, Relation, Sharing
 from hub.schema.context import Info
-from hub.schema.loaders import ENTERPRISE
+from hub.schema.sources import ENTERPRISE
 from hub.schema.types import Department, Enterprise
 from hub.uscc import parse_uscc
 

@@ -1,0 +1,226 @@
+"""Where each GraphQL type's rows come from: Core columns labelled as the type's fields, the
+tables they are in, and the caller's relations to a record as columns of its own statement.
+
+Reads use Core selects, not ORM entities; every owned record carries its enterprise's USCC
+and district as stored now (``_owned``), so decisions and the access record never take them
+from where a record appears in an answer.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from sqlalchemy import ColumnElement, FromClause, Select, and_, exists, or_, select
+
+from hub import models
+
+__all__ = [
+    "ACCEPTANCE",
+    "ASSISTANT",
+    "CREDIT_RECORD",
+    "CREDIT_REPAIR",
+    "DEPARTMENT",
+    "ENTERPRISE",
+    "FINDING",
+    "INSPECTION",
+    "PARTICIPANT",
+    "PENALTY",
+    "RECORDS",
+    "RECTIFICATION",
+    "VERSION",
+    "Source",
+    "relations",
+]
+
+
+def _columns(model: type[models.Base], *names: str, **labels: str) -> list[ColumnElement[Any]]:
+    table = model.__table__
+    return [table.c[name] for name in names] + [
+        table.c[column].label(label) for label, column in labels.items()
+    ]
+
+
+class Source(NamedTuple):
+    """Where a type's rows come from: its labelled columns, and the tables they are in."""
+
+    columns: list[ColumnElement[Any]]
+    tables: FromClause
+
+    def select(self) -> Select[Any]:
+        return select(*self.columns).select_from(self.tables)
+
+
+_ENTERPRISE = models.Enterprise.__table__
+RECORD = ("id", "source_id", "version")
+OWNER = {"owner_code": "owner"}
+
+
+def _plain(model: type[models.Base], *names: str, **labels: str) -> Source:
+    return Source(_columns(model, *names, **labels), model.__table__)
+
+
+def _owned(model: type[models.Base], *names: str, via: str | None = None, **labels: str) -> Source:
+    """A record's columns with its enterprise's USCC and district as stored now, joined
+    directly or through the record it is about (``via``, a table name: acceptances and
+    credit repairs). Decisions and the access record take the enterprise from these, never
+    from where a record appears in an answer, so no alias can misfile a read."""
+    table = model.__table__
+    enterprise: list[ColumnElement[Any]] = [
+        _ENTERPRISE.c.uscc.label("enterprise_uscc"),
+        _ENTERPRISE.c.region.label("enterprise_region"),
+    ]
+    if via is None:
+        joined = table.join(_ENTERPRISE, _ENTERPRISE.c.id == table.c.enterprise_id)
+    else:
+        parent = models.Base.metadata.tables[via]
+        joined = table.join(parent, parent.c.id == table.c[f"{via}_id"]).join(
+            _ENTERPRISE, _ENTERPRISE.c.id == parent.c.enterprise_id
+        )
+    return Source(_columns(model, *RECORD, *names, **OWNER, **labels) + enterprise, joined)
+
+
+# The columns each GraphQL type is built from, labelled as its fields (see types.py).
+DEPARTMENT = _plain(models.Department, "code", "name_zh", "name_en")
+ENTERPRISE = _plain(
+    models.Enterprise,
+    "id",
+    "uscc",
+    "name",
+    "legal_representative",
+    "address",
+    "industry",
+    "region",
+    "town",
+    "registered_on",
+    "status",
+    **OWNER,
+)
+CREDIT_RECORD = _owned(
+    models.CreditRecord,
+    "enterprise_id",
+    "kind",
+    "level",
+    "reason",
+    "issued_on",
+    "expires_on",
+    "status",
+)
+CREDIT_REPAIR = _owned(
+    models.CreditRepair,
+    "credit_record_id",
+    "applied_on",
+    "decided_on",
+    "status",
+    "opinion",
+    via="credit_record",
+)
+INSPECTION = _owned(
+    models.Inspection, "enterprise_id", "action_code", "kind", "inspected_on", "result"
+)
+FINDING = _plain(models.InspectionFinding, "id", "inspection_id", "category", "description")
+PARTICIPANT = _plain(models.InspectionParticipant, "department", "inspection_id")
+PENALTY = _owned(
+    models.Penalty,
+    "enterprise_id",
+    "case_number",
+    "violation",
+    "legal_basis",
+    "amount_fen",
+    "decided_on",
+    "status",
+    "minor_first_offence_exempt",
+    "decision_issued",
+    "compliance_suggestion_issued",
+    "credit_repair_notice_issued",
+    transferred_to_code="transferred_to",
+)
+RECTIFICATION = _owned(
+    models.Rectification,
+    "enterprise_id",
+    "requirement",
+    "ordered_on",
+    "deadline",
+    "status",
+    "inspection_id",
+    "penalty_id",
+    codes="requirement_codes",
+    due="deadline",
+    state="status",
+)
+ASSISTANT = _plain(models.RectificationAssistant, "department", "rectification_id")
+ACCEPTANCE = _owned(
+    models.Acceptance, "rectification_id", "accepted_on", "verdict", "opinion", via="rectification"
+)
+VERSION = _plain(
+    models.RecordVersion,
+    "seq",
+    "kind",
+    "record_id",
+    "version",
+    "change",
+    "changed",
+    "reason",
+    "published_at",
+    "publisher",
+    "client",
+)
+# Each publishable type's model and columns, for the change feed.
+RECORDS: dict[str, tuple[Any, Source]] = {
+    "CreditRecord": (models.CreditRecord, CREDIT_RECORD),
+    "CreditRepair": (models.CreditRepair, CREDIT_REPAIR),
+    "Inspection": (models.Inspection, INSPECTION),
+    "Penalty": (models.Penalty, PENALTY),
+    "Rectification": (models.Rectification, RECTIFICATION),
+    "Acceptance": (models.Acceptance, ACCEPTANCE),
+}
+
+
+def relations(
+    caller: str, record: ColumnElement[int] | None = None
+) -> dict[str, dict[str, ColumnElement[Any]]]:
+    """Per record type, the caller's relations to a record (see hub/policy/relations.py) as
+    conditions on its id: ``record``, or (None) the id column of the type's own table, so
+    that they are columns of the row's own statement: no statement of their own, however
+    many rows. The change feed correlates them with a version's record id instead."""
+    assistant = models.RectificationAssistant.__table__.c
+    participant = models.InspectionParticipant.__table__.c
+    conflict = models.Conflict.__table__.c
+    acceptance = models.Acceptance.__table__.alias("accepted").c
+    penalty = models.Penalty.__table__.alias("transferred").c
+
+    def own(model: type[models.Base]) -> ColumnElement[int]:
+        return model.__table__.c.id if record is None else record
+
+    def assisting(order: Any) -> ColumnElement[bool]:
+        return exists().where(assistant.rectification_id == order, assistant.department == caller)
+
+    order = own(models.Rectification)
+    return {
+        "Inspection": {
+            "participant": exists().where(
+                participant.inspection_id == own(models.Inspection),
+                participant.department == caller,
+            )
+        },
+        "Rectification": {
+            "assisting": assisting(order),
+            "conflicting": exists().where(
+                or_(
+                    and_(conflict.first_id == order, conflict.second_owner == caller),
+                    and_(conflict.second_id == order, conflict.first_owner == caller),
+                )
+            ),
+        },
+        "Acceptance": {
+            "assisting": exists().where(
+                acceptance.id == own(models.Acceptance),
+                assistant.rectification_id == acceptance.rectification_id,
+                assistant.department == caller,
+            )
+        },
+        "Penalty": {
+            "transferee": exists().where(
+                penalty.id == own(models.Penalty), penalty.transferred_to == caller
+            )
+        },
+    }
