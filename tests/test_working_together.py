@@ -143,6 +143,14 @@ def test_the_window_conflict_is_found_shown_to_both_and_settled(writable: Hub) -
     assert "门窗常开" in found["second"]["rectification"]["requirement"]
     assert hub.ask("emergency", CONFLICTS)["data"]["conflicts"] == [found]
     assert hub.ask("enforcement", CONFLICTS)["data"]["conflicts"] == [found]
+    (read,) = [e["node"] for e in hub.ask("auditor", LAST_SERVED)["data"]["accessLog"]["edges"]]
+    assert read["department"] == "enforcement"  # what each party read is in the access log
+    assert {
+        "type": "Conflict",
+        "ids": [found["id"]],
+        "fields": ["first", "second", "reason", "foundAt", "settledAt", "settledBy", "settlement"],
+        "relations": [],
+    } in read["served"]
     assert not POLICY.readable("ecology", "emergency", "Rectification", purpose=False)
     for outsider in ("market", "fire", "culture"):  # fire helps emergency, but is no party
         assert hub.ask(outsider, CONFLICTS)["data"]["conflicts"] == []

@@ -60,6 +60,9 @@ class ConflictFilter:
     )
 
 
+CONFLICT_FIELDS = ("first", "second", "reason", "foundAt", "settledAt", "settledBy", "settlement")
+
+
 def _conflict(info: Info, row: Any) -> Conflict:
     departments = info.context.access.departments
     sources = {row.first_id: row.first_source, row.second_id: row.second_source}
@@ -105,6 +108,9 @@ class ConflictQuery:
                 settled.is_not(None) if wanted.settled else settled.is_(None)
             )
         rows = await info.context.loaders.reader.rows(statement.order_by(CONFLICT.c.id))
+        trail = info.context.access.trail
+        for row in rows:  # they name enterprises and other departments' orders: audited
+            trail.serve(row.uscc, "Conflict", str(row.id), CONFLICT_FIELDS)
         return [_conflict(info, row) for row in rows]
 
 
