@@ -5,6 +5,7 @@ acceptance closes or reopens the order it accepts (整改闭环)."""
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 
 from sqlalchemy import insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -28,7 +29,7 @@ from hub.publishing.versions import (
     new_version,
     now,
 )
-from hub.records import KINDS
+from hub.records import KINDS, Kind
 
 
 async def readers_of(connection: AsyncConnection, kind: str, record_id: int, uscc: str,
@@ -53,6 +54,47 @@ async def readers_of(connection: AsyncConnection, kind: str, record_id: int, usc
     return sorted(readers)
 
 
+async def _restate(
+    connection: AsyncConnection,
+    kind: Kind,
+    owner: str,
+    record_id: int,
+    uscc: str,
+    status: StrEnum,
+    change: Change,
+    reason: str,
+    head: int,
+    publisher: Publisher,
+    index: int,
+) -> tuple[Published | None, int]:
+    """Give a record of ``kind`` a new ``status``: a new version of it in the change feed, as
+    if its owner had published it; None when it has that status already."""
+    table = kind.table
+    row = (
+        await connection.execute(
+            select(table.c.source_id, table.c.version, table.c.status, VERSION.c.data)
+            .outerjoin(VERSION, is_current_version(kind))
+            .where(table.c.id == record_id)
+        )
+    ).one()
+    if row.status == status:
+        return None, head
+    version = row.version + 1
+    await connection.execute(
+        update(table)
+        .where(table.c.id == record_id)
+        .values(status=status, version=version, updated_at=now())
+    )
+    data = {**(json.loads(row.data) if row.data else {}), "status": status.value}
+    head += 1
+    await connection.execute(
+        insert(VERSION),
+        [new_version(head, kind, owner, row.source_id, record_id, uscc, version, change, data,
+                     "status", reason, publisher)],
+    )  # fmt: skip
+    return Published(index, kind.type_name, row.source_id, record_id, version, change, uscc), head
+
+
 async def repair_credit(
     connection: AsyncConnection,
     batch: Batch,
@@ -63,7 +105,6 @@ async def repair_credit(
     """Approved repairs mark their credit records repaired, for every reader at once, and
     tell each department that read the old record."""
     credit = KINDS["creditRecords"]
-    table = credit.table
     repaired: list[Published] = []
     for result in published:
         values = batch.values[result.index]
@@ -74,29 +115,12 @@ async def repair_credit(
         if result.change is Change.UNCHANGED or not newly:
             continue
         record_id = batch.ids[result.index]["credit_record_id"]
-        row = (
-            await connection.execute(
-                select(table.c.source_id, table.c.version, table.c.status, VERSION.c.data)
-                .outerjoin(VERSION, is_current_version(credit))
-                .where(table.c.id == record_id)
-            )
-        ).one()
-        if row.status == CreditStatus.REPAIRED:
-            continue
-        version = row.version + 1
-        await connection.execute(
-            update(table)
-            .where(table.c.id == record_id)
-            .values(status=CreditStatus.REPAIRED, version=version, updated_at=now())
-        )
-        data = {**(json.loads(row.data) if row.data else {}), "status": CreditStatus.REPAIRED.value}
         reason = f"credit repair {result.source_id} approved on {values['decidedOn']}"
-        head += 1
-        await connection.execute(
-            insert(VERSION),
-            [new_version(head, credit, batch.owner, row.source_id, record_id, result.uscc, version,
-                      Change.REPAIRED, data, "status", reason, publisher)],
-        )  # fmt: skip
+        done, head = await _restate(connection, credit, batch.owner, record_id, result.uscc,
+                                    CreditStatus.REPAIRED, Change.REPAIRED, reason, head,
+                                    publisher, result.index)  # fmt: skip
+        if done is None:
+            continue
         readers = await readers_of(
             connection, credit.type_name, record_id, result.uscc, batch.owner
         )
@@ -110,11 +134,11 @@ async def repair_credit(
                         "kind": credit.type_name,
                         "record_id": record_id,
                         "owner": batch.owner,
-                        "source_id": row.source_id,
+                        "source_id": done.source_id,
                         "uscc": result.uscc,
-                        "version": version,
+                        "version": done.version,
                         "message": (
-                            f"{batch.owner}'s credit record {row.source_id} of enterprise "
+                            f"{batch.owner}'s credit record {done.source_id} of enterprise "
                             f"{result.uscc}, which your systems read, was repaired ({reason}); "
                             "its status is now repaired: correct any copy you keep"
                         ),
@@ -123,17 +147,18 @@ async def repair_credit(
                     for department in readers
                 ],
             )
-        repaired.append(
-            Published(result.index, credit.type_name, row.source_id, record_id, version,
-                      Change.REPAIRED, result.uscc)
-        )  # fmt: skip
+        repaired.append(done)
     return repaired, head
 
 
 # What an acceptance's verdict makes of the order it accepts (整改闭环).
 FOLLOWS = {
-    AcceptanceVerdict.PASSED.value: RectificationStatus.ACCEPTED,
-    AcceptanceVerdict.FAILED.value: RectificationStatus.IN_PROGRESS,
+    AcceptanceVerdict.PASSED.value: (RectificationStatus.ACCEPTED, Change.ACCEPTED, ""),
+    AcceptanceVerdict.FAILED.value: (
+        RectificationStatus.IN_PROGRESS,
+        Change.REOPENED,
+        ": back in progress; the acceptance's opinion says what is missing",
+    ),
 }
 
 
@@ -147,46 +172,17 @@ async def follow_acceptance(
     """Close the loop: a passed acceptance makes its order accepted, a failed one puts it
     back in progress (the acceptance's opinion says what is missing), each a new version of
     the order in the change feed, as if its owner had published it."""
-    kind = KINDS["rectifications"]
-    table = kind.table
     followed: list[Published] = []
     for result in published:
         if result.change is Change.UNCHANGED:
             continue
         values = batch.values[result.index]
-        status = FOLLOWS[values["verdict"]]
-        record_id = batch.ids[result.index]["rectification_id"]
-        row = (
-            await connection.execute(
-                select(table.c.source_id, table.c.version, table.c.status, VERSION.c.data)
-                .outerjoin(VERSION, is_current_version(kind))
-                .where(table.c.id == record_id)
-            )
-        ).one()
-        if row.status == status:
-            continue
-        version = row.version + 1
-        await connection.execute(
-            update(table)
-            .where(table.c.id == record_id)
-            .values(status=status, version=version, updated_at=now())
-        )
-        data = {**(json.loads(row.data) if row.data else {}), "status": status.value}
-        accepted = status is RectificationStatus.ACCEPTED
-        change = Change.ACCEPTED if accepted else Change.REOPENED
-        reason = (
-            f"acceptance {result.source_id} {values['verdict']} on {values['acceptedOn']}"
-            + ("" if accepted else
-               ": back in progress; the acceptance's opinion says what is missing")
-        )  # fmt: skip
-        head += 1
-        await connection.execute(
-            insert(VERSION),
-            [new_version(head, kind, batch.owner, row.source_id, record_id, result.uscc, version,
-                      change, data, "status", reason, publisher)],
-        )  # fmt: skip
-        followed.append(
-            Published(result.index, kind.type_name, row.source_id, record_id, version, change,
-                      result.uscc)
-        )  # fmt: skip
+        status, change, why = FOLLOWS[values["verdict"]]
+        reason = f"acceptance {result.source_id} {values['verdict']} on {values['acceptedOn']}"
+        done, head = await _restate(connection, KINDS["rectifications"], batch.owner,
+                                    batch.ids[result.index]["rectification_id"], result.uscc,
+                                    status, change, reason + why, head, publisher,
+                                    result.index)  # fmt: skip
+        if done is not None:
+            followed.append(done)
     return followed, head
