@@ -149,7 +149,7 @@ def test_policy_lint_and_explain(env: dict[str, str]) -> None:
          "--field", "Acceptance.opinion"],
         env=env,
     )  # fmt: skip
-    assert "DENIED" in conditional.output
+    assert "CONDITIONAL market reading Acceptance.opinion" in flat(conditional.output)
     assert "state the purpose of the request in the X-Hub-Purpose header" in flat(
         conditional.output
     )
@@ -189,6 +189,15 @@ def test_policy_lint_and_explain(env: dict[str, str]) -> None:
     )
     assert unknown.exit_code == 2
     assert "'X.y' is not a catalogued Type.field" in flat(unknown.output)
+    for option in ("--department", "--owner"):
+        words = ["--department", "market", "--owner", "ecology", "--field", "Penalty.amount"]
+        words[words.index(option) + 1] = "mars"
+        wrong = runner.invoke(app, ["policy", "explain", *words], env=env)
+        assert wrong.exit_code == 2
+        assert "'mars' is not a department" in flat(wrong.output)
+
+    version = runner.invoke(app, ["--version"], env=env)
+    assert (version.exit_code, version.output.strip()) == (0, "hub 0.1.0")
 
 
 def test_audit_commands(env: dict[str, str], tmp_path: Path) -> None:

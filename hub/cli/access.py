@@ -22,7 +22,7 @@ from hub.cli.common import (
     with_engine,
 )
 from hub.clients import create_client, list_clients, revoke_client
-from hub.domain import Role
+from hub.domain import DEPARTMENTS, Role
 from hub.grants import GrantBook, Grants, describe
 from hub.models import Enterprise
 from hub.policy import PolicyError, Relation, lint, load_policy
@@ -122,12 +122,26 @@ def policy_explain(
         raise typer.Exit(1) from None
     if field not in policy.catalog:
         raise typer.BadParameter(f"{field!r} is not a catalogued Type.field", param_hint="--field")
+    codes = [d.code for d in DEPARTMENTS]
+    for value, hint in ((department, "--department"), (owner, "--owner")):
+        if value not in codes:
+            raise typer.BadParameter(
+                f"{value!r} is not a department; one of {', '.join(codes)}", param_hint=hint
+            )
     subject = Principal("cli", "cli", department, role).subject
     relations = tuple(sorted({r.value for r in relation or ()}))
     decision = policy.decide(
         subject, owner, field, purpose=purpose is not None, relations=relations
     )
-    verdict = "[green]ALLOWED[/green]" if decision.allowed else "[red]DENIED[/red]"
+    # As myAccess says it: a field served with a stated purpose (under a grant) is
+    # CONDITIONAL, not DENIED, when no purpose is given.
+    verdict = (
+        "[green]ALLOWED[/green]"
+        if decision.allowed
+        else "[yellow]CONDITIONAL[/yellow]"
+        if decision.needs_purpose
+        else "[red]DENIED[/red]"
+    )
     part = f" as {', '.join(relations)} of the record" if relations else ""
     console.print(
         f"{verdict} {subject} reading {field} of {owner}'s records{part} "

@@ -7,6 +7,7 @@ import getpass
 import json
 import os
 from collections.abc import Awaitable, Callable, Coroutine
+from importlib.metadata import version
 from typing import Any, TypeVar
 
 import typer
@@ -60,10 +61,19 @@ console = Console(stderr=True)
 debugging = False  # --debug: a setup mistake shows its traceback too
 
 
+def print_version(asked: bool) -> None:
+    if asked:
+        typer.echo(f"hub {version('hub')}")
+        raise typer.Exit()
+
+
 @app.callback()
 def options(
     debug: bool = typer.Option(
         False, "--debug", help="Show the traceback of a failure as well as what to do about it."
+    ),
+    _: bool = typer.Option(
+        False, "--version", callback=print_version, is_eager=True, help="Print the version."
     ),
 ) -> None:
     global debugging
