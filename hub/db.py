@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -38,6 +39,14 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 POOL_SIZE = 20
 
 
+class MissingFolder(FileNotFoundError):
+    """The folder an SQLite database URL names, and its parent, do not exist."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(errno.ENOENT, "no such folder", str(folder))
+        self.folder = folder
+
+
 def create_engine(settings: Settings, *, pooled: bool = True) -> AsyncEngine:
     """An engine for ``settings.database_url``; creates the folder of an SQLite file."""
     sqlite_path = settings.sqlite_path()
@@ -49,7 +58,12 @@ def create_engine(settings: Settings, *, pooled: bool = True) -> AsyncEngine:
     elif sqlite_path is not None or not settings.database_url.startswith("sqlite"):
         options.update(pool_size=POOL_SIZE, max_overflow=POOL_SIZE)
     if sqlite_path is not None:
-        sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+        folder = sqlite_path.parent
+        # The folder of the default var/hub.db is made; a folder further from anything
+        # that exists is a mistyped URL, not a place to start a database in.
+        if not folder.exists() and not folder.parent.is_dir():
+            raise MissingFolder(folder)
+        folder.mkdir(exist_ok=True)
     engine = create_async_engine(settings.database_url, **options)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _configure_sqlite)

@@ -27,6 +27,9 @@ def hub(url: str, *arguments: str) -> subprocess.CompletedProcess[str]:
         ("not a url", "HUB_DATABASE_URL 'not a url' is not a database URL"),
         ("sqlite+aiosqlite:///{tmp}/empty.db", "is not migrated (no such table: client): run "
          "`hub db upgrade`"),
+        # A mistyped folder is not made: only the folder of a database file whose parent is.
+        ("sqlite+aiosqlite:///{tmp}/no/such/hub.db", "the folder {tmp}/no/such of the SQLite "
+         "database sqlite+aiosqlite:///{tmp}/no/such/hub.db does not exist: create it"),
     ],
 )  # fmt: skip
 def test_a_setup_mistake_is_one_paragraph_and_exit_status_2(
@@ -39,6 +42,7 @@ def test_a_setup_mistake_is_one_paragraph_and_exit_status_2(
     assert said in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
     assert "secret" not in result.stderr  # the password stays out of the message
+    assert not (tmp_path / "no").exists()
     debugged = hub(url, "--debug", "clients", "list")
     assert debugged.returncode != 0
     assert "Traceback" in debugged.stderr

@@ -17,7 +17,7 @@ from sqlalchemy import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub.db import create_engine, current_revision, head_revision
+from hub.db import MissingFolder, create_engine, current_revision, head_revision
 from hub.errors import HubError
 from hub.policy import Problem
 from hub.settings import Settings
@@ -97,6 +97,11 @@ def setup_problem(error: BaseException, url: str) -> str | None:
     if isinstance(error, ModuleNotFoundError | NoSuchModuleError):
         return (
             f"HUB_DATABASE_URL {shown} names a database driver the hub does not install: {example}"
+        )
+    if isinstance(error, MissingFolder):
+        return (
+            f"the folder {error.folder} of the SQLite database {shown} does not exist: create "
+            "it, or set HUB_DATABASE_URL to a file in a folder that does"
         )
     if isinstance(error, OSError):  # refused, unknown host, timed out
         reason = error.strerror or str(error) or type(error).__name__
