@@ -107,6 +107,33 @@ class TransportHandler(BaseGraphQLTransportWSHandler[Connection, None]):
             return
         await super().handle_message(message)
 
+    async def handle_connection_init(self, message: Any) -> None:
+        """As strawberry's, but a refused connection closes with the hub's reason (4403
+        ``UNAUTHENTICATED: the token is unknown or revoked``...), which clients show, where
+        strawberry says only ``Forbidden``."""
+        payload = message.get("payload", {}) if isinstance(message, dict) else None
+        if self.connection_timed_out or self.connection_init_received:
+            await super().handle_connection_init(message)  # strawberry closes these
+            return
+        if self.connection_init_timeout_task:
+            self.connection_init_timeout_task.cancel()
+        if not isinstance(payload, dict):
+            await self.websocket.close(code=4400, reason="Invalid connection init payload")
+            return
+        self.connection_init_received = True
+        self.context.connection_params = payload
+        try:
+            await self.view.on_ws_connect(self.context)
+        except ConnectionRejectionError as refused:
+            said: dict[str, Any] = refused.payload if isinstance(refused.payload, dict) else {}
+            code = (said.get("extensions") or {}).get("code", "FORBIDDEN")
+            reason = f"{code}: {said.get('message', 'refused')}"
+            # A close frame's reason holds at most 123 bytes of UTF-8.
+            await self.websocket.close(code=4403, reason=_cut(reason, 123))
+            return
+        await self.send_message({"type": "connection_ack"})
+        self.connection_acknowledged = True
+
     async def run_operation(self, operation: Operation[Connection, None]) -> None:
         endpoint = cast("SubscriptionEndpoint", self.view)
         started = time.perf_counter()
@@ -165,6 +192,14 @@ class TransportHandler(BaseGraphQLTransportWSHandler[Connection, None]):
         if payload is not None:
             message["payload"] = payload
         await operation.send_operation_message(message)  # type: ignore[arg-type]
+
+
+def _cut(text: str, limit: int) -> str:
+    """``text`` in at most ``limit`` bytes of UTF-8, cut at a character, with … if cut."""
+    if len(text.encode()) <= limit:
+        return text
+    cut = text.encode()[: limit - 3].decode(errors="ignore")
+    return cut + "…"
 
 
 class SubscriptionEndpoint(GraphQL[Connection, None]):

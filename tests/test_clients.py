@@ -15,6 +15,7 @@ from typing import Any
 import httpx2
 import pytest
 from gql import Client, GraphQLRequest
+from gql.transport.exceptions import TransportError
 from gql.transport.websockets import WebsocketsTransport
 from sqlalchemy import text
 
@@ -93,6 +94,22 @@ def test_a_subscriber_over_a_real_websocket_gets_another_departments_publish(
         {"kind": "ACCEPTANCE", "change": "CREATED", "sourceId": "ECO-GQL-1",
          "owner": {"code": "ecology"}, "record": {"verdict": "PASSED"}},
     ]  # fmt: skip
+
+    async def refused(token: str) -> str:
+        transport = WebsocketsTransport(
+            url=f"ws://127.0.0.1:{port}/graphql",
+            subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL],
+            init_payload={"Authorization": f"Bearer {token}"},
+        )
+        with pytest.raises(TransportError) as closed:
+            async with Client(transport=transport) as session:
+                await anext(session.subscribe(GraphQLRequest(SUBSCRIBE)))
+        frame = closed.value.__cause__.rcvd  # type: ignore[union-attr]
+        return f"{frame.code} {frame.reason}"
+
+    # A bad token is told why, in the close frame a client library shows.
+    said = asyncio.run(refused("hub_" + "x" * 43))
+    assert said.startswith("4403 UNAUTHENTICATED: "), said
 
 
 def test_the_install_itself_brings_uvicorn_a_websocket_protocol() -> None:

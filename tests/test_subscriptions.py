@@ -166,6 +166,7 @@ def test_subscriptions_need_a_valid_credential(live: LiveHub) -> None:
         with pytest.raises(WebSocketDisconnect) as closed:
             anonymous.receive_json()
         assert closed.value.code == 4403
+        assert closed.value.reason.startswith("UNAUTHENTICATED: "), closed.value.reason
     (denied,) = live.sql(
         "SELECT outcome, operation_type FROM access_record ORDER BY seq DESC LIMIT 1"
     )
