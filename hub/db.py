@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy.exc
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -29,6 +30,7 @@ __all__ = [
     "alembic_config",
     "create_engine",
     "current_revision",
+    "database_away",
     "head_revision",
     "transaction",
     "upgrade",
@@ -159,3 +161,32 @@ async def current_revision(connection: AsyncConnection) -> str | None:
         return MigrationContext.configure(sync_connection).get_current_revision()
 
     return await connection.run_sync(read)
+
+
+# What a database that is away (stopped, restarting, unreachable, out of connections, or a
+# file that cannot be opened or written) says, as opposed to a statement that is wrong.
+AWAY_WORDS = (
+    "unable to open database file", "disk i/o error", "database or disk is full",
+    "database is locked", "connection is closed", "connection was closed",
+    "cannot connect now", "too many connections", "the database system is",
+    "terminating connection", "server closed the connection", "connection refused",
+)  # fmt: skip
+
+
+def database_away(error: BaseException) -> bool:
+    """Whether ``error`` says the database is away rather than that a statement is wrong."""
+    for cause in (error, getattr(error, "orig", None), error.__cause__):
+        if cause is None:
+            continue
+        if isinstance(cause, OSError | TimeoutError | sqlalchemy.exc.TimeoutError):
+            return True
+        if getattr(cause, "connection_invalidated", False):
+            return True
+        said = str(cause).lower()
+        if any(words in said for words in AWAY_WORDS):
+            return True
+        name = type(cause).__name__
+        if name in ("ConnectionDoesNotExistError", "CannotConnectNowError",
+                    "TooManyConnectionsError", "InterfaceError"):  # fmt: skip
+            return True
+    return False

@@ -9,6 +9,8 @@
      │    └── InvalidRecords                     fix the records named, publish again
      ├── QueryTooComplex      QUERY_TOO_COMPLEX  ask for less in one request
      ├── RateLimited          RATE_LIMITED       slow down; retry after the seconds given
+     ├── ServiceUnavailable   SERVICE_UNAVAILABLE retry after the seconds given (the
+     │                                           operator is told: the database is away)
      └── NotFound             NOT_FOUND          check the identifier
 
 Anything else raised while serving a request is a defect: callers see only
@@ -31,6 +33,7 @@ __all__ = [
     "PurposeRequired",
     "QueryTooComplex",
     "RateLimited",
+    "ServiceUnavailable",
     "Unauthenticated",
 ]
 
@@ -152,3 +155,21 @@ class RateLimited(HubError):
             RateLimited, limit=self.limit, value=self.value, retry_after=self.retry_after
         )
         return rebuild, (self.message,)
+
+
+class ServiceUnavailable(HubError):
+    """The database cannot be reached or written just now (an operator's condition, not a
+    defect): HTTP 503 with ``Retry-After``; nothing was served without its record."""
+
+    code = "SERVICE_UNAVAILABLE"
+    RETRY_AFTER = 5  # seconds
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the hub cannot reach its database just now; nothing was read or written: try "
+            f"again in {self.RETRY_AFTER} seconds",
+            retryAfter=self.RETRY_AFTER,
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return ServiceUnavailable, ()

@@ -29,6 +29,7 @@ from strawberry.types.graphql import OperationType
 from hub.audit import AccessEntry, AccessLog, Outcome, Trail
 from hub.auth import Authenticator
 from hub.clients import ClientLookup
+from hub.db import database_away
 from hub.errors import (
     INTERNAL,
     BadUserInput,
@@ -37,6 +38,7 @@ from hub.errors import (
     PurposeRequired,
     QueryTooComplex,
     RateLimited,
+    ServiceUnavailable,
     Unauthenticated,
 )
 from hub.grants import Grants
@@ -47,6 +49,7 @@ from hub.schema.context import read_departments
 from hub.schema.cost import Pricing
 from hub.schema.limits import MAX_TOKENS, TOKEN_LIMIT_MESSAGE, cacheable
 from hub.settings import Settings
+from hub.text import escaped
 from hub.throttle import Limits, Throttle, Ticket
 from hub.unit import Writes
 
@@ -66,6 +69,20 @@ def error_body(code: str, message: str) -> dict[str, Any]:
 
 def error_response(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse(error_body(code, message), status)
+
+
+def away(error: BaseException, where: object) -> ServiceUnavailable:
+    """The database is away: one line for the operator (no traceback: not a defect), and
+    SERVICE_UNAVAILABLE for the caller."""
+    said = str(getattr(error, "orig", None) or error).strip().splitlines()
+    logger.warning("database unavailable at %s: %s: %s", where, type(error).__name__,
+                   escaped(said[0] if said else "")[:300])  # fmt: skip
+    return ServiceUnavailable()
+
+
+def unavailable(error: ServiceUnavailable) -> tuple[int, dict[str, Any], dict[str, str]]:
+    body = {"errors": [{"message": error.message, "extensions": error.extensions()}]}
+    return 503, body, {"Retry-After": str(error.RETRY_AFTER)}
 
 
 def internal_reference(error: BaseException, where: object = None) -> str:
@@ -100,6 +117,8 @@ def format_error(error: GraphQLError) -> dict[str, Any]:
     original = error.original_error
     while isinstance(original, GraphQLError):
         original = original.original_error
+    if original is not None and not isinstance(original, HubError) and database_away(original):
+        original = away(original, error.path)
     if isinstance(original, HubError):
         message, extensions = original.message, original.extensions()
     elif error.path is None and (original is None or isinstance(original, ValueError | TypeError)):
@@ -255,7 +274,10 @@ class GraphQLEndpoint:
             try:
                 status, answer, headers = await self.answer(request, entry, writes)
             except Exception as error:  # a failed request is recorded too, its writes undone
-                status, answer, headers = 500, internal_answer(internal_reference(error)), None
+                if database_away(error):
+                    status, answer, headers = unavailable(away(error, "request"))
+                else:
+                    status, answer, headers = 500, internal_answer(internal_reference(error)), None
                 await writes.close()
                 entry.trail.written.clear()
                 entry.trail.transitions.clear()
@@ -278,8 +300,11 @@ class GraphQLEndpoint:
                 else:
                     await self.access_log.append(entry)
             except Exception as error:  # fail closed: no record, no answer (and no writes)
-                reference = internal_reference(error, "access log")
                 span.set_status(Status(StatusCode.ERROR, "access log not written"))
+                if database_away(error):
+                    status, answer, headers = unavailable(away(error, "access log"))
+                    return JSONResponse(answer, status, headers)
+                reference = internal_reference(error, "access log")
                 return JSONResponse(internal_answer(reference), 500)
             finally:
                 await writes.close()
