@@ -23,6 +23,7 @@ from hub.audit import AccessLog
 from hub.checkpoint import CheckpointSchedule
 from hub.db import create_engine, current_revision, head_revision
 from hub.graphql_http import GraphQLEndpoint, internal_error_response
+from hub.logs import configure_logging
 from hub.policy import PolicyError, PolicyStore
 from hub.roles import access_log_exposure
 from hub.schema import build_schema, policy_fields
@@ -57,24 +58,12 @@ async def warn_if_the_log_is_exposed(engine: AsyncEngine) -> None:
         logger.warning("%s", exposure)
 
 
-# Libraries' chatter, off: Casbin logs every decision (denials as warnings) and the model at
-# each load, which the access log records better; alembic logs its context at every /readyz.
-QUIET = ("casbin", "alembic.runtime.migration")
-
-
-def configure_logging() -> None:
-    """The hub's own records (policy reloads, internal errors with their references) go
-    where uvicorn's do."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     [%(name)s] %(message)s")
-    for name in QUIET:
-        logging.getLogger(name).setLevel(logging.ERROR)
-
-
 def from_environment() -> Starlette:
     """The hub as the ``HUB_*`` variables configure it: each of `hub serve --workers`."""
-    configure_logging()
+    settings = Settings.from_env()
+    configure_logging(settings.log_format)
     try:
-        return create_app(Settings.from_env())
+        return create_app(settings)
     except PolicyError as error:  # the others keep serving the policy they have
         logger.error("this worker does not start with unsound policies:\n%s", error)
         raise SystemExit(1) from None

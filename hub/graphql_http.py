@@ -42,6 +42,7 @@ from hub.errors import (
     Unauthenticated,
 )
 from hub.grants import Grants
+from hub.logs import request_log
 from hub.params import BadRequest, Params, header_text, params, parse_body
 from hub.policy import PolicyStore
 from hub.schema import SHARED, Access, Context, Loaders, Reader
@@ -83,6 +84,20 @@ def away(error: BaseException, where: object) -> ServiceUnavailable:
 def unavailable(error: ServiceUnavailable) -> tuple[int, dict[str, Any], dict[str, str]]:
     body = {"errors": [{"message": error.message, "extensions": error.extensions()}]}
     return 503, body, {"Retry-After": str(error.RETRY_AFTER)}
+
+
+def log_request(entry: AccessEntry, status: int) -> None:
+    """The server log's line for a request: who, what, how it ended, how long it took."""
+    milliseconds = entry.duration_us / 1000
+    request_log.info(
+        "%s %s by %s: %s %d in %.1f ms trace %s",
+        entry.operation_type or "request", entry.operation_name or "-",
+        entry.department or "-", entry.outcome, status, milliseconds, entry.trace_id,
+        extra={"trace_id": entry.trace_id, "department": entry.department,
+               "client": entry.client, "operation_type": entry.operation_type,
+               "operation_name": entry.operation_name, "outcome": str(entry.outcome),
+               "status": status, "duration_ms": round(milliseconds, 1)},
+    )  # fmt: skip
 
 
 def internal_reference(error: BaseException, where: object = None) -> str:
@@ -303,11 +318,15 @@ class GraphQLEndpoint:
                 span.set_status(Status(StatusCode.ERROR, "access log not written"))
                 if database_away(error):
                     status, answer, headers = unavailable(away(error, "access log"))
-                    return JSONResponse(answer, status, headers)
-                reference = internal_reference(error, "access log")
-                return JSONResponse(internal_answer(reference), 500)
+                else:
+                    status, answer = 500, internal_answer(internal_reference(error, "access log"))
+                    headers = None
+                entry.outcome = Outcome.ERROR
+                answer.setdefault("extensions", {})["traceId"] = entry.trace_id
+                return JSONResponse(answer, status, headers)
             finally:
                 await writes.close()
+                log_request(entry, status)
         answer.setdefault("extensions", {})["traceId"] = entry.trace_id
         return JSONResponse(answer, status, headers)
 

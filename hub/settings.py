@@ -34,6 +34,8 @@ class Settings:
     # witnesses collect the files.
     checkpoint_seconds: int = 0
     checkpoint_dir: Path = Path("var/checkpoints")
+    # The server log: "text" (uvicorn's style) or "json" (a JSON object per line).
+    log_format: str = "text"
     # How often a live subscription looks for new changes, in seconds.
     feed_poll_seconds: float = 1.0
     # Working days an owner department has to decide a share request.
@@ -88,6 +90,9 @@ class Settings:
                 "HUB_CHECKPOINT_SECONDS must be 0 (off) or whole seconds up to "
                 f"{MAX_CHECKPOINT_SECONDS}, not {every!r}"
             )
+        log_format = environ.get("HUB_LOG_FORMAT", defaults.log_format)
+        if log_format not in ("text", "json"):
+            raise ValueError(f"HUB_LOG_FORMAT must be text or json, not {log_format!r}")
         secret = environ.get("HUB_JWT_SECRET") or None
         public_key = environ.get("HUB_JWT_PUBLIC_KEY") or None
         if secret and public_key:
@@ -117,6 +122,7 @@ class Settings:
             ),
             checkpoint_seconds=int(every),
             checkpoint_dir=Path(environ.get("HUB_CHECKPOINT_DIR", defaults.checkpoint_dir)),
+            log_format=log_format,
             feed_poll_seconds=feed_poll_seconds,
             share_decision_days=int(days),
             query_cost_budget=budget,

@@ -4,6 +4,7 @@ client to its limits while serving the others."""
 import asyncio
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -130,6 +131,34 @@ def test_the_log_holds_the_hubs_own_lines_not_libraries_chatter(
     assert "policy files reloaded: version" in output
     for chatter in ("[casbin", "Context impl", "Will assume"):
         assert chatter not in output
+    # One line per GraphQL request: what, by whom, how it ended, how long, its trace.
+    trace = refused.json()["extensions"]["traceId"]
+    (line,) = [line for line in output.splitlines() if "[hub.requests]" in line]
+    assert re.fullmatch(
+        rf"INFO: +\[hub.requests\] query - by -: denied 401 in [0-9.]+ ms trace {trace}", line
+    ), line
+
+
+def test_the_log_as_json_lines(environment: dict[str, str]) -> None:
+    """For a log collector: every line of the server log a JSON object, uvicorn's too."""
+    with serving(environment, "--log-format", "json") as (process, port):
+        answer = httpx2.post(f"http://127.0.0.1:{port}/graphql", json={"query": "{ x }"})
+        process.terminate()
+        output, _ = process.communicate(timeout=10)
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    assert len(lines) == len([line for line in output.splitlines() if line.strip()]), output
+    (request,) = [line for line in lines if line["logger"] == "hub.requests"]
+    assert request | {"time": None, "duration_ms": None} == {
+        "time": None, "level": "INFO", "logger": "hub.requests",
+        "message": request["message"], "trace_id": answer.json()["extensions"]["traceId"],
+        "department": None, "client": None, "operation_type": "query", "operation_name": None,
+        "outcome": "denied", "status": 401, "duration_ms": None,
+    }  # fmt: skip
+    assert any(line["logger"].startswith("uvicorn") for line in lines)
+    bad = subprocess.run([HUB, "serve", "--log-format", "xml"], env=environment,
+                         capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert bad.returncode == 2
+    assert "text or json, not 'xml'" in bad.stderr
 
 
 def test_serve_refuses_unsound_policies_naming_file_and_line(environment: dict[str, str]) -> None:

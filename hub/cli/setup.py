@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 import time
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -38,6 +39,7 @@ from hub.demo import (
     read_demo_tokens,
     write_demo_tokens,
 )
+from hub.logs import FORMATS
 from hub.policy import PolicyError
 from hub.roles import NO_ROLES, grant_serving_role
 from hub.settings import MAX_CHECKPOINT_SECONDS, Settings
@@ -175,6 +177,14 @@ def serve(
             "own access log anyway)."
         ),
     ] = False,
+    log_format: Annotated[
+        str | None,
+        typer.Option(
+            metavar="text|json",
+            help="The server log: text, or a JSON object per line for a log collector. "
+            "[default: HUB_LOG_FORMAT, else text]",
+        ),
+    ] = None,
     workers: Annotated[
         int,
         typer.Option(
@@ -188,8 +198,13 @@ def serve(
     """Serve the hub: GraphQL at /graphql (GraphiQL in a browser), /healthz, /readyz."""
     import uvicorn
 
-    from hub.app import configure_logging, create_app
+    from hub.app import create_app
+    from hub.logs import configure_logging
 
+    if log_format is not None:
+        if log_format not in FORMATS:
+            raise typer.BadParameter(f"text or json, not {log_format!r}", param_hint="--log-format")
+        os.environ["HUB_LOG_FORMAT"] = log_format  # for workers too
     config = settings()
     if checkpoint_every is not None:
         config = replace(config, checkpoint_seconds=checkpoint_every)
@@ -221,16 +236,23 @@ def serve(
     if problem := run(with_engine(config, lambda engine: revision_problem(engine, config))):
         console.print(Text(f"the hub does not start: {problem}", style="red"), soft_wrap=True)
         raise typer.Exit(1)
-    console.print(f"hub on [bold]http://{host}:{port}/graphql[/bold] (GraphiQL in a browser)")
-    configure_logging()
+    configure_logging(config.log_format)
+    if config.log_format == "json":
+        logging.getLogger("hub").info("hub on http://%s:%d/graphql", host, port)
+    else:
+        console.print(f"hub on [bold]http://{host}:{port}/graphql[/bold] (GraphiQL in a browser)")
+    # As JSON, uvicorn's lines go through the hub's formatter: uvicorn configures nothing.
+    logs: dict[str, Any] = {"log_level": "info", "access_log": access_log}
+    if config.log_format == "json":
+        logs["log_config"] = None
     if workers == 1:
-        uvicorn.run(hub, host=host, port=port, log_level="info", access_log=access_log)
+        uvicorn.run(hub, host=host, port=port, **logs)
         return
     from hub.workers import supervise
 
     # Each worker makes its own hub from the same settings, checked above.
     try:
-        supervise(host, port, workers, {"log_level": "info", "access_log": access_log})
+        supervise(host, port, workers, logs)
     except OSError as error:
         console.print(f"[red]cannot serve on {host}:{port}: {error.strerror or error}")
         raise typer.Exit(1) from None
