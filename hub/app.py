@@ -15,7 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
@@ -24,6 +24,7 @@ from hub.checkpoint import CheckpointSchedule
 from hub.db import create_engine, current_revision, head_revision
 from hub.graphql_http import GraphQLEndpoint, internal_error_response
 from hub.logs import configure_logging
+from hub.metrics import CONTENT_TYPE_LATEST, POLICY_VERSION, exposition
 from hub.policy import PolicyError, PolicyStore
 from hub.roles import access_log_exposure
 from hub.schema import build_schema, policy_fields
@@ -36,10 +37,21 @@ __all__ = ["configure_logging", "create_app", "from_environment"]
 logger = logging.getLogger("hub")
 
 
+def show_policy(policies: PolicyStore) -> None:
+    """The policy version in force, for /metrics."""
+    POLICY_VERSION.clear()
+    POLICY_VERSION.labels(policies.current.version).set(1)
+
+
 def reload_on_hangup(policies: PolicyStore) -> None:
     """Reload the policy files on SIGHUP, where the server runs in the main thread."""
+
+    def reload() -> None:
+        policies.reload()
+        show_policy(policies)
+
     try:
-        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, policies.reload)
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)
     except (RuntimeError, ValueError, NotImplementedError):
         logger.info("policy reload on SIGHUP is unavailable outside the main thread")
 
@@ -108,8 +120,13 @@ def create_app(settings: Settings, tracer_provider: TracerProvider | None = None
             {"status": "ready", "revision": revision, "policy_version": policies.current.version}
         )
 
+    async def metrics(_: Request) -> Response:
+        """Prometheus metrics: counts and timings, nothing of what was read."""
+        return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
+
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        show_policy(policies)
         reload_on_hangup(policies)
         await warn_if_the_log_is_exposed(engine)
         checkpoints = CheckpointSchedule(settings) if settings.checkpoint_seconds else None
@@ -133,6 +150,7 @@ def create_app(settings: Settings, tracer_provider: TracerProvider | None = None
             WebSocketRoute("/graphql", SubscriptionEndpoint(graphql)),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            Route("/metrics", metrics),
             Mount("/static", StaticFiles(directory=Path(__file__).parent / "static")),
         ],
         lifespan=lifespan,

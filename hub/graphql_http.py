@@ -43,6 +43,7 @@ from hub.errors import (
 )
 from hub.grants import Grants
 from hub.logs import request_log
+from hub.metrics import REQUEST_SECONDS, REQUESTS, WITHHELD_FIELDS
 from hub.params import BadRequest, Params, header_text, params, parse_body
 from hub.policy import PolicyStore
 from hub.schema import SHARED, Access, Context, Loaders, Reader
@@ -86,9 +87,15 @@ def unavailable(error: ServiceUnavailable) -> tuple[int, dict[str, Any], dict[st
     return 503, body, {"Retry-After": str(error.RETRY_AFTER)}
 
 
-def log_request(entry: AccessEntry, status: int) -> None:
-    """The server log's line for a request: who, what, how it ended, how long it took."""
+def log_request(entry: AccessEntry, status: int, answer: dict[str, Any]) -> None:
+    """The server log's line for a request (who, what, how it ended, how long it took), and
+    its counts in the metrics."""
     milliseconds = entry.duration_us / 1000
+    code = (answer.get("errors") or [{}])[0].get("extensions", {}).get("code", "none")
+    REQUESTS.labels(str(entry.outcome), code).inc()
+    REQUEST_SECONDS.labels(entry.operation_type or "none").observe(entry.duration_us / 1e6)
+    if entry.trail.denied:
+        WITHHELD_FIELDS.inc(len(entry.trail.denied))
     request_log.info(
         "%s %s by %s: %s %d in %.1f ms trace %s",
         entry.operation_type or "request", entry.operation_name or "-",
@@ -326,7 +333,7 @@ class GraphQLEndpoint:
                 return JSONResponse(answer, status, headers)
             finally:
                 await writes.close()
-                log_request(entry, status)
+                log_request(entry, status, answer)
         answer.setdefault("extensions", {})["traceId"] = entry.trace_id
         return JSONResponse(answer, status, headers)
 

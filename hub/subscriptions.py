@@ -43,6 +43,7 @@ from hub.graphql_http import (
     internal_reference,
     outcome,
 )
+from hub.metrics import SUBSCRIPTIONS
 from hub.params import BadRequest, header_text, params
 from hub.schema import SHARED, Access, Context, Loaders, Reader
 from hub.throttle import Ticket
@@ -139,6 +140,7 @@ class TransportHandler(BaseGraphQLTransportWSHandler[Connection, None]):
         started = time.perf_counter()
         context: Context | None = None
         ticket: Ticket | None = None
+        streaming = False  # a subscription sending events, counted in the metrics
         try:
             params({"query": operation.query, "variables": operation.variables,
                     "operationName": operation.operation_name})  # fmt: skip
@@ -153,6 +155,9 @@ class TransportHandler(BaseGraphQLTransportWSHandler[Connection, None]):
                 context_value=context,
                 operation_name=operation.operation_name,
             )
+            streaming = describe(operation.query, operation.operation_name)[2] == "subscription"
+            if streaming:
+                SUBSCRIPTIONS.inc()
             async with aclosing(source):
                 async for result in source:
                     if not isinstance(result, ExecutionResult):
@@ -180,6 +185,8 @@ class TransportHandler(BaseGraphQLTransportWSHandler[Connection, None]):
             with suppress(Exception):
                 await self._send(operation, "error", internal_answer(reference)["errors"])
         finally:
+            if streaming:
+                SUBSCRIPTIONS.dec()
             if ticket is not None:
                 ticket.release()
             if context is not None:

@@ -17,14 +17,25 @@ import pytest
 from gql import Client, GraphQLRequest
 from gql.transport.exceptions import TransportError
 from gql.transport.websockets import WebsocketsTransport
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
 from hub.db import create_engine, upgrade
 from hub.schema.feed import encode_cursor
 from hub.settings import Settings
 from tests.conftest import BACKENDS, fresh_database
-from tests.test_serve import demo_with_clients, serving
+from tests.test_serve import demo_with_clients, readyz, serving
 from tests.test_subscriptions import PUBLISH, SUBSCRIBE
+
+
+def metrics(text: str) -> dict[str, float]:
+    """Samples of a Prometheus scrape by name and labels, e.g. 'hub_requests_total{...}'."""
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+            found[sample.name + (f"{{{labels}}}" if labels else "")] = sample.value
+    return found
 
 
 async def one_row(settings: Settings, statement: str) -> Any:
@@ -87,6 +98,9 @@ def test_a_subscriber_over_a_real_websocket_gets_another_departments_publish(
                 )  # fmt: skip
             assert published.json()["data"] == {"publishAcceptances": {"created": 1, "updated": 0}}
             event: dict[str, Any] = await asyncio.wait_for(anext(changes), timeout=30)
+            async with httpx2.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+                during = metrics((await http.get("/metrics")).text)
+            assert during["hub_subscriptions_active"] == 1
             return event
 
     event = asyncio.run(scenario())
@@ -106,6 +120,18 @@ def test_a_subscriber_over_a_real_websocket_gets_another_departments_publish(
                 await anext(session.subscribe(GraphQLRequest(SUBSCRIBE)))
         frame = closed.value.__cause__.rcvd  # type: ignore[union-attr]
         return f"{frame.code} {frame.reason}"
+
+    # The operator's dashboards: counts and timings from /metrics, nothing of what was read.
+    scraped = httpx2.get(f"http://127.0.0.1:{port}/metrics")
+    assert scraped.headers["content-type"].startswith("text/plain")
+    after = metrics(scraped.text)
+    assert after['hub_requests_total{code="none",outcome="ok"}'] >= 1  # the publish
+    assert after["hub_subscriptions_active"] == 0
+    assert after["hub_access_log_batch_records_count"] >= 2
+    assert after['hub_request_seconds_count{operation="mutation"}'] == 1
+    version = readyz(port)["policy_version"]
+    assert after[f'hub_policy_version_info{{version="{version}"}}'] == 1
+    assert "91" not in "".join(key for key in after if "uscc" in key.lower())
 
     # A bad token is told why, in the close frame a client library shows.
     said = asyncio.run(refused("hub_" + "x" * 43))

@@ -38,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub.audit import served
 from hub.db import transaction
+from hub.metrics import ACCESS_LOG_APPEND_SECONDS, ACCESS_LOG_BATCH_RECORDS
 from hub.models import AccessRecord
 from hub.text import kept
 
@@ -236,7 +237,10 @@ class AccessLog:
         """Append ``entry`` in the caller's write transaction (db.transaction): the record
         commits with the writes it describes, or neither does. Returns its sequence number."""
         self._head = None  # this transaction may commit or not: read the head after it
+        started = time.perf_counter()
         (record,) = await _append(connection, [entry.columns()])
+        ACCESS_LOG_APPEND_SECONDS.observe(time.perf_counter() - started)
+        ACCESS_LOG_BATCH_RECORDS.observe(1)
         seq: int = record["seq"]
         return seq
 
@@ -276,12 +280,15 @@ class AccessLog:
             head, self._head = self._head, None
             if time.monotonic() < self._shared_until:
                 head = None
+            started = time.perf_counter()
             try:
                 async with transaction(self.engine) as connection:
                     records = await _append(connection, take, head)
             except IntegrityError:  # someone else took these numbers: chain on their records
                 self._shared_until = time.monotonic() + SHARED_SECONDS
                 continue
+            ACCESS_LOG_APPEND_SECONDS.observe(time.perf_counter() - started)
+            ACCESS_LOG_BATCH_RECORDS.observe(len(records))
             self._head = Head(records[-1]["seq"], records[-1]["hash"])
             return [record["seq"] for record in records]
         raise RuntimeError(f"could not append to the access log in {APPEND_ATTEMPTS} attempts")
