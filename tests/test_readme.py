@@ -23,6 +23,9 @@ def test_the_curl_example_shows_the_canonical_case(hub: TestClient, tokens: dict
     assert accepted
     assert all(a["verdict"] in {"PASSED", "FAILED"} and a["opinion"] is None for a in accepted)
     assert {e["extensions"]["field"] for e in answer["errors"]} == {"Acceptance.opinion"}
+    # The sample error the README shows is this answer's first, word for word.
+    (sample,) = re.findall(r"```json\n(.*?)```", README, flags=re.DOTALL)
+    assert json.loads(sample)["errors"] == answer["errors"][:1]
 
     (purpose,) = re.findall(r"X-Hub-Purpose: ([^']+)'", README)
     answer = hub.post(
@@ -49,6 +52,10 @@ def test_every_graphql_example_answers_with_data(hub: TestClient, tokens: dict[s
         answer = graphql(hub, example, token=tokens[caller])
         assert {e["extensions"]["code"] for e in answer.get("errors", [])} <= {"FORBIDDEN"}
         assert all(answer["data"].values())
+        if "enterprises(filter" in example:  # the paging example: a full page, and more
+            page = answer["data"]["enterprises"]
+            assert (page["totalCount"], len(page["edges"])) == (25, 10)
+            assert page["pageInfo"]["hasNextPage"]
 
 
 def test_every_test_the_security_section_names_exists() -> None:
