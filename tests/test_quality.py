@@ -13,13 +13,20 @@ def run(*command: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_ruff_finds_nothing() -> None:
-    result = run(str(BIN / "ruff"), "check", "hub", "tests", "migrations", "bench")
+    result = run(str(BIN / "ruff"), "check", "hub", "tests", "migrations", "bench", "examples")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_code_is_formatted() -> None:
     result = run(
-        str(BIN / "ruff"), "format", "--check", "hub", "tests", "migrations/env.py", "bench"
+        str(BIN / "ruff"),
+        "format",
+        "--check",
+        "hub",
+        "tests",
+        "migrations/env.py",
+        "bench",
+        "examples",
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
