@@ -122,12 +122,19 @@ def _check_values(value: Any, where: str) -> None:
             pending.extend((member, f"{path}[{i}]", depth + 1) for i, member in enumerate(item))
 
 
-def header_text(raw: str | None, name: str) -> tuple[str | None, str | None]:
+def header_text(
+    raw: str | None, name: str, *, decoded: bool = False
+) -> tuple[str | None, str | None]:
     """A free-text header such as the purpose (UTF-8, optionally percent-encoded): its
     value, and what is wrong with it (None when nothing is). A wrong value is returned too,
-    so that the refusal's access record can keep it (escaped and cut)."""
+    so that the refusal's access record can keep it (escaped and cut). HTTP gives header
+    bytes as Latin-1 text; ``decoded`` values (from JSON: a WebSocket's connection_init) are
+    text already."""
     try:
-        value = unquote((raw or "").encode("latin-1").decode("utf-8"), errors="strict")
+        text = raw or ""
+        if not decoded:
+            text = text.encode("latin-1").decode("utf-8")
+        value = unquote(text, errors="strict")
     except UnicodeError:
         return raw, f"{name} must be UTF-8 text (percent-encoding is fine)"
     value = value.strip()

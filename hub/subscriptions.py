@@ -73,7 +73,7 @@ class Connection:
         value = self.parameter(name)
         if value is not None and not isinstance(value, str):
             return None, f"{name} must be text"
-        return header_text(value, name)
+        return header_text(value, name, decoded=True)
 
 
 class Live:

@@ -291,3 +291,14 @@ def test_hostile_requests_in_a_crowd_fail_no_one_else(served: tuple[int, Setting
         return verification
 
     assert asyncio.run(check()).ok
+
+
+def test_connection_init_values_are_text_already() -> None:
+    """Over WebSocket the purpose arrives in JSON: raw UTF-8 text works as well as
+    percent-encoded (over HTTP a header holds Latin-1 bytes, so only the latter can)."""
+    for raw in ("rectification-check: 整改验收核查", "rectification-check:%20%E6%95%B4%E6%94%B9%E9%AA%8C%E6%94%B6%E6%A0%B8%E6%9F%A5"):  # fmt: skip
+        assert header_text(raw, "X-Hub-Purpose", decoded=True) == (
+            "rectification-check: 整改验收核查",
+            None,
+        )
+    assert header_text("café", "X-Hub-Purpose", decoded=True) == ("café", None)
