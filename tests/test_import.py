@@ -512,7 +512,7 @@ line 2 (sourceId MARKET-ACC-NEW-1) rectificationSourceId: market has no Rectific
          "Invalid value for --kind: a CSV file holds one kind of record: pass it (inspections, "
          "penalties, rectifications, acceptances, creditRecords, creditRepairs)"),
         (["--department", "ecology", "--batch-size", "1001"],
-         "Invalid value for '--batch-size': Input should be less than or equal to 1000"),
+         "Invalid value for '--batch-size': 1001 is not in the range 1<=x<=1000"),
     ],
 )  # fmt: skip
 def test_usage_errors_exit_2_before_touching_the_database(

@@ -33,7 +33,10 @@ from hub.schema.loaders import Reader
 def clients_create(
     department: Annotated[str, typer.Option(help="The client's department, e.g. market.")],
     name: Annotated[str, typer.Option(help="Which system or person this is.")],
-    role: Annotated[Role, typer.Option(help="What the client is for.")] = Role.DEPARTMENT,
+    role: Annotated[
+        Role,
+        typer.Option(metavar="ROLE", help="What the client is for: department, auditor or admin."),
+    ] = Role.DEPARTMENT,
 ) -> None:
     """Register a client and print its bearer token: shown once, only its hash is kept."""
     new = run(
@@ -100,13 +103,20 @@ def policy_explain(
     owner: Annotated[str, typer.Option(help="The department owning the records.")],
     field: Annotated[str, typer.Option(help="Type.field, e.g. Acceptance.verdict.")],
     purpose: Annotated[str | None, typer.Option(help="The purpose the request states.")] = None,
-    role: Annotated[Role, typer.Option(help="The caller's role.")] = Role.DEPARTMENT,
+    role: Annotated[
+        Role,
+        typer.Option(metavar="ROLE", help="The caller's role: department, auditor or admin."),
+    ] = Role.DEPARTMENT,
     enterprise: Annotated[
         str | None, typer.Option(help="USCC of an enterprise, for grants scoped to some.")
     ] = None,
     relation: Annotated[
         list[Relation] | None,
-        typer.Option(help="The caller's part in the record (repeatable), e.g. participant."),
+        typer.Option(
+            metavar="RELATION",
+            help="The caller's part in the record (repeatable): participant, assisting, "
+            "conflicting or transferee.",
+        ),
     ] = None,
 ) -> None:
     """Print what the policy decides for one field, and the line that decided it (and the
