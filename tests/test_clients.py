@@ -11,11 +11,13 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx2
 import pytest
 from gql import Client, GraphQLRequest
-from gql.transport.exceptions import TransportError
+from gql.transport.aiohttp import AIOHTTPTransport
+from gql.transport.exceptions import TransportError, TransportQueryError
 from gql.transport.websockets import WebsocketsTransport
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
@@ -143,3 +145,42 @@ def test_the_install_itself_brings_uvicorn_a_websocket_protocol() -> None:
     without it in the hub's own dependencies; the README's install has only those."""
     runtime = [r for r in importlib.metadata.requires("hub") or [] if "extra ==" not in r]
     assert any(re.match(r"(websockets|wsproto)\b", requirement) for requirement in runtime)
+
+
+def test_gql_over_http_reads_the_canonical_case_with_and_without_a_purpose(
+    served: tuple[int, dict[str, str], Settings],
+) -> None:
+    """The README's canonical case through gql's HTTP transport (aiohttp): market reads
+    ecology's acceptance results, the opinion only with the purpose the demo's grant is for,
+    sent percent-encoded as the README says."""
+    port, tokens, settings = served
+    (uscc,) = asyncio.run(one_row(settings,
+        "SELECT e.uscc FROM acceptance a JOIN rectification r ON r.id = a.rectification_id "
+        "JOIN enterprise e ON e.id = r.enterprise_id WHERE r.owner = 'ecology' "
+        "ORDER BY a.id LIMIT 1"))  # fmt: skip
+    query = """query($uscc: String!) { enterprise(uscc: $uscc) {
+        rectifications { owner { code } acceptance { verdict opinion } } } }"""
+
+    async def read(headers: dict[str, str]) -> Any:
+        transport = AIOHTTPTransport(
+            url=f"http://127.0.0.1:{port}/graphql",
+            headers={"Authorization": f"Bearer {tokens['market']}", **headers},
+        )
+        async with Client(transport=transport) as session:
+            try:
+                return await session.execute(
+                    GraphQLRequest(query, variable_values={"uscc": uscc})
+                ), []
+            except TransportQueryError as partial:  # data with errors: gql raises, with both
+                return partial.data, partial.errors
+
+    data, errors = asyncio.run(read({}))
+    accepted = [r["acceptance"] for r in data["enterprise"]["rectifications"] if r["acceptance"]]
+    assert accepted
+    assert all(a["verdict"] and a["opinion"] is None for a in accepted)
+    assert {e["extensions"]["code"] for e in errors} == {"PURPOSE_REQUIRED"}
+    purpose = quote("rectification-check: 整改验收核查")
+    data, errors = asyncio.run(read({"X-Hub-Purpose": purpose}))
+    assert errors == []
+    assert all(r["acceptance"]["opinion"] for r in data["enterprise"]["rectifications"]
+               if r["acceptance"])  # fmt: skip
