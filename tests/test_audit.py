@@ -133,14 +133,25 @@ def test_refused_and_failed_requests_are_recorded_too(
     assert record["trace_id"] == response.json()["extensions"]["traceId"]
 
 
+@pytest.mark.parametrize(
+    ("failure", "status", "code"),
+    [
+        # The operator's condition (a full disk, a database away): said as such, 503.
+        (OSError(28, "No space left on device"), 503, "SERVICE_UNAVAILABLE"),
+        (RuntimeError("the chain is broken"), 500, "INTERNAL"),  # a defect
+    ],
+)
 def test_no_record_no_answer(
     hub: TestClient,
     demo_database: Settings,
     tokens: dict[str, str],
     monkeypatch: pytest.MonkeyPatch,
+    failure: Exception,
+    status: int,
+    code: str,
 ) -> None:
     async def unwritable(self: AccessLog, entry: AccessEntry) -> int:
-        raise OSError("disk full")
+        raise failure
 
     monkeypatch.setattr(AccessLog, "append", unwritable)
     uscc = an_enterprise_with_ecology_acceptances(demo_database)
@@ -149,11 +160,11 @@ def test_no_record_no_answer(
         json={"query": QUERY, "variables": {"u": uscc}},
         headers={"Authorization": f"Bearer {tokens['market']}"},
     )
-    assert response.status_code == 500
+    assert response.status_code == status
     answer = response.json()
     assert "data" not in answer
     (error,) = answer["errors"]
-    assert error["extensions"]["code"] == "INTERNAL"
+    assert error["extensions"]["code"] == code
     assert "杭州" not in response.text
     assert uscc not in response.text
 
@@ -515,9 +526,11 @@ def test_a_request_that_fails_inside_the_hub_is_recorded_as_an_error(
     before = last_record(demo_database)["seq"]
     response = hub.post("/graphql", json={"query": "{ departments { code } }"},
                         headers={"Authorization": f"Bearer {tokens['fire']}"})  # fmt: skip
-    assert response.status_code == 500
+    # The database cannot be reached: the operator's condition, not a defect.
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
     answer = response.json()
-    assert answer["errors"][0]["extensions"]["code"] == "INTERNAL"
+    assert answer["errors"][0]["extensions"]["code"] == "SERVICE_UNAVAILABLE"
     assert "10.1.2.3" not in response.text
     record = last_record(demo_database)
     assert (record["seq"], record["outcome"]) == (before + 1, "error")

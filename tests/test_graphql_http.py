@@ -185,7 +185,7 @@ def test_failures_outside_graphql_are_internal_json_too(
 
     async def broken(self: Reader) -> None:
         await close(self)
-        raise ConnectionResetError("connection to 10.0.0.7 lost")
+        raise RuntimeError("the reader at 10.0.0.7 broke")
 
     monkeypatch.setattr(Reader, "close", broken)
     # An app of its own: an engine's connections belong to the event loop that opened them,
