@@ -12,6 +12,7 @@ them or law enforcement settles it, saying how.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -53,6 +54,7 @@ OPEN = (
 # settles every conflict.
 COORDINATOR = "enforcement"
 SETTLEMENT = text(2000, lines=True)
+CHUNK = 5000  # enterprises per statement: far below SQLite's and asyncpg's parameter limits
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,11 +94,12 @@ async def find_conflicts(
 ) -> list[Found]:
     """Record every conflict between open orders of different departments to these
     enterprises that is not recorded yet, tell the parties, and return the new ones."""
-    wanted = set(enterprise_ids)
+    wanted = sorted(set(enterprise_ids))
     if not pairs or not wanted:
         return []
-    orders = (
-        await connection.execute(
+    by_enterprise: defaultdict[int, list[Any]] = defaultdict(list)
+    for start in range(0, len(wanted), CHUNK):  # parameters per statement stay few
+        for order in await connection.execute(
             select(
                 RECTIFICATION.c.id,
                 RECTIFICATION.c.owner,
@@ -108,24 +111,25 @@ async def find_conflicts(
             )
             .join(ENTERPRISE, ENTERPRISE.c.id == RECTIFICATION.c.enterprise_id)
             .where(
-                RECTIFICATION.c.enterprise_id.in_(wanted),
+                RECTIFICATION.c.enterprise_id.in_(wanted[start : start + CHUNK]),
                 RECTIFICATION.c.status.in_(OPEN),
                 RECTIFICATION.c.retracted.is_(False),
                 RECTIFICATION.c.requirement_codes != "",
             )
             .order_by(RECTIFICATION.c.id)
-        )
-    ).all()
+        ):
+            by_enterprise[order.enterprise_id].append(order)
     candidates = []
-    for index, first in enumerate(orders):
-        for second in orders[index + 1 :]:
-            if first.enterprise_id != second.enterprise_id or first.owner == second.owner:
-                continue
-            for a in first.requirement_codes.split():
-                for b in second.requirement_codes.split():
-                    reason = pairs.get(frozenset((a, b)))
-                    if reason is not None:
-                        candidates.append((first, a, second, b, reason))
+    for orders in by_enterprise.values():  # only orders to one enterprise can conflict
+        for index, first in enumerate(orders):
+            for second in orders[index + 1 :]:
+                if first.owner == second.owner:
+                    continue
+                for a in first.requirement_codes.split():
+                    for b in second.requirement_codes.split():
+                        reason = pairs.get(frozenset((a, b)))
+                        if reason is not None:
+                            candidates.append((first, a, second, b, reason))
     if not candidates:
         return []
     known = {

@@ -1,20 +1,62 @@
-"""The README's example queries work on the demo data that `hub serve --demo` loads."""
+"""The README's examples work as written against what its first command starts: `hub serve
+--demo` in a folder of its own, its curl command run by bash, its GraphQL examples sent over
+HTTP with the demo tokens it wrote."""
 
 import json
+import os
 import re
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from starlette.testclient import TestClient
+import httpx2
+import pytest
 
-from tests.conftest import graphql
+from tests.test_serve import HUB, free_port, readyz, wait_for
 
 README = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
 
 
-def test_the_curl_example_shows_the_canonical_case(hub: TestClient, tokens: dict[str, str]) -> None:
-    (body,) = re.findall(r"-d '(\{.*?\})'", README, flags=re.DOTALL)
-    market = {"Authorization": f"Bearer {tokens['market']}"}
-    answer = hub.post("/graphql", json=json.loads(body), headers=market).json()
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path, dict[str, str]]]:
+    """`hub serve --demo` as the README's first command runs it, in a folder of its own:
+    its port, its folder, and the demo tokens it wrote there."""
+    folder = tmp_path_factory.mktemp("first-run")
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    port = free_port()
+    server = subprocess.Popen([HUB, "serve", "--demo", "--port", str(port)], cwd=folder,
+                              env=environment, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        wait_for(lambda: readyz(port)["status"] == "ready", seconds=90)
+        tokens = dict(
+            line.split()
+            for line in (folder / "var" / "demo-tokens.txt").read_text().splitlines()
+            if line and not line.startswith("#")
+        )
+        yield port, folder, tokens
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def curl(command: str, port: int, folder: Path) -> dict[str, Any]:
+    """A README shell command run as written, but for the port this test's server has."""
+    ran = subprocess.run(["bash", "-c", command.replace("127.0.0.1:8000", f"127.0.0.1:{port}")],
+                         cwd=folder, capture_output=True, text=True, timeout=60,
+                         check=True)  # fmt: skip
+    answer: dict[str, Any] = json.loads(ran.stdout)
+    return answer
+
+
+def test_the_curl_example_runs_verbatim_and_shows_the_canonical_case(
+    demo: tuple[int, Path, dict[str, str]],
+) -> None:
+    port, folder, _ = demo
+    (command,) = [block for block in re.findall(r"```sh\n(.*?)```", README, flags=re.DOTALL)
+                  if "curl" in block]  # fmt: skip
+    answer = curl(command, port, folder)
     enterprise = answer["data"]["enterprise"]
     assert enterprise["name"] == "杭州恒华化工有限公司"
     owners = {r["owner"]["nameEn"] for r in enterprise["rectifications"]}
@@ -27,10 +69,9 @@ def test_the_curl_example_shows_the_canonical_case(hub: TestClient, tokens: dict
     (sample,) = re.findall(r"```json\n(.*?)```", README, flags=re.DOTALL)
     assert json.loads(sample)["errors"] == answer["errors"][:1]
 
-    (purpose,) = re.findall(r"X-Hub-Purpose: ([^']+)'", README)
-    answer = hub.post(
-        "/graphql", json=json.loads(body), headers={**market, "X-Hub-Purpose": purpose}
-    ).json()
+    # With the purpose header the README gives, the opinions are served too.
+    (purpose,) = re.findall(r"(-H 'X-Hub-Purpose: [^']+')", README)
+    answer = curl(command.replace(" -d '", f" {purpose} -d '"), port, folder)
     assert "errors" not in answer
     assert all(
         r["acceptance"]["opinion"]
@@ -39,7 +80,8 @@ def test_the_curl_example_shows_the_canonical_case(hub: TestClient, tokens: dict
     )
 
 
-def test_every_graphql_example_answers_with_data(hub: TestClient, tokens: dict[str, str]) -> None:
+def test_every_graphql_example_answers_with_data(demo: tuple[int, Path, dict[str, str]]) -> None:
+    port, _, tokens = demo
     examples = re.findall(r"```graphql\n(.*?)```", README, flags=re.DOTALL)
     assert len(examples) == 5
     for example in examples:
@@ -49,7 +91,10 @@ def test_every_graphql_example_answers_with_data(hub: TestClient, tokens: dict[s
         if "publishAcceptances" in example:
             assert "dryRun: true" in example  # the demo data these tests share stays as it is
             caller = "ecology"
-        answer = graphql(hub, example, token=tokens[caller])
+        response = httpx2.post(f"http://127.0.0.1:{port}/graphql", json={"query": example},
+                               headers={"Authorization": f"Bearer {tokens[caller]}"},
+                               timeout=60)  # fmt: skip
+        answer = response.json()
         assert {e["extensions"]["code"] for e in answer.get("errors", [])} <= {"FORBIDDEN"}
         assert all(answer["data"].values())
         if "enterprises(filter" in example:  # the paging example: a full page, and more

@@ -2,9 +2,13 @@
 record opens fields of it, conflicting orders are found, shown and settled, and acceptances
 close the loop of their orders."""
 
+import asyncio
 from typing import Any
 
+from hub.conflicts import find_conflicts
+from hub.db import create_engine
 from hub.policy import load_policy
+from hub.policy.files import read_conflicts
 from hub.records import today
 from hub.schema import policy_fields
 from hub.settings import DEFAULT_POLICY_DIR
@@ -370,3 +374,20 @@ def test_the_change_feed_holds_the_records_a_department_has_a_part_in(writable: 
         "SELECT rectification_id FROM rectification_assistant WHERE department = :d",
         d=helper)}  # fmt: skip
     assert from_owner <= helped  # ...and no other order of that owner
+
+
+def test_finding_conflicts_takes_any_number_of_enterprises(writable: Hub) -> None:
+    """A demo load of 100,000 enterprises asks about all of them at once: more than one
+    statement may hold parameters for (asyncpg: 32,767)."""
+
+    async def find() -> int:
+        engine = create_engine(writable.settings)
+        async with engine.begin() as connection:
+            found = await find_conflicts(
+                connection, read_conflicts(DEFAULT_POLICY_DIR), range(1, 100_001)
+            )
+        await engine.dispose()
+        return len(found)
+
+    assert asyncio.run(find()) == 0  # the demo's one conflict is recorded already
+    assert writable.sql("SELECT count(*) FROM conflict") == [(1,)]
