@@ -112,7 +112,8 @@ class TransportHandler(BaseGraphQLTransportWSHandler[Connection, None]):
         """As strawberry's, but a refused connection closes with the hub's reason (4403
         ``UNAUTHENTICATED: the token is unknown or revoked``...), which clients show, where
         strawberry says only ``Forbidden``."""
-        payload = message.get("payload", {}) if isinstance(message, dict) else None
+        # The protocol lets the payload be left out or null: no credential, refused below.
+        payload = (message.get("payload") or {}) if isinstance(message, dict) else None
         if self.connection_timed_out or self.connection_init_received:
             await super().handle_connection_init(message)  # strawberry closes these
             return
