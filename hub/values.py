@@ -50,6 +50,7 @@ __all__ = [
     "shown",
     "text",
     "uscc",
+    "whole",
 ]
 
 DEPARTMENT_CODES = tuple(department.code for department in DEPARTMENTS)
@@ -237,6 +238,20 @@ def departments(value: Any) -> list[str]:
         named = ", ".join(map(shown, unknown[:5])) + (", ..." if len(unknown) > 5 else "")
         raise ValueError(f"unknown department {named}; one of {', '.join(DEPARTMENT_CODES)}")
     return codes
+
+
+# Ids and positions are BIGINTs on every database: what is larger is nobody's.
+LARGEST_ID = 2**63 - 1
+
+
+def whole(value: Any) -> int | None:
+    """An id or a position in ASCII digits (not ３, ³ or ٣, which str.isdigit takes), within
+    a BIGINT; None for anything else."""
+    text = str(value)
+    if not (text.isascii() and text.isdigit()) or len(text) > 19:
+        return None
+    number = int(text)
+    return number if number <= LARGEST_ID else None
 
 
 def department(value: Any) -> str:

@@ -19,6 +19,7 @@ from hub.domain import Role
 from hub.errors import BadUserInput, Forbidden
 from hub.schema.context import Info
 from hub.uscc import parse_uscc
+from hub.values import whole
 
 __all__ = ["AuditQuery"]
 
@@ -224,12 +225,13 @@ def _access_filter(info: Info, given: AccessLogFilter | None) -> AccessFilter:
 def _cursor(after: str | None) -> int | None:
     if after is None:
         return None
-    if not after.isdigit():
+    position = whole(after)
+    if position is None:
         raise BadUserInput(
             f"after={after!r} is not a cursor of the access log; pass pageInfo.endCursor",
             argument="after",
         )
-    return int(after)
+    return position
 
 
 @strawberry.type

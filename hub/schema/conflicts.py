@@ -19,6 +19,7 @@ from hub.errors import BadUserInput
 from hub.schema.context import Info
 from hub.schema.types import Department, Rectification, built
 from hub.uscc import parse_uscc
+from hub.values import whole
 
 __all__ = ["ConflictMutation", "ConflictQuery"]
 
@@ -94,8 +95,8 @@ def _select() -> Any:
 class ConflictQuery:
     @strawberry.field(
         description="Conflicts between your department's orders and another's (all of them "
-        "for comprehensive law enforcement and auditors), oldest first; open ones unless "
-        "filter says otherwise."
+        "for comprehensive law enforcement), oldest first; open ones unless filter says "
+        "otherwise."
     )
     async def conflicts(self, info: Info, filter: ConflictFilter | None = None) -> list[Conflict]:
         wanted = filter or ConflictFilter()
@@ -126,10 +127,11 @@ class ConflictMutation:
         id: strawberry.ID,
         settlement: Annotated[str, strawberry.argument(description="How it was settled.")],
     ) -> Conflict:
-        if not str(id).isdigit():
+        number = whole(id)
+        if number is None:
             raise BadUserInput(f"{id!r} is not the id of a conflict", argument="id")
         access, writer = info.context.access, await info.context.writer()
-        before, after = await conflicts.settle(writer, access.principal, int(id), settlement)
+        before, after = await conflicts.settle(writer, access.principal, number, settlement)
         access.trail.transition(
             "Conflict", str(after.id), "settled", conflicts.state(before), conflicts.state(after)
         )

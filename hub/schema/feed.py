@@ -26,6 +26,7 @@ from hub.schema.context import Info
 from hub.schema.publish import RecordKind
 from hub.schema.sources import relations
 from hub.schema.types import PUBLISHED_TYPES, Department, Record, built
+from hub.values import whole
 
 __all__ = ["FeedQuery", "Subscription", "read_changes"]
 
@@ -43,9 +44,10 @@ def decode_cursor(prefix: str, cursor: str | None) -> int:
         return 0
     try:
         kind, _, seq = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
-        if kind != prefix or not seq.isdigit():
+        position = whole(seq)
+        if kind != prefix or position is None:
             raise ValueError(cursor)
-        return int(seq)
+        return position
     except (ValueError, binascii.Error, UnicodeError):
         raise BadUserInput(
             f"after={cursor!r} is not a {prefix} cursor from this hub; pass the endCursor of "

@@ -19,6 +19,7 @@ from hub.records import today
 from hub.schema.context import Info
 from hub.schema.types import Department
 from hub.sharing import REQUEST, RequestStatus
+from hub.values import whole
 
 __all__ = ["SharingMutation", "SharingQuery"]
 
@@ -137,9 +138,10 @@ def _grant(info: Info, row: Any) -> Grant:
 
 
 def _id(value: strawberry.ID, what: str) -> int:
-    if not str(value).isdigit():
+    number = whole(value)
+    if number is None:
         raise BadUserInput(f"{value!r} is not the id of a {what}", argument="id")
-    return int(value)
+    return number
 
 
 @strawberry.input(description="Which share requests; every condition given applies.")
