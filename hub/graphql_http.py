@@ -96,9 +96,9 @@ def log_request(entry: AccessEntry, status: int, answer: dict[str, Any]) -> None
     REQUEST_SECONDS.labels(entry.operation_type or "none").observe(entry.duration_us / 1e6)
     if entry.trail.denied:
         WITHHELD_FIELDS.inc(len(entry.trail.denied))
-    request_log.info(
+    request_log.info(  # the operation's name is the caller's: escaped, it forges no line
         "%s %s by %s: %s %d in %.1f ms trace %s",
-        entry.operation_type or "request", entry.operation_name or "-",
+        entry.operation_type or "request", escaped(entry.operation_name or "-"),
         entry.department or "-", entry.outcome, status, milliseconds, entry.trace_id,
         extra={"trace_id": entry.trace_id, "department": entry.department,
                "client": entry.client, "operation_type": entry.operation_type,

@@ -124,6 +124,9 @@ def test_the_log_holds_the_hubs_own_lines_not_libraries_chatter(
         readyz(port)
     refused = httpx2.post(f"http://127.0.0.1:{port}/graphql", json={"query": "{ __typename }"})
     assert refused.status_code == 401  # no token: refused, and recorded
+    forged = "X\nERROR:     [hub.graphql] forged\x1b[2J"
+    httpx2.post(f"http://127.0.0.1:{port}/graphql",
+                json={"query": "query X { __typename }", "operationName": forged})  # fmt: skip
     process.send_signal(signal.SIGHUP)
     time.sleep(1)
     process.terminate()
@@ -131,9 +134,14 @@ def test_the_log_holds_the_hubs_own_lines_not_libraries_chatter(
     assert "policy files reloaded: version" in output
     for chatter in ("[casbin", "Context impl", "Will assume"):
         assert chatter not in output
+    # What a caller sends reaches the log escaped: it forges no line, moves no cursor.
+    assert not any(
+        line.startswith("ERROR:     [hub.graphql] forged") for line in output.splitlines()
+    )
+    assert "\x1b" not in output
     # One line per GraphQL request: what, by whom, how it ended, how long, its trace.
     trace = refused.json()["extensions"]["traceId"]
-    (line,) = [line for line in output.splitlines() if "[hub.requests]" in line]
+    (line, _) = [line for line in output.splitlines() if "[hub.requests]" in line]
     assert re.fullmatch(
         rf"INFO: +\[hub.requests\] query - by -: denied 401 in [0-9.]+ ms trace {trace}", line
     ), line

@@ -9,6 +9,7 @@ from hub.conflicts import find_conflicts
 from hub.db import create_engine
 from hub.policy import load_policy
 from hub.policy.files import read_conflicts
+from hub.publishing.write import requirement_problems
 from hub.records import today
 from hub.schema import policy_fields
 from hub.settings import DEFAULT_POLICY_DIR
@@ -174,6 +175,9 @@ def test_the_window_conflict_is_found_shown_to_both_and_settled(writable: Hub) -
     assert (closed["settledBy"], closed["settlement"]) == ({"code": "emergency"}, how)
     told = hub.ask("ecology", notes)["data"]["notifications"]["notifications"]
     assert [n["topic"] for n in told] == ["conflict_found", "conflict_settled"]
+    # Settled, the conflict opens nothing any more: each side is back to what its lines give.
+    orders = records(hub.ask("ecology", ORDERS, uscc=found["uscc"]), "rectifications")
+    assert found["second"]["sourceId"] not in {o["sourceId"] for o in orders.values()}
     again = hub.ask("enforcement", SETTLE, id=found["id"], how="再次处理")
     assert again["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     assert "was settled" in again["errors"][0]["message"]
@@ -201,11 +205,27 @@ def test_publishing_an_order_that_contradicts_another_records_a_conflict(writabl
         "requirement": "仓库区门窗保持开启通风", "requirementCodes": ["ventilation-open"],
         "orderedOn": "2026-11-20", "deadline": "2027-01-20", "status": "IN_PROGRESS",
     }  # fmt: skip
-    unknown = hub.ask("emergency", PUBLISH_ORDERS,
-                      records=[order | {"requirementCodes": ["windows-half-open"]}])  # fmt: skip
-    (error,) = unknown["errors"]
-    assert error["extensions"]["code"] == "BAD_USER_INPUT"
-    assert "unknown requirement code 'windows-half-open'" in error["message"]
+    for department, codes, said in (
+        ("emergency", ["windows-half-open"], "unknown requirement code 'windows-half-open'"),
+        # Nobody makes up a conflict to read another's orders: codes are the owner's remit...
+        ("culture", ["voc-enclosed"], "voc-enclosed is not a requirement culture orders: "
+         "policies/requirements.csv gives it to ecology"),
+        # ...and one order cannot contradict itself.
+        ("emergency", ["ventilation-open", "voc-enclosed"], "voc-enclosed is not a "
+         "requirement emergency orders"),
+    ):  # fmt: skip
+        refused = hub.ask(department, PUBLISH_ORDERS, records=[order | {
+            "sourceId": f"{department.upper()}-RECT-X", "requirementCodes": codes,
+            "inspectionSourceId": None, "penaltySourceId": None,
+        }])  # fmt: skip
+        (error,) = refused["errors"]
+        assert error["extensions"]["code"] == "BAD_USER_INPUT"
+        assert said in error["message"], error["message"]
+    contradicting = {"sourceId": "X", "requirementCodes": ["ventilation-open", "voc-enclosed"]}
+    assert [p.message for p in requirement_problems(POLICY, "ecology", 0, contradicting)][-1] == (
+        "ventilation-open and voc-enclosed contradict each other (policies/conflicts.csv): one "
+        "order cannot require both"
+    )
     assert hub.ask("emergency", CONFLICTS)["data"]["conflicts"] == [found]  # nothing half-done
 
     published = hub.ask("emergency", PUBLISH_ORDERS, records=[order])

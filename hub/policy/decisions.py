@@ -87,6 +87,7 @@ class Policy:
         self.purposes = files.purposes
         # Codes of rectification requirements (code -> name), and the pairs that contradict.
         self.requirements = files.requirements
+        self.requirement_departments = files.requirement_departments
         self.conflicts = files.conflicts
         # Field groups (g2 lines): group -> the coordinates in it.
         self.field_groups: dict[str, set[str]] = {}

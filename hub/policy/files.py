@@ -100,6 +100,8 @@ class Files:
     catalog: dict[str, CatalogEntry] = field(default_factory=dict)
     purposes: dict[str, str] = field(default_factory=dict)
     requirements: dict[str, str] = field(default_factory=dict)  # code -> name
+    # code -> the departments whose remit the requirement is in: only they order it.
+    requirement_departments: dict[str, frozenset[str]] = field(default_factory=dict)
     # Pairs of requirement codes that contradict each other -> why.
     conflicts: dict[frozenset[str], str] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
@@ -159,10 +161,13 @@ REQUIREMENT_CODE = PURPOSE_CODE
 
 
 def _read_requirements(files: Files) -> None:
-    """requirements.csv (code,name,description) and conflicts.csv (code,conflicts_with,
-    reason): optional; without them rectifications carry no codes and nothing conflicts."""
-    rows = _csv_rows(files, "requirements.csv", ["code", "name", "description"])
-    for line, (code, title, _) in rows:
+    """requirements.csv (code,name,departments,description: the departments whose remit the
+    requirement is in, space-separated, or *) and conflicts.csv (code,conflicts_with,reason):
+    optional; without them rectifications carry no codes and nothing conflicts."""
+    rows = _csv_rows(files, "requirements.csv", ["code", "name", "departments", "description"])
+    codes = {department.code for department in DEPARTMENTS}
+    for line, (code, title, remit, _) in rows:
+        named = set(remit.split())
         if not REQUIREMENT_CODE.fullmatch(code):
             files.problem("requirements.csv", line,
                           f"{code!r} is not a code: lower-case letters, digits, -")  # fmt: skip
@@ -170,8 +175,13 @@ def _read_requirements(files: Files) -> None:
             files.problem("requirements.csv", line, f"requirement {code!r} is listed twice")
         elif not title:
             files.problem("requirements.csv", line, f"requirement {code!r} needs a name")
+        elif not named or (named != {"*"} and not named <= codes):
+            files.problem("requirements.csv", line,
+                          f"the departments that order {code} must be department codes "
+                          f"({_list(codes)}) or *, not {remit!r}")  # fmt: skip
         else:
             files.requirements[code] = title
+            files.requirement_departments[code] = frozenset(codes if "*" in named else named)
     for line, (code, other, reason) in _csv_rows(
         files, "conflicts.csv", ["code", "conflicts_with", "reason"]
     ):

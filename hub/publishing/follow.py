@@ -178,7 +178,9 @@ async def follow_acceptance(
             continue
         values = batch.values[result.index]
         status, change, why = FOLLOWS[values["verdict"]]
-        reason = f"acceptance {result.source_id} {values['verdict']} on {values['acceptedOn']}"
+        # Not which acceptance, nor when: who reads the order (an assisting or conflicting
+        # department) need not read its acceptance.
+        reason = f"its acceptance {values['verdict']}"
         done, head = await _restate(connection, KINDS["rectifications"], batch.owner,
                                     batch.ids[result.index]["rectification_id"], result.uscc,
                                     status, change, reason + why, head, publisher,

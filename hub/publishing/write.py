@@ -80,13 +80,7 @@ async def publish(
         parsed, found = parse(kind, index, record, day)
         values.append(parsed)
         problems += found
-        for code in parsed.get("requirementCodes") or ():
-            if code not in policy.requirements:
-                problems.append(Problem(
-                    index, parsed.get("sourceId"), "requirementCodes",
-                    f"unknown requirement code {code!r}; policies/requirements.csv lists them "
-                    f"({', '.join(sorted(policy.requirements)) or 'none yet'})",
-                ))  # fmt: skip
+        problems += requirement_problems(policy, owner, index, parsed)
     async with writing(target) as transaction:
         connection = transaction.connection
         head = await lock_feed(connection)
@@ -112,6 +106,31 @@ async def publish(
                 for result in published
             ]
     return published
+
+
+def requirement_problems(
+    policy: Policy, owner: str, index: int, values: dict[str, Any]
+) -> list[Problem]:
+    """The requirement codes of an order: catalogued, in the owner's remit (so that no
+    department can make up a conflict to read another's orders), and not contradicting each
+    other."""
+    found, codes = [], values.get("requirementCodes") or []
+    source_id = values.get("sourceId")
+    for code in codes:
+        if code not in policy.requirements:
+            known = ", ".join(sorted(policy.requirements)) or "none yet"
+            found.append(f"unknown requirement code {code!r}; policies/requirements.csv lists "
+                         f"them ({known})")  # fmt: skip
+        elif owner not in policy.requirement_departments[code]:
+            remit = ", ".join(sorted(policy.requirement_departments[code]))
+            found.append(f"{code} is not a requirement {owner} orders: policies/requirements.csv"
+                         f" gives it to {remit}")  # fmt: skip
+    for position, code in enumerate(codes):
+        for other in codes[position + 1 :]:
+            if frozenset((code, other)) in policy.conflicts:
+                found.append(f"{code} and {other} contradict each other (policies/conflicts.csv):"
+                             " one order cannot require both")  # fmt: skip
+    return [Problem(index, source_id, "requirementCodes", message) for message in found]
 
 
 async def retract(

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import ColumnElement, FromClause, Select, and_, exists, or_, select
 
 from hub import models
+from hub.conflicts import OPEN
 
 __all__ = [
     "ACCEPTANCE",
@@ -186,6 +187,8 @@ def relations(
     participant = models.InspectionParticipant.__table__.c
     conflict = models.Conflict.__table__.c
     acceptance = models.Acceptance.__table__.alias("accepted").c
+    mine = models.Rectification.__table__.alias("mine").c
+    theirs = models.Rectification.__table__.alias("theirs").c
     penalty = models.Penalty.__table__.alias("transferred").c
 
     def own(model: type[models.Base]) -> ColumnElement[int]:
@@ -204,11 +207,25 @@ def relations(
         },
         "Rectification": {
             "assisting": assisting(order),
+            # While the conflict stands: unsettled, and both orders still to be carried out
+            # (the caller's own too, so that an order made up and retracted opens nothing).
             "conflicting": exists().where(
+                conflict.settled_at.is_(None),
                 or_(
-                    and_(conflict.first_id == order, conflict.second_owner == caller),
-                    and_(conflict.second_id == order, conflict.first_owner == caller),
-                )
+                    and_(
+                        conflict.first_id == order,
+                        conflict.second_owner == caller,
+                        mine.id == conflict.second_id,
+                    ),
+                    and_(
+                        conflict.second_id == order,
+                        conflict.first_owner == caller,
+                        mine.id == conflict.first_id,
+                    ),
+                ),
+                theirs.id == order,
+                *(side.status.in_(OPEN) for side in (mine, theirs)),
+                *(side.retracted.is_(False) for side in (mine, theirs)),
             ),
         },
         "Acceptance": {
