@@ -20,7 +20,8 @@ import asyncio
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub.audit import AccessEntry, AccessLog
-from hub.publishing import lock_feed
+from hub.errors import BadUserInput
+from hub.publishing import MAX_BATCH, lock_feed
 
 __all__ = ["Writes"]
 
@@ -31,6 +32,20 @@ class Writes:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._connection: AsyncConnection | None = None
+        self.records = 0  # published or retracted by the request so far, dry runs too
+
+    def admit(self, records: int) -> None:
+        """Count ``records`` the request is about to write. A request writes at most one
+        batch's worth in all, however many aliased mutations it holds: the hub's one write
+        lock (the feed head) stays short for everyone else."""
+        self.records += records
+        if self.records > MAX_BATCH:
+            raise BadUserInput(
+                f"this request would write {self.records} records; write at most {MAX_BATCH} "
+                "in one request (aliased mutations and dry runs count too), and send the rest "
+                "in further requests",
+                argument="records",
+            )
 
     @property
     def begun(self) -> bool:

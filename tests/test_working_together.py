@@ -430,3 +430,27 @@ def test_hostile_ids_and_cursors_are_bad_input_never_internal(writable: Hub) -> 
             codes = {e["extensions"]["code"] for e in answer["errors"]}
             assert codes == {"BAD_USER_INPUT"}, (hostile, query, answer)
     assert writable.sql("SELECT count(*) FROM conflict WHERE settled_at IS NOT NULL") == [(0,)]
+
+
+def test_a_request_writes_at_most_one_batch_however_many_aliases(writable: Hub) -> None:
+    """Twenty aliased dry runs of 1,000 records each held the write lock for 15 s while
+    others' requests waited: a request writes at most 1,000 records in all."""
+    owner, inspection, uscc = writable.sql(
+        "SELECT i.owner, i.source_id, e.uscc FROM inspection i "
+        "JOIN enterprise e ON e.id = i.enterprise_id ORDER BY i.id LIMIT 1"
+    )[0]
+    records = [{"sourceId": f"RECT-{n}", "uscc": uscc, "inspectionSourceId": inspection,
+                "requirement": "x", "orderedOn": "2026-11-20", "deadline": "2026-12-20",
+                "status": "IN_PROGRESS"} for n in range(600)]  # fmt: skip
+    aliases = " ".join(
+        f"a{n}: publishRectifications(records: $records, dryRun: true) {{ created }}"
+        for n in range(2)
+    )
+    answer = writable.ask(
+        owner, f"mutation($records: [RectificationInput!]!) {{ {aliases} }}", records=records
+    )
+    (error,) = answer["errors"]
+    assert error["path"] == ["a1"]  # the first 600 were checked; the next 600 are refused
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "argument": "records"}
+    assert "this request would write 1200 records; write at most 1000" in error["message"]
+    assert answer["data"] is None  # publishing answers are never null: the whole answer is

@@ -46,6 +46,11 @@ class Context:
             raise BadUserInput("send mutations as HTTP POST requests to /graphql")
         return await self.writes.connection()
 
+    def admit(self, records: int) -> None:
+        """Count records a mutation is about to write (hub/unit.py Writes.admit)."""
+        if self.writes is not None:
+            self.writes.admit(records)
+
     @classmethod
     async def create(
         cls,

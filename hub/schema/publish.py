@@ -241,8 +241,10 @@ async def _publish(
     info: Info, kind: str, records: list[Any], owner: str | None, dry_run: bool
 ) -> PublishResult:
     access = info.context.access
+    info.context.admit(len(records))  # before the write lock is taken
+    writer = await info.context.writer()
     published = await publish(
-        await info.context.writer(),
+        writer,
         access.policy,
         _publisher(info),
         KINDS[kind],
@@ -330,8 +332,10 @@ class Mutation:
         owner: Owner = None,
     ) -> PublishResult:
         access = info.context.access
+        info.context.admit(len(source_ids))  # before the write lock is taken
+        writer = await info.context.writer()
         published = await retract(
-            await info.context.writer(),
+            writer,
             access.policy,
             _publisher(info),
             BY_TYPE[kind.value],
