@@ -63,6 +63,14 @@ GRAPHIQL_PAGE = (Path(__file__).parent / "static" / "graphiql.html").read_text(e
 ALLOWED_OPERATIONS = {OperationType.QUERY, OperationType.MUTATION}
 MAX_HEADER_CHARACTERS = 500
 UNAUTHENTICATED_HEADERS = {"WWW-Authenticate": 'Bearer realm="hub"'}
+# GraphiQL runs what its user types with the user's token: no other site may frame it (to
+# make the user click Run on a query of its own), and it runs only the hub's own scripts.
+EXPLORER_HEADERS = {
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "frame-ancestors 'none'; default-src 'self'; "
+    "style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self' ws: wss:",
+    "Referrer-Policy": "no-referrer",
+}
 
 
 def error_body(code: str, message: str) -> dict[str, Any]:
@@ -394,7 +402,7 @@ class GraphQLEndpoint:
 
     def explorer(self, request: Request) -> Response:
         if self.settings.graphiql and "text/html" in request.headers.get("accept", ""):
-            return HTMLResponse(GRAPHIQL_PAGE)
+            return HTMLResponse(GRAPHIQL_PAGE, headers=EXPLORER_HEADERS)
         return error_response(
             405,
             BadUserInput.code,

@@ -50,6 +50,9 @@ def test_graphiql_is_served_from_the_hub_itself(client: TestClient) -> None:
     page = client.get("/graphql", headers={"accept": "text/html"})
     assert page.status_code == 200
     assert "://" not in page.text  # nothing loaded from the internet
+    # No other site frames it to have a user run its query with the user's token.
+    assert page.headers["X-Frame-Options"] == "DENY"
+    assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
     scripts = re.findall(r'(?:src|href)="([^"]+)"', page.text)
     assert "static/graphiql/graphiql.min.js" in scripts
     for asset in scripts:
