@@ -8,6 +8,9 @@ read, and the hub's own vocabulary (departments, catalogue, purposes, share requ
 grants, client names). A secret found anywhere in an answer, in data or in an error message,
 under any alias, is a leak.
 
+A department's part in a record (hub/policy/relations.py: a participant, an assisting
+department...) is read from the database with the record, as the hub reads it.
+
 Both sides are computed from the database before requests are sent. A text that is part of
 a public text is no secret either (a finding may repeat a phrase of another one); short or
 plain-ASCII secrets (names, amounts, codes) count only as whole values, so that a
@@ -96,6 +99,32 @@ _STORED = {
                    "JOIN enterprise e ON e.id = r.enterprise_id", "t.owner",
                    {"opinion": "opinion"}),
 }  # fmt: skip
+# The record through which a department has a part in each (hub/policy/relations.py): the
+# inspection of a finding, the rectification of an acceptance.
+_RELATED_BY = {
+    "Inspection": "t.id", "Finding": "i.id", "Penalty": "t.id", "Rectification": "t.id",
+    "Acceptance": "t.rectification_id",
+}  # fmt: skip
+# (type of the record related through, relation, SQL of (record id, department)).
+_PARTS = (
+    ("Inspection", "participant", "SELECT inspection_id, department FROM inspection_participant"),
+    ("Rectification", "assisting",
+     "SELECT rectification_id, department FROM rectification_assistant"),
+    ("Rectification", "conflicting",
+     "SELECT c.first_id, c.second_owner FROM conflict c JOIN rectification a ON a.id = "
+     "c.first_id JOIN rectification b ON b.id = c.second_id WHERE c.settled_at IS NULL "
+     "AND a.status IN ('in_progress', 'submitted', 'failed', 'overdue') AND NOT a.retracted "
+     "AND b.status IN ('in_progress', 'submitted', 'failed', 'overdue') AND NOT b.retracted "
+     "UNION SELECT c.second_id, c.first_owner FROM conflict c JOIN rectification a ON a.id = "
+     "c.first_id JOIN rectification b ON b.id = c.second_id WHERE c.settled_at IS NULL "
+     "AND a.status IN ('in_progress', 'submitted', 'failed', 'overdue') AND NOT a.retracted "
+     "AND b.status IN ('in_progress', 'submitted', 'failed', 'overdue') AND NOT b.retracted"),
+    ("Penalty", "transferee",
+     "SELECT id, transferred_to FROM penalty WHERE transferred_to IS NOT NULL"),
+)  # fmt: skip
+# Which record an item is related through, by type.
+_THROUGH = {"Inspection": "Inspection", "Finding": "Inspection", "Penalty": "Penalty",
+            "Rectification": "Rectification", "Acceptance": "Rectification"}  # fmt: skip
 # The hub's own texts, which any caller may meet in answers and messages.
 _GOVERNANCE = (
     "SELECT code, name_zh, name_en FROM department",
@@ -126,6 +155,8 @@ class Stored:
     uscc: str
     region: str
     value: str
+    # (department, relation): who has a part in the record, and which (relations.py).
+    parts: frozenset[tuple[str, str]] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -143,10 +174,16 @@ async def read_ground(engine: AsyncEngine) -> Ground:
     governance: set[str] = set()
     pools: dict[str, tuple[str, ...]] = {}
     async with engine.connect() as connection:
+        parts: dict[tuple[str, int], set[tuple[str, str]]] = {}
+        for through, relation, statement in _PARTS:
+            for record_id, department in await connection.execute(text(statement)):
+                parts.setdefault((through, record_id), set()).add((department, relation))
         for type_name, (source, owner, columns) in _STORED.items():
             selected = ", ".join(f"t.{column} AS {column}" for column in columns.values())
+            related = _RELATED_BY.get(type_name, "NULL")
             statement = (
-                f"SELECT {owner} AS owner, e.uscc, e.region AS e_region, {selected} FROM {source}"
+                f"SELECT {owner} AS owner, e.uscc, e.region AS e_region, {related} AS related, "
+                f"{selected} FROM {source}"
             )
             rows = await connection.execute(text(statement))
             for row in rows.mappings():
@@ -156,9 +193,10 @@ async def read_ground(engine: AsyncEngine) -> Ground:
                         continue
                     if column == "amount_fen":  # as the Decimal scalar serializes it
                         value = str(Decimal(value).scaleb(-2))
+                    part = parts.get((_THROUGH.get(type_name, ""), row["related"]), set())
                     stored.append(
                         Stored(f"{type_name}.{name}", row["owner"], row["uscc"], row["e_region"],
-                               str(value))
+                               str(value), frozenset(part))
                     )  # fmt: skip
         for statement in _GOVERNANCE:
             for found in await connection.execute(text(statement)):
@@ -201,7 +239,10 @@ class Secrets:
         readable: set[str] = set()
         withheld: set[str] = set()
         for item in self.ground.stored:
-            decision = self.policy.decide(subject, item.owner, item.coordinate, purpose=stated)
+            relations = tuple(sorted(r for d, r in item.parts if d == subject))
+            decision = self.policy.decide(
+                subject, item.owner, item.coordinate, purpose=stated, relations=relations
+            )
             allowed = decision.allowed and (
                 not decision.needs_purpose or self._granted(subject, item, code)
             )
