@@ -91,6 +91,17 @@ def server(environment: dict[str, str]) -> Iterator[tuple[subprocess.Popen[str],
         yield process, port, Path(environment["HUB_POLICY_DIR"])
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_sigterm_drains_and_exits_0(environment: dict[str, str], workers: str) -> None:
+    """Stopping when asked is a clean exit for systemd and Kubernetes, not 143."""
+    with serving(environment, "--workers", workers) as (process, port):
+        assert readyz(port)["status"] == "ready"
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+        assert process.returncode == 0, output
+        assert "Traceback" not in output
+
+
 def test_sighup_reloads_sound_policies_and_keeps_serving_on_unsound_ones(
     server: tuple[subprocess.Popen[str], int, Path],
 ) -> None:

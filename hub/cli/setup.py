@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import sys
 import time
 from dataclasses import replace
@@ -152,6 +153,10 @@ def schema_export(
         output.write_text(sdl(), encoding="utf-8")
 
 
+def _stopped(*_: object) -> None:
+    raise SystemExit(0)
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
@@ -246,6 +251,9 @@ def serve(
     if config.log_format == "json":
         logs["log_config"] = None
     if workers == 1:
+        # uvicorn drains, then raises the SIGTERM it caught again, which would end the process
+        # with 143: stopping when asked is a clean exit (0), as supervisors expect.
+        signal.signal(signal.SIGTERM, _stopped)
         uvicorn.run(hub, host=host, port=port, **logs)
         return
     from hub.workers import supervise
