@@ -225,12 +225,13 @@ class Policy:
             relations: dict[str, tuple[str, ...]] = {}
             for relation in Relation if related else ():
                 if type_name not in RELATED_TYPES[relation] or not any(
-                    relation in dict(self.openers(owner, f"{type_name}.{name}"))
+                    self.decide(subject, owner, f"{type_name}.{name}", purpose=purpose,
+                                relations=(relation.value,)).relation == relation.value
                     for owner in DEPARTMENT_CODES
                     for name, decided in self.fields[type_name].items()
                     if decided
-                ):
-                    continue
+                ):  # fmt: skip
+                    continue  # opens nothing for this caller: no column for it in the SQL
                 relations[relation.value] = tuple(
                     owner
                     for owner in DEPARTMENT_CODES

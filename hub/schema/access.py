@@ -233,7 +233,11 @@ class Access:
         fields = cls.__dataclass_fields__  # type: ignore[attr-defined]
         has_prefetched, has_relations = "prefetched" in fields, "relations" in fields
         has_owner, has_id = "owner" in shared, "id" in shared
-        in_play = tuple(self.scope(type_name).relations) if self.caller and of is None else ()
+        # The relations whose columns the loader added (Loaders.visible): (name, label).
+        in_play = [
+            (name, f"as_{name}")
+            for name in (self.scope(type_name).relations if self.caller and of is None else ())
+        ]
         # What is served and withheld of the selection depends on the owner and the
         # caller's relations to the record (and the enterprise, where grants decide).
         split: dict[tuple[str, str, Relations], Served] = {}
@@ -243,7 +247,7 @@ class Access:
             relations: Relations = (
                 of.relations
                 if of is not None
-                else tuple(name for name in in_play if values.pop(f"as_{name}"))
+                else tuple(name for name, label in in_play if values.pop(label))
             )
             if type_name == "Enterprise":
                 record_owner, enterprise, region = (

@@ -15,11 +15,10 @@ from sqlalchemy import select
 
 from hub import conflicts
 from hub.conflicts import CONFLICT, ENTERPRISE
-from hub.errors import BadUserInput
 from hub.schema.context import Info
+from hub.schema.sharing import id_of
 from hub.schema.types import Department, Rectification, built
 from hub.uscc import parse_uscc
-from hub.values import whole
 
 __all__ = ["ConflictMutation", "ConflictQuery"]
 
@@ -127,9 +126,7 @@ class ConflictMutation:
         id: strawberry.ID,
         settlement: Annotated[str, strawberry.argument(description="How it was settled.")],
     ) -> Conflict:
-        number = whole(id)
-        if number is None:
-            raise BadUserInput(f"{id!r} is not the id of a conflict", argument="id")
+        number = id_of(id, "conflict")  # before the write lock is taken
         access, writer = info.context.access, await info.context.writer()
         before, after = await conflicts.settle(writer, access.principal, number, settlement)
         access.trail.transition(

@@ -21,7 +21,7 @@ from hub.schema.types import Department
 from hub.sharing import REQUEST, RequestStatus
 from hub.values import whole
 
-__all__ = ["SharingMutation", "SharingQuery"]
+__all__ = ["SharingMutation", "SharingQuery", "id_of"]
 
 strawberry.enum(RequestStatus, description="Where a share request stands.")
 
@@ -137,7 +137,8 @@ def _grant(info: Info, row: Any) -> Grant:
     )
 
 
-def _id(value: strawberry.ID, what: str) -> int:
+def id_of(value: strawberry.ID, what: str) -> int:
+    """The id a caller gave for a ``what``; BadUserInput for anything that is not one."""
     number = whole(value)
     if number is None:
         raise BadUserInput(f"{value!r} is not the id of a {what}", argument="id")
@@ -262,7 +263,7 @@ class SharingMutation:
     ) -> ShareRequest:
         access, writer = info.context.access, await info.context.writer()
         before, after, grant = await sharing.decide_request(
-            writer, access.policy, access.principal, _id(id, "share request"),
+            writer, access.policy, access.principal, id_of(id, "share request"),
             approve=approve, reason=reason, fields=fields,
             scope=scope.scope() if scope else None, valid_from=valid_from,
             valid_until=valid_until,
@@ -285,7 +286,7 @@ class SharingMutation:
     ) -> Grant:
         access = info.context.access
         before, after = await sharing.revoke_grant(
-            await info.context.writer(), access.principal, _id(id, "grant"), reason
+            await info.context.writer(), access.principal, id_of(id, "grant"), reason
         )
         state = sharing.request_state
         access.trail.transition("Grant", str(after.id), "revoked", state(before), state(after))
