@@ -139,15 +139,17 @@ def create_app(settings: Settings, tracer_provider: TracerProvider | None = None
         yield
         if checkpoints is not None:
             await checkpoints.stop()
+        await subscriptions.listener.stop()
         await engine.dispose()
         if tracer_provider is None:
             provider.shutdown()  # flush spans still waiting for export
 
     graphql = GraphQLEndpoint(build_schema(), engine, settings, policies, AccessLog(engine), tracer)
+    subscriptions = SubscriptionEndpoint(graphql)
     app = Starlette(
         routes=[
             Route("/graphql", graphql.handle, methods=["GET", "POST"]),
-            WebSocketRoute("/graphql", SubscriptionEndpoint(graphql)),
+            WebSocketRoute("/graphql", subscriptions),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),

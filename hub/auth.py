@@ -22,7 +22,14 @@ from hub.errors import Unauthenticated
 from hub.settings import Settings
 from hub.text import escaped, problem
 
-__all__ = ["CLIENT_TOKEN_PREFIX", "Authenticator", "Principal", "hash_token", "new_token"]
+__all__ = [
+    "CLIENT_TOKEN_PREFIX",
+    "Authenticator",
+    "Principal",
+    "client_token_hash",
+    "hash_token",
+    "new_token",
+]
 
 CLIENT_TOKEN_PREFIX = "hub_"  # noqa: S105 - a prefix, not a secret
 # Clocks of the identity provider and the hub may differ a little.
@@ -77,6 +84,15 @@ def new_token() -> str:
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def client_token_hash(authorization: str | None) -> str | None:
+    """The hash of the hub client token in an ``Authorization`` value, if it holds one."""
+    scheme, _, token = (authorization or "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token.startswith(CLIENT_TOKEN_PREFIX):
+        return None
+    return hash_token(token)
 
 
 class Authenticator:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, cast
@@ -10,13 +10,20 @@ from typing import Any, Protocol, cast
 from sqlalchemy import Row, Select, Table, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub.auth import ClientRecord, hash_token, new_token
+from hub.auth import ClientRecord, FindClient, hash_token, new_token
 from hub.domain import DEPARTMENTS, Role
 from hub.errors import BadUserInput, NotFound
 from hub.grants import HEAD
 from hub.models import Client
 
-__all__ = ["ClientLookup", "NewClient", "create_client", "list_clients", "revoke_client"]
+__all__ = [
+    "ClientLookup",
+    "NewClient",
+    "create_client",
+    "find_clients",
+    "list_clients",
+    "revoke_client",
+]
 
 CLIENT = (Client.id, Client.name, Client.department, Client.role, Client.revoked_at)
 
@@ -97,6 +104,20 @@ class ClientLookup:
             return None
         self.grant_version = found[0].grant_version
         return None if found[0].id is None else _record(found[0])
+
+
+async def find_clients(reader: Reads, token_hashes: Iterable[str]) -> FindClient:
+    """Who holds each of these token hashes, read in one statement (the subscribers of a live
+    event, checked again together): a FindClient for Authenticator.authenticate."""
+    wanted = sorted(set(token_hashes))
+    statement = select(Client.token_hash, *CLIENT).where(Client.token_hash.in_(wanted))
+    rows = await reader.rows(cast(Select[Any], statement)) if wanted else []
+    found = {row.token_hash: _record(row) for row in rows}
+
+    async def find(token_hash: str) -> ClientRecord | None:
+        return found.get(token_hash)
+
+    return find
 
 
 def _record(row: Row[*tuple[Any, ...]]) -> ClientRecord:

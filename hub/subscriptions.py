@@ -3,14 +3,20 @@
 A client authenticates in ``connection_init`` with ``{"Authorization": "Bearer <token>"}``
 (browsers cannot set headers on a WebSocket) or with the upgrade request's own
 Authorization header; ``X-Hub-Purpose`` and ``X-Hub-Case`` likewise. Each operation runs
-with a context of its own, and each subscription event with a fresh view of the caller (the
-client checked again, the current policy), so a revoked client or a changed policy takes
-effect at the next event. Every event is recorded in the access log before it is sent, as
-every HTTP answer is; if the record cannot be written, the event is not sent.
+with a context of its own. A subscription opens (its arguments checked, its place in the
+feed found), gives its database connection back, and joins a stream of the process's feed
+listener (hub/live.py); each event is built once per stream with a fresh view (the members
+checked again, the current policy), so a revoked client or a changed policy takes effect at
+the next event, and is recorded in the access log for each member before it is sent to it:
+if the record cannot be written, that member gets an ``error`` instead. An event that fails
+is an ``error`` message, never a ``next`` followed by ``complete``: the client subscribes
+again with ``after`` set to the last ``endCursor`` it received, and loses or repeats nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 from contextlib import suppress
 from dataclasses import dataclass
@@ -31,24 +37,32 @@ from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.types.unset import UNSET, UnsetType
 from strawberry.utils.aio import aclosing
 
-from hub.audit import AccessEntry, Outcome
-from hub.auth import Principal
-from hub.clients import ClientLookup
-from hub.errors import HubError, Unauthenticated
+from hub.audit import AccessEntry, Outcome, Trail
+from hub.auth import Principal, client_token_hash
+from hub.clients import ClientLookup, find_clients
+from hub.db import database_away
+from hub.errors import Forbidden, HubError, PurposeRequired, Unauthenticated
 from hub.graphql_http import (
     GraphQLEndpoint,
+    away,
     describe,
     format_error,
     internal_answer,
     internal_reference,
     outcome,
+    unavailable,
 )
+from hub.live import FeedListener, Member, Stream
 from hub.metrics import SUBSCRIPTIONS
 from hub.params import BadRequest, header_text, params
 from hub.schema import SHARED, Access, Context, Loaders, Reader
+from hub.schema.context import Live
 from hub.throttle import Ticket
 
 __all__ = ["SubscriptionEndpoint"]
+
+EVENTS_AT_ONCE = 4  # live events built at once in a process, each on a connection of its own
+WITHHELD = {Forbidden.code, PurposeRequired.code}  # what an event that succeeded may carry
 
 
 @dataclass
@@ -76,20 +90,28 @@ class Connection:
         return header_text(value, name, decoded=True)
 
 
-class Live:
-    """A subscription's connection to the hub (see hub.schema.context.Live)."""
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    """What a live event's builder needs of one member: who, and what it asked."""
 
-    def __init__(self, endpoint: SubscriptionEndpoint, connection: Connection) -> None:
-        self.endpoint = endpoint
-        self.connection = connection
-        self.poll_seconds = endpoint.graphql.settings.feed_poll_seconds
+    connection: Connection
+    operation: Operation[Connection, None]
 
-    async def renew(self, context: Context) -> None:
-        await self.close(context)
-        context.access, context.loaders = await self.endpoint.view(self.connection)
 
-    async def close(self, context: Context) -> None:
-        await context.loaders.reader.close()
+class Encoded(dict[str, Any]):
+    """A message whose JSON text is made once (SubscriptionEndpoint.encode_json sends it)."""
+
+    def __init__(self, message: dict[str, Any], text: str) -> None:
+        super().__init__(message)
+        self.text = text
+
+    @classmethod
+    def next(cls, operation_id: str, data: str, trace_id: str) -> Encoded:
+        """A ``next`` message around an answer's JSON ``data`` (an object), with the trace
+        id of this member's record in its extensions."""
+        payload = f'{data[:-1]}, "extensions": {{"traceId": "{trace_id}"}}}}'
+        text = f'{{"id": {json.dumps(operation_id)}, "type": "next", "payload": {payload}}}'
+        return cls({"id": operation_id, "type": "next"}, text)
 
 
 class TransportHandler(BaseGraphQLTransportWSHandler[Connection, None]):
@@ -141,37 +163,39 @@ class TransportHandler(BaseGraphQLTransportWSHandler[Connection, None]):
         started = time.perf_counter()
         context: Context | None = None
         ticket: Ticket | None = None
-        streaming = False  # a subscription sending events, counted in the metrics
         try:
             params({"query": operation.query, "variables": operation.variables,
                     "operationName": operation.operation_name})  # fmt: skip
             access, loaders = await endpoint.view(self.context)
             context = Context(access, loaders)
-            context.live = Live(endpoint, self.context)
             ticket = await endpoint.admit(access.principal.client, operation, loaders.reader)
             context.cost = ticket.cost
+            if describe(operation.query, operation.operation_name)[2] == "subscription":
+                context.live = Live()  # opening: the resolver finds where it starts
             source = await self.schema.stream(
                 operation.query,
                 variable_values=operation.variables,
                 context_value=context,
                 operation_name=operation.operation_name,
             )
-            streaming = describe(operation.query, operation.operation_name)[2] == "subscription"
-            if streaming:
-                SUBSCRIPTIONS.inc()
             async with aclosing(source):
                 async for result in source:
                     if not isinstance(result, ExecutionResult):
                         raise TypeError("incremental delivery is not supported")
                     answer = endpoint.answer(result)
                     await endpoint.record(self.context, context, operation, answer, started)
-                    if isinstance(result, PreExecutionError):
+                    # A subscription that opens sends nothing: what comes is why it cannot.
+                    if isinstance(result, PreExecutionError) or context.live is not None:
                         await self._send(operation, "error", answer["errors"])
                         return
                     await self._send(operation, "next", answer)
-                    started = time.perf_counter()
-            await self._send(operation, "complete")
-        except HubError as error:  # e.g. the client was revoked while subscribed
+            if context.live is None:
+                await self._send(operation, "complete")
+                return
+            await context.loaders.reader.close()  # nothing held while it waits for events
+            assert context.live.seq is not None  # noqa: S101 - set by the resolver
+            await endpoint.follow(self.context, operation, access, context.live.seq)
+        except HubError as error:  # e.g. a bad request, or refused by a limit
             answer = {"errors": [{"message": error.message, "extensions": error.extensions()}]}
             with suppress(Exception):
                 if context is not None:
@@ -182,12 +206,13 @@ class TransportHandler(BaseGraphQLTransportWSHandler[Connection, None]):
                     await endpoint.graphql.access_log.append(entry)
                 await self._send(operation, "error", answer["errors"])
         except Exception as error:
-            reference = internal_reference(error, "subscription")
+            if database_away(error):
+                failed = unavailable(away(error, "subscription"))[1]
+            else:
+                failed = internal_answer(internal_reference(error, "subscription"))
             with suppress(Exception):
-                await self._send(operation, "error", internal_answer(reference)["errors"])
+                await self._send(operation, "error", failed["errors"])
         finally:
-            if streaming:
-                SUBSCRIPTIONS.dec()
             if ticket is not None:
                 ticket.release()
             if context is not None:
@@ -223,6 +248,146 @@ class SubscriptionEndpoint(GraphQL[Connection, None]):
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
         )
         self.graphql = graphql
+        self.listener = FeedListener(
+            graphql.engine, self.event, graphql.settings.feed_poll_seconds, EVENTS_AT_ONCE
+        )
+
+    def encode_json(self, data: object) -> str | bytes:
+        """Messages as JSON; a live event's text is made once for all its subscribers."""
+        if isinstance(data, Encoded):
+            return data.text
+        return super().encode_json(data)
+
+    async def follow(
+        self,
+        connection: Connection,
+        operation: Operation[Connection, None],
+        access: Access,
+        seq: int,
+    ) -> None:
+        """Send the subscription's events, from after ``seq``, until it ends."""
+        principal = access.principal
+        variables = json.dumps(operation.variables, sort_keys=True)
+        key = (principal.department, principal.role, connection.purpose, operation.query,
+               variables, operation.operation_name)  # fmt: skip
+        member = Member(key, operation.id, Subscriber(connection, operation))
+        self.listener.join(member, seq)
+        SUBSCRIPTIONS.inc()
+        try:
+            while True:
+                message = await member.outbox.get()
+                await operation.send_operation_message(message)  # type: ignore[arg-type]
+                if message["type"] != "next":
+                    return
+        finally:
+            SUBSCRIPTIONS.dec()
+            self.listener.leave(member)
+
+    async def event(self, stream: Stream, head: int) -> int:
+        """Build the stream's next event once and send it to each member with its own access
+        record; the database connection it is built on is given back before the records are
+        written. Returns where the stream stands now."""
+        started = time.perf_counter()
+        members = stream.live()
+        reader = Reader(self.graphql.engine)
+        try:
+            members, principal = await self._check(members, reader, started)
+            if principal is None:
+                return head
+            first: Subscriber = members[0].subscriber
+            policy = self.graphql.policies.current
+            grants = await self.graphql.grants.current(reader.rows)
+            access = Access(policy, principal, first.connection.purpose, SHARED, grants)
+            loaders = Loaders(reader, access.scope, access.caller)
+            access.departments = await self.graphql.departments(loaders, policy.version)
+            context = Context(access, loaders, live=Live(stream.seq, head))
+            source = await self.schema.stream(
+                first.operation.query,
+                variable_values=first.operation.variables,
+                context_value=context,
+                operation_name=first.operation.operation_name,
+            )
+            async with aclosing(source):
+                results = [result async for result in source]
+        except Exception as error:
+            if database_away(error):
+                failed = unavailable(away(error, "live event"))[1]
+            else:
+                failed = internal_answer(internal_reference(error, "live event"))
+            await self._send_all(members, failed, access=None, started=started)
+            return head
+        finally:
+            await reader.close()
+        if results:
+            answer = self.answer(cast(ExecutionResult, results[0]))
+            await self._send_all(members, answer, access, started)
+        position = context.live.seq if context.live is not None else None
+        return head if position is None else position
+
+    async def _check(
+        self, members: list[Member], reader: Reader, started: float
+    ) -> tuple[list[Member], Principal | None]:
+        """The members whose credentials still hold (read in one statement), and the caller
+        they share (same department, role and purpose: the stream's key). The others are
+        refused, and that is recorded."""
+        hashes = (client_token_hash(m.subscriber.connection.authorization) for m in members)
+        find = await find_clients(reader, (h for h in hashes if h is not None))
+        kept, principal = [], None
+        for member in members:
+            connection = member.subscriber.connection
+            try:
+                connection.principal = await self.graphql.authenticator.authenticate(
+                    connection.authorization, find
+                )
+            except Unauthenticated as error:
+                answer = {"errors": [{"message": error.message, "extensions": error.extensions()}]}
+                await self._send_all([member], answer, access=None, started=started)
+                continue
+            kept.append(member)
+            principal = principal or connection.principal
+        return kept, principal
+
+    async def _send_all(
+        self,
+        members: list[Member],
+        answer: dict[str, Any],
+        access: Access | None,
+        started: float,
+    ) -> None:
+        """Record ``answer`` for each member and queue it: a ``next`` with the data, or an
+        ``error`` when the event failed (anything but fields withheld by the policy), or
+        when the member's record could not be written (fail closed)."""
+        codes = {error["extensions"]["code"] for error in answer.get("errors", ())}
+        failed = access is None or answer.get("data") is None or not codes <= WITHHELD
+        trail = access.trail if access is not None else Trail()
+        trail.freeze()
+        entries = []
+        for member in members:
+            subscriber: Subscriber = member.subscriber
+            status = 401 if Unauthenticated.code in codes else 200
+            entry = self._entry(subscriber.connection, outcome(status, answer, trail), started)
+            entry.document_hash, entry.operation_name, entry.operation_type = describe(
+                subscriber.operation.query, subscriber.operation.operation_name
+            )
+            entry.policy_version = access.policy.version if access else None
+            entry.trail = trail
+            entries.append(entry)
+        written = await asyncio.gather(
+            *(self.graphql.access_log.append(entry) for entry in entries), return_exceptions=True
+        )
+        data = None if failed else json.dumps(answer)
+        for member, entry, record in zip(members, entries, written, strict=True):
+            if isinstance(record, BaseException):  # no record, no event
+                if database_away(record):
+                    errors = unavailable(away(record, "access log"))[1]["errors"]
+                else:
+                    errors = internal_answer(internal_reference(record, "access log"))["errors"]
+                member.send({"id": member.operation_id, "type": "error", "payload": errors})
+            elif data is None:
+                member.send({"id": member.operation_id, "type": "error",
+                             "payload": answer["errors"]})  # fmt: skip
+            else:
+                member.send(Encoded.next(member.operation_id, data, entry.trace_id))
 
     async def get_context(self, request: Any, response: Any) -> Connection:
         return Connection(websocket=request)

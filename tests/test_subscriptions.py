@@ -195,11 +195,15 @@ def test_a_revoked_client_is_cut_off_at_its_next_event(live: LiveHub) -> None:
             "sourceId": "ECO-LIVE-3", "rectificationSourceId": rectification,
             "acceptedOn": "2026-11-10", "verdict": "PASSED", "opinion": "同意验收",
         }])  # fmt: skip
+        # An error message ends the subscription: a client can tell it from the end of the
+        # stream (complete), which never follows it.
         message = market.receive_json()
-        assert message["type"] == "next"
-        assert message["payload"]["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
-        assert message["payload"]["data"] is None
-        assert market.receive_json() == {"id": "r", "type": "complete"}
+        assert (message["id"], message["type"]) == ("r", "error")
+        assert message["payload"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+        market.send_json({"type": "ping"})
+        assert market.receive_json() == {"type": "pong"}
+    (record,) = live.sql("SELECT outcome, client FROM access_record ORDER BY seq DESC LIMIT 1")
+    assert tuple(record) == ("denied", f"client:{live.tokens['market-id']}")
 
 
 def test_auditors_and_admins_get_no_change_events(live: LiveHub) -> None:

@@ -110,6 +110,7 @@ class Trail:
     )
     # State changes of workflow objects, with their state before and after.
     transitions: list[dict[str, Any]] = field(default_factory=list)
+    frozen: dict[str, Any] | None = None  # see freeze
 
     def serve(
         self,
@@ -161,6 +162,26 @@ class Trail:
         """What was served, in the record's compact form (served.py)."""
         return served.pack(self.served, sorted(self.enterprises))
 
+    def columns(self) -> dict[str, Any]:
+        """The record's columns that say what was served, withheld and written; once
+        ``frozen``, computed once for every record of the same trail (a live event's
+        subscribers)."""
+        if self.frozen is not None:
+            return self.frozen
+        written = self.written_json()
+        return {
+            "enterprises": _spaced(sorted(self.enterprises)),
+            "fields": _spaced(served.search_text(self.served)),
+            "served": canonical(self.served_json()).decode(),
+            "denied": canonical(served.pack_denied(self.denied, sorted(self.enterprises))).decode(),
+            "written": None if written is None else canonical(written).decode(),
+        }
+
+    def freeze(self) -> None:
+        """Nothing more will be entered: compute the columns once."""
+        self.frozen = None
+        self.frozen = self.columns()
+
 
 @dataclass
 class AccessEntry:
@@ -183,20 +204,13 @@ class AccessEntry:
     trail: Trail = field(default_factory=Trail)
 
     def columns(self) -> dict[str, Any]:
-        written = self.trail.written_json()
         fitted = {name: kept(getattr(self, name), limit) for name, limit in TEXT_LIMITS.items()}
         return {
             "recorded_at": timestamp(self.recorded_at),
             "document_hash": self.document_hash,
             **fitted,
             "outcome": self.outcome,
-            "enterprises": _spaced(sorted(self.trail.enterprises)),
-            "fields": _spaced(served.search_text(self.trail.served)),
-            "served": canonical(self.trail.served_json()).decode(),
-            "denied": canonical(
-                served.pack_denied(self.trail.denied, sorted(self.trail.enterprises))
-            ).decode(),
-            "written": None if written is None else canonical(written).decode(),
+            **self.trail.columns(),
             "trace_id": self.trace_id,
             "duration_us": self.duration_us,
         }

@@ -13,11 +13,12 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, select, update
+from sqlalchemy import Table, and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub import models
 from hub.audit import canonical
+from hub.live import CHANNEL
 from hub.records import BY_TYPE, Kind
 
 VERSION = cast(Table, models.RecordVersion.__table__)
@@ -69,8 +70,12 @@ async def lock_feed(connection: AsyncConnection) -> int:
 
 
 async def advance_feed(connection: AsyncConnection, seq: int) -> None:
+    """Move the feed head to ``seq``; on PostgreSQL, live subscribers hear of it when the
+    transaction commits (hub/live.py listens)."""
     head = cast(Table, models.FeedHead.__table__)
     await connection.execute(update(head).where(head.c.id == 1).values(seq=seq))
+    if connection.dialect.name == "postgresql":
+        await connection.execute(select(func.pg_notify(CHANNEL, str(seq))))
 
 
 def new_version(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -17,16 +17,17 @@ from hub.unit import Writes
 __all__ = ["Context", "Info", "Live", "read_departments"]
 
 
-class Live(Protocol):
-    """What a subscription needs from its connection (see hub/subscriptions.py)."""
+@dataclass(slots=True)
+class Live:
+    """Where a live subscription stands in the change feed (see hub/live.py).
 
-    poll_seconds: float
+    ``seq`` is None while the subscription opens: its resolver says where it starts (after
+    the cursor given, or at the feed's end now) and sends nothing. Each event is built from
+    ``seq``, knowing every change up to ``head`` committed; the resolver moves ``seq`` to
+    where the next event starts."""
 
-    async def renew(self, context: Context) -> None:
-        """A fresh view for the next event: the caller checked again, the current policy."""
-
-    async def close(self, context: Context) -> None:
-        """The subscription ended: release its database connection."""
+    seq: int | None = None
+    head: int = 0
 
 
 @dataclass(slots=True)

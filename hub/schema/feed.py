@@ -8,7 +8,6 @@ decisions as the dossier.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 from collections.abc import AsyncGenerator
@@ -128,6 +127,14 @@ Owners = Annotated[
 After = Annotated[str | None, strawberry.argument(description="endCursor of your previous call.")]
 
 
+def check_owners(owners: list[str] | None) -> None:
+    if owners is not None and (unknown := set(owners) - set(DEPARTMENT_CODES)):
+        raise BadUserInput(
+            f"unknown owner {', '.join(sorted(unknown))}; one of {', '.join(DEPARTMENT_CODES)}",
+            argument="owners",
+        )
+
+
 async def read_changes(
     info: Info,
     seq: int,
@@ -137,11 +144,7 @@ async def read_changes(
 ) -> ChangePage:
     """The changes after ``seq`` that the caller may read, oldest first."""
     first = page_size(first)
-    if owners is not None and (unknown := set(owners) - set(DEPARTMENT_CODES)):
-        raise BadUserInput(
-            f"unknown owner {', '.join(sorted(unknown))}; one of {', '.join(DEPARTMENT_CODES)}",
-            argument="owners",
-        )
+    check_owners(owners)
     access = info.context.access
     version = models.RecordVersion
     readable = []
@@ -272,26 +275,26 @@ class Subscription:
     async def changes(
         self, info: Info, after: After = None, kinds: Kinds = None, owners: Owners = None
     ) -> AsyncGenerator[ChangePage, None]:
+        # One event per call (hub/live.py runs it once per event for all of a stream's
+        # subscribers); opening, it only says where the subscription starts.
         live = info.context.live
         if live is None:
             raise BadUserInput("subscribe over WebSocket (graphql-transport-ws) at /graphql")
-        try:
-            if after is None:
+        check_owners(owners)
+        if live.seq is None:
+            if after is not None:
+                live.seq = decode_cursor("change", after)
+            else:
                 head = models.FeedHead
                 (row,) = await info.context.loaders.reader.rows(
                     select(head.seq).where(head.id == 1)
                 )
-                seq = int(row.seq)
-            else:
-                seq = decode_cursor("change", after)
-            while True:
-                await live.renew(info.context)
-                page = await read_changes(info, seq, kinds, owners, MAX_PAGE_SIZE)
-                if page.changes:
-                    seq = decode_cursor("change", page.end_cursor)
-                    yield page
-                else:
-                    await live.close(info.context)
-                    await asyncio.sleep(live.poll_seconds)
-        finally:
-            await live.close(info.context)
+                live.seq = int(row.seq)
+            return
+        page = await read_changes(info, live.seq, kinds, owners, MAX_PAGE_SIZE)
+        end = decode_cursor("change", page.end_cursor)
+        # Every change up to the head was committed before the page was read: a page that is
+        # not full holds all of them the caller may see.
+        live.seq = end if page.has_more else max(end, live.head)
+        if page.changes:
+            yield page
