@@ -99,7 +99,8 @@ def create_app(settings: Settings, tracer_provider: TracerProvider | None = None
         return JSONResponse({"status": "ok"})
 
     async def readyz(_: Request) -> JSONResponse:
-        """Ready to answer: the database is reachable and migrated to this code's revision."""
+        """Ready to answer: the database is reachable, migrated to this code's revision, and
+        the access log can be written."""
         try:
             async with engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
@@ -116,6 +117,9 @@ def create_app(settings: Settings, tracer_provider: TracerProvider | None = None
                 },
                 503,
             )
+        # A hub that cannot record what it serves serves nothing: not ready either.
+        if problem := await access_log.problem():
+            return JSONResponse({"status": "unavailable", "access_log": problem}, 503)
         return JSONResponse(
             {"status": "ready", "revision": revision, "policy_version": policies.current.version}
         )
@@ -144,7 +148,8 @@ def create_app(settings: Settings, tracer_provider: TracerProvider | None = None
         if tracer_provider is None:
             provider.shutdown()  # flush spans still waiting for export
 
-    graphql = GraphQLEndpoint(build_schema(), engine, settings, policies, AccessLog(engine), tracer)
+    access_log = AccessLog(engine)
+    graphql = GraphQLEndpoint(build_schema(), engine, settings, policies, access_log, tracer)
     subscriptions = SubscriptionEndpoint(graphql)
     app = Starlette(
         routes=[

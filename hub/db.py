@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import math
+import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -22,12 +24,15 @@ from sqlalchemy.ext.asyncio import (
     AsyncTransaction,
     create_async_engine,
 )
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, NullPool
+from sqlalchemy.util import await_
 
 from hub.settings import Settings
 
 __all__ = [
+    "DatabaseBusy",
     "alembic_config",
+    "condition",
     "create_engine",
     "current_revision",
     "database_away",
@@ -39,6 +44,7 @@ __all__ = [
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 POOL_SIZE = 20
+PROGRESS_STEPS = 10_000  # SQLite virtual machine steps between looks at a statement's deadline
 
 
 class MissingFolder(FileNotFoundError):
@@ -50,7 +56,12 @@ class MissingFolder(FileNotFoundError):
 
 
 def create_engine(settings: Settings, *, pooled: bool = True) -> AsyncEngine:
-    """An engine for ``settings.database_url``; creates the folder of an SQLite file."""
+    """An engine for ``settings.database_url``; creates the folder of an SQLite file.
+
+    Every wait is bounded: a statement by ``statement_timeout``, a lock (a table, a row, the
+    SQLite file) by ``lock_timeout``, a free connection by ``lock_timeout`` too, and at most
+    ``database_waiting`` requests wait for one at once (DatabaseBusy at once beyond).
+    """
     sqlite_path = settings.sqlite_path()
     options: dict[str, Any] = {}
     if not pooled:
@@ -58,7 +69,9 @@ def create_engine(settings: Settings, *, pooled: bool = True) -> AsyncEngine:
     # Connections kept open for the requests of a busy process: the default pool (5, and 10
     # more opened and closed again) spent a connect on ~0.4 of requests under load.
     elif sqlite_path is not None or not settings.database_url.startswith("sqlite"):
-        options.update(pool_size=POOL_SIZE, max_overflow=POOL_SIZE)
+        pool = type("BoundedPool", (BoundedPool,), {"waiting_limit": settings.database_waiting})
+        options.update(poolclass=pool, pool_size=POOL_SIZE, max_overflow=POOL_SIZE,
+                       pool_timeout=settings.lock_timeout_seconds)  # fmt: skip
     if sqlite_path is not None:
         folder = sqlite_path.parent
         # The folder of the default var/hub.db is made; a folder further from anything
@@ -66,11 +79,38 @@ def create_engine(settings: Settings, *, pooled: bool = True) -> AsyncEngine:
         if not folder.exists() and not folder.parent.is_dir():
             raise MissingFolder(folder)
         folder.mkdir(exist_ok=True)
+    if settings.database_url.startswith("postgresql"):
+        options["connect_args"] = {"server_settings": {
+            "statement_timeout": str(int(settings.statement_timeout_seconds * 1000)),
+            "lock_timeout": str(int(settings.lock_timeout_seconds * 1000)),
+        }}  # fmt: skip
     engine = create_async_engine(settings.database_url, **options)
     if engine.dialect.name == "sqlite":
-        event.listen(engine.sync_engine, "connect", _configure_sqlite)
+        bounds = SQLiteBounds(settings.statement_timeout_seconds, settings.lock_timeout_seconds)
+        event.listen(engine.sync_engine, "connect", bounds.connect)
+        event.listen(engine.sync_engine, "before_cursor_execute", bounds.before_statement)
         event.listen(engine.sync_engine, "begin", _begin_sqlite)
     return engine
+
+
+class BoundedPool(AsyncAdaptedQueuePool):
+    """The connection pool, with a bound on the requests waiting for a connection: past
+    ``waiting_limit``, DatabaseBusy at once (a 503 with Retry-After), not a longer queue."""
+
+    waiting_limit = 100
+    waiting = 0
+
+    def _do_get(self) -> ConnectionPoolEntry:
+        if self.waiting >= self.waiting_limit:
+            raise DatabaseBusy(
+                f"{self.waiting} requests wait for a database connection already "
+                f"(HUB_DATABASE_WAITING={self.waiting_limit})"
+            )
+        self.waiting += 1
+        try:
+            return super()._do_get()
+        finally:
+            self.waiting -= 1
 
 
 @asynccontextmanager
@@ -104,17 +144,37 @@ async def writing(target: AsyncEngine | AsyncConnection) -> AsyncIterator[AsyncT
             yield savepoint
 
 
-def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
-    # The driver's own transaction handling begins late and turns SAVEPOINTs into commits;
-    # transactions begin where SQLAlchemy says (_begin_sqlite).
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    # SQLite leaves foreign keys unchecked unless asked, per connection.
-    cursor.execute("PRAGMA foreign_keys = ON")
-    # Readers keep reading while the demo loader or a publisher writes.
-    cursor.execute("PRAGMA journal_mode = WAL")
-    cursor.execute("PRAGMA busy_timeout = 5000")
-    cursor.close()
+class SQLiteBounds:
+    """SQLite's bounded waits: the file's lock by busy_timeout, a statement by a progress
+    handler that interrupts it past its deadline (SQLite has no statement timeout)."""
+
+    def __init__(self, statement_seconds: float, lock_seconds: float) -> None:
+        self.statement_seconds = statement_seconds
+        self.lock_ms = int(lock_seconds * 1000)
+
+    def connect(self, dbapi_connection: Any, record: Any) -> None:
+        # The driver's own transaction handling begins late and turns SAVEPOINTs into
+        # commits; transactions begin where SQLAlchemy says (_begin_sqlite).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        # SQLite leaves foreign keys unchecked unless asked, per connection.
+        cursor.execute("PRAGMA foreign_keys = ON")
+        # Readers keep reading while the demo loader or a publisher writes.
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute(f"PRAGMA busy_timeout = {self.lock_ms}")
+        cursor.close()
+        deadline = record.info["hub_deadline"] = [math.inf]
+
+        def interrupt() -> int:  # runs on aiosqlite's thread, every N steps of a statement
+            return 1 if time.monotonic() > deadline[0] else 0
+
+        driver = dbapi_connection.driver_connection
+        await_(driver.set_progress_handler(interrupt, PROGRESS_STEPS))
+
+    def before_statement(self, connection: Any, *_: Any) -> None:
+        deadline = connection.info.get("hub_deadline")
+        if deadline is not None:
+            deadline[0] = time.monotonic() + self.statement_seconds
 
 
 def _begin_sqlite(connection: Any) -> None:
@@ -164,29 +224,56 @@ async def current_revision(connection: AsyncConnection) -> str | None:
 
 
 # What a database that is away (stopped, restarting, unreachable, out of connections, or a
-# file that cannot be opened or written) says, as opposed to a statement that is wrong.
-AWAY_WORDS = (
-    "unable to open database file", "disk i/o error", "database or disk is full",
-    "database is locked", "connection is closed", "connection was closed",
-    "cannot connect now", "too many connections", "the database system is",
-    "terminating connection", "server closed the connection", "connection refused",
+# file that cannot be opened or written) says, as opposed to a statement that is wrong: the
+# words, and the condition they are, in the operator's terms.
+CONDITIONS = (
+    ("database or disk is full", "the disk is full"),
+    ("no space left on device", "the disk is full"),
+    ("could not extend file", "the disk is full"),
+    ("lock timeout", "a lock was held past HUB_LOCK_TIMEOUT_SECONDS (the access log or a "
+     "table locked?)"),
+    ("database is locked", "the database file is locked by another writer past "
+     "HUB_LOCK_TIMEOUT_SECONDS"),
+    ("statement timeout", "a statement ran past HUB_STATEMENT_TIMEOUT_SECONDS"),
+    ("interrupted", "a statement ran past HUB_STATEMENT_TIMEOUT_SECONDS"),
+    ("requests wait for a database connection", "the database is busy"),
+    ("queuepool limit", "no database connection came free within HUB_LOCK_TIMEOUT_SECONDS"),
+    ("disk i/o error", "the database file cannot be read or written"),
+    ("unable to open database file", "the database file cannot be opened"),
+    ("too many connections", "the database accepts no more connections"),
+    ("cannot connect now", "the database is starting or stopping"),
+    ("the database system is", "the database is starting or stopping"),
+    ("terminating connection", "the database closed the connection"),
+    ("connection is closed", "the database closed the connection"),
+    ("connection was closed", "the database closed the connection"),
+    ("server closed the connection", "the database closed the connection"),
+    ("connection refused", "the database is unreachable"),
 )  # fmt: skip
+AWAY_TYPES = ("ConnectionDoesNotExistError", "CannotConnectNowError", "TooManyConnectionsError",
+              "InterfaceError", "QueryCanceledError", "LockNotAvailableError")  # fmt: skip
+
+
+class DatabaseBusy(sqlalchemy.exc.TimeoutError):
+    """Too many requests wait for a database connection already: refused at once."""
+
+
+def condition(error: BaseException) -> str | None:
+    """What ``error`` says of the database, in the operator's terms, when it says that the
+    database is away, full, locked or busy rather than that a statement is wrong."""
+    for cause in (error, getattr(error, "orig", None), error.__cause__):
+        if cause is None:
+            continue
+        said = str(cause).lower()
+        for words, meaning in CONDITIONS:
+            if words in said:
+                return meaning
+        if isinstance(cause, OSError | TimeoutError | sqlalchemy.exc.TimeoutError):
+            return "the database is unreachable"
+        if getattr(cause, "connection_invalidated", False) or type(cause).__name__ in AWAY_TYPES:
+            return "the database is unreachable"
+    return None
 
 
 def database_away(error: BaseException) -> bool:
     """Whether ``error`` says the database is away rather than that a statement is wrong."""
-    for cause in (error, getattr(error, "orig", None), error.__cause__):
-        if cause is None:
-            continue
-        if isinstance(cause, OSError | TimeoutError | sqlalchemy.exc.TimeoutError):
-            return True
-        if getattr(cause, "connection_invalidated", False):
-            return True
-        said = str(cause).lower()
-        if any(words in said for words in AWAY_WORDS):
-            return True
-        name = type(cause).__name__
-        if name in ("ConnectionDoesNotExistError", "CannotConnectNowError",
-                    "TooManyConnectionsError", "InterfaceError"):  # fmt: skip
-            return True
-    return False
+    return condition(error) is not None

@@ -29,7 +29,7 @@ from strawberry.types.graphql import OperationType
 from hub.audit import AccessEntry, AccessLog, Outcome, Trail
 from hub.auth import Authenticator
 from hub.clients import ClientLookup
-from hub.db import database_away
+from hub.db import condition, database_away
 from hub.errors import (
     INTERNAL,
     BadUserInput,
@@ -85,9 +85,21 @@ def away(error: BaseException, where: object) -> ServiceUnavailable:
     """The database is away: one line for the operator (no traceback: not a defect), and
     SERVICE_UNAVAILABLE for the caller."""
     said = str(getattr(error, "orig", None) or error).strip().splitlines()
-    logger.warning("database unavailable at %s: %s: %s", where, type(error).__name__,
+    logger.warning("database unavailable at %s: %s (%s: %s)", where,
+                   condition(error) or "the database is unreachable", type(error).__name__,
                    escaped(said[0] if said else "")[:300])  # fmt: skip
     return ServiceUnavailable()
+
+
+def failure(
+    error: BaseException, where: object
+) -> tuple[int, dict[str, Any], dict[str, str] | None]:
+    """The answer when ``error`` ended a request: 503 when the database is away, full,
+    locked or busy (one line for the operator: a condition, not a defect); else 500 with a
+    reference to the traceback in the log."""
+    if database_away(error):
+        return unavailable(away(error, where))
+    return 500, internal_answer(internal_reference(error, where)), None
 
 
 def unavailable(error: ServiceUnavailable) -> tuple[int, dict[str, Any], dict[str, str]]:
@@ -304,10 +316,7 @@ class GraphQLEndpoint:
             try:
                 status, answer, headers = await self.answer(request, entry, writes)
             except Exception as error:  # a failed request is recorded too, its writes undone
-                if database_away(error):
-                    status, answer, headers = unavailable(away(error, "request"))
-                else:
-                    status, answer, headers = 500, internal_answer(internal_reference(error)), None
+                status, answer, headers = failure(error, "request")
                 await writes.close()
                 entry.trail.written.clear()
                 entry.trail.transitions.clear()
@@ -331,11 +340,7 @@ class GraphQLEndpoint:
                     await self.access_log.append(entry)
             except Exception as error:  # fail closed: no record, no answer (and no writes)
                 span.set_status(Status(StatusCode.ERROR, "access log not written"))
-                if database_away(error):
-                    status, answer, headers = unavailable(away(error, "access log"))
-                else:
-                    status, answer = 500, internal_answer(internal_reference(error, "access log"))
-                    headers = None
+                status, answer, headers = failure(error, "access log")
                 entry.outcome = Outcome.ERROR
                 answer.setdefault("extensions", {})["traceId"] = entry.trace_id
                 return JSONResponse(answer, status, headers)

@@ -28,6 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub import models
+from hub.metrics import LIVE_EVENTS, LIVE_MESSAGES
 
 __all__ = ["CHANNEL", "OUTBOX_LIMIT", "FeedListener", "Member", "Stream"]
 
@@ -66,6 +67,7 @@ class Member:
                 "extensions": {"code": "SERVICE_UNAVAILABLE", "retryAfter": 0},
             }]}  # fmt: skip
         self.outbox.put_nowait(message)
+        LIVE_MESSAGES.labels(message["type"]).inc()
         if message["type"] != "next":
             self.ended = True
 
@@ -157,6 +159,7 @@ class FeedListener:
 
     async def _event(self, stream: Stream, head: int) -> None:
         async with self._slots:
+            LIVE_EVENTS.inc()
             try:
                 stream.seq = await self.build(stream, head)
             except Exception:  # the builder ends members it cannot serve; this is a defect

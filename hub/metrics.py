@@ -2,7 +2,8 @@
 
 Counts and timings only, never what was read (that is the access log's): requests by outcome
 and error code, their latency, the access log's appends (latency and how many records each
-group commit took), withheld fields, live subscriptions, and the policy version in force.
+group commit took), withheld fields, live subscriptions and their events, and the policy
+version in force.
 
 Each process counts its own. Under `hub serve --workers N` a scrape reaches one worker at a
 time, unless ``PROMETHEUS_MULTIPROC_DIR`` names an empty folder shared by the workers:
@@ -28,6 +29,8 @@ __all__ = [
     "ACCESS_LOG_APPEND_SECONDS",
     "ACCESS_LOG_BATCH_RECORDS",
     "CONTENT_TYPE_LATEST",
+    "LIVE_EVENTS",
+    "LIVE_MESSAGES",
     "POLICY_VERSION",
     "REQUESTS",
     "REQUEST_SECONDS",
@@ -53,6 +56,15 @@ ACCESS_LOG_BATCH_RECORDS = Histogram(
     buckets=(1, 2, 4, 8, 16, 32, 64, 128),
 )  # fmt: skip
 WITHHELD_FIELDS = Counter("hub_withheld_fields", "Field values withheld from callers.")
+LIVE_EVENTS = Counter(
+    "hub_live_events",
+    "Live events built: one per stream of like subscribers behind the feed's "
+    "head, however many subscribers it has (hub/live.py).",
+)
+LIVE_MESSAGES = Counter(
+    "hub_live_messages", "Live event messages queued for subscribers, by type (next, error).",
+    ["type"],
+)  # fmt: skip
 SUBSCRIPTIONS = Gauge(
     "hub_subscriptions_active", "Live subscriptions in this process.", multiprocess_mode="livesum"
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -36,8 +37,15 @@ class Settings:
     checkpoint_dir: Path = Path("var/checkpoints")
     # The server log: "text" (uvicorn's style) or "json" (a JSON object per line).
     log_format: str = "text"
-    # How often a live subscription looks for new changes, in seconds.
+    # How often the feed listener reads the feed's head on SQLite (on PostgreSQL it hears
+    # of each publish at once and reads the head every five of these), in seconds.
     feed_poll_seconds: float = 1.0
+    # Bounded waits (hub/db.py): no statement runs longer, no lock is waited for longer, and
+    # no more requests wait for a database connection at once; past any of them the request
+    # ends with 503 SERVICE_UNAVAILABLE and Retry-After, having served nothing.
+    statement_timeout_seconds: float = 10.0
+    lock_timeout_seconds: float = 4.0
+    database_waiting: int = 100
     # Working days an owner department has to decide a share request.
     share_decision_days: int = 10
     # The most a request may cost: the fields it would resolve, lists multiplied out
@@ -67,13 +75,9 @@ class Settings:
             raise ValueError(
                 f"HUB_MAX_REQUEST_BYTES must be a whole number of bytes, not {max_request_bytes!r}"
             )
-        poll = environ.get("HUB_FEED_POLL_SECONDS", str(defaults.feed_poll_seconds))
-        try:
-            feed_poll_seconds = float(poll)
-        except ValueError:
-            feed_poll_seconds = 0.0
-        if not 0.05 <= feed_poll_seconds <= 60:
-            raise ValueError(f"HUB_FEED_POLL_SECONDS must be seconds from 0.05 to 60, not {poll!r}")
+        feed_poll_seconds = _seconds(
+            environ, "HUB_FEED_POLL_SECONDS", defaults.feed_poll_seconds, 0.05, 60
+        )
         budget = _whole(environ, "HUB_QUERY_COST_BUDGET", defaults.query_cost_budget)
         burst = _whole(environ, "HUB_CLIENT_COST_BURST", defaults.client_cost_burst)
         if burst < budget:
@@ -124,6 +128,17 @@ class Settings:
             checkpoint_dir=Path(environ.get("HUB_CHECKPOINT_DIR", defaults.checkpoint_dir)),
             log_format=log_format,
             feed_poll_seconds=feed_poll_seconds,
+            statement_timeout_seconds=_seconds(
+                environ,
+                "HUB_STATEMENT_TIMEOUT_SECONDS",
+                defaults.statement_timeout_seconds,
+                0.1,
+                3600,
+            ),
+            lock_timeout_seconds=_seconds(
+                environ, "HUB_LOCK_TIMEOUT_SECONDS", defaults.lock_timeout_seconds, 0.1, 600
+            ),
+            database_waiting=_whole(environ, "HUB_DATABASE_WAITING", defaults.database_waiting),
             share_decision_days=int(days),
             query_cost_budget=budget,
             client_concurrency=_whole(
@@ -146,6 +161,20 @@ class Settings:
         if path == self.database_url or path in {"", ":memory:"}:
             return None
         return Path(path)
+
+
+def _seconds(
+    environ: Mapping[str, str], name: str, default: float, low: float, high: float
+) -> float:
+    """Seconds from the environment within [low, high], or ValueError naming the variable."""
+    said = environ.get(name, str(default))
+    try:
+        seconds = float(said)
+    except ValueError:
+        seconds = math.nan
+    if not low <= seconds <= high:
+        raise ValueError(f"{name} must be seconds from {low:g} to {high:g}, not {said!r}")
+    return seconds
 
 
 def _whole(environ: Mapping[str, str], name: str, default: int) -> int:

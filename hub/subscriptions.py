@@ -40,17 +40,13 @@ from strawberry.utils.aio import aclosing
 from hub.audit import AccessEntry, Outcome, Trail
 from hub.auth import Principal, client_token_hash
 from hub.clients import ClientLookup, find_clients
-from hub.db import database_away
 from hub.errors import Forbidden, HubError, PurposeRequired, Unauthenticated
 from hub.graphql_http import (
     GraphQLEndpoint,
-    away,
     describe,
+    failure,
     format_error,
-    internal_answer,
-    internal_reference,
     outcome,
-    unavailable,
 )
 from hub.live import FeedListener, Member, Stream
 from hub.metrics import SUBSCRIPTIONS
@@ -206,12 +202,8 @@ class TransportHandler(BaseGraphQLTransportWSHandler[Connection, None]):
                     await endpoint.graphql.access_log.append(entry)
                 await self._send(operation, "error", answer["errors"])
         except Exception as error:
-            if database_away(error):
-                failed = unavailable(away(error, "subscription"))[1]
-            else:
-                failed = internal_answer(internal_reference(error, "subscription"))
             with suppress(Exception):
-                await self._send(operation, "error", failed["errors"])
+                await self._send(operation, "error", failure(error, "subscription")[1]["errors"])
         finally:
             if ticket is not None:
                 ticket.release()
@@ -310,11 +302,7 @@ class SubscriptionEndpoint(GraphQL[Connection, None]):
             async with aclosing(source):
                 results = [result async for result in source]
         except Exception as error:
-            if database_away(error):
-                failed = unavailable(away(error, "live event"))[1]
-            else:
-                failed = internal_answer(internal_reference(error, "live event"))
-            await self._send_all(members, failed, access=None, started=started)
+            await self._send_all(members, failure(error, "live event")[1], None, started)
             return head
         finally:
             await reader.close()
@@ -376,13 +364,11 @@ class SubscriptionEndpoint(GraphQL[Connection, None]):
             *(self.graphql.access_log.append(entry) for entry in entries), return_exceptions=True
         )
         data = None if failed else json.dumps(answer)
+        unwritten = None  # why records could not be written: said once, not per member
         for member, entry, record in zip(members, entries, written, strict=True):
             if isinstance(record, BaseException):  # no record, no event
-                if database_away(record):
-                    errors = unavailable(away(record, "access log"))[1]["errors"]
-                else:
-                    errors = internal_answer(internal_reference(record, "access log"))["errors"]
-                member.send({"id": member.operation_id, "type": "error", "payload": errors})
+                unwritten = unwritten or failure(record, "access log")[1]["errors"]
+                member.send({"id": member.operation_id, "type": "error", "payload": unwritten})
             elif data is None:
                 member.send({"id": member.operation_id, "type": "error",
                              "payload": answer["errors"]})  # fmt: skip

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -299,3 +300,99 @@ def test_operations_over_the_socket_are_priced_and_throttled_as_over_http(
                 else:
                     codes.append(answer["payload"][0]["extensions"]["code"])
             assert codes == ["ok", "ok", "ok", "ok", "RATE_LIMITED"]
+
+
+FOLLOW = """subscription($after: String) { changes(after: $after, kinds: [ACCEPTANCE]) {
+  endCursor changes { cursor change sourceId } } }"""
+
+
+def subscribe(session: Any, operation: str, variables: dict[str, Any]) -> None:
+    assert session.receive_json() == {"type": "connection_ack"}
+    session.send_json({"id": operation, "type": "subscribe",
+                       "payload": {"query": FOLLOW, "variables": variables}})  # fmt: skip
+
+
+class Acceptance:
+    """One acceptance of ecology's, published again with a new opinion: a change each time."""
+
+    def __init__(self, live: LiveHub, source_id: str) -> None:
+        self.live, self.source_id = live, source_id
+        self.rectification, self.versions = open_rectification(live), 0
+
+    def publish(self) -> None:
+        self.versions += 1
+        published = graphql(self.live.client, PUBLISH, self.live.tokens["ecology"], records=[{
+            "sourceId": self.source_id, "rectificationSourceId": self.rectification,
+            "acceptedOn": "2026-11-10", "verdict": "PASSED", "opinion": f"同意验收 {self.versions}",
+        }])  # fmt: skip
+        counts = published["data"]["publishAcceptances"]
+        assert counts["created"] + counts["updated"] == 1, published
+
+
+def event_reads(statements: list[str]) -> list[str]:
+    """What building live events read: not the feed listener's poll of the head (its pace is
+    the clock's), nor the access log's appends (grouped as they arrive)."""
+    return [
+        s for s in statements
+        if "access_record" not in s and "pg_advisory" not in s
+        and not " ".join(s.split()).startswith("SELECT feed_head.seq FROM feed_head")
+    ]  # fmt: skip
+
+
+def test_an_event_is_built_once_for_all_subscribers_of_a_stream(
+    live: LiveHub, sql_statements: Any
+) -> None:
+    """The statements of one publish and its event are the same for one subscriber as for
+    six: one listener reads the feed and builds the event once per stream, not per poll of
+    each subscriber; each subscriber still gets its own access record."""
+    acceptance = Acceptance(live, "ECO-FAN")
+    reads = []
+    for subscribers in (1, 1, 6):  # the first warms the process's caches
+        variables = now(live)
+        with ExitStack() as sessions:
+            opened = [
+                sessions.enter_context(connect(live, live.tokens["market"]))
+                for _ in range(subscribers)
+            ]
+            for number, session in enumerate(opened):
+                subscribe(session, f"s{number}", variables)
+            session.send_json({"type": "ping"})  # the last one has opened when it pongs
+            assert session.receive_json() == {"type": "pong"}
+            del sql_statements.statements[:]
+            acceptance.publish()
+            events = [session.receive_json() for session in opened]
+            reads.append(event_reads(sql_statements.statements))
+        assert {event["type"] for event in events} == {"next"}
+        traces = {event["payload"]["extensions"]["traceId"] for event in events}
+        assert len(traces) == subscribers  # a record each
+        records = live.sql(
+            "SELECT count(*) FROM access_record WHERE trace_id IN ("
+            + ", ".join(f"'{trace}'" for trace in traces) + ")"
+        )  # fmt: skip
+        assert records == [(subscribers,)]
+    assert len(reads[1]) == len(reads[2]), reads
+
+
+def test_a_client_resumes_from_its_cursor_without_losing_or_repeating_a_change(
+    live: LiveHub,
+) -> None:
+    acceptance = Acceptance(live, "ECO-RESUME")
+    with connect(live, live.tokens["market"]) as market:
+        subscribe(market, "a", now(live))
+        acceptance.publish()
+        first = market.receive_json()["payload"]["data"]["changes"]
+    # Gone (a failed event, a dropped connection) while two more are published.
+    acceptance.publish()
+    acceptance.publish()
+    with connect(live, live.tokens["market"]) as market:
+        subscribe(market, "b", {"after": first["endCursor"]})
+        seen = []
+        while len(seen) < 2:
+            seen += market.receive_json()["payload"]["data"]["changes"]["changes"]
+        acceptance.publish()
+        seen += market.receive_json()["payload"]["data"]["changes"]["changes"]
+    assert [c["change"] for c in first["changes"]] == ["CREATED"]
+    assert [c["change"] for c in seen] == ["UPDATED"] * 3
+    cursors = [first["endCursor"]] + [c["cursor"] for c in seen]
+    positions = [int(base64.urlsafe_b64decode(c).decode().split(":")[1]) for c in cursors]
+    assert positions == sorted(set(positions))  # in order, none twice

@@ -25,11 +25,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import shutil
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from sqlalchemy import String, insert, select, text
@@ -37,7 +39,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub.audit import served
-from hub.db import transaction
+from hub.db import condition, transaction
 from hub.metrics import ACCESS_LOG_APPEND_SECONDS, ACCESS_LOG_BATCH_RECORDS
 from hub.models import AccessRecord
 from hub.text import kept
@@ -47,6 +49,8 @@ GENESIS = "0" * 64
 CHAIN_LOCK = 0x4855_4241_5544_4954  # "HUBAUDIT"
 APPEND_ATTEMPTS = 20
 SHARED_SECONDS = 1.0  # how long a lost race means the head is read first
+RECENT = 5.0  # seconds a failed append keeps /readyz at 503 (as long as Retry-After says)
+MIN_FREE_BYTES = 1 << 20  # an SQLite file's disk with less free is full for /readyz
 COLUMNS = [column.name for column in AccessRecord.__table__.columns]
 # The text columns a caller's values reach, and how long each may be.
 TEXT_LIMITS = {
@@ -238,6 +242,34 @@ class AccessLog:
         # append too (`hub serve --workers`), every batch reads the head for a while.
         self._head: Head | None = None
         self._shared_until = 0.0
+        # When an append last failed because of the database (full, locked, away), and why;
+        # None once one succeeds again (see problem).
+        self.unwritable: tuple[float, str] | None = None
+        database = engine.url.database if engine.dialect.name == "sqlite" else None
+        self._folder = (
+            Path(database).resolve().parent if database not in (None, "", ":memory:") else None
+        )
+
+    async def problem(self) -> str | None:
+        """Why records cannot be appended now, or None: a lock on the log (or, on SQLite, on
+        the file) found without waiting, a full disk, or an append that failed for either in
+        the last few seconds. For /readyz: a hub that cannot record serves nothing."""
+        if self.unwritable is not None and time.monotonic() - self.unwritable[0] < RECENT:
+            return self.unwritable[1]
+        try:
+            async with self.engine.connect() as connection:
+                if connection.dialect.name == "postgresql":
+                    async with connection.begin():
+                        await connection.execute(
+                            text("LOCK TABLE access_record IN ROW EXCLUSIVE MODE NOWAIT")
+                        )
+                    return None
+                await _probe_sqlite(connection)
+        except Exception as error:
+            return condition(error) or "the access log cannot be written"
+        if self._folder and shutil.disk_usage(self._folder).free < MIN_FREE_BYTES:
+            return "the disk is full"
+        return None
 
     async def append(self, entry: AccessEntry) -> int:
         """Append ``entry`` after the current head; returns its sequence number."""
@@ -274,8 +306,12 @@ class AccessLog:
                 seqs = await self._commit(take)
             except Exception as error:
                 take()
-                if len(batch) == 1:  # fail closed: no record, no answer
-                    _settle(batch[0][1], error=error)
+                said = condition(error)
+                if said is not None:  # away, full, locked: no record can be written now
+                    self.unwritable = (time.monotonic(), said)
+                if len(batch) == 1 or said is not None:  # fail closed: no record, no answer
+                    for _, written in batch:
+                        _settle(written, error=error)
                     continue
                 # One member's record must not fail the others': each on its own.
                 for values, written in batch:
@@ -304,8 +340,21 @@ class AccessLog:
             ACCESS_LOG_APPEND_SECONDS.observe(time.perf_counter() - started)
             ACCESS_LOG_BATCH_RECORDS.observe(len(records))
             self._head = Head(records[-1]["seq"], records[-1]["hash"])
+            self.unwritable = None
             return [record["seq"] for record in records]
         raise RuntimeError(f"could not append to the access log in {APPEND_ATTEMPTS} attempts")
+
+
+async def _probe_sqlite(connection: AsyncConnection) -> None:
+    """Take SQLite's write lock and let go at once, waiting at most a tenth of a second."""
+    await connection.execution_options(hub_reader=True)  # no BEGIN of SQLAlchemy's
+    (waited,) = (await connection.exec_driver_sql("PRAGMA busy_timeout")).one()
+    await connection.exec_driver_sql("PRAGMA busy_timeout = 100")
+    try:
+        await connection.exec_driver_sql("BEGIN IMMEDIATE")
+        await connection.exec_driver_sql("ROLLBACK")
+    finally:
+        await connection.exec_driver_sql(f"PRAGMA busy_timeout = {int(waited)}")
 
 
 def _only(values: dict[str, Any]) -> Callable[[], list[dict[str, Any]]]:
