@@ -36,6 +36,7 @@ logger = logging.getLogger("hub.live")
 
 CHANNEL = "hub_feed"  # NOTIFY hub_feed, '<new head>' (publishing/versions.py)
 OUTBOX_LIMIT = 100  # events waiting for one slow client before it is ended
+COALESCE_SECONDS = 0.02  # a round of events starts this long after the head moves
 SAFETY_POLLS = 5  # on PostgreSQL, the head is also read every this many poll intervals
 
 
@@ -151,6 +152,9 @@ class FeedListener:
     async def _deliver(self) -> None:
         while True:
             await self._wake.wait()
+            # Publishes a moment apart become one round of events, and the publisher's own
+            # answer (this process heard its commit first) goes out before the round starts.
+            await asyncio.sleep(COALESCE_SECONDS)
             self._wake.clear()
             while behind := [s for s in self._streams.values() if s.seq < self.head]:
                 for stream in behind:

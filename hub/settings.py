@@ -45,7 +45,7 @@ class Settings:
     # ends with 503 SERVICE_UNAVAILABLE and Retry-After, having served nothing.
     statement_timeout_seconds: float = 10.0
     lock_timeout_seconds: float = 4.0
-    database_waiting: int = 100
+    database_waiting: int = 500
     # Working days an owner department has to decide a share request.
     share_decision_days: int = 10
     # The most a request may cost: the fields it would resolve, lists multiplied out

@@ -40,7 +40,7 @@ from strawberry.utils.aio import aclosing
 from hub.audit import AccessEntry, Outcome, Trail
 from hub.auth import Principal, client_token_hash
 from hub.clients import ClientLookup, find_clients
-from hub.errors import Forbidden, HubError, PurposeRequired, Unauthenticated
+from hub.errors import Forbidden, HubError, PurposeRequired, ServiceUnavailable, Unauthenticated
 from hub.graphql_http import (
     GraphQLEndpoint,
     describe,
@@ -58,6 +58,7 @@ from hub.throttle import Ticket
 __all__ = ["SubscriptionEndpoint"]
 
 EVENTS_AT_ONCE = 4  # live events built at once in a process, each on a connection of its own
+TURN = 100  # members served before a live event lets other work run
 WITHHELD = {Forbidden.code, PurposeRequired.code}  # what an event that succeeded may carry
 
 
@@ -148,8 +149,10 @@ class TransportHandler(BaseGraphQLTransportWSHandler[Connection, None]):
             said: dict[str, Any] = refused.payload if isinstance(refused.payload, dict) else {}
             code = (said.get("extensions") or {}).get("code", "FORBIDDEN")
             reason = f"{code}: {said.get('message', 'refused')}"
-            # A close frame's reason holds at most 123 bytes of UTF-8.
-            await self.websocket.close(code=4403, reason=_cut(reason, 123))
+            # A close frame's reason holds at most 123 bytes of UTF-8. 1013 is WebSocket's
+            # "try again later"; 4500 the protocol's internal error.
+            close = {ServiceUnavailable.code: 1013, "INTERNAL": 4500}.get(code, 4403)
+            await self.websocket.close(code=close, reason=_cut(reason, 123))
             return
         await self.send_message({"type": "connection_ack"})
         self.connection_acknowledged = True
@@ -217,6 +220,13 @@ class TransportHandler(BaseGraphQLTransportWSHandler[Connection, None]):
         if payload is not None:
             message["payload"] = payload
         await operation.send_operation_message(message)  # type: ignore[arg-type]
+
+
+def refusal(error: BaseException) -> ConnectionRejectionError:
+    """A connection refused because of ``error``: SERVICE_UNAVAILABLE when the database is
+    away or busy (said in one log line), else INTERNAL with a reference to the traceback."""
+    (said,) = failure(error, "connection_init")[1]["errors"]
+    return ConnectionRejectionError(said)
 
 
 def _cut(text: str, limit: int) -> str:
@@ -350,7 +360,9 @@ class SubscriptionEndpoint(GraphQL[Connection, None]):
         trail = access.trail if access is not None else Trail()
         trail.freeze()
         entries = []
-        for member in members:
+        for number, member in enumerate(members, 1):
+            if number % TURN == 0:  # a thousand subscribers: let requests between
+                await asyncio.sleep(0)
             subscriber: Subscriber = member.subscriber
             status = 401 if Unauthenticated.code in codes else 200
             entry = self._entry(subscriber.connection, outcome(status, answer, trail), started)
@@ -392,13 +404,19 @@ class SubscriptionEndpoint(GraphQL[Connection, None]):
                 connection.authorization, ClientLookup(reader)
             )
         except (Unauthenticated, BadRequest) as error:  # refused, and recorded
+            await reader.close()
             result = Outcome.DENIED if isinstance(error, Unauthenticated) else Outcome.ERROR
             entry = self._entry(connection, result, time.perf_counter())
             entry.operation_type = "subscription"
-            await self.graphql.access_log.append(entry)
+            try:
+                await self.graphql.access_log.append(entry)
+            except Exception as failed:
+                raise refusal(failed) from None
             raise ConnectionRejectionError(
                 {"message": error.message, "extensions": error.extensions()}
             ) from None
+        except Exception as error:  # the database away or busy: the client tries again
+            raise refusal(error) from None
         finally:
             await reader.close()
         accepted: UnsetType = UNSET

@@ -66,6 +66,7 @@ def test_only_so_many_requests_wait_for_a_connection(tmp_path: Path) -> None:
         held = [await engine.connect() for _ in range(engine.pool.size() * 2)]  # 20 + 20
         for connection in held:
             await connection.execute(text("SELECT 1"))
+
         async def connect() -> Any:
             return await engine.connect()
 

@@ -49,6 +49,9 @@ GENESIS = "0" * 64
 CHAIN_LOCK = 0x4855_4241_5544_4954  # "HUBAUDIT"
 APPEND_ATTEMPTS = 20
 SHARED_SECONDS = 1.0  # how long a lost race means the head is read first
+# Records per transaction: a live event's thousand records go in several, so that a
+# publish's own record (in its transaction, under the same lock) waits for one at most.
+MAX_BATCH = 200
 RECENT = 5.0  # seconds a failed append keeps /readyz at 503 (as long as Retry-After says)
 MIN_FREE_BYTES = 1 << 20  # an SQLite file's disk with less free is full for /readyz
 COLUMNS = [column.name for column in AccessRecord.__table__.columns]
@@ -299,7 +302,7 @@ class AccessLog:
                 # waited for the lock (another process appending) joins this batch.
                 nonlocal batch
                 if not batch:
-                    batch, self._waiting = self._waiting, []
+                    batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
                 return [values for values, _ in batch]
 
             try:

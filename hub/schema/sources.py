@@ -8,6 +8,7 @@ from where a record appears in an answer.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, FromClause, Select, and_, exists, or_, select
@@ -176,13 +177,18 @@ RECORDS: dict[str, tuple[Any, Source]] = {
 }
 
 
+@lru_cache(maxsize=64)
 def relations(
     caller: str, record: ColumnElement[int] | None = None
 ) -> dict[str, dict[str, ColumnElement[Any]]]:
     """Per record type, the caller's relations to a record (see hub/policy/relations.py) as
     conditions on its id: ``record``, or (None) the id column of the type's own table, so
     that they are columns of the row's own statement: no statement of their own, however
-    many rows. The change feed correlates them with a version's record id instead."""
+    many rows. The change feed correlates them with a version's record id instead.
+
+    Built once per department and kind of use (its aliases cost more to build than the
+    statements they are part of: a quarter of a live event's time); don't change what it
+    returns."""
     assistant = models.RectificationAssistant.__table__.c
     participant = models.InspectionParticipant.__table__.c
     conflict = models.Conflict.__table__.c
