@@ -1,5 +1,7 @@
 from pathlib import Path
 
+import pytest
+
 from hub.settings import DEFAULT_DATABASE_URL, Settings
 
 
@@ -109,3 +111,21 @@ def test_cost_budget_and_client_limits() -> None:
         match=r"HUB_CLIENT_COST_BURST \(1000\) must be at least HUB_QUERY_COST_BUDGET \(50000\)",
     ):
         Settings.from_env({"HUB_CLIENT_COST_BURST": "1000"})
+
+
+def test_bounded_waits_are_configurable_and_checked() -> None:
+    settings = Settings.from_env(
+        {"HUB_STATEMENT_TIMEOUT_SECONDS": "2.5", "HUB_LOCK_TIMEOUT_SECONDS": "1",
+         "HUB_DATABASE_WAITING": "30"}
+    )  # fmt: skip
+    assert (
+        settings.statement_timeout_seconds, settings.lock_timeout_seconds,
+        settings.database_waiting,
+    ) == (2.5, 1.0, 30)  # fmt: skip
+    assert Settings.from_env({}).lock_timeout_seconds == 4.0
+    for name, value in (("HUB_STATEMENT_TIMEOUT_SECONDS", "0"),
+                        ("HUB_LOCK_TIMEOUT_SECONDS", "soon"),
+                        ("HUB_LOCK_TIMEOUT_SECONDS", "nan"),
+                        ("HUB_DATABASE_WAITING", "-1")):  # fmt: skip
+        with pytest.raises(ValueError, match=name):
+            Settings.from_env({name: value})

@@ -270,7 +270,10 @@ class Subscription:
     @strawberry.subscription(
         description="The change feed, live: a page of changes whenever records you may read are "
         "created or changed. From `after`, or from now when not given. Over WebSocket "
-        "(graphql-transport-ws) at /graphql, with the same token as queries."
+        "(graphql-transport-ws) at /graphql, with the same token as queries. It never "
+        "completes; an event that cannot be served ends it with an `error` message: subscribe "
+        "again with `after` set to the last endCursor you received, and nothing is lost or "
+        "repeated."
     )
     async def changes(
         self, info: Info, after: After = None, kinds: Kinds = None, owners: Owners = None
