@@ -216,7 +216,7 @@ class FeedListener:
                     failing = False
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(lost.wait(), self.poll_seconds * SAFETY_POLLS)
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            except Exception as error:  # unreachable, restarting...: said once, tried again
                 if not failing:
                     logger.warning("the change feed cannot be heard: %s", _said(error))
                 failing = True

@@ -357,7 +357,7 @@ class SubscriptionEndpoint(GraphQL[Connection, None]):
         when the member's record could not be written (fail closed)."""
         codes = {error["extensions"]["code"] for error in answer.get("errors", ())}
         failed = access is None or answer.get("data") is None or not codes <= WITHHELD
-        trail = access.trail if access is not None else Trail()
+        trail = Trail() if failed or access is None else access.trail  # sent: nothing, or it
         trail.freeze()
         entries = []
         for number, member in enumerate(members, 1):
