@@ -59,7 +59,7 @@ WITHHELD_FIELDS = Counter("hub_withheld_fields", "Field values withheld from cal
 LIVE_EVENTS = Counter(
     "hub_live_events",
     "Live events built: one per stream of like subscribers behind the feed's "
-    "head, however many subscribers it has (hub/live.py).",
+    "head, however many subscribers it has (hub/live/).",
 )
 LIVE_MESSAGES = Counter(
     "hub_live_messages", "Live event messages queued for subscribers, by type (next, error).",

@@ -5,7 +5,7 @@ A client authenticates in ``connection_init`` with ``{"Authorization": "Bearer <
 Authorization header; ``X-Hub-Purpose`` and ``X-Hub-Case`` likewise. Each operation runs
 with a context of its own. A subscription opens (its arguments checked, its place in the
 feed found), gives its database connection back, and joins a stream of the process's feed
-listener (hub/live.py); each event is built once per stream with a fresh view (the members
+listener (hub/live/); each event is built once per stream with a fresh view (the members
 checked again, the current policy), so a revoked client or a changed policy takes effect at
 the next event, and is recorded in the access log for each member before it is sent to it:
 if the record cannot be written, that member gets an ``error`` instead. An event that fails
@@ -15,7 +15,6 @@ again with ``after`` set to the last ``endCursor`` it received, and loses or rep
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from contextlib import suppress
@@ -37,18 +36,18 @@ from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.types.unset import UNSET, UnsetType
 from strawberry.utils.aio import aclosing
 
-from hub.audit import AccessEntry, Outcome, Trail
-from hub.auth import Principal, client_token_hash
-from hub.clients import ClientLookup, find_clients
-from hub.errors import Forbidden, HubError, PurposeRequired, ServiceUnavailable, Unauthenticated
+from hub.audit import AccessEntry, Outcome
+from hub.auth import Principal
+from hub.clients import ClientLookup
+from hub.errors import HubError, ServiceUnavailable, Unauthenticated
 from hub.graphql_http import (
     GraphQLEndpoint,
     describe,
     failure,
-    format_error,
     outcome,
 )
-from hub.live import FeedListener, Member, Stream
+from hub.live import FeedListener, Member
+from hub.live.events import Encoded, Events, Subscriber, answer_of
 from hub.metrics import SUBSCRIPTIONS
 from hub.params import BadRequest, header_text, params
 from hub.schema import SHARED, Access, Context, Loaders, Reader
@@ -58,8 +57,6 @@ from hub.throttle import Ticket
 __all__ = ["SubscriptionEndpoint"]
 
 EVENTS_AT_ONCE = 4  # live events built at once in a process, each on a connection of its own
-TURN = 100  # members served before a live event lets other work run
-WITHHELD = {Forbidden.code, PurposeRequired.code}  # what an event that succeeded may carry
 
 
 @dataclass
@@ -85,30 +82,6 @@ class Connection:
         if value is not None and not isinstance(value, str):
             return None, f"{name} must be text"
         return header_text(value, name, decoded=True)
-
-
-@dataclass(frozen=True, slots=True)
-class Subscriber:
-    """What a live event's builder needs of one member: who, and what it asked."""
-
-    connection: Connection
-    operation: Operation[Connection, None]
-
-
-class Encoded(dict[str, Any]):
-    """A message whose JSON text is made once (SubscriptionEndpoint.encode_json sends it)."""
-
-    def __init__(self, message: dict[str, Any], text: str) -> None:
-        super().__init__(message)
-        self.text = text
-
-    @classmethod
-    def next(cls, operation_id: str, data: str, trace_id: str) -> Encoded:
-        """A ``next`` message around an answer's JSON ``data`` (an object), with the trace
-        id of this member's record in its extensions."""
-        payload = f'{data[:-1]}, "extensions": {{"traceId": "{trace_id}"}}}}'
-        text = f'{{"id": {json.dumps(operation_id)}, "type": "next", "payload": {payload}}}'
-        return cls({"id": operation_id, "type": "next"}, text)
 
 
 class TransportHandler(BaseGraphQLTransportWSHandler[Connection, None]):
@@ -181,7 +154,7 @@ class TransportHandler(BaseGraphQLTransportWSHandler[Connection, None]):
                 async for result in source:
                     if not isinstance(result, ExecutionResult):
                         raise TypeError("incremental delivery is not supported")
-                    answer = endpoint.answer(result)
+                    answer = answer_of(result)
                     await endpoint.record(self.context, context, operation, answer, started)
                     # A subscription that opens sends nothing: what comes is why it cannot.
                     if isinstance(result, PreExecutionError) or context.live is not None:
@@ -250,8 +223,9 @@ class SubscriptionEndpoint(GraphQL[Connection, None]):
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
         )
         self.graphql = graphql
+        self.events = Events(graphql, graphql.schema, self._entry)
         self.listener = FeedListener(
-            graphql.engine, self.event, graphql.settings.feed_poll_seconds, EVENTS_AT_ONCE
+            graphql.engine, self.events, graphql.settings.feed_poll_seconds, EVENTS_AT_ONCE
         )
 
     def encode_json(self, data: object) -> str | bytes:
@@ -284,108 +258,6 @@ class SubscriptionEndpoint(GraphQL[Connection, None]):
         finally:
             SUBSCRIPTIONS.dec()
             self.listener.leave(member)
-
-    async def event(self, stream: Stream, head: int) -> int:
-        """Build the stream's next event once and send it to each member with its own access
-        record; the database connection it is built on is given back before the records are
-        written. Returns where the stream stands now."""
-        started = time.perf_counter()
-        members = stream.live()
-        reader = Reader(self.graphql.engine)
-        try:
-            members, principal = await self._check(members, reader, started)
-            if principal is None:
-                return head
-            first: Subscriber = members[0].subscriber
-            policy = self.graphql.policies.current
-            grants = await self.graphql.grants.current(reader.rows)
-            access = Access(policy, principal, first.connection.purpose, SHARED, grants)
-            loaders = Loaders(reader, access.scope, access.caller)
-            access.departments = await self.graphql.departments(loaders, policy.version)
-            context = Context(access, loaders, live=Live(stream.seq, head))
-            source = await self.schema.stream(
-                first.operation.query,
-                variable_values=first.operation.variables,
-                context_value=context,
-                operation_name=first.operation.operation_name,
-            )
-            async with aclosing(source):
-                results = [result async for result in source]
-        except Exception as error:
-            await self._send_all(members, failure(error, "live event")[1], None, started)
-            return head
-        finally:
-            await reader.close()
-        if results:
-            answer = self.answer(cast(ExecutionResult, results[0]))
-            await self._send_all(members, answer, access, started)
-        position = context.live.seq if context.live is not None else None
-        return head if position is None else position
-
-    async def _check(
-        self, members: list[Member], reader: Reader, started: float
-    ) -> tuple[list[Member], Principal | None]:
-        """The members whose credentials still hold (read in one statement), and the caller
-        they share (same department, role and purpose: the stream's key). The others are
-        refused, and that is recorded."""
-        hashes = (client_token_hash(m.subscriber.connection.authorization) for m in members)
-        find = await find_clients(reader, (h for h in hashes if h is not None))
-        kept, principal = [], None
-        for member in members:
-            connection = member.subscriber.connection
-            try:
-                connection.principal = await self.graphql.authenticator.authenticate(
-                    connection.authorization, find
-                )
-            except Unauthenticated as error:
-                answer = {"errors": [{"message": error.message, "extensions": error.extensions()}]}
-                await self._send_all([member], answer, access=None, started=started)
-                continue
-            kept.append(member)
-            principal = principal or connection.principal
-        return kept, principal
-
-    async def _send_all(
-        self,
-        members: list[Member],
-        answer: dict[str, Any],
-        access: Access | None,
-        started: float,
-    ) -> None:
-        """Record ``answer`` for each member and queue it: a ``next`` with the data, or an
-        ``error`` when the event failed (anything but fields withheld by the policy), or
-        when the member's record could not be written (fail closed)."""
-        codes = {error["extensions"]["code"] for error in answer.get("errors", ())}
-        failed = access is None or answer.get("data") is None or not codes <= WITHHELD
-        trail = Trail() if failed or access is None else access.trail  # sent: nothing, or it
-        trail.freeze()
-        entries = []
-        for number, member in enumerate(members, 1):
-            if number % TURN == 0:  # a thousand subscribers: let requests between
-                await asyncio.sleep(0)
-            subscriber: Subscriber = member.subscriber
-            status = 401 if Unauthenticated.code in codes else 200
-            entry = self._entry(subscriber.connection, outcome(status, answer, trail), started)
-            entry.document_hash, entry.operation_name, entry.operation_type = describe(
-                subscriber.operation.query, subscriber.operation.operation_name
-            )
-            entry.policy_version = access.policy.version if access else None
-            entry.trail = trail
-            entries.append(entry)
-        written = await asyncio.gather(
-            *(self.graphql.access_log.append(entry) for entry in entries), return_exceptions=True
-        )
-        data = None if failed else json.dumps(answer)
-        unwritten = None  # why records could not be written: said once, not per member
-        for member, entry, record in zip(members, entries, written, strict=True):
-            if isinstance(record, BaseException):  # no record, no event
-                unwritten = unwritten or failure(record, "access log")[1]["errors"]
-                member.send({"id": member.operation_id, "type": "error", "payload": unwritten})
-            elif data is None:
-                member.send({"id": member.operation_id, "type": "error",
-                             "payload": answer["errors"]})  # fmt: skip
-            else:
-                member.send(Encoded.next(member.operation_id, data, entry.trace_id))
 
     async def get_context(self, request: Any, response: Any) -> Connection:
         return Connection(websocket=request)
@@ -452,13 +324,6 @@ class SubscriptionEndpoint(GraphQL[Connection, None]):
         if describe(query, name)[2] == "subscription":
             return graphql.throttle.subscribe(client, cost)
         return await graphql.throttle.start(graphql.throttle.admit(client, cost), reader.release)
-
-    @staticmethod
-    def answer(result: ExecutionResult) -> dict[str, Any]:
-        answer: dict[str, Any] = {"data": result.data}
-        if result.errors:
-            answer["errors"] = [format_error(error) for error in result.errors]
-        return answer
 
     def _entry(self, connection: Connection, result: str, started: float) -> AccessEntry:
         principal = connection.principal

@@ -71,7 +71,7 @@ async def lock_feed(connection: AsyncConnection) -> int:
 
 async def advance_feed(connection: AsyncConnection, seq: int) -> None:
     """Move the feed head to ``seq``; on PostgreSQL, live subscribers hear of it when the
-    transaction commits (hub/live.py listens)."""
+    transaction commits (hub/live/listener.py listens)."""
     head = cast(Table, models.FeedHead.__table__)
     await connection.execute(update(head).where(head.c.id == 1).values(seq=seq))
     if connection.dialect.name == "postgresql":

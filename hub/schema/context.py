@@ -19,7 +19,7 @@ __all__ = ["Context", "Info", "Live", "read_departments"]
 
 @dataclass(slots=True)
 class Live:
-    """Where a live subscription stands in the change feed (see hub/live.py).
+    """Where a live subscription stands in the change feed (see hub/live/).
 
     ``seq`` is None while the subscription opens: its resolver says where it starts (after
     the cursor given, or at the feed's end now) and sends nothing. Each event is built from

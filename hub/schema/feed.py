@@ -278,7 +278,7 @@ class Subscription:
     async def changes(
         self, info: Info, after: After = None, kinds: Kinds = None, owners: Owners = None
     ) -> AsyncGenerator[ChangePage, None]:
-        # One event per call (hub/live.py runs it once per event for all of a stream's
+        # One event per call (hub/live/ runs it once per event for all of a stream's
         # subscribers); opening, it only says where the subscription starts.
         live = info.context.live
         if live is None:

@@ -8,7 +8,7 @@ of the head on SQLite, which has no NOTIFY) and wakes the streams behind that he
 A stream is the subscriptions that would receive the same event: one document with the same
 variables, from callers with the same view (department, role, purpose), at the same place in
 the feed. Its event is built once, on a database connection held only while it is built
-(``Build``: SubscriptionEndpoint.event), and reaches each member with an access record of
+(``Build``: hub/live/events.py), and reaches each member with an access record of
 its own. Between events a subscription holds no connection, only its place in a stream; its
 messages wait in an outbox of its own, so a slow client holds up no one else's, and one that
 falls too far behind is ended with an error that tells it to resume from its last cursor.
