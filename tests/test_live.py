@@ -190,3 +190,34 @@ def test_every_subscriber_gets_exactly_its_departments_feed(served: dict[str, An
         # The pool's idle connections and the listener's: not one per subscriber.
         assert total <= POOL_SIZE + 1 < sum(SUBSCRIBERS.values())
     http.close()
+
+
+def test_sigterm_ends_live_subscriptions_and_exits_0(tmp_path: Path) -> None:
+    """Waits that end: a hub asked to stop while subscribers wait for events closes their
+    sockets as restarting (1012: reconnect and resume) and exits 0."""
+    with fresh_database("sqlite", tmp_path) as settings:
+        upgrade(settings)
+        tokens, _, seq, _ = asyncio.run(prepare(settings))
+        environment = {**os.environ, "HUB_DATABASE_URL": settings.database_url}
+        with serving(environment) as (process, port):
+
+            async def scenario() -> list[BaseException | None]:
+                opened = [asyncio.Event() for _ in range(5)]
+                inboxes: list[list[dict[str, Any]]] = [[] for _ in opened]
+                tasks = [asyncio.create_task(follow(port, tokens["market"],
+                                                    encode_cursor("change", seq), inbox, event))
+                         for inbox, event in zip(inboxes, opened, strict=True)]  # fmt: skip
+                await asyncio.wait_for(asyncio.gather(*(e.wait() for e in opened)), 30)
+                process.terminate()
+                ended = await asyncio.wait_for(
+                    asyncio.gather(*tasks, return_exceptions=True), 30
+                )
+                assert all(not inbox for inbox in inboxes)  # no error, no complete
+                return ended
+
+            ended = asyncio.run(scenario())
+            assert process.wait(timeout=30) == 0
+    for closed in ended:
+        assert isinstance(closed, websockets.ConnectionClosed), closed
+        assert closed.rcvd is not None
+        assert closed.rcvd.code == 1012
