@@ -21,6 +21,7 @@ from sqlalchemy import text
 from hub.clients import create_client
 from hub.db import POOL_SIZE, create_engine, upgrade
 from hub.domain import Role
+from hub.live import OUTBOX_LIMIT, Member
 from hub.schema.feed import encode_cursor
 from hub.settings import Settings
 from tests.conftest import BACKENDS, fresh_database
@@ -209,9 +210,7 @@ def test_sigterm_ends_live_subscriptions_and_exits_0(tmp_path: Path) -> None:
                          for inbox, event in zip(inboxes, opened, strict=True)]  # fmt: skip
                 await asyncio.wait_for(asyncio.gather(*(e.wait() for e in opened)), 30)
                 process.terminate()
-                ended = await asyncio.wait_for(
-                    asyncio.gather(*tasks, return_exceptions=True), 30
-                )
+                ended = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
                 assert all(not inbox for inbox in inboxes)  # no error, no complete
                 return ended
 
@@ -221,3 +220,16 @@ def test_sigterm_ends_live_subscriptions_and_exits_0(tmp_path: Path) -> None:
         assert isinstance(closed, websockets.ConnectionClosed), closed
         assert closed.rcvd is not None
         assert closed.rcvd.code == 1012
+
+
+def test_a_client_that_stops_reading_is_ended_not_buffered_without_bound() -> None:
+    async def scenario() -> list[dict[str, Any]]:
+        member = Member(("market",), "feed", subscriber=None)
+        for n in range(OUTBOX_LIMIT + 5):
+            member.send({"id": "feed", "type": "next", "payload": n})
+        return [member.outbox.get_nowait() for _ in range(member.outbox.qsize())]
+
+    (queued,) = asyncio.run(scenario())  # what waited is dropped: the client resumes
+    assert (queued["id"], queued["type"]) == ("feed", "error")
+    assert queued["payload"][0]["extensions"]["code"] == "SERVICE_UNAVAILABLE"
+    assert "subscribe again with `after`" in queued["payload"][0]["message"]
