@@ -165,4 +165,5 @@ def create_app(settings: Settings, tracer_provider: TracerProvider | None = None
     )
     app.state.engine = engine
     app.state.policies = policies
+    app.state.listener = subscriptions.listener
     return app

@@ -55,13 +55,18 @@ class MissingFolder(FileNotFoundError):
         self.folder = folder
 
 
-def create_engine(settings: Settings, *, pooled: bool = True) -> AsyncEngine:
+def create_engine(
+    settings: Settings, *, pooled: bool = True, long_statements: bool = False
+) -> AsyncEngine:
     """An engine for ``settings.database_url``; creates the folder of an SQLite file.
 
     Every wait is bounded: a statement by ``statement_timeout``, a lock (a table, a row, the
     SQLite file) by ``lock_timeout``, a free connection by ``lock_timeout`` too, and at most
     ``database_waiting`` requests wait for one at once (DatabaseBusy at once beyond).
+    Migrations (``long_statements``) may run statements as long as they take: an index
+    built over a large access log must not be stopped halfway.
     """
+    statement_seconds = math.inf if long_statements else settings.statement_timeout_seconds
     sqlite_path = settings.sqlite_path()
     options: dict[str, Any] = {}
     if not pooled:
@@ -80,15 +85,17 @@ def create_engine(settings: Settings, *, pooled: bool = True) -> AsyncEngine:
             raise MissingFolder(folder)
         folder.mkdir(exist_ok=True)
     if settings.database_url.startswith("postgresql"):
-        options["connect_args"] = {"server_settings": {
-            "statement_timeout": str(int(settings.statement_timeout_seconds * 1000)),
-            "lock_timeout": str(int(settings.lock_timeout_seconds * 1000)),
-        }}  # fmt: skip
+        bounds = {"lock_timeout": str(int(settings.lock_timeout_seconds * 1000))}
+        if not long_statements:
+            bounds["statement_timeout"] = str(int(statement_seconds * 1000))
+        # Connecting is bounded too: a database host that drops packets is away.
+        options["connect_args"] = {"timeout": settings.lock_timeout_seconds,
+                                   "server_settings": bounds}  # fmt: skip
     engine = create_async_engine(settings.database_url, **options)
     if engine.dialect.name == "sqlite":
-        bounds = SQLiteBounds(settings.statement_timeout_seconds, settings.lock_timeout_seconds)
-        event.listen(engine.sync_engine, "connect", bounds.connect)
-        event.listen(engine.sync_engine, "before_cursor_execute", bounds.before_statement)
+        sqlite = SQLiteBounds(statement_seconds, settings.lock_timeout_seconds)
+        event.listen(engine.sync_engine, "connect", sqlite.connect)
+        event.listen(engine.sync_engine, "before_cursor_execute", sqlite.before_statement)
         event.listen(engine.sync_engine, "begin", _begin_sqlite)
     return engine
 
@@ -232,6 +239,7 @@ CONDITIONS = (
     ("could not extend file", "the disk is full"),
     ("lock timeout", "a lock was held past HUB_LOCK_TIMEOUT_SECONDS (the access log or a "
      "table locked?)"),
+    ("could not obtain lock", "a lock is held by another session (the access log locked?)"),
     ("database is locked", "the database file is locked by another writer past "
      "HUB_LOCK_TIMEOUT_SECONDS"),
     ("statement timeout", "a statement ran past HUB_STATEMENT_TIMEOUT_SECONDS"),
@@ -260,7 +268,9 @@ class DatabaseBusy(sqlalchemy.exc.TimeoutError):
 def condition(error: BaseException) -> str | None:
     """What ``error`` says of the database, in the operator's terms, when it says that the
     database is away, full, locked or busy rather than that a statement is wrong."""
-    for cause in (error, getattr(error, "orig", None), error.__cause__):
+    # The driver's own error where SQLAlchemy wraps one: the wrapper's text holds the
+    # statement's parameters, which a caller could fill with these very words.
+    for cause in (getattr(error, "orig", None) or error, error.__cause__):
         if cause is None:
             continue
         said = str(cause).lower()

@@ -26,6 +26,7 @@ from opentelemetry.trace import SpanKind
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
@@ -169,14 +170,19 @@ class TransportHandler(BaseGraphQLTransportWSHandler[Connection, None]):
             await endpoint.follow(self.context, operation, access, context.live.seq)
         except HubError as error:  # e.g. a bad request, or refused by a limit
             answer = {"errors": [{"message": error.message, "extensions": error.extensions()}]}
-            with suppress(Exception):
+            try:
                 if context is not None:
                     await endpoint.record(self.context, context, operation, answer, started)
                 else:  # refused before it began (a bad request): recorded too
                     entry = endpoint._entry(self.context, Outcome.ERROR, started)
                     entry.operation_type = "subscription"
                     await endpoint.graphql.access_log.append(entry)
+            except Exception as unrecorded:  # the operation still ends, saying why
+                answer = failure(unrecorded, "access log")[1]
+            with suppress(Exception):  # a socket closed meanwhile
                 await self._send(operation, "error", answer["errors"])
+        except WebSocketDisconnected:  # the client went away: nothing to say, nobody to say it to
+            return
         except Exception as error:
             with suppress(Exception):
                 await self._send(operation, "error", failure(error, "subscription")[1]["errors"])

@@ -31,7 +31,7 @@ def run_migrations(connection: Connection) -> None:
 
 
 async def run_online() -> None:
-    engine = create_engine(Settings(database_url=url), pooled=False)
+    engine = create_engine(Settings(database_url=url), pooled=False, long_statements=True)
     async with engine.connect() as connection:
         await connection.run_sync(run_migrations)
     await engine.dispose()

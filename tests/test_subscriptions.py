@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -16,7 +17,9 @@ import pytest
 from sqlalchemy import text
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import Operation
 
+import hub.live.listener
 from hub.app import create_app
 from hub.clients import create_client, revoke_client
 from hub.db import create_engine, upgrade
@@ -329,6 +332,16 @@ class Acceptance:
         assert counts["created"] + counts["updated"] == 1, published
 
 
+def joined(live: LiveHub, members: int) -> None:
+    """Until the feed listener holds ``members`` subscriptions: a pong says the hub read the
+    subscribe message, not that the subscription has opened."""
+    listener = live.client.app.state.listener  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 20
+    while listener.members != members:
+        assert time.monotonic() < deadline, f"{listener.members} of {members} joined"
+        time.sleep(0.01)
+
+
 def event_reads(statements: list[str]) -> list[str]:
     """What building live events read: not the feed listener's poll of the head (its pace is
     the clock's), nor the access log's appends (grouped as they arrive)."""
@@ -356,8 +369,7 @@ def test_an_event_is_built_once_for_all_subscribers_of_a_stream(
             ]
             for number, session in enumerate(opened):
                 subscribe(session, f"s{number}", variables)
-            session.send_json({"type": "ping"})  # the last one has opened when it pongs
-            assert session.receive_json() == {"type": "pong"}
+            joined(live, subscribers)
             del sql_statements.statements[:]
             acceptance.publish()
             events = [session.receive_json() for session in opened]
@@ -396,3 +408,115 @@ def test_a_client_resumes_from_its_cursor_without_losing_or_repeating_a_change(
     cursors = [first["endCursor"]] + [c["cursor"] for c in seen]
     positions = [int(base64.urlsafe_b64decode(c).decode().split(":")[1]) for c in cursors]
     assert positions == sorted(set(positions))  # in order, none twice
+
+
+def test_streams_go_when_their_members_do(live: LiveHub) -> None:
+    """Subscriptions ended together (a revoked client's) leave no stream behind to be built
+    at every publish for nobody."""
+    acceptance = Acceptance(live, "ECO-GONE")
+    listener = live.client.app.state.listener  # type: ignore[attr-defined]
+    with connect(live, live.tokens["market"]) as market:
+        assert market.receive_json() == {"type": "connection_ack"}
+        start = now(live)
+        for number in range(5):  # five streams: the operation names differ
+            market.send_json({"id": f"z{number}", "type": "subscribe", "payload": {
+                "query": FOLLOW.replace("subscription(", f"subscription Z{number}("),
+                "variables": start}})  # fmt: skip
+        joined(live, 5)
+        assert listener.streams == 5
+
+        async def revoke() -> None:
+            engine = create_engine(live.settings)
+            await revoke_client(engine, live.tokens["market-id"])
+            await engine.dispose()
+
+        asyncio.run(revoke())
+        acceptance.publish()
+        assert {market.receive_json()["type"] for _ in range(5)} == {"error"}
+    deadline = time.monotonic() + 10
+    while listener.streams:
+        assert time.monotonic() < deadline, f"{listener.streams} streams left"
+        time.sleep(0.05)
+
+
+def test_a_refusal_that_cannot_be_recorded_still_ends_the_operation(live: LiveHub) -> None:
+    """A bad subscribe message while the access log cannot be written: the operation ends
+    with an error saying so (never silence, which would leave its id taken)."""
+    if not live.settings.database_url.startswith("sqlite"):
+        pytest.skip("locks the SQLite file")
+    quick = replace(live.settings, feed_poll_seconds=0.05, lock_timeout_seconds=0.3)
+    with TestClient(create_app(quick)) as client:
+        hub = LiveHub(client, live.settings, live.tokens)
+        with connect(hub, live.tokens["market"]) as market:
+            assert market.receive_json() == {"type": "connection_ack"}
+            path = live.settings.sqlite_path()
+            assert path is not None
+            holder = sqlite3.connect(path, isolation_level=None)
+            holder.execute("BEGIN IMMEDIATE")  # another writer holds the file
+            try:
+                market.send_json({"id": "bad", "type": "subscribe", "payload": {"query": ""}})
+                refused = market.receive_json()
+            finally:
+                holder.execute("ROLLBACK")
+                holder.close()
+            assert (refused["id"], refused["type"]) == ("bad", "error")
+            assert refused["payload"][0]["extensions"]["code"] == "SERVICE_UNAVAILABLE"
+            # The id is free again.
+            market.send_json({"id": "bad", "type": "subscribe",
+                              "payload": {"query": FOLLOW, "variables": now(live)}})  # fmt: skip
+            market.send_json({"type": "ping"})
+            assert market.receive_json() == {"type": "pong"}
+
+
+def test_a_client_that_stops_reading_is_ended_and_only_what_it_was_sent_is_recorded_as_served(
+    live: LiveHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(hub.live.listener, "OUTBOX_LIMIT", 2)
+    sending = Operation.send_operation_message
+
+    async def slow(self: Any, message: Any) -> None:  # a client that reads slowly
+        if message["type"] == "next":
+            await asyncio.sleep(0.6)
+        await sending(self, message)
+
+    monkeypatch.setattr(Operation, "send_operation_message", slow)
+    acceptance = Acceptance(live, "ECO-SLOW")
+    ((before,),) = live.sql("SELECT coalesce(max(seq), 0) FROM access_record")
+    with connect(live, live.tokens["market"]) as market:
+        subscribe(market, "slow", now(live))
+        joined(live, 1)
+        for _ in range(5):
+            acceptance.publish()
+            time.sleep(0.1)
+        received = [market.receive_json()]
+        while received[-1]["type"] == "next":
+            received.append(market.receive_json())
+    assert received[-1]["payload"][0]["extensions"]["code"] == "SERVICE_UNAVAILABLE"
+    assert "subscribe again with `after`" in received[-1]["payload"][0]["message"]
+    sent = sorted(m["payload"]["extensions"]["traceId"] for m in received if m["type"] == "next")
+    records = live.sql(
+        f"SELECT outcome, trace_id, served FROM access_record WHERE seq > {before} "
+        f"AND client = 'client:{live.tokens['market-id']}' ORDER BY seq"
+    )
+    served = sorted(trace for outcome, trace, _ in records if outcome == "ok")
+    assert served == sent  # each event sent is recorded as served, none more
+    assert [outcome for outcome, _, _ in records][-1] == "error"  # and the end, served nothing
+    assert records[-1][2] == "[]"
+
+
+def test_readyz_stays_ready_while_a_writer_holds_the_sqlite_file_for_a_moment(
+    live: LiveHub,
+) -> None:
+    if not live.settings.database_url.startswith("sqlite"):
+        pytest.skip("SQLite only")
+    assert live.client.get("/readyz").status_code == 200
+    path = live.settings.sqlite_path()
+    assert path is not None
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # as a publish in progress does, for its duration
+    try:
+        answer = live.client.get("/readyz")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert answer.status_code == 200, answer.json()

@@ -254,22 +254,22 @@ class AccessLog:
         )
 
     async def problem(self) -> str | None:
-        """Why records cannot be appended now, or None: a lock on the log (or, on SQLite, on
-        the file) found without waiting, a full disk, or an append that failed for either in
-        the last few seconds. For /readyz: a hub that cannot record serves nothing."""
+        """Why records cannot be appended now, or None: an append that failed because of the
+        database (full, locked, away) in the last few seconds; a lock on the log found
+        without waiting (PostgreSQL: another session's LOCK TABLE or index build, which
+        appends would queue behind); a disk without room (SQLite). For /readyz: a hub that
+        cannot record serves nothing. An SQLite file held by a writer for a moment (a
+        publish) is normal, and a lock held past the lock timeout fails an append."""
         if self.unwritable is not None and time.monotonic() - self.unwritable[0] < RECENT:
             return self.unwritable[1]
-        try:
-            async with self.engine.connect() as connection:
-                if connection.dialect.name == "postgresql":
-                    async with connection.begin():
-                        await connection.execute(
-                            text("LOCK TABLE access_record IN ROW EXCLUSIVE MODE NOWAIT")
-                        )
-                    return None
-                await _probe_sqlite(connection)
-        except Exception as error:
-            return condition(error) or "the access log cannot be written"
+        if self.engine.dialect.name == "postgresql":
+            try:
+                async with self.engine.connect() as connection, connection.begin():
+                    await connection.execute(
+                        text("LOCK TABLE access_record IN ROW EXCLUSIVE MODE NOWAIT")
+                    )
+            except Exception as error:
+                return condition(error) or "the access log cannot be written"
         if self._folder and shutil.disk_usage(self._folder).free < MIN_FREE_BYTES:
             return "the disk is full"
         return None
@@ -346,18 +346,6 @@ class AccessLog:
             self.unwritable = None
             return [record["seq"] for record in records]
         raise RuntimeError(f"could not append to the access log in {APPEND_ATTEMPTS} attempts")
-
-
-async def _probe_sqlite(connection: AsyncConnection) -> None:
-    """Take SQLite's write lock and let go at once, waiting at most a tenth of a second."""
-    await connection.execution_options(hub_reader=True)  # no BEGIN of SQLAlchemy's
-    (waited,) = (await connection.exec_driver_sql("PRAGMA busy_timeout")).one()
-    await connection.exec_driver_sql("PRAGMA busy_timeout = 100")
-    try:
-        await connection.exec_driver_sql("BEGIN IMMEDIATE")
-        await connection.exec_driver_sql("ROLLBACK")
-    finally:
-        await connection.exec_driver_sql(f"PRAGMA busy_timeout = {int(waited)}")
 
 
 def _only(values: dict[str, Any]) -> Callable[[], list[dict[str, Any]]]:

@@ -28,7 +28,7 @@ from hub.auth import Principal, client_token_hash
 from hub.clients import find_clients
 from hub.errors import Forbidden, PurposeRequired, Unauthenticated
 from hub.graphql_http import GraphQLEndpoint, describe, failure, format_error, outcome
-from hub.live.listener import Member, Stream
+from hub.live.listener import SLOW, Member, Stream
 from hub.schema import SHARED, Access, Context, Loaders, Reader
 from hub.schema.context import Live
 
@@ -154,36 +154,42 @@ class Events:
         started: float,
     ) -> None:
         """Record ``answer`` for each member and queue it: a ``next`` with the data, or an
-        ``error`` when the event failed (anything but fields withheld by the policy), or
-        when the member's record could not be written (fail closed)."""
+        ``error`` when the event failed (anything but fields withheld by the policy), when
+        the member's record could not be written (fail closed), or when its client has left
+        OUTBOX_LIMIT events unread (recorded as such: nothing more is served to it)."""
         codes = {error["extensions"]["code"] for error in answer.get("errors", ())}
         failed = access is None or answer.get("data") is None or not codes <= WITHHELD
         trail = Trail() if failed or access is None else access.trail  # sent: nothing, or it
         trail.freeze()
-        entries = []
+        nothing = Trail()
+        nothing.freeze()
+        entries, sends = [], []
         for number, member in enumerate(members, 1):
             if number % TURN == 0:  # a thousand subscribers: let requests between
                 await asyncio.sleep(0)
-            subscriber: Subscriber = member.subscriber
+            said, served = (answer, trail) if not member.behind else ({"errors": [SLOW]}, nothing)
             status = 401 if Unauthenticated.code in codes else 200
-            entry = self._entry(subscriber.connection, outcome(status, answer, trail), started)
+            entry = self._entry(
+                member.subscriber.connection, outcome(status, said, served), started
+            )
             entry.document_hash, entry.operation_name, entry.operation_type = describe(
-                subscriber.operation.query, subscriber.operation.operation_name
+                member.subscriber.operation.query, member.subscriber.operation.operation_name
             )
             entry.policy_version = access.policy.version if access else None
-            entry.trail = trail
+            entry.trail = served
             entries.append(entry)
+            sends.append(said)
         written = await asyncio.gather(
             *(self.graphql.access_log.append(entry) for entry in entries), return_exceptions=True
         )
         data = None if failed else json.dumps(answer)
         unwritten = None  # why records could not be written: said once, not per member
-        for member, entry, record in zip(members, entries, written, strict=True):
+        for member, entry, said, record in zip(members, entries, sends, written, strict=True):
             if isinstance(record, BaseException):  # no record, no event
                 unwritten = unwritten or failure(record, "access log")[1]["errors"]
                 member.send({"id": member.operation_id, "type": "error", "payload": unwritten})
-            elif data is None:
+            elif data is None or said is not answer:
                 member.send({"id": member.operation_id, "type": "error",
-                             "payload": answer["errors"]})  # fmt: skip
+                             "payload": said["errors"]})  # fmt: skip
             else:
                 member.send(Encoded.next(member.operation_id, data, entry.trace_id))

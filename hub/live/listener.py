@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from hub import models
 from hub.metrics import LIVE_EVENTS, LIVE_MESSAGES
 
-__all__ = ["CHANNEL", "OUTBOX_LIMIT", "FeedListener", "Member", "Stream"]
+__all__ = ["CHANNEL", "OUTBOX_LIMIT", "SLOW", "FeedListener", "Member", "Stream"]
 
 logger = logging.getLogger("hub.live")
 
@@ -52,25 +52,28 @@ class Member:
     stream: Stream | None = None
     ended: bool = False
 
+    @property
+    def behind(self) -> bool:
+        """Whether ``OUTBOX_LIMIT`` events wait for the client: it gets no more but SLOW."""
+        return self.outbox.qsize() >= OUTBOX_LIMIT
+
     def send(self, message: dict[str, Any]) -> None:
-        """Queue ``message``; an ``error`` (or ``complete``) is the last one. A client that
-        leaves ``OUTBOX_LIMIT`` events unread is ended instead: events are recorded as read
-        when they are queued, and the hub does not keep more for one client."""
+        """Queue ``message`` after those waiting; an ``error`` is the last one."""
         if self.ended:
             return
-        if message["type"] == "next" and self.outbox.qsize() >= OUTBOX_LIMIT:
-            while not self.outbox.empty():
-                self.outbox.get_nowait()
-            message = {"id": self.operation_id, "type": "error", "payload": [{
-                "message": f"{OUTBOX_LIMIT} events waited for your client to read them; the "
-                "hub ended this subscription: subscribe again with `after` set to the last "
-                "endCursor you received, and read events as they come",
-                "extensions": {"code": "SERVICE_UNAVAILABLE", "retryAfter": 0},
-            }]}  # fmt: skip
         self.outbox.put_nowait(message)
         LIVE_MESSAGES.labels(message["type"]).inc()
         if message["type"] != "next":
             self.ended = True
+
+
+# Why a subscription whose client leaves OUTBOX_LIMIT events unread is ended.
+SLOW = {
+    "message": f"{OUTBOX_LIMIT} events waited for your client to read them; the hub ended this "
+    "subscription: subscribe again with `after` set to the last endCursor you received, and "
+    "read events as they come",
+    "extensions": {"code": "SERVICE_UNAVAILABLE", "retryAfter": 0},
+}
 
 
 @dataclass(eq=False)
@@ -104,12 +107,17 @@ class FeedListener:
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(concurrency)  # events built at once, a connection each
         self._tasks: list[asyncio.Task[None]] = []
+        self._building: set[asyncio.Task[None]] = set()
 
     def join(self, member: Member, seq: int) -> None:
         """``member`` receives the changes after ``seq``, from now until it leaves."""
-        if not self._tasks:
+        if not self._tasks or any(task.done() for task in self._tasks):  # first, or died
             listen = self._listen() if self.engine.dialect.name == "postgresql" else self._poll()
+            for task in self._tasks:
+                task.cancel()
             self._tasks = [asyncio.create_task(self._deliver()), asyncio.create_task(listen)]
+            for task in self._tasks:
+                task.add_done_callback(_said_if_died)
         self._enter(Stream(member.key, seq, {member: None}))
         if seq < self.head:  # resuming from an earlier cursor: its changes are there already
             self._wake.set()
@@ -126,6 +134,11 @@ class FeedListener:
     def streams(self) -> int:
         return len(self._streams)
 
+    @property
+    def members(self) -> int:
+        """Subscriptions waiting for events (not counting those of events being built)."""
+        return sum(len(stream.live()) for stream in self._streams.values())
+
     def heard(self, seq: int) -> None:
         """The feed head is at ``seq`` now (NOTIFY, a poll, a publish in this process)."""
         if seq > self.head:
@@ -133,47 +146,59 @@ class FeedListener:
             self._wake.set()
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        tasks = [*self._tasks, *self._building]
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
 
     def _enter(self, stream: Stream) -> None:
-        """Put ``stream`` in its place, merged with the stream already there, if any."""
+        """Put ``stream`` in its place, merged with the stream already there, if any; a
+        stream whose members have all ended is gone."""
+        members = stream.live()
+        if not members:
+            return
         here = self._streams.get((stream.key, stream.seq))
         if here is None:
             here = self._streams[stream.key, stream.seq] = Stream(stream.key, stream.seq)
-        for member in stream.live():
+        for member in members:
             here.members[member] = None
             member.stream = here
 
     async def _deliver(self) -> None:
+        """Start the event of each stream behind the head, each in a task of its own: a
+        stream catching up from an old cursor holds up no other."""
         while True:
             await self._wake.wait()
             # Publishes a moment apart become one round of events, and the publisher's own
             # answer (this process heard its commit first) goes out before the round starts.
             await asyncio.sleep(COALESCE_SECONDS)
             self._wake.clear()
-            while behind := [s for s in self._streams.values() if s.seq < self.head]:
-                for stream in behind:
-                    del self._streams[stream.key, stream.seq]
-                await asyncio.gather(*(self._event(stream, self.head) for stream in behind))
+            for stream in [s for s in self._streams.values() if s.seq < self.head]:
+                del self._streams[stream.key, stream.seq]
+                task = asyncio.create_task(self._event(stream, self.head))
+                self._building.add(task)
+                task.add_done_callback(self._building.discard)
 
     async def _event(self, stream: Stream, head: int) -> None:
         async with self._slots:
-            LIVE_EVENTS.inc()
-            try:
-                stream.seq = await self.build(stream, head)
-            except Exception:  # the builder ends members it cannot serve; this is a defect
-                logger.exception("a live event failed to build")
-                for member in stream.live():
-                    member.send({"id": member.operation_id, "type": "error", "payload": [
-                        {"message": "the hub failed to build this event; subscribe again with "
-                         "`after` set to your last endCursor", "extensions": {"code": "INTERNAL"}}
-                    ]})  # fmt: skip
+            if stream.live():
+                LIVE_EVENTS.inc()
+                try:
+                    stream.seq = await self.build(stream, head)
+                except Exception:  # the builder ends members it cannot serve: a defect
+                    logger.exception("a live event failed to build")
+                    for member in stream.live():
+                        member.send({"id": member.operation_id, "type": "error", "payload": [{
+                            "message": "the hub failed to build this event; subscribe again "
+                            "with `after` set to your last endCursor",
+                            "extensions": {"code": "INTERNAL"},
+                        }]})  # fmt: skip
         self._enter(stream)
+        if stream.seq < self.head:  # more pages, or a head that moved meanwhile
+            self._wake.set()
 
     async def _read_head(self) -> None:
         async with self.engine.connect() as connection:
@@ -196,16 +221,21 @@ class FeedListener:
             await asyncio.sleep(self.poll_seconds)
 
     async def _listen(self) -> None:
-        """PostgreSQL: LISTEN on its own connection (not one of the pool's), reading the
-        head on (re)connecting and every few poll intervals behind it."""
+        """PostgreSQL: LISTEN on a connection of its own (not one of the pool's), reading the
+        head on (re)connecting and every few poll intervals behind it; while it cannot
+        listen, the head is read through the pool every poll interval instead."""
         import asyncpg  # type: ignore[import-untyped]  # PostgreSQL only
 
-        url = self.engine.url.set(drivername="postgresql")
+        # What the engine's driver connects with, less SQLAlchemy's own options.
+        _, options = self.engine.dialect.create_connect_args(self.engine.url)
+        for own in ("prepared_statement_cache_size", "prepared_statement_name_func",
+                    "async_creator_fn"):  # fmt: skip
+            options.pop(own, None)
         failing = False
         while True:
             connection = None
             try:
-                connection = await asyncpg.connect(url.render_as_string(hide_password=False))
+                connection = await asyncpg.connect(**options, timeout=10)
                 lost = asyncio.Event()
                 connection.add_termination_listener(lambda _, lost=lost: lost.set())
                 await connection.add_listener(CHANNEL, self._notified)
@@ -216,19 +246,29 @@ class FeedListener:
                     failing = False
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(lost.wait(), self.poll_seconds * SAFETY_POLLS)
-            except Exception as error:  # unreachable, restarting...: said once, tried again
+            except Exception as error:  # unreachable, restarting, a pooler...: said once
                 if not failing:
-                    logger.warning("the change feed cannot be heard: %s", _said(error))
+                    logger.warning("the change feed cannot be heard (LISTEN %s), so it is "
+                                   "read every %g s: %s", CHANNEL, self.poll_seconds,
+                                   _said(error))  # fmt: skip
                 failing = True
             finally:
                 if connection is not None:
                     with contextlib.suppress(Exception):
                         await connection.close(timeout=1)
             await asyncio.sleep(self.poll_seconds)
+            with contextlib.suppress(Exception):  # events go on at the poll's pace meanwhile
+                await self._read_head()
 
     def _notified(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
         if payload.isdigit():
             self.heard(int(payload))
+
+
+def _said_if_died(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("the feed listener stopped; it restarts at the next subscription",
+                     exc_info=task.exception())  # fmt: skip
 
 
 def _said(error: BaseException) -> str:
