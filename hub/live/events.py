@@ -24,7 +24,7 @@ from strawberry.types.execution import ExecutionResult
 from strawberry.utils.aio import aclosing
 
 from hub.audit import AccessEntry, Trail
-from hub.auth import Principal, client_token_hash
+from hub.auth import client_token_hash
 from hub.clients import find_clients
 from hub.errors import Forbidden, PurposeRequired, Unauthenticated
 from hub.graphql_http import GraphQLEndpoint, describe, failure, format_error, outcome
@@ -88,50 +88,41 @@ class Events:
 
     async def __call__(self, stream: Stream, head: int) -> int:
         """Build the stream's next event once and send it to each member with its own access
-        record; the database connection it is built on is given back before the records are
+        record; the database connection it is built on is given back before any record is
         written. Returns where the stream stands now."""
         started = time.perf_counter()
         members = stream.live()
         reader = Reader(self.graphql.engine)
+        live = Live(stream.seq, head)
+        access: Access | None = None
+        results: list[Any] = []
+        failed: dict[str, Any] | None = None
+        refused: list[tuple[Member, dict[str, Any]]] = []
         try:
-            members, principal = await self._check(members, reader, started)
-            if principal is None:
-                return head
-            first: Subscriber = members[0].subscriber
-            policy = self.graphql.policies.current
-            grants = await self.graphql.grants.current(reader.rows)
-            access = Access(policy, principal, first.connection.purpose, SHARED, grants)
-            loaders = Loaders(reader, access.scope, access.caller)
-            access.departments = await self.graphql.departments(loaders, policy.version)
-            context = Context(access, loaders, live=Live(stream.seq, head))
-            source = await self.schema.stream(
-                first.operation.query,
-                variable_values=first.operation.variables,
-                context_value=context,
-                operation_name=first.operation.operation_name,
-            )
-            async with aclosing(source):
-                results = [result async for result in source]
+            members, refused = await self._check(members, reader)
+            if members:
+                access, results = await self._build(members[0], reader, live)
         except Exception as error:
-            await self._send_all(members, failure(error, "live event")[1], None, started)
-            return head
+            failed = failure(error, "live event")[1]
         finally:
             await reader.close()
+        for member, answer in refused:
+            await self._send_all([member], answer, None, started)
+        if failed is not None:
+            await self._send_all(members, failed, None, started)
+            return head
         if results:
-            answer = answer_of(cast(ExecutionResult, results[0]))
-            await self._send_all(members, answer, access, started)
-        position = context.live.seq if context.live is not None else None
-        return head if position is None else position
+            await self._send_all(members, answer_of(results[0]), access, started)
+        return head if live.seq is None else live.seq
 
     async def _check(
-        self, members: list[Member], reader: Reader, started: float
-    ) -> tuple[list[Member], Principal | None]:
-        """The members whose credentials still hold (read in one statement), and the caller
-        they share (same department, role and purpose: the stream's key). The others are
-        refused, and that is recorded."""
+        self, members: list[Member], reader: Reader
+    ) -> tuple[list[Member], list[tuple[Member, dict[str, Any]]]]:
+        """The members whose credentials still hold (read in one statement), and the others
+        with why they are refused."""
         hashes = (client_token_hash(m.subscriber.connection.authorization) for m in members)
         find = await find_clients(reader, (h for h in hashes if h is not None))
-        kept, principal = [], None
+        kept, refused = [], []
         for member in members:
             connection = member.subscriber.connection
             try:
@@ -139,12 +130,33 @@ class Events:
                     connection.authorization, find
                 )
             except Unauthenticated as error:
-                answer = {"errors": [{"message": error.message, "extensions": error.extensions()}]}
-                await self._send_all([member], answer, access=None, started=started)
+                said = {"message": error.message, "extensions": error.extensions()}
+                refused.append((member, {"errors": [said]}))
                 continue
             kept.append(member)
-            principal = principal or connection.principal
-        return kept, principal
+        return kept, refused
+
+    async def _build(
+        self, first: Member, reader: Reader, live: Live
+    ) -> tuple[Access, list[ExecutionResult]]:
+        """The event as ``first`` would receive it: every member has the same department,
+        role and purpose (the stream's key), so the same view."""
+        connection, operation = first.subscriber.connection, first.subscriber.operation
+        policy = self.graphql.policies.current
+        grants = await self.graphql.grants.current(reader.rows)
+        access = Access(policy, connection.principal, connection.purpose, SHARED, grants)
+        loaders = Loaders(reader, access.scope, access.caller)
+        access.departments = await self.graphql.departments(loaders, policy.version)
+        context = Context(access, loaders, live=live)
+        source = await self.schema.stream(
+            operation.query,
+            variable_values=operation.variables,
+            context_value=context,
+            operation_name=operation.operation_name,
+        )
+        async with aclosing(source):
+            results = [cast(ExecutionResult, result) async for result in source]
+        return access, results
 
     async def _send_all(
         self,
