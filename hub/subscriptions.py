@@ -229,7 +229,7 @@ class SubscriptionEndpoint(GraphQL[Connection, None]):
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
         )
         self.graphql = graphql
-        self.events = Events(graphql, graphql.schema, self._entry)
+        self.events = Events(graphql, self._entry)
         self.listener = FeedListener(
             graphql.engine, self.events, graphql.settings.feed_poll_seconds, EVENTS_AT_ONCE
         )

@@ -18,7 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-import strawberry
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import Operation
 from strawberry.types.execution import ExecutionResult
 from strawberry.utils.aio import aclosing
@@ -77,13 +76,9 @@ class Events:
     """Builds and sends the events of streams (the listener's ``Build``)."""
 
     def __init__(
-        self,
-        graphql: GraphQLEndpoint,
-        schema: strawberry.Schema,
-        entry: Callable[[Connection, str, float], AccessEntry],
+        self, graphql: GraphQLEndpoint, entry: Callable[[Connection, str, float], AccessEntry]
     ) -> None:
         self.graphql = graphql
-        self.schema = schema
         self._entry = entry
 
     async def __call__(self, stream: Stream, head: int) -> int:
@@ -148,7 +143,7 @@ class Events:
         loaders = Loaders(reader, access.scope, access.caller)
         access.departments = await self.graphql.departments(loaders, policy.version)
         context = Context(access, loaders, live=live)
-        source = await self.schema.stream(
+        source = await self.graphql.schema.stream(
             operation.query,
             variable_values=operation.variables,
             context_value=context,
@@ -169,24 +164,28 @@ class Events:
         ``error`` when the event failed (anything but fields withheld by the policy), when
         the member's record could not be written (fail closed), or when its client has left
         OUTBOX_LIMIT events unread (recorded as such: nothing more is served to it)."""
+        if not members:
+            return
         codes = {error["extensions"]["code"] for error in answer.get("errors", ())}
         failed = access is None or answer.get("data") is None or not codes <= WITHHELD
-        trail = Trail() if failed or access is None else access.trail  # sent: nothing, or it
-        trail.freeze()
         nothing = Trail()
         nothing.freeze()
+        trail = nothing if failed or access is None else access.trail  # sent: nothing, or it
+        trail.freeze()
+        # The same for every member: one document and operation (the stream's key).
+        operation = members[0].subscriber.operation
+        described = describe(operation.query, operation.operation_name)
+        status = 401 if Unauthenticated.code in codes else 200
+        slow = {"errors": [SLOW]}
         entries, sends = [], []
         for number, member in enumerate(members, 1):
             if number % TURN == 0:  # a thousand subscribers: let requests between
                 await asyncio.sleep(0)
-            said, served = (answer, trail) if not member.behind else ({"errors": [SLOW]}, nothing)
-            status = 401 if Unauthenticated.code in codes else 200
+            said, served = (slow, nothing) if member.behind else (answer, trail)
             entry = self._entry(
                 member.subscriber.connection, outcome(status, said, served), started
             )
-            entry.document_hash, entry.operation_name, entry.operation_type = describe(
-                member.subscriber.operation.query, member.subscriber.operation.operation_name
-            )
+            entry.document_hash, entry.operation_name, entry.operation_type = described
             entry.policy_version = access.policy.version if access else None
             entry.trail = served
             entries.append(entry)
