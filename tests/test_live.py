@@ -231,3 +231,34 @@ def test_sigterm_ends_live_subscriptions_and_exits_0(tmp_path: Path) -> None:
         assert isinstance(closed, websockets.ConnectionClosed), closed
         assert closed.rcvd is not None
         assert closed.rcvd.code == 1012
+
+
+def test_a_websocket_message_is_held_to_the_request_body_limit(served: dict[str, Any]) -> None:
+    """Over WebSocket as over HTTP (413), a caller cannot hand the hub more than
+    HUB_MAX_REQUEST_BYTES at once: a larger message closes the socket (1009)."""
+    port, token = served["port"], served["tokens"]["market"]
+
+    async def scenario() -> tuple[int | None, dict[str, Any]]:
+        async with websockets.connect(
+            f"ws://127.0.0.1:{port}/graphql", subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
+            max_size=None,
+        ) as socket:  # fmt: skip
+            await socket.send(json.dumps({"type": "connection_init",
+                                          "payload": {"Authorization": f"Bearer {token}"}}))  # fmt: skip
+            assert json.loads(await socket.recv()) == {"type": "connection_ack"}
+            huge = {"after": None, "junk": "x" * 1_200_000}  # over the 1,000,000-byte default
+            await socket.send(json.dumps({"id": "big", "type": "subscribe",
+                                          "payload": {"query": FOLLOW, "variables": huge}}))  # fmt: skip
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await socket.recv()
+        async with websockets.connect(  # and the hub serves on
+            f"ws://127.0.0.1:{port}/graphql", subprotocols=["graphql-transport-ws"]  # type: ignore[list-item]
+        ) as again:  # fmt: skip
+            await again.send(json.dumps({"type": "connection_init",
+                                         "payload": {"Authorization": f"Bearer {token}"}}))  # fmt: skip
+            acked = json.loads(await again.recv())
+        return (closed.value.rcvd.code if closed.value.rcvd else None), acked
+
+    code, acked = asyncio.run(scenario())
+    assert code == 1009
+    assert acked == {"type": "connection_ack"}

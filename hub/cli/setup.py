@@ -246,21 +246,24 @@ def serve(
         logging.getLogger("hub").info("hub on http://%s:%d/graphql", host, port)
     else:
         console.print(f"hub on [bold]http://{host}:{port}/graphql[/bold] (GraphiQL in a browser)")
+    # A WebSocket message is held to the size of a request body (HUB_MAX_REQUEST_BYTES):
+    # larger ones close the socket (1009), as larger bodies are refused (413).
+    options: dict[str, Any] = {"log_level": "info", "access_log": access_log,
+                               "ws_max_size": config.max_request_bytes}  # fmt: skip
     # As JSON, uvicorn's lines go through the hub's formatter: uvicorn configures nothing.
-    logs: dict[str, Any] = {"log_level": "info", "access_log": access_log}
     if config.log_format == "json":
-        logs["log_config"] = None
+        options["log_config"] = None
     if workers == 1:
         # uvicorn drains, then raises the SIGTERM it caught again, which would end the process
         # with 143: stopping when asked is a clean exit (0), as supervisors expect.
         signal.signal(signal.SIGTERM, _stopped)
-        uvicorn.run(hub, host=host, port=port, **logs)
+        uvicorn.run(hub, host=host, port=port, **options)
         return
     from hub.workers import supervise
 
     # Each worker makes its own hub from the same settings, checked above.
     try:
-        supervise(host, port, workers, logs)
+        supervise(host, port, workers, options)
     except OSError as error:
         console.print(f"[red]cannot serve on {host}:{port}: {error.strerror or error}")
         raise typer.Exit(1) from None
