@@ -29,6 +29,8 @@ from strawberry.types.graphql import OperationType
 from hub.audit import AccessEntry, AccessLog, Outcome, Trail
 from hub.auth import Authenticator
 from hub.clients import ClientLookup
+from hub.compiled import Decline, Plans
+from hub.compiled import answer as compiled_answer
 from hub.db import condition, database_away
 from hub.errors import (
     INTERNAL,
@@ -43,7 +45,7 @@ from hub.errors import (
 )
 from hub.grants import Grants
 from hub.logs import request_log
-from hub.metrics import REQUEST_SECONDS, REQUESTS, WITHHELD_FIELDS
+from hub.metrics import READS, REQUEST_SECONDS, REQUESTS, WITHHELD_FIELDS
 from hub.params import BadRequest, Params, header_text, params, parse_body
 from hub.policy import PolicyStore
 from hub.schema import SHARED, Access, Context, Loaders, Reader
@@ -279,6 +281,7 @@ class GraphQLEndpoint:
         self.authenticator = Authenticator(settings)
         self.grants = Grants()
         self.pricing = Pricing(schema._schema, settings.query_cost_budget)
+        self.plans = Plans(schema) if settings.compiled_reads else None
         self.throttle = Throttle(
             Limits(
                 concurrency=settings.client_concurrency,
@@ -415,6 +418,16 @@ class GraphQLEndpoint:
         )
 
     async def execute(self, checked: Params, context: Context) -> tuple[int, dict[str, Any], None]:
+        plan = self.plans.get(checked.query, checked.operation_name) if self.plans else None
+        if plan is not None:
+            try:
+                data, found = await compiled_answer(plan, self.schema, checked.variables, context)
+            except Decline:
+                pass
+            else:
+                READS.labels("compiled").inc()
+                return 200, ({"errors": found, "data": data} if found else {"data": data}), None
+        READS.labels("strawberry").inc()
         try:
             result = await self.schema.execute(
                 checked.query,

@@ -32,6 +32,7 @@ __all__ = [
     "LIVE_EVENTS",
     "LIVE_MESSAGES",
     "POLICY_VERSION",
+    "READS",
     "REQUESTS",
     "REQUEST_SECONDS",
     "SUBSCRIPTIONS",
@@ -56,6 +57,12 @@ ACCESS_LOG_BATCH_RECORDS = Histogram(
     buckets=(1, 2, 4, 8, 16, 32, 64, 128),
 )  # fmt: skip
 WITHHELD_FIELDS = Counter("hub_withheld_fields", "Field values withheld from callers.")
+READS = Counter(
+    "hub_graphql_executions",
+    "GraphQL requests executed, by path: from a compiled plan (hub/compiled/) or through "
+    "strawberry's resolvers (mutations, and whatever the compiler declines).",
+    ["path"],
+)
 LIVE_EVENTS = Counter(
     "hub_live_events",
     "Live events built: one per stream of like subscribers behind the feed's "

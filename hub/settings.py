@@ -24,6 +24,9 @@ class Settings:
     max_request_bytes: int = 1_000_000
     # GraphiQL for developers at GET /graphql; deployments may switch it off.
     graphiql: bool = True
+    # Reads answered from compiled plans (hub/compiled/); off, every request goes through
+    # strawberry's resolvers, which give the same answers and access records, slower.
+    compiled_reads: bool = True
     # JWTs from an identity provider: an HMAC secret, or a PEM public key (text or file).
     jwt_secret: str | None = field(default=None, repr=False)
     jwt_public_key: str | None = None
@@ -117,6 +120,8 @@ class Settings:
             policy_dir=Path(environ.get("HUB_POLICY_DIR", defaults.policy_dir)),
             max_request_bytes=int(max_request_bytes),
             graphiql=environ.get("HUB_GRAPHIQL", "1").lower() not in {"0", "false", "no", "off"},
+            compiled_reads=environ.get("HUB_COMPILED_READS", "1").lower()
+            not in {"0", "false", "no", "off"},
             jwt_secret=secret,
             jwt_public_key=public_key,
             jwt_audience=environ.get("HUB_JWT_AUDIENCE") or None,

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from copy import copy
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from graphql import (
     DocumentNode,
@@ -58,7 +58,14 @@ from hub.policy import Decision, Policy, Relations, Scope
 from hub.records import today
 from hub.schema.limits import cacheable
 
-__all__ = ["Access", "CollectCoordinates", "SharedField", "describe_shared_types"]
+__all__ = [
+    "Access",
+    "Admitted",
+    "CollectCoordinates",
+    "SharedField",
+    "describe_shared_types",
+    "selected_names",
+]
 
 DEPARTMENT_CODES = tuple(department.code for department in DEPARTMENTS)
 T = TypeVar("T")
@@ -72,6 +79,18 @@ class View:
     grants: Grants = ()  # (Type.field, grant id) of the conditional fields opened
     conditional: tuple[tuple[str, str], ...] = ()  # (python name, Type.field) grants decide
     opened: tuple[tuple[str, str], ...] = ()  # (Type.field, relation) a relation opened
+
+
+class Admitted(NamedTuple):
+    """A row admitted into an answer: its view, and what it is filed under."""
+
+    row: Any  # Row[Any]; None for a parent given as ``of``
+    withheld: Mapping[str, Forbidden]  # python name -> the error served in its place
+    owner: str
+    enterprise: str  # USCC, as stored now
+    region: str
+    id: str  # the record's id as served (an enterprise's is its USCC)
+    relations: Relations
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,71 +242,96 @@ class Access:
         """Records of type ``cls`` from rows labelled as its fields, withheld values replaced.
 
         ``info`` is the resolver's; ``below`` the path from its field to the records (a
-        connection's ``edges``, ``node``), by field name. Rows carry their owner and
-        enterprise; ``of`` is the record that rows without them belong to (a finding is its
+        connection's ``edges``, ``node``), by field name. ``of`` is the record that rows
+        without an owner and enterprise of their own belong to (a finding is its
         inspection's).
         """
         type_name = cls.__name__
-        shared = self.shared[type_name]
-        selected = self._selected(info, type_name, below)
         fields = cls.__dataclass_fields__  # type: ignore[attr-defined]
         has_prefetched, has_relations = "prefetched" in fields, "relations" in fields
-        has_owner, has_id = "owner" in shared, "id" in shared
-        # The relations whose columns the loader added (Loaders.visible): (name, label).
-        in_play = [
-            (name, f"as_{name}")
-            for name in (self.scope(type_name).relations if self.caller and of is None else ())
-        ]
-        # What is served and withheld of the selection depends on the owner and the
-        # caller's relations to the record (and the enterprise, where grants decide).
-        split: dict[tuple[str, str, Relations], Served] = {}
+        has_owner, has_id = "owner" in self.shared[type_name], "id" in self.shared[type_name]
+        parent = None if of is None else Admitted(
+            None, {}, of.owner_code, of.enterprise_uscc, of.enterprise_region, "", of.relations
+        )  # fmt: skip
+        parents = None if parent is None else [parent] * len(rows)
+        labels = [label for _, label in self.in_play(type_name, parents)]
         built = []
-        for row in rows:
-            values = dict(row._mapping)
+        selected = self._selected(info, type_name, below)
+        for record in self.admit(type_name, rows, selected, parents):
+            values = dict(record.row._mapping)
+            for label in labels:
+                del values[label]
+            for python_name, error in record.withheld.items():
+                if python_name in values:
+                    # A fresh error per value: one raised over and over would keep growing
+                    # its traceback for the rest of the request.
+                    values[python_name] = copy(error)
+            values["withheld"] = record.withheld
+            if has_prefetched:
+                values["prefetched"] = {}
+            if has_owner:
+                values["owner"] = self.departments[record.owner]
+            if has_id:
+                values["record_id"] = record.id
+            if has_relations:
+                values["relations"] = record.relations
+            built.append(cls(**values))
+        return built
+
+    def in_play(self, type_name: str, parents: Any = None) -> list[tuple[str, str]]:
+        """The caller's relations to records of a type that the loader read with each row
+        (Loaders.visible), as (relation, column label); none for rows that take their
+        parents' (findings)."""
+        if self.caller is None or parents is not None:
+            return []
+        return [(name, f"as_{name}") for name in self.scope(type_name).relations]
+
+    def admit(
+        self,
+        type_name: str,
+        rows: Sequence[Row[Any]],
+        selected: tuple[str, ...],
+        parents: Sequence[Any] | None = None,
+    ) -> list[Admitted]:
+        """Each row's view (what of it is withheld, and why), entered in the trail with the
+        ``selected`` fields of its type served or withheld: the one place both read paths
+        (strawberry's resolvers and hub/compiled/) decide and record a record.
+
+        Rows carry their owner and enterprise; rows without them (findings) come with
+        ``parents``, the record each belongs to (a finding is its inspection's): anything
+        with its ``owner``, ``enterprise``, ``region`` and ``relations``."""
+        shared = self.shared[type_name]
+        in_play = self.in_play(type_name, parents)
+        # What is served and withheld of the selection follows from the view alone; views
+        # are kept for the request (see view), so one split serves every record they decide.
+        split: dict[int, Served] = {}
+        admitted = []
+        for n, row in enumerate(rows):
+            values = row._mapping
+            of = parents[n] if parents is not None else None
             relations: Relations = (
                 of.relations
                 if of is not None
-                else tuple(name for name, label in in_play if values.pop(label))
+                else tuple(name for name, label in in_play if values[label])
             )
             if type_name == "Enterprise":
-                record_owner, enterprise, region = (
-                    values["owner_code"],
-                    values["uscc"],
-                    values["region"],
-                )
+                owner, enterprise, region = values["owner_code"], values["uscc"], values["region"]
                 record_id = enterprise
             elif of is not None:
-                record_owner, enterprise, region = (
-                    of.owner_code,
-                    of.enterprise_uscc,
-                    of.enterprise_region,
-                )
+                owner, enterprise, region = of.owner, of.enterprise, of.region
                 record_id = str(values["id"])
             else:
-                record_owner, enterprise, region = (
+                owner, enterprise, region = (
                     values["owner_code"],
                     values["enterprise_uscc"],
                     values["enterprise_region"],
                 )
                 record_id = str(values["id"])
-            view = self.view(type_name, record_owner, enterprise, region, relations)
+            view = self.view(type_name, owner, enterprise, region, relations)
             withheld = view.withheld
-            for python_name, error in withheld.items():
-                if python_name in values:
-                    # A fresh error per value: one raised over and over would keep growing
-                    # its traceback for the rest of the request.
-                    values[python_name] = copy(error)
-            values["withheld"] = withheld
-            if has_prefetched:
-                values["prefetched"] = {}
-            if has_owner:
-                values["owner"] = self.departments[record_owner]
-            if has_id:
-                values["record_id"] = record_id
-            if has_relations:
-                values["relations"] = relations
-            built.append(cls(**values))
-            key = (record_owner, enterprise, relations)
+            record = Admitted(row, withheld, owner, enterprise, region, record_id, relations)
+            admitted.append(record)
+            key = id(view)
             if key not in split:
                 denied = [withheld[shared[n].python_name] for n in selected
                           if shared[n].python_name in withheld]  # fmt: skip
@@ -297,10 +341,8 @@ class Access:
             served, denied, used, opened = split[key]
             self.trail.serve(enterprise, type_name, record_id, served, used, opened)
             for error in denied:
-                self.trail.deny(
-                    enterprise, type_name, record_id, record_owner, error.field, error.reason
-                )
-        return built
+                self.trail.deny(enterprise, type_name, record_id, owner, error.field, error.reason)
+        return admitted
 
     def build_one(
         self, cls: type[T], row: Row[Any] | None, info: Any, below: tuple[str, ...] = ()
@@ -317,11 +359,8 @@ class Access:
         key = (id(raw.field_nodes[0]), type_name, below)
         selected = self._selections.get(key)
         if selected is None:
-            graphql_type = raw.schema.get_type(type_name)
-            conditions = {type_name, *(i.name for i in getattr(graphql_type, "interfaces", ()))}
-            names = selected_fields(raw.field_nodes, raw.fragments, conditions, below)
-            selected = self._selections[key] = tuple(
-                name for name in sorted(names) if name in self.shared[type_name]
+            selected = self._selections[key] = selected_names(
+                raw.schema, self.shared[type_name], type_name, raw.field_nodes, raw.fragments, below
             )
         return selected
 
@@ -364,6 +403,22 @@ def selected_fields(
     for node in field_nodes:
         collect(node.selection_set, below)
     return names
+
+
+def selected_names(
+    schema: GraphQLSchema,
+    shared: Mapping[str, SharedField],
+    type_name: str,
+    field_nodes: Sequence[FieldNode],
+    fragments: Mapping[str, FragmentDefinitionNode],
+    below: tuple[str, ...] = (),
+) -> tuple[str, ...]:
+    """The shared fields of ``type_name`` selected under ``field_nodes`` (then ``below``),
+    sorted: what the trail records as served or withheld of each record built there."""
+    graphql_type = schema.get_type(type_name)
+    conditions = {type_name, *(i.name for i in getattr(graphql_type, "interfaces", ()))}
+    names = selected_fields(field_nodes, fragments, conditions, below)
+    return tuple(name for name in sorted(names) if name in shared)
 
 
 def check(record: Any, python_name: str) -> None:

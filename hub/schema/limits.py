@@ -44,6 +44,7 @@ __all__ = [
     "MAX_CACHED_QUERY",
     "MAX_DEPTH",
     "MAX_TOKENS",
+    "PlainStrings",
     "ShortParserCache",
     "ShortValidationCache",
     "cacheable",

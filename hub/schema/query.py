@@ -5,16 +5,17 @@ from __future__ import annotations
 import base64
 import binascii
 from enum import Enum
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, Row, Select, func, select
 
 from hub import models
 from hub.domain import DEPARTMENTS, EnterpriseStatus
 from hub.errors import BadUserInput, Forbidden, InvalidUSCC
 from hub.grants import describe
 from hub.policy import Decision, Relation, Sharing
+from hub.schema.access import Access
 from hub.schema.context import Info
 from hub.schema.sources import ENTERPRISE
 from hub.schema.types import Department, Enterprise
@@ -91,8 +92,7 @@ class EnterpriseConnection:
 
     @strawberry.field(description="How many enterprises match the filter, on all pages.")
     async def total_count(self, info: Info) -> int:
-        statement = select(func.count()).select_from(models.Enterprise).where(*self.conditions)
-        (row,) = await info.context.loaders.reader.rows(statement)
+        (row,) = await info.context.loaders.reader.rows(count(self.conditions))
         return int(row[0])
 
 
@@ -170,6 +170,46 @@ class FieldAccess:
         return department
 
 
+def withheld_enterprise(access: Access, row: Row[Any]) -> Forbidden | None:
+    """The error in place of an enterprise whose registration authority shares nothing of
+    it with the caller, recorded as withheld; None when the caller may read it."""
+    if row.owner_code in access.visible_owners("Enterprise"):
+        return None
+    reason = (
+        f"no field of {row.owner_code}'s enterprise records is shared with "
+        f"{access.principal.subject}"
+    )
+    access.trail.deny(row.uscc, "Enterprise", row.uscc, row.owner_code, "Enterprise", reason)
+    return Forbidden(row.owner_code, "Enterprise", reason)
+
+
+def page_of(
+    access: Access, filter: EnterpriseFilter | None, first: int, after: str | None
+) -> tuple[Select[Any], list[ColumnElement[bool]]]:
+    """The statement of a page of enterprises (one row more than ``first``, which tells
+    whether another page follows), and the conditions every page shares; BadUserInput for
+    a size or cursor out of bounds."""
+    if not 1 <= first <= MAX_PAGE_SIZE:
+        raise BadUserInput(
+            f"first must be between 1 and {MAX_PAGE_SIZE}, not {first}; "
+            "fetch more with the after cursor",
+            argument="first",
+        )
+    conditions = filter.conditions() if filter is not None else []
+    # Enterprises whose registration authority shares nothing are not counted either.
+    conditions.append(models.Enterprise.__table__.c.owner.in_(access.visible_owners("Enterprise")))
+    uscc = models.Enterprise.__table__.c.uscc
+    statement = ENTERPRISE.select().where(*conditions)
+    if after is not None:
+        statement = statement.where(uscc > decode_cursor(after))
+    return statement.order_by(uscc).limit(first + 1), conditions
+
+
+def count(conditions: list[ColumnElement[bool]]) -> Select[Any]:
+    """How many enterprises match ``conditions``, on all pages."""
+    return select(func.count()).select_from(models.Enterprise).where(*conditions)
+
+
 @strawberry.type
 class Query:
     @strawberry.field(description="One enterprise's dossier; null when the hub does not know it.")
@@ -181,17 +221,9 @@ class Query:
         row = await info.context.loaders.enterprise.load(parse_uscc(uscc))
         if row is None:
             return None
-        access = info.context.access
-        if row.owner_code not in access.visible_owners("Enterprise"):
-            reason = (
-                f"no field of {row.owner_code}'s enterprise records is shared with "
-                f"{access.principal.subject}"
-            )
-            access.trail.deny(
-                row.uscc, "Enterprise", row.uscc, row.owner_code, "Enterprise", reason
-            )
-            raise Forbidden(row.owner_code, "Enterprise", reason)
-        return access.build_one(Enterprise, row, info)
+        if hidden := withheld_enterprise(info.context.access, row):
+            raise hidden
+        return info.context.access.build_one(Enterprise, row, info)
 
     @strawberry.field(description="Enterprises matching a filter, a page at a time.")
     async def enterprises(
@@ -205,23 +237,10 @@ class Query:
             str | None, strawberry.argument(description="endCursor of the previous page.")
         ] = None,
     ) -> EnterpriseConnection:
-        if not 1 <= first <= MAX_PAGE_SIZE:
-            raise BadUserInput(
-                f"first must be between 1 and {MAX_PAGE_SIZE}, not {first}; "
-                "fetch more with the after cursor",
-                argument="first",
-            )
-        conditions = filter.conditions() if filter is not None else []
-        # Enterprises whose registration authority shares nothing are not counted either.
-        owners = info.context.access.visible_owners("Enterprise")
-        conditions.append(models.Enterprise.__table__.c.owner.in_(owners))
-        uscc = models.Enterprise.__table__.c.uscc
-        statement = ENTERPRISE.select().where(*conditions)
-        if after is not None:
-            statement = statement.where(uscc > decode_cursor(after))
-        rows = await info.context.loaders.reader.rows(statement.order_by(uscc).limit(first + 1))
-        page = info.context.access.build(Enterprise, rows[:first], info, below=("edges", "node"))
-        edges = [EnterpriseEdge(cursor=encode_cursor(node.uscc), node=node) for node in page]
+        statement, conditions = page_of(info.context.access, filter, first, after)
+        rows = await info.context.loaders.reader.rows(statement)
+        nodes = info.context.access.build(Enterprise, rows[:first], info, below=("edges", "node"))
+        edges = [EnterpriseEdge(cursor=encode_cursor(node.uscc), node=node) for node in nodes]
         return EnterpriseConnection(
             edges=edges,
             page_info=PageInfo(

@@ -1,0 +1,320 @@
+"""Answering a read from its plan: the statements of each level, then the answer in one pass.
+
+Arguments are read and checked once per field of the document, not once per parent: a
+request whose arguments strawberry would refuse (a page size out of bounds, a cursor or
+USCC that is not one, since after until) is declined before anything is read or recorded,
+and strawberry answers it with its error. Then, level by level (enterprises, their lists,
+the children of those, the records a rectification links to), one loader call per field
+and level reads every parent's rows, and ``Access.admit`` decides and records each record
+exactly as the strawberry path does. Nothing is awaited per record. Finally the answer is
+made synchronously from the rows: a withheld value is null with its error at its own path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from graphql.execution.values import get_argument_values, get_variable_values
+from strawberry.types.arguments import convert_arguments
+
+from hub.compiled.assemble import Item, Path, assembler, unlinked
+from hub.compiled.plan import Decline, Field, Place, Plan, Shape
+from hub.errors import BadUserInput, Forbidden, InvalidUSCC
+from hub.publishing import Change
+from hub.records import snake_case
+from hub.schema import SHARED
+from hub.schema.context import Context
+from hub.schema.loaders import Parent
+from hub.schema.query import count, encode_cursor, page_of, withheld_enterprise
+from hub.schema.types import date_range, is_overdue
+from hub.uscc import parse_uscc
+
+__all__ = ["answer"]
+
+Level = tuple[Place, list[Shape], list["Item"]]
+LIST_LOADERS = {
+    "creditRecords": "credit_records",
+    "inspections": "inspections",
+    "penalties": "penalties",
+    "rectifications": "rectifications",
+}
+
+
+async def answer(
+    plan: Plan, schema: strawberry.Schema, variables: Mapping[str, Any] | None, context: Context
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The data and errors of the answer; Decline (before anything is read or recorded)
+    where strawberry should answer instead."""
+    run = _Run(plan, schema, variables, context)
+    await run.load()
+    return run.data(), run.errors
+
+
+class _Run:
+    def __init__(
+        self,
+        plan: Plan,
+        schema: strawberry.Schema,
+        variables: Mapping[str, Any] | None,
+        context: Context,
+    ) -> None:
+        self.plan = plan
+        self.access = context.access
+        self.loaders = context.loaders
+        self.departments = self.access.departments
+        self.errors: list[dict[str, Any]] = []
+        self.values: dict[Field, Any] = {}
+        self._department_answers: dict[tuple[int, str], dict[str, Any]] = {}
+        coerced = get_variable_values(
+            schema._schema, plan.operation.variable_definitions or (), dict(variables or {})
+        )
+        if isinstance(coerced, list):
+            raise Decline("variables")
+        self.arguments = {field: self.argument(schema, field, coerced) for field in plan.argued}
+
+    def argument(self, schema: strawberry.Schema, field: Field, coerced: Any) -> Any:
+        """A field's arguments as its resolver would take them, checked as it checks them."""
+        definition = field.definition
+        if definition is None:
+            raise Decline(field.name)
+        try:
+            raw = get_argument_values(definition, field.nodes[0], coerced)
+        except GraphQLError:
+            raise Decline("arguments") from None
+        converted = convert_arguments(
+            raw,
+            definition.extensions["strawberry-definition"].arguments,
+            scalar_registry=schema.schema_converter.scalar_registry,
+            config=schema.config,
+        )
+        try:
+            if field.kind == "enterprise":
+                return parse_uscc(converted["uscc"])
+            if field.kind == "enterprises":
+                first = converted.get("first", 20)
+                statement, conditions = page_of(
+                    self.access, converted.get("filter"), first, converted.get("after")
+                )
+                return statement, conditions, first
+            if field.kind == "records":
+                since, until = converted.get("since"), converted.get("until")
+                date_range(0, since, until)
+                return since, until, converted.get("overdue")
+        except (BadUserInput, InvalidUSCC):
+            raise Decline("arguments") from None
+        raise Decline(field.name)
+
+    def admit(
+        self, place: Place, rows: Sequence[Any], parents: list[Item] | None = None
+    ) -> list[Item]:
+        admitted = self.access.admit(place.type_name, rows, place.selected, parents)
+        return [Item(record) for record in admitted]
+
+    def spread(
+        self, place: Place, parents: list[Item], lists: list[Any], slot: Any, inherit: bool = False
+    ) -> list[Item]:
+        """Admit the rows of each parent's list in one go, and give each parent its own
+        records in ``slot``; ``inherit``: rows without an owner of their own take their
+        parent's (findings). A list may be a row or None (one child at most)."""
+        rows, owners, counts = [], [], []
+        for parent, found in zip(parents, lists, strict=True):
+            found = found if isinstance(found, list) else [] if found is None else [found]
+            rows += found
+            owners += [parent] * len(found)
+            counts.append(len(found))
+        items = self.admit(place, rows, owners if inherit else None)
+        start = 0
+        for parent, counted, found in zip(parents, counts, lists, strict=True):
+            mine = items[start : start + counted]
+            start += counted
+            parent.children[slot] = mine if isinstance(found, list) else mine[0] if mine else None
+        return items
+
+    # Loading: one loader call per field and level.
+
+    async def load(self) -> None:
+        levels: list[Level] = []
+        for root in self.plan.roots:
+            if root.kind == "enterprise":
+                row = await self.loaders.enterprise.load(self.arguments[root])
+                hidden = None if row is None else withheld_enterprise(self.access, row)
+                if row is None or hidden is not None:
+                    self.values[root] = hidden
+                    continue
+                items = self.admit(root.place, [row])
+                self.values[root] = items[0]
+                levels.append((root.place, [root.shape], items))
+            elif root.kind == "enterprises":
+                statement, conditions, first = self.arguments[root]
+                rows = await self.loaders.reader.rows(statement)
+                items = self.admit(root.place, rows[:first])
+                total = None
+                if any(field.kind == "total_count" for field in root.shape.fields):
+                    (counted,) = await self.loaders.reader.rows(count(conditions))
+                    total = int(counted[0])
+                self.values[root] = (items, len(rows) > first, total)
+                nodes = [
+                    node.shape for edges in root.shape.fields if edges.kind == "edges"
+                    for node in edges.shape.fields if node.kind == "node"
+                ]  # fmt: skip
+                levels.append((root.place, nodes, items))
+        while levels:
+            following: list[Level] = []
+            for place, shapes, items in levels:
+                if items:
+                    following += await self.expand(place, shapes, items)
+            levels = following
+
+    async def expand(self, place: Place, shapes: list[Shape], items: list[Item]) -> list[Level]:
+        """Load what the query selects below ``items``; the levels that follow."""
+        following: list[Level] = []
+        shared = SHARED[place.type_name]
+        loaders = self.loaders
+        for name, child in place.children:  # loaded with the level, as types.prefetch does
+            hidden = shared[name].python_name
+            readable = [item for item in items if hidden not in item.withheld]
+            ids = [item.row[0] for item in readable]
+            if child is None:  # participants, assisting departments
+                loader = loaders.participants if name == "participants" else loaders.assistants
+                lists = await loader.load_many([Parent(record_id) for record_id in ids])
+                for parent, rows in zip(readable, lists, strict=True):
+                    parent.children[name] = [self.departments[r.department] for r in rows]
+                continue
+            found: list[Any]
+            if name == "acceptance":
+                found = await loaders.acceptance.load_many(ids)
+            else:
+                loader = loaders.credit_repairs if name == "repairs" else loaders.findings
+                found = await loader.load_many([Parent(record_id) for record_id in ids])
+            kids = self.spread(child, readable, found, name, inherit=name == "findings")
+            if kids:
+                below = [f.shape for s in shapes for f in s.fields if f.name == name]
+                following.append((child, below, kids))
+        for shape in shapes:  # loaded per response key, as their resolvers do
+            for field in shape.fields:
+                if field.kind == "records":
+                    following.append(await self.records(field, items))
+                elif field.kind == "link":
+                    following.append(await self.links(field, items))
+                elif field.kind == "history":
+                    ids = [item.row[0] for item in items]
+                    lists = await loaders.history[place.type_name].load_many(ids)
+                    for parent, rows in zip(items, lists, strict=True):
+                        parent.children[field] = rows
+        return following
+
+    async def records(self, field: Field, items: list[Item]) -> Level:
+        """An enterprise list (creditRecords, inspections...) of every enterprise of a level."""
+        since, until, overdue = self.arguments[field]
+        loader = getattr(self.loaders, LIST_LOADERS[field.name])
+        lists = await loader.load_many([Parent(item.row[0], since, until) for item in items])
+        if overdue is not None:
+            lists = [[r for r in rows if is_overdue(r.due, r.state) is overdue] for rows in lists]
+        return field.place, [field.shape], self.spread(field.place, items, lists, field)
+
+    async def links(self, field: Field, items: list[Item]) -> Level:
+        """The inspection or penalty each rectification of a level was ordered after."""
+        readable = [
+            item for item in items
+            if field.python_name not in item.withheld and item.row[field.index] is not None
+        ]  # fmt: skip
+        loader = self.loaders.inspection if field.name == "inspection" else self.loaders.penalty
+        found = await loader.load_many([item.row[field.index] for item in readable])
+        return field.place, [field.shape], self.spread(field.place, readable, found, field)
+
+    # The answer, made synchronously from what was loaded.
+
+    def data(self) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        for root in self.plan.roots:
+            value = self.values.get(root)
+            path: Path = ((), root.key)
+            if root.kind == "typename":
+                data[root.key] = root.value
+            elif root.kind == "departments":
+                data[root.key] = [self.department(root.shape, d) for d in self.departments.values()]
+            elif root.kind == "enterprises":
+                data[root.key] = self.connection(root.shape, value, path)
+            elif isinstance(value, Forbidden):
+                data[root.key] = self.error(value, root, ())
+            else:
+                data[root.key] = None if value is None else self.record(root.shape, value, path)
+        return data
+
+    def error(self, error: Forbidden, field: Field, path: Path) -> Any:
+        """Null for a withheld value, and its error at its path (as format_error has it)."""
+        formatted: dict[str, Any] = {"message": error.message}
+        if field.locations:
+            formatted["locations"] = field.locations
+        formatted["path"] = [*unlinked(path), field.key]
+        formatted["extensions"] = error.extensions()
+        self.errors.append(formatted)
+        return None
+
+    def connection(self, shape: Shape, value: Any, path: Path) -> dict[str, Any]:
+        items, has_next, total = value
+        answer: dict[str, Any] = {}
+        for field in shape.fields:
+            if field.kind == "edges":
+                answer[field.key] = [
+                    self.edge(field.shape, item, ((path, field.key), n))
+                    for n, item in enumerate(items)
+                ]
+            elif field.kind == "page_info":
+                answer[field.key] = {
+                    info.key: has_next if info.kind == "has_next_page"
+                    else (encode_cursor(items[-1].id) if items else None)
+                    if info.kind == "end_cursor" else info.value
+                    for info in field.shape.fields
+                }  # fmt: skip
+            elif field.kind == "total_count":
+                answer[field.key] = total
+            else:
+                answer[field.key] = field.value
+        return answer
+
+    def edge(self, shape: Shape, item: Item, path: Path) -> dict[str, Any]:
+        return {
+            field.key: encode_cursor(item.id) if field.kind == "cursor"
+            else self.record(field.shape, item, (path, field.key))
+            if field.kind == "node" else field.value
+            for field in shape.fields
+        }  # fmt: skip
+
+    def record(self, shape: Shape, item: Item, path: Path) -> dict[str, Any]:
+        return assembler(shape)(self, item, path)
+
+    def department(self, shape: Shape, department: Any) -> dict[str, Any]:
+        """A department as ``shape`` selects it: made once per request and shape."""
+        key = (id(shape), department.code)
+        made = self._department_answers.get(key)
+        if made is None:
+            made = self._department_answers[key] = {
+                field.key: field.value if field.kind == "typename"
+                else field.serialize(getattr(department, field.python_name))
+                for field in shape.fields
+            }  # fmt: skip
+        return made
+
+    def version(self, shape: Shape, row: Any, hidden: Mapping[str, Any]) -> dict[str, Any]:
+        """One version of a record (Record.history)."""
+        answer: dict[str, Any] = {}
+        for field in shape.fields:
+            if field.kind == "attribute":
+                value = getattr(row, field.python_name)
+                answer[field.key] = None if value is None else field.serialize(value)
+            elif field.kind == "change":
+                answer[field.key] = field.serialize(Change(row.change))
+            elif field.kind == "publisher":
+                answer[field.key] = self.department(field.shape, self.departments[row.publisher])
+            elif field.kind == "changed":
+                answer[field.key] = [
+                    name for name in row.changed.split()
+                    if snake_case(name.removesuffix("SourceId")) not in hidden
+                ]  # fmt: skip
+            else:
+                answer[field.key] = field.value
+        return answer
