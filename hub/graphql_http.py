@@ -424,6 +424,13 @@ class GraphQLEndpoint:
                 data, found = await compiled_answer(plan, self.schema, checked.variables, context)
             except Decline:
                 pass
+            except Exception as error:
+                if database_away(error):
+                    raise
+                # A defect of the compiled path: logged with a reference; the answer and the
+                # record are strawberry's, as if the document had been declined.
+                internal_reference(error, "compiled read")
+                context.access.trail.forget_reads()
             else:
                 READS.labels("compiled").inc()
                 return 200, ({"errors": found, "data": data} if found else {"data": data}), None

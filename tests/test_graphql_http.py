@@ -11,8 +11,9 @@ from starlette.testclient import TestClient
 
 from hub import graphql_http
 from hub.app import create_app
+from hub.compiled import Plans
 from hub.db import create_engine
-from hub.schema import Access
+from hub.schema import Access, build_schema
 from hub.schema.access import selected_coordinates
 from hub.schema.limits import MAX_CACHED_QUERY, ShortParserCache, ShortValidationCache
 from hub.schema.loaders import Reader
@@ -323,9 +324,17 @@ def test_long_queries_are_answered_but_never_cached(client: TestClient) -> None:
     status, answer = post(client, {"query": padded})
     assert (status, len(answer["data"]["departments"])) == (200, 10)
     assert calls() == before
-    status, answer = post(client, {"query": "{ departments { code } firstSeenHere: __typename }"})
+    # A short one the compiled path declines goes through strawberry's caches (one it
+    # compiles is answered from its plan, cached in Plans the same way).
+    status, answer = post(
+        client, {"query": '{ myAccess(owner: "market") { field } x: __typename }'}
+    )
     assert status == 200
     assert calls() == [count + 1 for count in before]
+    plans = Plans(build_schema())
+    assert plans.get(padded, None) is None
+    assert plans.get("{ departments { code } }", None) is not None
+    assert plans._compile.cache_info().currsize == 1
 
 
 def test_a_request_that_waits_its_turn_gives_back_its_connection_and_then_answers(

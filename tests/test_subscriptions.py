@@ -398,7 +398,7 @@ def test_a_client_resumes_from_its_cursor_without_losing_or_repeating_a_change(
     acceptance.publish()
     with connect(live, live.tokens["market"]) as market:
         subscribe(market, "b", {"after": first["endCursor"]})
-        seen = []
+        seen: list[Any] = []
         while len(seen) < 2:
             seen += market.receive_json()["payload"]["data"]["changes"]["changes"]
         acceptance.publish()

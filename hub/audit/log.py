@@ -139,6 +139,13 @@ class Trail:
             "field": coordinate, "reason": reason,
         })  # fmt: skip
 
+    def forget_reads(self) -> None:
+        """Drop what was entered as served and withheld: an answer abandoned before it was
+        sent (see graphql_http.GraphQLEndpoint.execute) served nothing."""
+        self.enterprises.clear()
+        self.served.clear()
+        self.denied.clear()
+
     def write(self, enterprise: str, type_name: str, change: str, record_id: str) -> None:
         """A record published (created, updated, retracted...) or found unchanged."""
         self.enterprises.add(enterprise)
