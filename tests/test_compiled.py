@@ -185,8 +185,8 @@ def test_the_dossier_reads_the_same_statements_for_1_and_100_enterprises(
     sameness.interpreted.post("/graphql", json={"query": DOSSIER}, headers=headers)
     interpreted = [s for s in sql_statements.statements if "access_record" not in s]
     # One statement per level and relation, however many enterprises (one without
-    # inspections, say, needs no statement for their findings): as strawberry's path reads.
-    assert len(counted[0]) <= len(counted[1]) == len(interpreted)
+    # inspections, say, needs no statement for their findings), never more than strawberry.
+    assert len(counted[0]) <= len(counted[1]) <= len(interpreted)
 
 
 def test_the_switch_sends_every_request_through_strawberry(
