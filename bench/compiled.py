@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import sqlite3
 import statistics
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -46,11 +47,11 @@ from hub.clients import create_client
 from hub.db import create_engine, upgrade
 from hub.demo import load_demo
 from hub.domain import DEPARTMENTS, Role
-from hub.metrics import READS
+from hub.metrics import EXECUTIONS
 from hub.schema import build_schema
 from hub.schema.reader import Reader
 from hub.settings import Settings
-from tests.adversary import documents, pools, read_ground
+from tests.adversary import documents, ground_of, pools
 from tests.adversary.sameness import Sameness
 from tests.test_compiled import DECLINED, HANDWRITTEN, POLICY, PURPOSES, READ_FIELDS, rich_usccs
 
@@ -81,12 +82,12 @@ async def timing(directory: Path, rounds: int) -> tuple[dict[str, float], dict[s
         },
         rounds,
     )
-    with phases() as spent:
+    with phases() as (spent, done):
         post = poster(compiled, token, DOSSIER)
         for _ in range(rounds * 2):
             started = time.perf_counter()
             await post()
-            spent["the whole request"].append(time.perf_counter() - started)
+            done(time.perf_counter() - started)
     for client in (compiled, interpreted):
         await client.aclose()
     provider.shutdown()
@@ -94,50 +95,49 @@ async def timing(directory: Path, rounds: int) -> tuple[dict[str, float], dict[s
 
 
 @contextmanager
-def phases() -> Iterator[defaultdict[str, list[float]]]:
-    """Each phase of a request timed around its own call, summed per request."""
+def phases() -> Iterator[tuple[defaultdict[str, list[float]], Callable[[float], None]]]:
+    """Each phase of a request timed around its own calls; ``done(total)`` after each
+    request files its phases and its whole time."""
     spent: defaultdict[str, list[float]] = defaultdict(list)
     current: defaultdict[str, float] = defaultdict(float)
     patched: list[tuple[Any, str, Any]] = []
 
-    def wrap(owner: Any, name: str, label: str, is_async: bool) -> None:
+    def wrap(owner: Any, name: str, label: str) -> None:
         original = getattr(owner, name)
-        if is_async:
 
-            async def timed(*args: Any, **kwargs: Any) -> Any:
-                started = time.perf_counter()
-                try:
-                    return await original(*args, **kwargs)
-                finally:
-                    current[label] += time.perf_counter() - started
-        else:
+        def add(started: float) -> None:
+            current[label] += time.perf_counter() - started
 
-            def timed(*args: Any, **kwargs: Any) -> Any:  # type: ignore[misc]
-                started = time.perf_counter()
-                try:
-                    return original(*args, **kwargs)
-                finally:
-                    current[label] += time.perf_counter() - started
+        async def timed_async(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return await original(*args, **kwargs)
+            finally:
+                add(started)
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                add(started)
 
         patched.append((owner, name, original))
-        setattr(owner, name, timed)
+        setattr(owner, name, timed_async if inspect.iscoroutinefunction(original) else timed)
 
-    wrap(Reader, "_rows", "statements (11, through SQLAlchemy and aiosqlite)", True)
-    wrap(compiled_run._Run, "admit", "deciding and recording each record (Access.admit)", False)
-    wrap(compiled_run._Run, "data", "assembling the answer (generated functions)", False)
-    wrap(AccessLog, "append", "appending the access record (group commit)", True)
-    wrap(JSONResponse, "render", "encoding the answer's JSON", False)
+    def done(total: float) -> None:
+        for label, seconds in current.items():
+            spent[label].append(seconds)
+        current.clear()
+        spent["the whole request"].append(total)
 
-    class Collect(list[float]):
-        def append(self, total: float) -> None:
-            for label, seconds in current.items():
-                spent[label].append(seconds)
-            current.clear()
-            super().append(total)
-
-    spent["the whole request"] = Collect()
+    wrap(Reader, "_rows", "statements (11, through SQLAlchemy and aiosqlite)")
+    wrap(compiled_run._Run, "admit", "deciding and recording each record (Access.admit)")
+    wrap(compiled_run._Run, "data", "assembling the answer (generated functions)")
+    wrap(AccessLog, "append", "appending the access record (group commit)")
+    wrap(JSONResponse, "render", "encoding the answer's JSON")
     try:
-        yield spent
+        yield spent, done
     finally:
         for owner, name, original in patched:
             setattr(owner, name, original)
@@ -163,17 +163,10 @@ def sameness(directory: Path, generated: int) -> tuple[int, int, int, list[str]]
     database = Settings(database_url=f"sqlite+aiosqlite:///{directory}/sameness.db")
     tokens = asyncio.run(demo(directory / "sameness.db"))
 
-    async def ground() -> Any:
-        engine = create_engine(database)
-        try:
-            return await read_ground(engine)
-        finally:
-            await engine.dispose()
-
-    strategy = documents(build_schema()._schema, pools(asyncio.run(ground()), POLICY),
+    strategy = documents(build_schema()._schema, pools(ground_of(database), POLICY),
                          fields=READ_FIELDS)  # fmt: skip
     callers = [(d.code, p) for d in DEPARTMENTS for p in PURPOSES]
-    before = READS.labels("compiled")._value.get()
+    before = EXECUTIONS.labels("compiled")._value.get()
     with (
         TestClient(create_app(database)) as on,
         TestClient(create_app(replace(database, compiled_reads=False))) as off,
@@ -199,7 +192,7 @@ def sameness(directory: Path, generated: int) -> tuple[int, int, int, list[str]]
 
         send()
         differences = check.check()
-    compiled = READS.labels("compiled")._value.get() - before
+    compiled = EXECUTIONS.labels("compiled")._value.get() - before
     return check.sent, int(compiled), len(sent), differences
 
 

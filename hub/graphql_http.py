@@ -45,7 +45,7 @@ from hub.errors import (
 )
 from hub.grants import Grants
 from hub.logs import request_log
-from hub.metrics import READS, REQUEST_SECONDS, REQUESTS, WITHHELD_FIELDS
+from hub.metrics import EXECUTIONS, REQUEST_SECONDS, REQUESTS, WITHHELD_FIELDS
 from hub.params import BadRequest, Params, header_text, params, parse_body
 from hub.policy import PolicyStore
 from hub.schema import SHARED, Access, Context, Loaders, Reader
@@ -432,9 +432,9 @@ class GraphQLEndpoint:
                 internal_reference(error, "compiled read")
                 context.access.trail.forget_reads()
             else:
-                READS.labels("compiled").inc()
+                EXECUTIONS.labels("compiled").inc()
                 return 200, ({"errors": found, "data": data} if found else {"data": data}), None
-        READS.labels("strawberry").inc()
+        EXECUTIONS.labels("strawberry").inc()
         try:
             result = await self.schema.execute(
                 checked.query,

@@ -29,10 +29,10 @@ __all__ = [
     "ACCESS_LOG_APPEND_SECONDS",
     "ACCESS_LOG_BATCH_RECORDS",
     "CONTENT_TYPE_LATEST",
+    "EXECUTIONS",
     "LIVE_EVENTS",
     "LIVE_MESSAGES",
     "POLICY_VERSION",
-    "READS",
     "REQUESTS",
     "REQUEST_SECONDS",
     "SUBSCRIPTIONS",
@@ -57,7 +57,7 @@ ACCESS_LOG_BATCH_RECORDS = Histogram(
     buckets=(1, 2, 4, 8, 16, 32, 64, 128),
 )  # fmt: skip
 WITHHELD_FIELDS = Counter("hub_withheld_fields", "Field values withheld from callers.")
-READS = Counter(
+EXECUTIONS = Counter(
     "hub_graphql_executions",
     "GraphQL requests executed, by path: from a compiled plan (hub/compiled/) or through "
     "strawberry's resolvers (mutations, and whatever the compiler declines).",

@@ -119,9 +119,8 @@ class Settings:
             database_url=environ.get("HUB_DATABASE_URL", defaults.database_url),
             policy_dir=Path(environ.get("HUB_POLICY_DIR", defaults.policy_dir)),
             max_request_bytes=int(max_request_bytes),
-            graphiql=environ.get("HUB_GRAPHIQL", "1").lower() not in {"0", "false", "no", "off"},
-            compiled_reads=environ.get("HUB_COMPILED_READS", "1").lower()
-            not in {"0", "false", "no", "off"},
+            graphiql=_on(environ, "HUB_GRAPHIQL"),
+            compiled_reads=_on(environ, "HUB_COMPILED_READS"),
             jwt_secret=secret,
             jwt_public_key=public_key,
             jwt_audience=environ.get("HUB_JWT_AUDIENCE") or None,
@@ -166,6 +165,11 @@ class Settings:
         if path == self.database_url or path in {"", ":memory:"}:
             return None
         return Path(path)
+
+
+def _on(environ: Mapping[str, str], name: str) -> bool:
+    """A switch that is on unless set to 0, false, no or off."""
+    return environ.get(name, "1").lower() not in {"0", "false", "no", "off"}
 
 
 def _seconds(

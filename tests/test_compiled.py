@@ -30,11 +30,11 @@ from bench.limit import DOSSIER, FIELDS
 from hub.app import create_app
 from hub.db import create_engine, upgrade
 from hub.domain import DEPARTMENTS
-from hub.metrics import READS
+from hub.metrics import EXECUTIONS
 from hub.policy import load_policy
 from hub.schema import build_schema, policy_fields
 from hub.settings import DEFAULT_POLICY_DIR, Settings
-from tests.adversary import documents, pools, read_ground
+from tests.adversary import documents, ground_of, pools
 from tests.adversary.sameness import Sameness
 from tests.conftest import BACKENDS, fresh_database
 from tests.test_clients import metrics
@@ -104,7 +104,7 @@ def rich_usccs(database: Settings) -> list[str]:
 
 
 def compiled_count() -> float:
-    counted: float = READS.labels("compiled")._value.get()
+    counted: float = EXECUTIONS.labels("compiled")._value.get()
     return counted
 
 
@@ -141,14 +141,7 @@ READ_FIELDS = ["enterprise", "enterprises", "departments"]
 def test_generated_documents_are_answered_alike(
     sameness: Sameness, tokens: dict[str, str], demo_database: Settings
 ) -> None:
-    async def ground() -> Any:
-        engine = create_engine(demo_database)
-        try:
-            return await read_ground(engine)
-        finally:
-            await engine.dispose()
-
-    generated = documents(build_schema()._schema, pools(asyncio.run(ground()), POLICY),
+    generated = documents(build_schema()._schema, pools(ground_of(demo_database), POLICY),
                           fields=READ_FIELDS)  # fmt: skip
     callers = [(d.code, p) for d in DEPARTMENTS for p in PURPOSES]
     before, sent = compiled_count(), list[str]()
@@ -195,14 +188,14 @@ def test_the_switch_sends_every_request_through_strawberry(
     assert Settings.from_env({"HUB_COMPILED_READS": "0"}).compiled_reads is False
     assert Settings.from_env({}).compiled_reads is True
     off = replace(demo_database, compiled_reads=False)
-    before, interpreted = compiled_count(), READS.labels("strawberry")._value.get()
+    before, interpreted = compiled_count(), EXECUTIONS.labels("strawberry")._value.get()
     with TestClient(create_app(off)) as hub:
         answer = hub.post("/graphql", json={"query": DOSSIER},
                           headers={"Authorization": f"Bearer {tokens['market']}"})  # fmt: skip
     assert answer.status_code == 200
     assert answer.json()["data"]["enterprises"]["edges"]
     assert compiled_count() == before
-    assert READS.labels("strawberry")._value.get() == interpreted + 1
+    assert EXECUTIONS.labels("strawberry")._value.get() == interpreted + 1
 
 
 @pytest.fixture(params=BACKENDS)

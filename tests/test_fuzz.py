@@ -37,6 +37,7 @@ from tests.adversary import (
     Secrets,
     callers,
     documents,
+    ground_of,
     judge,
     malformed_requests,
     pools,
@@ -95,17 +96,6 @@ def access_records(demo_database: Settings) -> Iterator[AccessRecords]:
     records = AccessRecords(demo_database)
     yield records
     records.close()
-
-
-def ground_of(database: Settings) -> Any:
-    async def read() -> Any:
-        engine = create_engine(database)
-        try:
-            return await read_ground(engine)
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(read())
 
 
 @pytest.fixture(scope="session")

@@ -47,22 +47,11 @@ from graphql.execution.collect_fields import (
     collect_subfields,
 )
 from graphql.execution.values import VariableValues
-from strawberry.types.base import get_object_definition
 
 from hub.schema import SHARED
-from hub.schema.access import SharedField, selected_names
+from hub.schema.access import SharedField, describe_shared_types, selected_names
 from hub.schema.limits import MAX_TOKENS, PlainStrings, limit_rules
-from hub.schema.sources import (
-    ACCEPTANCE,
-    CREDIT_RECORD,
-    CREDIT_REPAIR,
-    ENTERPRISE,
-    FINDING,
-    INSPECTION,
-    PENALTY,
-    RECTIFICATION,
-    Source,
-)
+from hub.schema.sources import ENTERPRISE, FINDING, RECORDS, Source
 from hub.schema.types import CHILDREN, Department, RecordVersion
 
 __all__ = ["Field", "Place", "Plan", "Shape", "compile_plan"]
@@ -72,13 +61,8 @@ NO_VARIABLES = VariableValues({}, {})
 # Where each shared type's rows come from; the labels of their columns are field names.
 SOURCES: dict[str, Source] = {
     "Enterprise": ENTERPRISE,
-    "CreditRecord": CREDIT_RECORD,
-    "CreditRepair": CREDIT_REPAIR,
-    "Inspection": INSPECTION,
     "Finding": FINDING,
-    "Penalty": PENALTY,
-    "Rectification": RECTIFICATION,
-    "Acceptance": ACCEPTANCE,
+    **{type_name: source for type_name, (_, source) in RECORDS.items()},
 }
 # The lists of an enterprise, each loaded per response key with its own date range.
 LISTS = {
@@ -100,16 +84,11 @@ COMPUTED = {
 }
 
 
-def _python_names(cls: type) -> dict[str, str]:
-    from strawberry.schema.name_converter import NameConverter
-
-    names = NameConverter()
-    definition = get_object_definition(cls, strict=True)
-    return {names.get_graphql_name(f): f.python_name for f in definition.fields}
-
-
 # Plain objects of the answer: their fields are attributes (or row labels) by python name.
-PLAIN = {"Department": _python_names(Department), "RecordVersion": _python_names(RecordVersion)}
+PLAIN = {
+    type_name: {name: field.python_name for name, field in fields.items()}
+    for type_name, fields in describe_shared_types((Department, RecordVersion)).items()
+}
 RULES = (*specified_rules, *limit_rules(), PlainStrings)
 
 

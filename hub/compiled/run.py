@@ -29,18 +29,12 @@ from hub.schema import SHARED
 from hub.schema.context import Context
 from hub.schema.loaders import Parent
 from hub.schema.query import count, encode_cursor, page_of, withheld_enterprise
-from hub.schema.types import date_range, is_overdue
+from hub.schema.types import LOADERS, date_range, is_overdue
 from hub.uscc import parse_uscc
 
 __all__ = ["answer"]
 
 Level = tuple[Place, list[Shape], list["Item"]]
-LIST_LOADERS = {
-    "creditRecords": "credit_records",
-    "inspections": "inspections",
-    "penalties": "penalties",
-    "rectifications": "rectifications",
-}
 
 
 async def answer(
@@ -94,7 +88,7 @@ class _Run:
             if field.kind == "enterprise":
                 return parse_uscc(converted["uscc"])
             if field.kind == "enterprises":
-                first = converted.get("first", 20)
+                first = converted["first"]  # defaults applied by get_argument_values
                 statement, conditions = page_of(
                     self.access, converted.get("filter"), first, converted.get("after")
                 )
@@ -177,18 +171,14 @@ class _Run:
             hidden = shared[name].python_name
             readable = [item for item in items if hidden not in item.withheld]
             ids = [item.row[0] for item in readable]
+            loader = getattr(loaders, LOADERS[name])
+            found = await loader.load_many(
+                ids if name == "acceptance" else [Parent(record_id) for record_id in ids]
+            )
             if child is None:  # participants, assisting departments
-                loader = loaders.participants if name == "participants" else loaders.assistants
-                lists = await loader.load_many([Parent(record_id) for record_id in ids])
-                for parent, rows in zip(readable, lists, strict=True):
+                for parent, rows in zip(readable, found, strict=True):
                     parent.children[name] = [self.departments[r.department] for r in rows]
                 continue
-            found: list[Any]
-            if name == "acceptance":
-                found = await loaders.acceptance.load_many(ids)
-            else:
-                loader = loaders.credit_repairs if name == "repairs" else loaders.findings
-                found = await loader.load_many([Parent(record_id) for record_id in ids])
             kids = self.spread(child, readable, found, name, inherit=name == "findings")
             if kids:
                 below = [f.shape for s in shapes for f in s.fields if f.name == name]
@@ -209,7 +199,7 @@ class _Run:
     async def records(self, field: Field, items: list[Item]) -> Level:
         """An enterprise list (creditRecords, inspections...) of every enterprise of a level."""
         since, until, overdue = self.arguments[field]
-        loader = getattr(self.loaders, LIST_LOADERS[field.name])
+        loader = getattr(self.loaders, LOADERS[field.name])
         lists = await loader.load_many([Parent(item.row[0], since, until) for item in items])
         if overdue is not None:
             lists = [[r for r in rows if is_overdue(r.due, r.state) is overdue] for rows in lists]
@@ -221,7 +211,7 @@ class _Run:
             item for item in items
             if field.python_name not in item.withheld and item.row[field.index] is not None
         ]  # fmt: skip
-        loader = self.loaders.inspection if field.name == "inspection" else self.loaders.penalty
+        loader = getattr(self.loaders, LOADERS[field.name])
         found = await loader.load_many([item.row[field.index] for item in readable])
         return field.place, [field.shape], self.spread(field.place, readable, found, field)
 

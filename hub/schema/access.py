@@ -84,7 +84,7 @@ class View:
 class Admitted(NamedTuple):
     """A row admitted into an answer: its view, and what it is filed under."""
 
-    row: Any  # Row[Any]; None for a parent given as ``of``
+    row: Any  # Row[Any]; None for the parent Access.build makes of a record it is given
     withheld: Mapping[str, Forbidden]  # python name -> the error served in its place
     owner: str
     enterprise: str  # USCC, as stored now

@@ -390,16 +390,11 @@ async def prefetch(info: Info, cls: type[Any], records: list[Any]) -> None:
     async def relation(name: str) -> None:
         readable = [r for r in records if shared[name].python_name not in r.withheld]
         if name == "acceptance":
-            found = await loaders.acceptance.load_many([r.id for r in readable])
+            found = await getattr(loaders, LOADERS[name]).load_many([r.id for r in readable])
             for record, row in zip(readable, found, strict=True):
                 record.prefetched[name] = access.build_one(Acceptance, row, info, (name,))
             return
-        loader = {
-            "repairs": loaders.credit_repairs,
-            "findings": loaders.findings,
-            "participants": loaders.participants,
-            "assistingDepartments": loaders.assistants,
-        }[name]
+        loader = getattr(loaders, LOADERS[name])
         lists = await loader.load_many([Parent(r.id) for r in readable])
         for record, rows in zip(readable, lists, strict=True):
             if name == "repairs":
@@ -415,6 +410,20 @@ async def prefetch(info: Info, cls: type[Any], records: list[Any]) -> None:
     await asyncio.gather(*(relation(name) for name in names))
 
 
+# The Loaders attribute that reads each list (or child) of a record, by GraphQL field name.
+LOADERS = {
+    "creditRecords": "credit_records",
+    "inspections": "inspections",
+    "penalties": "penalties",
+    "rectifications": "rectifications",
+    "repairs": "credit_repairs",
+    "findings": "findings",
+    "participants": "participants",
+    "assistingDepartments": "assistants",
+    "acceptance": "acceptance",
+    "inspection": "inspection",
+    "penalty": "penalty",
+}
 CHILDREN = {
     "CreditRecord": ("repairs",),
     "Inspection": ("findings", "participants"),

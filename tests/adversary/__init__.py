@@ -19,6 +19,7 @@ from tests.adversary.secrets import (
     Scanner,
     Secrets,
     callers,
+    ground_of,
     judge,
     read_ground,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "Secrets",
     "callers",
     "documents",
+    "ground_of",
     "judge",
     "malformed_requests",
     "pools",

@@ -19,6 +19,7 @@ timestamp's digits or a longer public text can never raise a false alarm.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -28,12 +29,24 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from hub.db import create_engine
 from hub.domain import DEPARTMENTS
 from hub.grants import GRANT, GrantRule
 from hub.policy import Policy
 from hub.records import today
+from hub.settings import Settings
 
-__all__ = ["CODES", "Caller", "Ground", "Scanner", "Secrets", "callers", "judge", "read_ground"]
+__all__ = [
+    "CODES",
+    "Caller",
+    "Ground",
+    "Scanner",
+    "Secrets",
+    "callers",
+    "ground_of",
+    "judge",
+    "read_ground",
+]
 
 # Every code an answer may carry (README, "Errors"); INTERNAL is a defect.
 CODES = frozenset({
@@ -205,6 +218,19 @@ async def read_ground(engine: AsyncEngine) -> Ground:
         for name, statement in _POOLS.items():
             pools[name] = tuple(str(row[0]) for row in await connection.execute(text(statement)))
     return Ground(tuple(stored), grants, frozenset(governance), pools)
+
+
+def ground_of(database: Settings) -> Ground:
+    """``read_ground`` of a database, from synchronous code."""
+
+    async def read() -> Ground:
+        engine = create_engine(database)
+        try:
+            return await read_ground(engine)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(read())
 
 
 def _plain(value: str) -> bool:
