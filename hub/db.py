@@ -10,21 +10,26 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import sqlalchemy.exc
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import event
+from sqlalchemy import JSON, ColumnElement, Integer, String, TypeDecorator, bindparam, event
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
     AsyncTransaction,
     create_async_engine,
 )
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, NullPool
+from sqlalchemy.sql.elements import ColumnElement as Element
+from sqlalchemy.sql.visitors import InternalTraversal
+from sqlalchemy.types import Boolean
 from sqlalchemy.util import await_
 
 from hub.settings import Settings
@@ -37,6 +42,7 @@ __all__ = [
     "current_revision",
     "database_away",
     "head_revision",
+    "one_of",
     "transaction",
     "upgrade",
     "writing",
@@ -149,6 +155,59 @@ async def writing(target: AsyncEngine | AsyncConnection) -> AsyncIterator[AsyncT
     else:
         async with target.begin_nested() as savepoint:
             yield savepoint
+
+
+class _Values(TypeDecorator[list[Any]]):
+    """A list bound as one parameter: an array on PostgreSQL, JSON text on SQLite."""
+
+    impl = JSON
+    cache_ok = True
+
+    def __init__(self, item: type[Integer] | type[String]) -> None:
+        super().__init__()
+        self.item = item
+
+    def load_dialect_impl(self, dialect: Any) -> Any:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(ARRAY(self.item()))
+        return dialect.type_descriptor(JSON())
+
+
+class _OneOf(Element[bool]):
+    """``column`` equal to one of a list bound as one parameter (see ``one_of``)."""
+
+    inherit_cache = True
+    type = Boolean()
+    _is_implicitly_boolean = True  # a condition already: no "= 1" on SQLite
+    _traverse_internals: ClassVar[list[tuple[str, Any]]] = [
+        ("column", InternalTraversal.dp_clauseelement),
+        ("values", InternalTraversal.dp_clauseelement),
+    ]
+
+    def __init__(self, column: ColumnElement[Any], values: Any) -> None:
+        self.column = column
+        self.values = values
+
+
+@compiles(_OneOf, "postgresql")
+def _any(element: _OneOf, compiler: Any, **kw: Any) -> str:
+    column, values = compiler.process(element.column, **kw), compiler.process(element.values, **kw)
+    return f"{column} = ANY({values})"
+
+
+@compiles(_OneOf)
+def _json_each(element: _OneOf, compiler: Any, **kw: Any) -> str:
+    column, values = compiler.process(element.column, **kw), compiler.process(element.values, **kw)
+    return f"{column} IN (SELECT value FROM json_each({values}))"  # noqa: S608 - both compiled
+
+
+def one_of(column: ColumnElement[Any], values: Any) -> ColumnElement[bool]:
+    """``column IN values`` with the list as one bound parameter, so that a statement's text
+    is the same whatever the list's length: compiled once by SQLAlchemy (an expanding IN is
+    rendered again at every execution, ~1,000 parameters for a dossier) and prepared once by
+    PostgreSQL. Integer and text columns."""
+    item = Integer if isinstance(column.type, Integer) else String
+    return _OneOf(column, bindparam(None, list(values), type_=_Values(item)))
 
 
 class SQLiteBounds:

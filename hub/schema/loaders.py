@@ -19,6 +19,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from strawberry.dataloader import DataLoader
 
 from hub import models
+from hub.db import one_of
 from hub.domain import DEPARTMENTS
 from hub.policy import Scope
 from hub.schema.reader import Reader
@@ -235,7 +236,7 @@ class Loaders:
         scope = self.scope(model.__name__)
         related = self.relations.get(model.__name__, {})
         opening = [
-            and_(related[name], model.owner.in_(owners))
+            and_(related[name], one_of(model.owner, owners))
             for name, owners in scope.relations.items()
             if owners
         ]
@@ -245,7 +246,7 @@ class Loaders:
             *(related[name].label(f"as_{name}") for name in scope.relations)
         )
         if len(scope.owners) < len(DEPARTMENTS):
-            statement = statement.where(or_(model.owner.in_(scope.owners), *opening))
+            statement = statement.where(or_(one_of(model.owner, scope.owners), *opening))
         if not retracted and hasattr(model, "retracted"):
             statement = statement.where(model.retracted == false())
         return statement
@@ -260,7 +261,7 @@ class Loaders:
         """Load one row per key (None where there is none, or none the caller may see)."""
 
         async def load(keys: list[Any]) -> list[Row[Any] | None]:
-            statement = source.select().where(key.in_(set(keys)))
+            statement = source.select().where(one_of(key, set(keys)))
             visible = self.visible(statement, key.class_, retracted) if owned else statement
             rows = [] if visible is None else await self.reader.rows(visible)
             found = {row._mapping[key.key]: row for row in rows}
@@ -275,7 +276,7 @@ class Loaders:
             found: defaultdict[int, list[Row[Any]]] = defaultdict(list)
             statement = (
                 VERSION.select()
-                .where(version.kind == type_name, version.record_id.in_(set(record_ids)))
+                .where(version.kind == type_name, one_of(version.record_id, set(record_ids)))
                 .order_by(version.record_id, version.version)
             )
             for row in await self.reader.rows(statement):
@@ -301,7 +302,7 @@ class Loaders:
             found: defaultdict[Parent, list[Row[Any]]] = defaultdict(list)
             # One statement per distinct date range; a request usually asks for one.
             for (since, until), ids in by_range.items():
-                statement = source.select().where(parent.in_(ids))
+                statement = source.select().where(one_of(parent, ids))
                 if dated is not None and since is not None:
                     statement = statement.where(dated >= since)
                 if dated is not None and until is not None:

@@ -11,6 +11,7 @@ import strawberry
 from sqlalchemy import ColumnElement, Row, Select, func, select
 
 from hub import models
+from hub.db import one_of
 from hub.domain import DEPARTMENTS, EnterpriseStatus
 from hub.errors import BadUserInput, Forbidden, InvalidUSCC
 from hub.grants import describe
@@ -197,7 +198,8 @@ def page_of(
         )
     conditions = filter.conditions() if filter is not None else []
     # Enterprises whose registration authority shares nothing are not counted either.
-    conditions.append(models.Enterprise.__table__.c.owner.in_(access.visible_owners("Enterprise")))
+    owners = access.visible_owners("Enterprise")
+    conditions.append(one_of(models.Enterprise.__table__.c.owner, owners))
     uscc = models.Enterprise.__table__.c.uscc
     statement = ENTERPRISE.select().where(*conditions)
     if after is not None:
