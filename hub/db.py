@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import sqlalchemy.exc
 from alembic import command
@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, NullPool
 from sqlalchemy.sql.elements import ColumnElement as Element
 from sqlalchemy.sql.visitors import InternalTraversal
@@ -179,7 +180,7 @@ class _OneOf(Element[bool]):
     inherit_cache = True
     type = Boolean()
     _is_implicitly_boolean = True  # a condition already: no "= 1" on SQLite
-    _traverse_internals: ClassVar[list[tuple[str, Any]]] = [
+    _traverse_internals = [  # noqa: RUF012 - SQLAlchemy's own declaration
         ("column", InternalTraversal.dp_clauseelement),
         ("values", InternalTraversal.dp_clauseelement),
     ]
@@ -201,13 +202,16 @@ def _json_each(element: _OneOf, compiler: Any, **kw: Any) -> str:
     return f"{column} IN (SELECT value FROM json_each({values}))"  # noqa: S608 - both compiled
 
 
-def one_of(column: ColumnElement[Any], values: Any) -> ColumnElement[bool]:
+def one_of(
+    column: ColumnElement[Any] | QueryableAttribute[Any], values: Any
+) -> ColumnElement[bool]:
     """``column IN values`` with the list as one bound parameter, so that a statement's text
     is the same whatever the list's length: compiled once by SQLAlchemy (an expanding IN is
     rendered again at every execution, ~1,000 parameters for a dossier) and prepared once by
     PostgreSQL. Integer and text columns."""
-    item = Integer if isinstance(column.type, Integer) else String
-    return _OneOf(column, bindparam(None, list(values), type_=_Values(item)))
+    element = column.expression if isinstance(column, QueryableAttribute) else column
+    item = Integer if isinstance(element.type, Integer) else String
+    return _OneOf(element, bindparam(None, list(values), type_=_Values(item)))
 
 
 class SQLiteBounds:
