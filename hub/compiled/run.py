@@ -27,7 +27,7 @@ from hub.publishing import Change
 from hub.records import snake_case
 from hub.schema import SHARED
 from hub.schema.context import Context
-from hub.schema.loaders import Parent
+from hub.schema.loaders import Parent, batched
 from hub.schema.query import count, encode_cursor, page_of, withheld_enterprise
 from hub.schema.types import LOADERS, date_range, is_overdue
 from hub.uscc import parse_uscc
@@ -171,9 +171,9 @@ class _Run:
             hidden = shared[name].python_name
             readable = [item for item in items if hidden not in item.withheld]
             ids = [item.row[0] for item in readable]
-            loader = getattr(loaders, LOADERS[name])
-            found = await loader.load_many(
-                ids if name == "acceptance" else [Parent(record_id) for record_id in ids]
+            found = await batched(
+                getattr(loaders, LOADERS[name]).load_fn,
+                ids if name == "acceptance" else [Parent(record_id) for record_id in ids],
             )
             if child is None:  # participants, assisting departments
                 for parent, rows in zip(readable, found, strict=True):
@@ -191,7 +191,7 @@ class _Run:
                     following.append(await self.links(field, items))
                 elif field.kind == "history":
                     ids = [item.row[0] for item in items]
-                    lists = await loaders.history[place.type_name].load_many(ids)
+                    lists = await batched(loaders.history[place.type_name].load_fn, ids)
                     for parent, rows in zip(items, lists, strict=True):
                         parent.children[field] = rows
         return following
@@ -200,7 +200,7 @@ class _Run:
         """An enterprise list (creditRecords, inspections...) of every enterprise of a level."""
         since, until, overdue = self.arguments[field]
         loader = getattr(self.loaders, LOADERS[field.name])
-        lists = await loader.load_many([Parent(item.row[0], since, until) for item in items])
+        lists = await batched(loader.load_fn, [Parent(item.row[0], since, until) for item in items])
         if overdue is not None:
             lists = [[r for r in rows if is_overdue(r.due, r.state) is overdue] for rows in lists]
         return field.place, [field.shape], self.spread(field.place, items, lists, field)
@@ -212,7 +212,7 @@ class _Run:
             if field.python_name not in item.withheld and item.row[field.index] is not None
         ]  # fmt: skip
         loader = getattr(self.loaders, LOADERS[field.name])
-        found = await loader.load_many([item.row[field.index] for item in readable])
+        found = await batched(loader.load_fn, [item.row[field.index] for item in readable])
         return field.place, [field.shape], self.spread(field.place, readable, found, field)
 
     # The answer, made synchronously from what was loaded.

@@ -41,7 +41,7 @@ from hub.schema.sources import (
     relations,
 )
 
-__all__ = ["Loaders", "Parent", "Reader"]
+__all__ = ["Loaders", "Parent", "Reader", "batched"]
 
 K = TypeVar("K", bound=Hashable)
 T = TypeVar("T")
@@ -65,6 +65,17 @@ def _loader(
     return DataLoader(load_fn=load, max_batch_size=MAX_BATCH)
 
 
+async def batched(load: Callable[[list[K]], Awaitable[Sequence[T]]], keys: list[K]) -> list[T]:
+    """What ``load`` gives for each of ``keys``, in their order: each key loaded once, in
+    batches of MAX_BATCH; no future per key (the compiled path loads whole levels this way)."""
+    unique = list(dict.fromkeys(keys))
+    found: dict[K, T] = {}
+    for start in range(0, len(unique), MAX_BATCH):
+        chunk = unique[start : start + MAX_BATCH]
+        found.update(zip(chunk, await load(chunk), strict=True))
+    return [found[key] for key in keys]
+
+
 class LevelLoader(Generic[K, T]):
     """Batches the key lists of all callers in one event-loop turn into one load.
 
@@ -72,8 +83,8 @@ class LevelLoader(Generic[K, T]):
     one statement for all parents, but one future per caller instead of one per key.
     """
 
-    def __init__(self, load: Callable[[list[K]], Awaitable[Sequence[T]]]) -> None:
-        self._load = load
+    def __init__(self, load_fn: Callable[[list[K]], Awaitable[Sequence[T]]]) -> None:
+        self.load_fn = load_fn  # named as DataLoader's
         self._waiting: list[tuple[list[K], asyncio.Future[list[T]]]] = []
 
     async def load_many(self, keys: list[K]) -> list[T]:
@@ -88,20 +99,19 @@ class LevelLoader(Generic[K, T]):
 
     async def _dispatch(self) -> None:
         waiting, self._waiting = self._waiting, []
-        keys = list(dict.fromkeys(key for caller_keys, _ in waiting for key in caller_keys))
+        keys = [key for caller_keys, _ in waiting for key in caller_keys]
         try:
-            found: dict[K, T] = {}
-            for start in range(0, len(keys), MAX_BATCH):
-                chunk = keys[start : start + MAX_BATCH]
-                found.update(zip(chunk, await self._load(chunk), strict=True))
+            values = await batched(self.load_fn, keys)
         except Exception as error:  # every caller gets the failure
             for _, answer in waiting:
                 if not answer.done():
                     answer.set_exception(error)
             return
+        start = 0
         for caller_keys, answer in waiting:
             if not answer.done():
-                answer.set_result([found[key] for key in caller_keys])
+                answer.set_result(values[start : start + len(caller_keys)])
+            start += len(caller_keys)
 
 
 # The caller's scope of a record type: whose records it reads, and through which relations.
