@@ -16,6 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import orjson
 import strawberry
 from graphql import GraphQLError, get_operation_ast, parse, print_ast
 from opentelemetry.propagate import extract
@@ -73,6 +74,17 @@ EXPLORER_HEADERS = {
     "style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self' ws: wss:",
     "Referrer-Policy": "no-referrer",
 }
+
+
+class Answer(JSONResponse):
+    """A GraphQL answer, encoded by orjson: the dossier's ~150 kB in a tenth of the time
+    of the standard library's encoder, the same compact JSON (UTF-8, key order kept)."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return orjson.dumps(content)
+        except orjson.JSONEncodeError:  # an integer past 64 bits (a JSON scalar's value)
+            return super().render(content)
 
 
 def error_body(code: str, message: str) -> dict[str, Any]:
@@ -346,12 +358,12 @@ class GraphQLEndpoint:
                 status, answer, headers = failure(error, "access log")
                 entry.outcome = Outcome.ERROR
                 answer.setdefault("extensions", {})["traceId"] = entry.trace_id
-                return JSONResponse(answer, status, headers)
+                return Answer(answer, status, headers)
             finally:
                 await writes.close()
                 log_request(entry, status, answer)
         answer.setdefault("extensions", {})["traceId"] = entry.trace_id
-        return JSONResponse(answer, status, headers)
+        return Answer(answer, status, headers)
 
     async def answer(
         self, request: Request, entry: AccessEntry, writes: Writes
