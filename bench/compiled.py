@@ -132,7 +132,7 @@ def phases() -> Iterator[tuple[defaultdict[str, list[float]], Callable[[float], 
         current.clear()
         spent["the whole request"].append(total)
 
-    wrap(Reader, "_rows", "statements (11, through SQLAlchemy and aiosqlite)")
+    wrap(Reader, "_rows", "statements (11; each one hand-off to aiosqlite's thread)")
     wrap(compiled_run._Run, "admit", "deciding and recording each record (Access.admit)")
     wrap(compiled_run._Run, "data", "assembling the answer (generated functions)")
     wrap(AccessLog, "append", "appending the access record (group commit)")

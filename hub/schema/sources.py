@@ -230,7 +230,9 @@ def relations(
                     ),
                 ),
                 theirs.id == order,
-                *(side.status.in_(OPEN) for side in (mine, theirs)),
+                # Each status its own comparison: an IN list would be rendered again at
+                # every execution (see db.one_of).
+                *(or_(*(side.status == status for status in OPEN)) for side in (mine, theirs)),
                 *(side.retracted.is_(False) for side in (mine, theirs)),
             ),
         },

@@ -1,0 +1,94 @@
+"""The reader's own way of running a statement on SQLite (one hand-off to aiosqlite's thread)
+gives exactly what SQLAlchemy's execution gives, and keeps what SQLAlchemy does around it."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from sqlalchemy import Select, literal_column, select, text
+from sqlalchemy.exc import OperationalError
+from starlette.testclient import TestClient
+
+from hub.db import create_engine
+from hub.schema import reader
+from hub.settings import Settings
+from tests.conftest import graphql
+from tests.test_compiled import FIELDS
+
+
+def test_rows_are_sqlalchemys_own(
+    demo_database: Settings, hub: TestClient, tokens: dict[str, str], monkeypatch: Any
+) -> None:
+    """Every statement of a dossier (and of links, history and a count), as three departments
+    read it: the same values, of the same types, under the same keys, in the same order."""
+    if not demo_database.database_url.startswith("sqlite"):
+        pytest.skip("the reader's own execution is SQLite's")
+    read: list[tuple[Select[Any], Any]] = []
+    original = reader.Reader._rows
+
+    async def noting(self: reader.Reader, statement: Select[Any], parameters: Any) -> Any:
+        read.append((statement, parameters))
+        return await original(self, statement, parameters)
+
+    monkeypatch.setattr(reader.Reader, "_rows", noting)
+    linked = (
+        "{ enterprises(first: 20) { totalCount edges { node { uscc creditRecords "
+        "{ history { version change publisher { code } } } rectifications "
+        "{ inspection { id } penalty { amount } } } } } }"
+    )
+    for department in ("market", "ecology", "fire"):
+        for query in ("{ enterprises(first: 100) { edges { node {" + FIELDS + "} } } }", linked):
+            assert graphql(hub, query, tokens[department]).get("data")
+    monkeypatch.undo()
+    assert len(read) > 30
+
+    async def compare() -> int:
+        engine = create_engine(demo_database)
+        compared = 0
+        async with engine.connect() as connection:
+            for statement, parameters in read:
+                theirs = (await connection.execute(statement, parameters)).all()
+                ours = await reader._on_aiosqlite(connection, statement, parameters)
+                assert [tuple(row) for row in ours] == [tuple(row) for row in theirs]
+                assert [[type(v) for v in row] for row in ours] == [
+                    [type(v) for v in row] for row in theirs
+                ]
+                for mine, its in zip(ours, theirs, strict=True):
+                    assert list(mine._mapping) == list(its._mapping)
+                compared += len(theirs)
+        await engine.dispose()
+        return compared
+
+    assert asyncio.run(compare()) > 1000
+
+
+def test_a_driver_error_is_sqlalchemys_and_statements_are_events(
+    tmp_path: Any, sql_statements: Any
+) -> None:
+    """A failing statement raises SQLAlchemy's wrapped error (what graphql_http classifies),
+    and every statement reaches the engine's statement listeners (deadline, span, counter)."""
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/reader.db")
+
+    async def run() -> None:
+        engine = create_engine(settings)
+        async with engine.connect() as connection:
+            await connection.execute(text("CREATE TABLE t (n INTEGER)"))
+            one = select(literal_column("1").label("one"))
+            assert [row.one for row in await reader._on_aiosqlite(connection, one, None)] == [1]
+            # Textual columns are named by the cursor alone: SQLAlchemy runs those.
+            rows = await reader._on_aiosqlite(connection, select(text("2 AS two")), None)
+            assert [row.two for row in rows] == [2]
+            with pytest.raises(OperationalError, match="no such table"):
+                await reader._on_aiosqlite(
+                    connection, select(text("n")).select_from(text("missing")), None
+                )
+        await engine.dispose()
+
+    asyncio.run(run())
+    assert [s for s in sql_statements.statements if "AS" in s or "missing" in s] == [
+        "SELECT 1 AS one",
+        "SELECT 2 AS two",
+        "SELECT n \nFROM missing",
+    ]
