@@ -12,6 +12,8 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from datetime import date
 from functools import cached_property
+from itertools import groupby
+from operator import itemgetter
 from typing import Any, Generic, NamedTuple, TypeVar, TypeVarTuple
 
 from sqlalchemy import ColumnElement, Row, Select, and_, false, or_
@@ -304,12 +306,15 @@ class Loaders:
     ) -> Callable[[list[Parent]], Awaitable[list[list[Row[Any]]]]]:
         """Load each parent's list, oldest first (by ``dated``, else by insertion)."""
         order: list[Any] = [parent, *([dated] if dated is not None else []), source.columns[0]]
+        # The parent's id by its place among the source's columns (the caller's relations
+        # come after them): rows arrive ordered by it, each parent's together.
+        parent_id = itemgetter([column.key for column in source.columns].index(parent.key))
 
         async def load(keys: list[Parent]) -> list[list[Row[Any]]]:
             by_range: defaultdict[tuple[date | None, date | None], set[int]] = defaultdict(set)
             for key in keys:
                 by_range[key.since, key.until].add(key.id)
-            found: defaultdict[Parent, list[Row[Any]]] = defaultdict(list)
+            found: dict[Parent, list[Row[Any]]] = {}
             # One statement per distinct date range; a request usually asks for one.
             for (since, until), ids in by_range.items():
                 statement = source.select().where(one_of(parent, ids))
@@ -320,8 +325,9 @@ class Loaders:
                 visible = self.visible(statement, parent.class_) if owned else statement
                 if visible is None:
                     continue
-                for row in await self.reader.rows(visible.order_by(*order)):
-                    found[Parent(row._mapping[parent.key], since, until)].append(row)
-            return [found[key] for key in keys]
+                rows = await self.reader.rows(visible.order_by(*order))
+                for of, its in groupby(rows, parent_id):
+                    found[Parent(of, since, until)] = list(its)
+            return [found.get(key, []) for key in keys]
 
         return load
