@@ -1,5 +1,6 @@
-"""The reader's own way of running a statement on SQLite (one hand-off to aiosqlite's thread)
-gives exactly what SQLAlchemy's execution gives, and keeps what SQLAlchemy does around it."""
+"""The reader's own way of running a statement (one call to the driver: one hand-off to
+aiosqlite's thread, one asyncpg fetch) gives exactly what SQLAlchemy's execution gives, and
+keeps what SQLAlchemy does around it."""
 
 from __future__ import annotations
 
@@ -8,13 +9,13 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Select, literal_column, select, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 from starlette.testclient import TestClient
 
 from hub.db import create_engine
 from hub.schema import reader
 from hub.settings import Settings
-from tests.conftest import graphql
+from tests.conftest import BACKENDS, graphql
 from tests.test_compiled import FIELDS
 
 
@@ -23,8 +24,6 @@ def test_rows_are_sqlalchemys_own(
 ) -> None:
     """Every statement of a dossier (and of links, history and a count), as three departments
     read it: the same values, of the same types, under the same keys, in the same order."""
-    if not demo_database.database_url.startswith("sqlite"):
-        pytest.skip("the reader's own execution is SQLite's")
     read: list[tuple[Select[Any], Any]] = []
     original = reader.Reader._rows
 
@@ -48,9 +47,10 @@ def test_rows_are_sqlalchemys_own(
         engine = create_engine(demo_database)
         compared = 0
         async with engine.connect() as connection:
+            await connection.execute(select(1))  # in a transaction, as a reader's snapshot
             for statement, parameters in read:
                 theirs = (await connection.execute(statement, parameters)).all()
-                ours = await reader._on_aiosqlite(connection, statement, parameters)
+                ours = await reader._direct(connection, statement, parameters)
                 assert [tuple(row) for row in ours] == [tuple(row) for row in theirs]
                 assert [[type(v) for v in row] for row in ours] == [
                     [type(v) for v in row] for row in theirs
@@ -64,24 +64,24 @@ def test_rows_are_sqlalchemys_own(
     assert asyncio.run(compare()) > 1000
 
 
+@pytest.mark.parametrize("empty_database", BACKENDS, indirect=True)
 def test_a_driver_error_is_sqlalchemys_and_statements_are_events(
-    tmp_path: Any, sql_statements: Any
+    empty_database: Settings, sql_statements: Any
 ) -> None:
     """A failing statement raises SQLAlchemy's wrapped error (what graphql_http classifies),
     and every statement reaches the engine's statement listeners (deadline, span, counter)."""
-    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/reader.db")
 
     async def run() -> None:
-        engine = create_engine(settings)
+        engine = create_engine(empty_database)
         async with engine.connect() as connection:
             await connection.execute(text("CREATE TABLE t (n INTEGER)"))
             one = select(literal_column("1").label("one"))
-            assert [row.one for row in await reader._on_aiosqlite(connection, one, None)] == [1]
+            assert [row.one for row in await reader._direct(connection, one, None)] == [1]
             # Textual columns are named by the cursor alone: SQLAlchemy runs those.
-            rows = await reader._on_aiosqlite(connection, select(text("2 AS two")), None)
+            rows = await reader._direct(connection, select(text("2 AS two")), None)
             assert [row.two for row in rows] == [2]
-            with pytest.raises(OperationalError, match="no such table"):
-                await reader._on_aiosqlite(
+            with pytest.raises(DBAPIError, match="missing"):
+                await reader._direct(
                     connection, select(text("n")).select_from(text("missing")), None
                 )
         await engine.dispose()

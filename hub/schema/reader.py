@@ -4,7 +4,7 @@ at a time, given back however the request ends."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import SimpleNamespace
 from typing import Any, NamedTuple, TypeVarTuple, cast
 
@@ -65,13 +65,13 @@ class Reader:
             elif self._statements == 1:
                 await _begin_snapshot(self._connection)
             self._statements += 1
-            if self._connection.dialect.driver == "aiosqlite":
-                return cast(
-                    Sequence[Row[*Ts]],
-                    await _on_aiosqlite(self._connection, cast(Select[Any], statement), parameters),
-                )
-            result = await self._connection.execute(statement, parameters)
-            rows: Sequence[Row[*Ts]] = result.all()
+            connection = self._connection
+            # On PostgreSQL a snapshot's first statement goes through SQLAlchemy, whose
+            # driver adapter begins the transaction (REPEATABLE READ) before it runs.
+            if connection.dialect.name != "postgresql" or connection.in_transaction():
+                found = await _direct(connection, cast(Select[Any], statement), parameters)
+                return cast(Sequence[Row[*Ts]], found)
+            rows: Sequence[Row[*Ts]] = (await connection.execute(statement, parameters)).all()
             return rows
 
     async def release(self) -> None:
@@ -108,7 +108,7 @@ async def _begin_snapshot(connection: AsyncConnection) -> None:
 
 
 class _Prepared(NamedTuple):
-    """A statement's shape compiled for SQLite: its SQL, how each positional parameter is
+    """A statement's shape compiled for its database: its SQL, how each positional parameter is
     taken from the bound values, and how its rows are made (SQLAlchemy's own Row, with the
     result processors of each column's type)."""
 
@@ -124,11 +124,12 @@ MAX_PREPARED = 512  # statement shapes: the loaders' few, times the enterprise f
 def _prepared(connection: AsyncConnection, statement: Select[Any], key: Any) -> _Prepared | None:
     """The statement's shape compiled, or None where SQLAlchemy must run it: lists rendered
     at each execution, or columns only the cursor names (textual SQL)."""
-    if key.key in _PREPARED:
-        return _PREPARED[key.key]
+    shape = (connection.dialect.name, key.key)
+    if shape in _PREPARED:
+        return _PREPARED[shape]
     if len(_PREPARED) >= MAX_PREPARED:
         del _PREPARED[next(iter(_PREPARED))]
-    prepared = _PREPARED[key.key] = _compile(connection, statement, key)
+    prepared = _PREPARED[shape] = _compile(connection, statement, key)
     return prepared
 
 
@@ -151,18 +152,27 @@ def _compile(connection: AsyncConnection, statement: Select[Any], key: Any) -> _
     return _Prepared(compiled, binds, rows)
 
 
-async def _on_aiosqlite(
+# One round trip to the driver: aiosqlite executes and fetches in one hand-off to its thread;
+# asyncpg prepares a statement once per connection (its statement cache) and fetches.
+FETCH: dict[str, Callable[[Any, str, list[Any]], Awaitable[Sequence[Any]]]] = {
+    "aiosqlite": lambda driver, sql, values: driver.execute_fetchall(sql, values),
+    "asyncpg": lambda driver, sql, values: driver.fetch(sql, *values),
+}
+
+
+async def _direct(
     connection: AsyncConnection, statement: Select[Any], parameters: Mapping[str, Any] | None
 ) -> Sequence[Row[Any]]:
-    """``statement``'s rows in one hand-off to aiosqlite's thread (execute and fetch at once).
+    """``statement``'s rows, fetched by the driver itself in one call.
 
-    Through SQLAlchemy's adapter a statement costs four hand-offs (cursor, execute, fetch,
-    close) and its parameters are made again at every execution: 11 statements of the
-    dossier took ~10 ms, this way ~5 ms. What SQLAlchemy does around a statement is kept:
-    the compiled SQL (once per shape, keyed by the statement's cache key), its bind and
-    result processors, the engine's statement events (the SQLite deadline, the span, the
-    tests' counter) and its handling of a driver error (wrapped, the connection invalidated
-    when it is gone)."""
+    Through SQLAlchemy's adapter an aiosqlite statement costs four hand-offs to its thread
+    (cursor, execute, fetch, close), and on both drivers each execution makes its parameters
+    and rows through layers of its own: a dossier's 11 statements took ~10 ms on SQLite,
+    ~5 ms this way. What SQLAlchemy does around a statement is kept: the compiled SQL (once
+    per shape, keyed by the statement's cache key), its bind and result processors (rows are
+    SQLAlchemy's own Row), the engine's statement events (the SQLite deadline, the span, the
+    tests' counter) and its handling of a driver error (translated by the driver's adapter,
+    wrapped, the connection invalidated when it is gone)."""
     key = statement._generate_cache_key()
     prepared = None if key is None else _prepared(connection, statement, key)
     if key is None or prepared is None:  # as SQLAlchemy runs it
@@ -175,12 +185,15 @@ async def _on_aiosqlite(
     positional = [values[n] if bind is None else bind(values[n]) for n, bind in prepared.binds]
     sync = connection.sync_connection
     assert sync is not None  # noqa: S101 - an open AsyncConnection has one
-    driver = (await connection.get_raw_connection()).driver_connection
-    assert driver is not None  # noqa: S101 - a connection in use has its driver's
+    raw = await connection.get_raw_connection()
     noted = SimpleNamespace()  # what the statement listeners note (telemetry's span)
     sync.dispatch.before_cursor_execute(sync, None, sql, positional, noted, False)
     try:
-        found = await driver.execute_fetchall(sql, positional)
+        try:
+            found = await FETCH[connection.dialect.driver](raw.driver_connection, sql, positional)
+        except Exception as error:  # the driver's own error, as its adapter raises it
+            raw.dbapi_connection._handle_exception(error)  # type: ignore[union-attr]
+            raise
     except Exception as error:
         sync.dispatch.after_cursor_execute(sync, None, sql, positional, noted, False)
         sync._handle_dbapi_exception(error, sql, positional, None, None)  # raises it, wrapped
