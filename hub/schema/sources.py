@@ -9,7 +9,7 @@ from where a record appears in an answer.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any
 
 from sqlalchemy import ColumnElement, FromClause, Select, and_, exists, or_, select
 
@@ -42,14 +42,19 @@ def _columns(model: type[models.Base], *names: str, **labels: str) -> list[Colum
     ]
 
 
-class Source(NamedTuple):
+class Source:
     """Where a type's rows come from: its labelled columns, and the tables they are in."""
 
-    columns: list[ColumnElement[Any]]
-    tables: FromClause
+    def __init__(self, columns: list[ColumnElement[Any]], tables: FromClause) -> None:
+        self.columns = columns
+        self.tables = tables
+        # Built once: statements are immutable (each ``where`` makes a new one), and a
+        # dossier starts ~10 of them per request.
+        self._select = select(*columns).select_from(tables)
 
     def select(self) -> Select[Any]:
-        return select(*self.columns).select_from(self.tables)
+        """``SELECT columns FROM tables``."""
+        return self._select
 
 
 _ENTERPRISE = models.Enterprise.__table__
