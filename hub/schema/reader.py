@@ -173,9 +173,10 @@ async def _direct(
     SQLAlchemy's own Row), the engine's statement events (the SQLite deadline, the span, the
     tests' counter) and its handling of a driver error (translated by the driver's adapter,
     wrapped, the connection invalidated when it is gone)."""
-    key = statement._generate_cache_key()
+    fetch = FETCH.get(connection.dialect.driver)
+    key = None if fetch is None else statement._generate_cache_key()
     prepared = None if key is None else _prepared(connection, statement, key)
-    if key is None or prepared is None:  # as SQLAlchemy runs it
+    if fetch is None or key is None or prepared is None:  # as SQLAlchemy runs it
         rows: Sequence[Row[Any]] = (await connection.execute(statement, parameters)).all()
         return rows
     values = prepared.compiled.construct_params(
@@ -190,7 +191,7 @@ async def _direct(
     sync.dispatch.before_cursor_execute(sync, None, sql, positional, noted, False)
     try:
         try:
-            found = await FETCH[connection.dialect.driver](raw.driver_connection, sql, positional)
+            found = await fetch(raw.driver_connection, sql, positional)
         except Exception as error:  # the driver's own error, as its adapter raises it
             raw.dbapi_connection._handle_exception(error)  # type: ignore[union-attr]
             raise
