@@ -11,15 +11,16 @@ never as code.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
 from graphql import get_named_type
 
 from hub.compiled.plan import Field, Shape
+from hub.errors import Forbidden
+from hub.policy import Relations
 from hub.schema import SHARED
-from hub.schema.access import Admitted
 from hub.schema.types import is_overdue
 
 __all__ = ["Item", "Path", "assembler", "unlinked"]
@@ -37,9 +38,18 @@ class Item:
 
     __slots__ = ("children", "enterprise", "id", "owner", "region", "relations", "row", "withheld")
 
-    def __init__(self, admitted: Admitted) -> None:
-        (self.row, self.withheld, self.owner, self.enterprise, self.region, self.id,
-         self.relations) = admitted  # fmt: skip
+    def __init__(
+        self,
+        row: Any,
+        withheld: Mapping[str, Forbidden],
+        owner: str,
+        enterprise: str,
+        region: str,
+        id: str,
+        relations: Relations,
+    ) -> None:  # what Admitted holds (Access.admit makes these in its place)
+        self.row, self.withheld, self.owner, self.enterprise = row, withheld, owner, enterprise
+        self.region, self.id, self.relations = region, id, relations
         # By field name for children loaded with the level, else by the plan's Field.
         self.children: dict[Any, Any] = {}
 

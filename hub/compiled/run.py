@@ -104,8 +104,7 @@ class _Run:
     def admit(
         self, place: Place, rows: Sequence[Any], parents: list[Item] | None = None
     ) -> list[Item]:
-        admitted = self.access.admit(place.type_name, rows, place.selected, parents)
-        return [Item(record) for record in admitted]
+        return self.access.admit(place.type_name, rows, place.selected, parents, Item)
 
     def spread(
         self, place: Place, parents: list[Item], lists: list[Any], slot: Any, inherit: bool = False

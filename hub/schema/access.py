@@ -24,7 +24,7 @@ and filed as the other enterprise's wherever it is reached from.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from copy import copy
 from dataclasses import dataclass
 from functools import lru_cache
@@ -69,6 +69,7 @@ __all__ = [
 
 DEPARTMENT_CODES = tuple(department.code for department in DEPARTMENTS)
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,7 +258,7 @@ class Access:
         labels = [label for _, label in self.in_play(type_name, parents)]
         built = []
         selected = self._selected(info, type_name, below)
-        for record in self.admit(type_name, rows, selected, parents):
+        for record in self.admit(type_name, rows, selected, parents, Admitted):
             values = dict(record.row._mapping)
             for label in labels:
                 del values[label]
@@ -291,11 +292,14 @@ class Access:
         type_name: str,
         rows: Sequence[Row[Any]],
         selected: tuple[str, ...],
-        parents: Sequence[Any] | None = None,
-    ) -> list[Admitted]:
+        parents: Sequence[Any] | None,
+        make: Callable[[Any, Mapping[str, Forbidden], str, str, str, str, Relations], R],
+    ) -> list[R]:
         """Each row's view (what of it is withheld, and why), entered in the trail with the
         ``selected`` fields of its type served or withheld: the one place both read paths
-        (strawberry's resolvers and hub/compiled/) decide and record a record.
+        (strawberry's resolvers and hub/compiled/) decide and record a record. Each admitted
+        record is made by ``make`` from what Admitted holds (the compiled path makes its
+        own objects straight away).
 
         Rows carry their owner and enterprise; rows without them (findings) come with
         ``parents``, the record each belongs to (a finding is its inspection's): anything
@@ -329,8 +333,7 @@ class Access:
                 record_id = str(values["id"])
             view = self.view(type_name, owner, enterprise, region, relations)
             withheld = view.withheld
-            record = Admitted(row, withheld, owner, enterprise, region, record_id, relations)
-            admitted.append(record)
+            admitted.append(make(row, withheld, owner, enterprise, region, record_id, relations))
             key = id(view)
             if key not in split:
                 denied = [withheld[shared[n].python_name] for n in selected
