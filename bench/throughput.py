@@ -237,7 +237,7 @@ async def against_peer(
                 ("100-enterprise dossier", graphql(token, DOSSIER), graphql(None, PEER_DOSSIER)),
             ):
                 measured = await rates({"hub": (port, ours), "peer": (peer_port, theirs)}, seconds)
-                target = ">= 0.25x" if what == "tiny query" else ""
+                target = ">= 0.25x" if what == "tiny query" else ">= 1.5x"
                 rows.append(
                     Row(f"PostgreSQL: {what}, hub vs PostGraphile 4 (no authorization, no audit)",
                         "hub", "PostGraphile", measured["hub"], measured["peer"], target,
@@ -322,7 +322,10 @@ ANALYSIS = [
     "the design that would narrow it.",
     "**PostGraphile**: serves the same tables without deciding anything per field and "
     "without recording the read; its dossier is one SQL statement. The hub decides and "
-    "records every field of every record served.",
+    "records every field of every record served. The hub's dossier is answered by the "
+    "compiled path (hub/compiled/; see Compiled reads for where its time goes): 11 "
+    "statements, each rows fetched by asyncpg itself, every record decided and entered in a "
+    "durable access record; with strawberry's resolvers it was at 0.15x.",
 ]
 
 
