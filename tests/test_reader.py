@@ -8,7 +8,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from sqlalchemy import Select, literal_column, select, text
+from sqlalchemy import Select, column, func, literal_column, select, table, text
 from sqlalchemy.exc import DBAPIError
 from starlette.testclient import TestClient
 
@@ -92,3 +92,33 @@ def test_a_driver_error_is_sqlalchemys_and_statements_are_events(
         "SELECT 2 AS two",
         "SELECT n \nFROM missing",
     ]
+
+
+@pytest.mark.parametrize("empty_database", BACKENDS, indirect=True)
+@pytest.mark.parametrize("released", [False, True], ids=["held", "released"])
+def test_reads_after_the_first_see_one_snapshot(empty_database: Settings, released: bool) -> None:
+    """From its second statement on, a request reads one snapshot: a commit by someone else
+    meanwhile is not seen, also when the request gave its connection back while it waited
+    its turn (the next statement opens another)."""
+    rows = table("reader_snapshot", column("n"))
+    counted = select(func.count()).select_from(rows)
+
+    async def run() -> list[int]:
+        engine = create_engine(empty_database)
+        async with engine.begin() as connection:
+            await connection.execute(text("CREATE TABLE reader_snapshot (n INTEGER)"))
+        request = reader.Reader(engine)
+        await request.rows(select(literal_column("1").label("caller")))  # alone, as a lookup
+        if released:
+            await request.release()
+        seen = [(await request.rows(counted))[0][0]]
+        async with engine.begin() as connection:
+            await connection.execute(rows.insert().values(n=1))
+        seen += [(await request.rows(counted))[0][0], (await request.rows(counted))[0][0]]
+        await request.close()
+        async with engine.connect() as connection:
+            seen.append((await connection.execute(counted)).scalar_one())
+        await engine.dispose()
+        return seen
+
+    assert asyncio.run(run()) == [0, 0, 0, 1]

@@ -62,6 +62,8 @@ class Reader:
                 self._connection = await self._engine.connect()
                 alone = self._statements == 0
                 await self._connection.execution_options(**_options(self._connection, alone))
+                if not alone:  # a connection opened again after release()
+                    await _begin_snapshot(self._connection)
             elif self._statements == 1:
                 await _begin_snapshot(self._connection)
             self._statements += 1
@@ -95,7 +97,9 @@ def _options(connection: AsyncConnection, alone: bool) -> dict[str, Any]:
     """Options of a reader's new connection: for a statement alone, or for a snapshot."""
     if connection.dialect.name == "postgresql":
         return {"isolation_level": "AUTOCOMMIT" if alone else "REPEATABLE READ"}
-    return {"hub_reader": alone}  # SQLite: no BEGIN for it (db._begin_sqlite)
+    # SQLite: no BEGIN of SQLAlchemy's (db._begin_sqlite): statements run on the driver
+    # itself (_direct) begin nothing, so the reader begins its snapshot itself.
+    return {"hub_reader": True}
 
 
 async def _begin_snapshot(connection: AsyncConnection) -> None:
