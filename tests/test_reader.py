@@ -8,6 +8,10 @@ import asyncio
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
 from sqlalchemy import Select, column, func, literal_column, select, table, text
 from sqlalchemy.exc import DBAPIError
 from starlette.testclient import TestClient
@@ -15,6 +19,7 @@ from starlette.testclient import TestClient
 from hub.db import create_engine
 from hub.schema import reader
 from hub.settings import Settings
+from hub.telemetry import instrument_engine
 from tests.conftest import BACKENDS, graphql
 from tests.test_compiled import FIELDS
 
@@ -71,8 +76,13 @@ def test_a_driver_error_is_sqlalchemys_and_statements_are_events(
     """A failing statement raises SQLAlchemy's wrapped error (what graphql_http classifies),
     and every statement reaches the engine's statement listeners (deadline, span, counter)."""
 
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+
     async def run() -> None:
         engine = create_engine(empty_database)
+        instrument_engine(engine.sync_engine, provider.get_tracer("test"))
         async with engine.connect() as connection:
             await connection.execute(text("CREATE TABLE t (n INTEGER)"))
             one = select(literal_column("1").label("one"))
@@ -87,6 +97,14 @@ def test_a_driver_error_is_sqlalchemys_and_statements_are_events(
         await engine.dispose()
 
     asyncio.run(run())
+    # Each statement a span of its own, the failed one marked so.
+    statuses = {
+        span.attributes["db.statement"]: span.status.status_code
+        for span in spans.get_finished_spans()
+        if span.attributes and "db.statement" in span.attributes
+    }
+    assert statuses["SELECT 1 AS one"] == StatusCode.UNSET
+    assert statuses["SELECT n \nFROM missing"] == StatusCode.ERROR
     assert [s for s in sql_statements.statements if "AS" in s or "missing" in s] == [
         "SELECT 1 AS one",
         "SELECT 2 AS two",

@@ -156,6 +156,16 @@ def _compile(connection: AsyncConnection, statement: Select[Any], key: Any) -> _
     return _Prepared(compiled, binds, rows)
 
 
+class _Noted(SimpleNamespace):
+    """A statement's execution context as far as its listeners use one: what they note on
+    it (telemetry's span), and what SQLAlchemy's error handling asks of it."""
+
+    executemany = False
+
+    def handle_dbapi_exception(self, error: BaseException) -> None:
+        """Nothing of the statement's own to clean up."""
+
+
 # One round trip to the driver: aiosqlite executes and fetches in one hand-off to its thread;
 # asyncpg prepares a statement once per connection (its statement cache) and fetches.
 FETCH: dict[str, Callable[[Any, str, list[Any]], Awaitable[Sequence[Any]]]] = {
@@ -191,7 +201,7 @@ async def _direct(
     sync = connection.sync_connection
     assert sync is not None  # noqa: S101 - an open AsyncConnection has one
     raw = await connection.get_raw_connection()
-    noted = SimpleNamespace()  # what the statement listeners note (telemetry's span)
+    noted = _Noted()
     sync.dispatch.before_cursor_execute(sync, None, sql, positional, noted, False)
     try:
         try:
@@ -199,9 +209,8 @@ async def _direct(
         except Exception as error:  # the driver's own error, as its adapter raises it
             raw.dbapi_connection._handle_exception(error)  # type: ignore[union-attr]
             raise
-    except Exception as error:
-        sync.dispatch.after_cursor_execute(sync, None, sql, positional, noted, False)
-        sync._handle_dbapi_exception(error, sql, positional, None, None)  # raises it, wrapped
+    except Exception as error:  # wrapped, handle_error listeners told (the span's status)
+        sync._handle_dbapi_exception(error, sql, positional, None, noted)  # type: ignore[arg-type]
         raise
     sync.dispatch.after_cursor_execute(sync, None, sql, positional, noted, False)
     return cast(Sequence[Row[Any]], IteratorResult(prepared.rows, iter(found)).all())
