@@ -240,18 +240,21 @@ def departments(value: Any) -> list[str]:
     return codes
 
 
-# Ids and positions are BIGINTs on every database: what is larger is nobody's.
+# Positions (the feed's, the access log's) are BIGINTs, the ids of conflicts, share requests,
+# grants and notifications INTEGERs: what is larger is nobody's (PostgreSQL would refuse to
+# compare it with the column).
 LARGEST_ID = 2**63 - 1
+LARGEST_INTEGER = 2**31 - 1
 
 
-def whole(value: Any) -> int | None:
-    """An id or a position in ASCII digits (not ３, ³ or ٣, which str.isdigit takes), within
-    a BIGINT; None for anything else."""
+def whole(value: Any, largest: int = LARGEST_ID) -> int | None:
+    """An id or a position in ASCII digits (not ３, ³ or ٣, which str.isdigit takes), at
+    most ``largest``; None for anything else."""
     text = str(value)
     if not (text.isascii() and text.isdigit()) or len(text) > 19:
         return None
     number = int(text)
-    return number if number <= LARGEST_ID else None
+    return number if number <= largest else None
 
 
 def department(value: Any) -> str:

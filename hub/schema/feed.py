@@ -25,7 +25,7 @@ from hub.schema.context import Info
 from hub.schema.publish import RecordKind
 from hub.schema.sources import relations
 from hub.schema.types import PUBLISHED_TYPES, Department, Record, built
-from hub.values import whole
+from hub.values import LARGEST_ID, LARGEST_INTEGER, whole
 
 __all__ = ["FeedQuery", "Subscription", "read_changes"]
 
@@ -37,13 +37,14 @@ def encode_cursor(prefix: str, seq: int) -> str:
     return base64.urlsafe_b64encode(f"{prefix}:{seq}".encode()).decode()
 
 
-def decode_cursor(prefix: str, cursor: str | None) -> int:
-    """The position a cursor stands for (0 without one); BadUserInput for a foreign one."""
+def decode_cursor(prefix: str, cursor: str | None, largest: int = LARGEST_ID) -> int:
+    """The position a cursor stands for (0 without one), at most ``largest``; BadUserInput
+    for a foreign one."""
     if cursor is None:
         return 0
     try:
         kind, _, seq = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
-        position = whole(seq)
+        position = whole(seq, largest)
         if kind != prefix or position is None:
             raise ValueError(cursor)
         return position
@@ -220,7 +221,7 @@ class FeedQuery:
         after: After = None,
         first: Annotated[int, strawberry.argument(description="Page size.")] = 100,
     ) -> NotificationPage:
-        position = decode_cursor("notification", after)
+        position = decode_cursor("notification", after, LARGEST_INTEGER)
         first = page_size(first)
         access = info.context.access
         principal = access.principal

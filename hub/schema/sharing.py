@@ -19,7 +19,7 @@ from hub.records import today
 from hub.schema.context import Info
 from hub.schema.types import Department
 from hub.sharing import REQUEST, RequestStatus
-from hub.values import whole
+from hub.values import LARGEST_INTEGER, whole
 
 __all__ = ["SharingMutation", "SharingQuery", "id_of"]
 
@@ -139,7 +139,7 @@ def _grant(info: Info, row: Any) -> Grant:
 
 def id_of(value: strawberry.ID, what: str) -> int:
     """The id a caller gave for a ``what``; BadUserInput for anything that is not one."""
-    number = whole(value)
+    number = whole(value, LARGEST_INTEGER)
     if number is None:
         raise BadUserInput(f"{value!r} is not the id of a {what}", argument="id")
     return number
