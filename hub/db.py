@@ -17,7 +17,16 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import JSON, ColumnElement, Integer, String, TypeDecorator, bindparam, event
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ColumnElement,
+    Integer,
+    String,
+    TypeDecorator,
+    bindparam,
+    event,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -164,7 +173,7 @@ class _Values(TypeDecorator[list[Any]]):
     impl = JSON
     cache_ok = True
 
-    def __init__(self, item: type[Integer] | type[String]) -> None:
+    def __init__(self, item: type[Integer] | type[BigInteger] | type[String]) -> None:
         super().__init__()
         self.item = item
 
@@ -208,9 +217,13 @@ def one_of(
     """``column IN values`` with the list as one bound parameter, so that a statement's text
     is the same whatever the list's length: compiled once by SQLAlchemy (an expanding IN is
     rendered again at every execution, ~1,000 parameters for a dossier) and prepared once by
-    PostgreSQL. Integer and text columns."""
+    PostgreSQL. Integer and text columns, with values of the column's own type (SQLite's
+    json_each does not convert '1' to 1 as IN would)."""
     element = column.expression if isinstance(column, QueryableAttribute) else column
-    item = Integer if isinstance(element.type, Integer) else String
+    item = (
+        BigInteger if isinstance(element.type, BigInteger)
+        else Integer if isinstance(element.type, Integer) else String
+    )  # fmt: skip
     return _OneOf(element, bindparam(None, list(values), type_=_Values(item)))
 
 

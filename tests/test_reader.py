@@ -5,6 +5,7 @@ keeps what SQLAlchemy does around it."""
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -12,11 +13,23 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
-from sqlalchemy import Select, column, func, literal_column, select, table, text
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    Numeric,
+    Select,
+    bindparam,
+    column,
+    func,
+    literal_column,
+    select,
+    table,
+    text,
+)
 from sqlalchemy.exc import DBAPIError
 from starlette.testclient import TestClient
 
-from hub.db import create_engine
+from hub.db import create_engine, one_of
 from hub.schema import reader
 from hub.settings import Settings
 from hub.telemetry import instrument_engine
@@ -140,3 +153,38 @@ def test_reads_after_the_first_see_one_snapshot(empty_database: Settings, releas
         return seen
 
     assert asyncio.run(run()) == [0, 0, 0, 1]
+
+
+@pytest.mark.parametrize("empty_database", BACKENDS, indirect=True)
+def test_what_the_reader_cannot_run_itself_sqlalchemy_runs(empty_database: Settings) -> None:
+    """Values rendered into the SQL at each execution, types whose rows need the cursor's
+    description (asyncpg's Numeric), columns named twice: the same rows as SQLAlchemy's.
+    Rows are found by column objects as well as by name; a BIGINT list is one BIGINT array."""
+    numbers = table("reader_numbers", column("n", Integer), column("big", BigInteger),
+                    column("amount", Numeric(10, 2)))  # fmt: skip
+    statements = [
+        select(numbers.c.n).where(numbers.c.n == bindparam("x", 2, literal_execute=True)),
+        select(numbers.c.amount),
+        select(numbers.c.n.label("x"), numbers.c.big.label("x")),
+        select(numbers.c.big).where(one_of(numbers.c.big, [5_000_000_000])),
+    ]
+
+    async def run() -> None:
+        engine = create_engine(empty_database)
+        async with engine.begin() as connection:
+            await connection.execute(
+                text("CREATE TABLE reader_numbers (n INTEGER, big BIGINT, amount NUMERIC(10,2))")
+            )
+            await connection.execute(
+                numbers.insert().values(n=2, big=5_000_000_000, amount=Decimal("1.50"))
+            )
+        async with engine.connect() as connection:
+            for statement in statements:
+                theirs = (await connection.execute(statement)).all()
+                ours = await reader._direct(connection, statement, None)
+                assert [tuple(row) for row in ours] == [tuple(row) for row in theirs] != []
+            (row,) = await reader._direct(connection, select(numbers.c.n, numbers.c.big), None)
+            assert (row._mapping[numbers.c.n], row._mapping["big"]) == (2, 5_000_000_000)
+        await engine.dispose()
+
+    asyncio.run(run())

@@ -138,21 +138,35 @@ def _prepared(connection: AsyncConnection, statement: Select[Any], key: Any) -> 
 
 
 def _compile(connection: AsyncConnection, statement: Select[Any], key: Any) -> _Prepared | None:
+    """None where SQLAlchemy must run the statement itself: values rendered into the SQL at
+    each execution (expanding or literal binds), columns only the cursor names (textual
+    SQL) or named twice, and types whose result processing needs the cursor's description
+    (asyncpg's Numeric and Float)."""
     dialect = connection.dialect
     compiled = statement.compile(dialect=dialect, cache_key=key)
     assert isinstance(compiled, SQLCompiler)  # noqa: S101 - a select compiles to one
     columns = compiled._result_columns  # named as SQLAlchemy's own results name them
-    if compiled.post_compile_params or len(columns) != len(statement.selected_columns):
+    keys = [column.keyname for column in columns]
+    if (
+        compiled.post_compile_params
+        or compiled.literal_execute_params
+        or len(columns) != len(statement.selected_columns)
+        or len(set(keys)) != len(keys)
+    ):
+        return None
+    try:
+        processors = [column.type.dialect_impl(dialect).result_processor(dialect, None)
+                      for column in columns]  # fmt: skip
+    except Exception:  # a processor that needs the cursor: SQLAlchemy runs the statement
         return None
     binds = tuple(
         (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
         for name in compiled.positiontup or ()
     )
+    # Rows found by key name and by the column objects too, as SQLAlchemy's own are.
     rows = SimpleResultMetaData(
-        [column.keyname for column in columns],
-        _processors=[column.type.dialect_impl(dialect).result_processor(dialect, None)
-                     for column in columns],
-    )  # fmt: skip
+        keys, extra=[column.objects for column in columns], _processors=processors
+    )
     return _Prepared(compiled, binds, rows)
 
 
