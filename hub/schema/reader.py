@@ -1,5 +1,6 @@
 """A request's database connection for reading: one, opened on first use, used one statement
-at a time, given back however the request ends."""
+at a time, given back however the request ends. Each statement is fetched by the driver
+itself in one call, with what SQLAlchemy does around a statement kept (see ``_direct``)."""
 
 from __future__ import annotations
 
