@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import uvloop
-from hypothesis import HealthCheck, given, settings
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from starlette.testclient import TestClient
@@ -50,12 +49,11 @@ from hub.demo import load_demo
 from hub.domain import DEPARTMENTS, Role
 from hub.graphql_http import Answer, GraphQLEndpoint
 from hub.metrics import EXECUTIONS
-from hub.schema import Access, build_schema
+from hub.schema import Access
 from hub.schema.reader import Reader
 from hub.settings import Settings
-from tests.adversary import documents, ground_of, pools
 from tests.adversary.sameness import Sameness
-from tests.test_compiled import DECLINED, HANDWRITTEN, POLICY, PURPOSES, READ_FIELDS, rich_usccs
+from tests.test_compiled import rich_usccs, send_generated, send_handwritten
 
 SECTION = "## Compiled reads"
 
@@ -176,36 +174,15 @@ def sameness(directory: Path, generated: int) -> tuple[int, int, int, list[str]]
     """Documents sent, of them compiled, of them generated; the differences found."""
     database = Settings(database_url=f"sqlite+aiosqlite:///{directory}/sameness.db")
     tokens = asyncio.run(demo(directory / "sameness.db"))
-
-    strategy = documents(build_schema()._schema, pools(ground_of(database), POLICY),
-                         fields=READ_FIELDS)  # fmt: skip
-    callers = [(d.code, p) for d in DEPARTMENTS for p in PURPOSES]
     before = EXECUTIONS.labels("compiled")._value.get()
     with (
         TestClient(create_app(database)) as on,
         TestClient(create_app(replace(database, compiled_reads=False))) as off,
     ):
         check = Sameness(on, off, database)
-        usccs = rich_usccs(database)
-        for document in HANDWRITTEN + DECLINED:
-            for variables in [{"u": u} for u in usccs] if "$u" in document else [None]:
-                for department, purpose in callers:
-                    check.send(document, tokens[department], department, purpose, variables)
-        check.check()
-        sent: list[str] = []
-
-        @settings(max_examples=generated, derandomize=True, database=None, deadline=None,
-                  suppress_health_check=list(HealthCheck))  # fmt: skip
-        @given(strategy)
-        def send(document: str) -> None:
-            department, purpose = callers[len(sent) % len(callers)]
-            sent.append(document)
-            check.send(document, tokens[department], department, purpose)
-            if len(sent) % 200 == 0:
-                check.check()
-
-        send()
-        differences = check.check()
+        send_handwritten(check, tokens, rich_usccs(database))
+        sent = send_generated(check, tokens, database, generated, every=200)
+        differences = check.check()  # every difference found, handwritten ones included
     compiled = EXECUTIONS.labels("compiled")._value.get() - before
     return check.sent, int(compiled), len(sent), differences
 

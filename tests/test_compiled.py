@@ -41,6 +41,8 @@ from tests.test_clients import metrics
 from tests.test_serve import demo_with_clients, serving
 
 PURPOSES = (None, "rectification-check: 整改验收核查", "随便看看")
+# Every department, without a purpose, with the demo grant's and with a nonsense one.
+CALLERS = [(department.code, purpose) for department in DEPARTMENTS for purpose in PURPOSES]
 # Enterprises with the rarer records: an accepted rectification and findings, a credit
 # repair, a transferred penalty (the demo may hold none of the last two).
 RICH = [
@@ -117,19 +119,49 @@ def sameness(demo_database: Settings) -> Iterator[Sameness]:
         yield Sameness(compiled, interpreted, demo_database)
 
 
+def send_handwritten(sameness: Sameness, tokens: dict[str, str], usccs: list[str]) -> int:
+    """Every handwritten document (one per USCC where it takes one) as every caller; how
+    many of the requests the compiled path should have answered."""
+    compiled = 0
+    for document in HANDWRITTEN + DECLINED:
+        for variables in [{"u": uscc} for uscc in usccs] if "$u" in document else [None]:
+            for department, purpose in CALLERS:
+                sameness.send(document, tokens[department], department, purpose, variables)
+                compiled += document not in DECLINED
+    return compiled
+
+
+def send_generated(
+    sameness: Sameness, tokens: dict[str, str], database: Settings, count: int, every: int = 0
+) -> list[str]:
+    """``count`` documents generated from the read schema, rotating through the callers,
+    their records compared every ``every`` documents if given (fewer kept waiting); the
+    documents sent."""
+    generated = documents(build_schema()._schema, pools(ground_of(database), POLICY),
+                          fields=READ_FIELDS)  # fmt: skip
+    sent: list[str] = []
+
+    @settings(max_examples=count, derandomize=True, database=None, deadline=None,
+              suppress_health_check=list(HealthCheck))  # fmt: skip
+    @given(generated)
+    def send(document: str) -> None:
+        department, purpose = CALLERS[len(sent) % len(CALLERS)]
+        sent.append(document)
+        sameness.send(document, tokens[department], department, purpose)
+        if every and len(sent) % every == 0:
+            sameness.check()
+
+    send()
+    return sent
+
+
 def test_handwritten_documents_are_answered_alike_by_every_department(
     sameness: Sameness, tokens: dict[str, str], demo_database: Settings
 ) -> None:
     usccs = rich_usccs(demo_database)
     assert usccs
-    before, compiled = compiled_count(), 0
-    for document in HANDWRITTEN + DECLINED:
-        for variables in [{"u": uscc} for uscc in usccs] if "$u" in document else [None]:
-            for department in DEPARTMENTS:
-                for purpose in PURPOSES:
-                    sameness.send(document, tokens[department.code], department.code, purpose,
-                                  variables)  # fmt: skip
-                    compiled += document not in DECLINED
+    before = compiled_count()
+    compiled = send_handwritten(sameness, tokens, usccs)
     assert sameness.check() == []
     assert compiled_count() - before == compiled
 
@@ -141,20 +173,8 @@ READ_FIELDS = ["enterprise", "enterprises", "departments"]
 def test_generated_documents_are_answered_alike(
     sameness: Sameness, tokens: dict[str, str], demo_database: Settings
 ) -> None:
-    generated = documents(build_schema()._schema, pools(ground_of(demo_database), POLICY),
-                          fields=READ_FIELDS)  # fmt: skip
-    callers = [(d.code, p) for d in DEPARTMENTS for p in PURPOSES]
-    before, sent = compiled_count(), list[str]()
-
-    @settings(max_examples=GENERATED, derandomize=True, database=None, deadline=None,
-              suppress_health_check=list(HealthCheck))  # fmt: skip
-    @given(generated)
-    def send(document: str) -> None:
-        department, purpose = callers[len(sent) % len(callers)]
-        sent.append(document)
-        sameness.send(document, tokens[department], department, purpose)
-
-    send()
+    before = compiled_count()
+    sent = send_generated(sameness, tokens, demo_database, GENERATED)
     assert sameness.check() == []
     # Most generated documents are within the compiler's reach (the rest are declined:
     # invalid ones, arguments out of bounds), so both paths were really compared.
