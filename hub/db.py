@@ -212,18 +212,21 @@ def _json_each(element: _OneOf, compiler: Any, **kw: Any) -> str:
 
 
 def one_of(
-    column: ColumnElement[Any] | QueryableAttribute[Any], values: Any
+    column: ColumnElement[Any] | QueryableAttribute[Any], values: Any = (), name: str | None = None
 ) -> ColumnElement[bool]:
     """``column IN values`` with the list as one bound parameter, so that a statement's text
     is the same whatever the list's length: compiled once by SQLAlchemy (an expanding IN is
     rendered again at every execution, ~1,000 parameters for a dossier) and prepared once by
     PostgreSQL. Integer and text columns, with values of the column's own type (SQLite's
-    json_each does not convert '1' to 1 as IN would)."""
+    json_each does not convert '1' to 1 as IN would). With a ``name``, the list is given
+    when the statement runs, as that parameter: a statement built once, run many times."""
     element = column.expression if isinstance(column, QueryableAttribute) else column
     item = (
         BigInteger if isinstance(element.type, BigInteger)
         else Integer if isinstance(element.type, Integer) else String
     )  # fmt: skip
+    if name is not None:
+        return _OneOf(element, bindparam(name, type_=_Values(item)))
     return _OneOf(element, bindparam(None, list(values), type_=_Values(item)))
 
 

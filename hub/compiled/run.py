@@ -27,7 +27,7 @@ from hub.publishing import Change
 from hub.records import snake_case
 from hub.schema import SHARED
 from hub.schema.context import Context
-from hub.schema.loaders import Parent, batched
+from hub.schema.loaders import Children, batched
 from hub.schema.query import count, encode_cursor, page_of, withheld_enterprise
 from hub.schema.types import LOADERS, date_range, is_overdue
 from hub.uscc import parse_uscc
@@ -170,10 +170,12 @@ class _Run:
             hidden = shared[name].python_name
             readable = [item for item in items if hidden not in item.withheld]
             ids = [item.row[0] for item in readable]
-            found = await batched(
-                getattr(loaders, LOADERS[name]).load_fn,
-                ids if name == "acceptance" else [Parent(record_id) for record_id in ids],
-            )
+            load = getattr(loaders, LOADERS[name]).load_fn
+            if isinstance(load, Children):
+                lists = await load.of(ids)
+                found: list[Any] = [lists.get(record_id, []) for record_id in ids]
+            else:  # one acceptance per rectification
+                found = await batched(load, ids)
             if child is None:  # participants, assisting departments
                 for parent, rows in zip(readable, found, strict=True):
                     parent.children[name] = [self.departments[r.department] for r in rows]
@@ -190,16 +192,17 @@ class _Run:
                     following.append(await self.links(field, items))
                 elif field.kind == "history":
                     ids = [item.row[0] for item in items]
-                    lists = await batched(loaders.history[place.type_name].load_fn, ids)
-                    for parent, rows in zip(items, lists, strict=True):
+                    versions = await batched(loaders.history[place.type_name].load_fn, ids)
+                    for parent, rows in zip(items, versions, strict=True):
                         parent.children[field] = rows
         return following
 
     async def records(self, field: Field, items: list[Item]) -> Level:
         """An enterprise list (creditRecords, inspections...) of every enterprise of a level."""
         since, until, overdue = self.arguments[field]
-        loader = getattr(self.loaders, LOADERS[field.name])
-        lists = await batched(loader.load_fn, [Parent(item.row[0], since, until) for item in items])
+        load: Children = getattr(self.loaders, LOADERS[field.name]).load_fn
+        found = await load.of([item.row[0] for item in items], since, until)
+        lists = [found.get(item.row[0], []) for item in items]
         if overdue is not None:
             lists = [[r for r in rows if is_overdue(r.due, r.state) is overdue] for rows in lists]
         return field.place, [field.shape], self.spread(field.place, items, lists, field)

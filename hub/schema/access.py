@@ -304,47 +304,51 @@ class Access:
         Rows carry their owner and enterprise; rows without them (findings) come with
         ``parents``, the record each belongs to (a finding is its inspection's): anything
         with its ``owner``, ``enterprise``, ``region`` and ``relations``."""
+        if not rows:
+            return []
         shared = self.shared[type_name]
-        in_play = self.in_play(type_name, parents)
+        # Columns by their place in the rows (one statement's, or one source's): a record's
+        # owner and enterprise, or its parent's; and the caller's relations to it.
+        at = rows[0]._fields.index
+        related = [(name, at(label)) for name, label in self.in_play(type_name, parents)]
+        record_at = at("uscc" if type_name == "Enterprise" else "id")
+        filed = (
+            None if parents is not None
+            else (at("owner_code"), record_at, at("region")) if type_name == "Enterprise"
+            else (at("owner_code"), at("enterprise_uscc"), at("enterprise_region"))
+        )  # fmt: skip
         # What is served and withheld of the selection follows from the view alone; views
         # are kept for the request (see view), so one split serves every record they decide.
         split: dict[int, Served] = {}
+        view, serve, deny = self.view, self.trail.serve, self.trail.deny
         admitted = []
         for n, row in enumerate(rows):
-            values = row._mapping
-            of = parents[n] if parents is not None else None
-            relations: Relations = (
-                of.relations
-                if of is not None
-                else tuple(name for name, label in in_play if values[label])
-            )
-            if type_name == "Enterprise":
-                owner, enterprise, region = values["owner_code"], values["uscc"], values["region"]
-                record_id = enterprise
-            elif of is not None:
-                owner, enterprise, region = of.owner, of.enterprise, of.region
-                record_id = str(values["id"])
-            else:
-                owner, enterprise, region = (
-                    values["owner_code"],
-                    values["enterprise_uscc"],
-                    values["enterprise_region"],
+            if filed is None:
+                of = parents[n]  # type: ignore[index]
+                owner, enterprise, region, relations = (
+                    of.owner,
+                    of.enterprise,
+                    of.region,
+                    of.relations,
                 )
-                record_id = str(values["id"])
-            view = self.view(type_name, owner, enterprise, region, relations)
-            withheld = view.withheld
+            else:
+                owner, enterprise, region = row[filed[0]], row[filed[1]], row[filed[2]]
+                relations = tuple(name for name, place in related if row[place]) if related else ()
+            record_id = str(row[record_at])
+            seen = view(type_name, owner, enterprise, region, relations)
+            withheld = seen.withheld
             admitted.append(make(row, withheld, owner, enterprise, region, record_id, relations))
-            key = id(view)
+            key = id(seen)
             if key not in split:
                 denied = [withheld[shared[n].python_name] for n in selected
                           if shared[n].python_name in withheld]  # fmt: skip
                 served = tuple(n for n in selected if shared[n].python_name not in withheld)
-                split[key] = (served, denied, _used(view.grants, served),
-                              _used(view.opened, served))  # fmt: skip
+                split[key] = (served, denied, _used(seen.grants, served),
+                              _used(seen.opened, served))  # fmt: skip
             served, denied, used, opened = split[key]
-            self.trail.serve(enterprise, type_name, record_id, served, used, opened)
+            serve(enterprise, type_name, record_id, served, used, opened)
             for error in denied:
-                self.trail.deny(enterprise, type_name, record_id, owner, error.field, error.reason)
+                deny(enterprise, type_name, record_id, owner, error.field, error.reason)
         return admitted
 
     def build_one(

@@ -16,7 +16,7 @@ from itertools import groupby
 from operator import itemgetter
 from typing import Any, Generic, NamedTuple, TypeVar, TypeVarTuple
 
-from sqlalchemy import ColumnElement, Row, Select, and_, false, or_
+from sqlalchemy import ColumnElement, Row, Select, and_, bindparam, false, or_
 from sqlalchemy.orm import InstrumentedAttribute
 from strawberry.dataloader import DataLoader
 
@@ -43,7 +43,7 @@ from hub.schema.sources import (
     relations,
 )
 
-__all__ = ["Loaders", "Parent", "Reader", "batched"]
+__all__ = ["Children", "Loaders", "Parent", "Reader", "batched"]
 
 K = TypeVar("K", bound=Hashable)
 T = TypeVar("T")
@@ -263,6 +263,31 @@ class Loaders:
             statement = statement.where(model.retracted == false())
         return statement
 
+    def shaped(
+        self,
+        shape: Hashable,
+        model: Any | None,
+        build: Callable[[], Select[Any]],
+        retracted: bool = False,
+    ) -> Select[Any] | None:
+        """The statement ``build`` makes (its values bound by name, given when it runs),
+        narrowed to what the caller may see of ``model``'s owned records (see visible, and
+        ``retracted``; None: no narrowing), made once per ``shape`` and the caller's scope for every
+        request: statements are immutable, and building one and SQLAlchemy's key for it
+        cost about as much as running it."""
+        key: Hashable = shape
+        if model is not None:
+            scope = self.scope(model.__name__)
+            key = (shape, self.caller, scope.owners, tuple(scope.relations.items()))
+        if key not in _STATEMENTS:
+            if len(_STATEMENTS) >= MAX_STATEMENTS:
+                del _STATEMENTS[next(iter(_STATEMENTS))]
+            statement = build()
+            _STATEMENTS[key] = (
+                statement if model is None else self.visible(statement, model, retracted)
+            )
+        return _STATEMENTS[key]
+
     def _by_key(
         self,
         source: Source,
@@ -271,12 +296,17 @@ class Loaders:
         retracted: bool = False,
     ) -> Callable[[list[Any]], Awaitable[list[Row[Any] | None]]]:
         """Load one row per key (None where there is none, or none the caller may see)."""
+        model = key.class_ if owned else None
+        shape = ("by key", key.class_.__name__, key.key, owned, retracted)
+        position = [column.key for column in source.columns].index(key.key)
+
+        def build() -> Select[Any]:
+            return source.select().where(one_of(key, name="keys"))
 
         async def load(keys: list[Any]) -> list[Row[Any] | None]:
-            statement = source.select().where(one_of(key, set(keys)))
-            visible = self.visible(statement, key.class_, retracted) if owned else statement
-            rows = [] if visible is None else await self.reader.rows(visible)
-            found = {row._mapping[key.key]: row for row in rows}
+            statement = self.shaped(shape, model, build, retracted)
+            rows = [] if statement is None else await self.reader.rows(statement, {"keys": keys})
+            found = {row[position]: row for row in rows}
             return [found.get(k) for k in keys]
 
         return load
@@ -284,14 +314,18 @@ class Loaders:
     def _versions(self, type_name: str) -> Callable[[list[int]], Awaitable[list[list[Row[Any]]]]]:
         version = models.RecordVersion
 
-        async def load(record_ids: list[int]) -> list[list[Row[Any]]]:
-            found: defaultdict[int, list[Row[Any]]] = defaultdict(list)
-            statement = (
+        def build() -> Select[Any]:
+            return (
                 VERSION.select()
-                .where(version.kind == type_name, one_of(version.record_id, set(record_ids)))
+                .where(version.kind == type_name, one_of(version.record_id, name="ids"))
                 .order_by(version.record_id, version.version)
             )
-            for row in await self.reader.rows(statement):
+
+        async def load(record_ids: list[int]) -> list[list[Row[Any]]]:
+            found: defaultdict[int, list[Row[Any]]] = defaultdict(list)
+            statement = self.shaped(("versions", type_name), None, build)
+            assert statement is not None  # noqa: S101 - not narrowed
+            for row in await self.reader.rows(statement, {"ids": record_ids}):
                 found[row.record_id].append(row)
             return [found[record_id] for record_id in record_ids]
 
@@ -303,31 +337,68 @@ class Loaders:
         parent: InstrumentedAttribute[int],
         dated: InstrumentedAttribute[date] | None,
         owned: bool = True,
-    ) -> Callable[[list[Parent]], Awaitable[list[list[Row[Any]]]]]:
-        """Load each parent's list, oldest first (by ``dated``, else by insertion)."""
-        order: list[Any] = [parent, *([dated] if dated is not None else []), source.columns[0]]
+    ) -> Children:
+        return Children(self, source, parent, dated, owned)
+
+
+# Statements made once per shape and caller scope (Loaders.shaped): the loaders' dozen
+# shapes, times the scopes of the departments, purposes and policy versions in use.
+_STATEMENTS: dict[Hashable, Select[Any] | None] = {}
+MAX_STATEMENTS = 1024
+
+
+class Children:
+    """Each parent's list of rows of a child type, oldest first (by ``dated``, else by
+    insertion): one statement per distinct date range asked for."""
+
+    def __init__(
+        self,
+        loaders: Loaders,
+        source: Source,
+        parent: InstrumentedAttribute[int],
+        dated: InstrumentedAttribute[date] | None,
+        owned: bool,
+    ) -> None:
+        self.loaders, self.source, self.parent, self.dated = loaders, source, parent, dated
+        self.model = parent.class_ if owned else None
+        self.shape = ("children", parent.class_.__name__, parent.key)
+        self.order: list[Any] = [parent, *([dated] if dated is not None else []),
+                                 source.columns[0]]  # fmt: skip
         # The parent's id by its place among the source's columns (the caller's relations
         # come after them): rows arrive ordered by it, each parent's together.
-        parent_id = itemgetter([column.key for column in source.columns].index(parent.key))
+        self.parent_id = itemgetter([column.key for column in source.columns].index(parent.key))
 
-        async def load(keys: list[Parent]) -> list[list[Row[Any]]]:
-            by_range: defaultdict[tuple[date | None, date | None], set[int]] = defaultdict(set)
-            for key in keys:
-                by_range[key.since, key.until].add(key.id)
-            found: dict[Parent, list[Row[Any]]] = {}
-            # One statement per distinct date range; a request usually asks for one.
-            for (since, until), ids in by_range.items():
-                statement = source.select().where(one_of(parent, ids))
-                if dated is not None and since is not None:
-                    statement = statement.where(dated >= since)
-                if dated is not None and until is not None:
-                    statement = statement.where(dated <= until)
-                visible = self.visible(statement, parent.class_) if owned else statement
-                if visible is None:
-                    continue
-                rows = await self.reader.rows(visible.order_by(*order))
-                for of, its in groupby(rows, parent_id):
-                    found[Parent(of, since, until)] = list(its)
-            return [found.get(key, []) for key in keys]
+    async def __call__(self, keys: list[Parent]) -> list[list[Row[Any]]]:
+        """Each key's list: a DataLoader's load function."""
+        by_range: defaultdict[tuple[date | None, date | None], list[int]] = defaultdict(list)
+        for key in keys:
+            by_range[key.since, key.until].append(key.id)
+        found: dict[Parent, list[Row[Any]]] = {}
+        for (since, until), ids in by_range.items():
+            for of, its in (await self.of(ids, since, until)).items():
+                found[Parent(of, since, until)] = its
+        return [found.get(key, []) for key in keys]
 
-        return load
+    async def of(
+        self, ids: list[int], since: date | None = None, until: date | None = None
+    ) -> dict[int, list[Row[Any]]]:
+        """The lists of the parents ``ids`` (those with any), by parent id."""
+        bounded = self.dated is not None
+        since_set, until_set = bounded and since is not None, bounded and until is not None
+
+        def build() -> Select[Any]:
+            statement = self.source.select().where(one_of(self.parent, name="ids"))
+            if since_set:
+                statement = statement.where(self.dated >= bindparam("since"))
+            if until_set:
+                statement = statement.where(self.dated <= bindparam("until"))
+            return statement.order_by(*self.order)
+
+        shape = (*self.shape, since_set, until_set)
+        statement = self.loaders.shaped(shape, self.model, build)
+        if statement is None:
+            return {}
+        values = {"ids": ids, **({"since": since} if since_set else {}),
+                  **({"until": until} if until_set else {})}  # fmt: skip
+        rows = await self.loaders.reader.rows(statement, values)
+        return {of: list(its) for of, its in groupby(rows, self.parent_id)}
