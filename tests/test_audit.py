@@ -9,10 +9,13 @@ from typing import Any
 
 import pytest
 from graphql import parse, print_ast
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import text
 from starlette.testclient import TestClient
 
 from hub.audit import AccessEntry, AccessLog, Outcome, Trail, record_hash, verify
+from hub.audit.record import canonical, compact
 from hub.audit.served import coordinates, denials, groups
 from hub.checkpoint import CheckpointError, create_key, load_checkpoint, load_key, sign
 from hub.db import create_engine, upgrade
@@ -238,6 +241,27 @@ def test_an_untouched_log_verifies(empty_database: Settings) -> None:
     build_log(empty_database)
     result = check(empty_database, head(empty_database, 6))
     assert (result.ok, result.records, result.head_seq) == (True, 6, 6)
+
+
+# What a record's hash and its served/withheld columns are made of: text (any code point but
+# lone surrogates, which no record can hold), integers of a BIGINT, None, lists and objects.
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1)
+    | st.text(st.characters(exclude_categories=("Cs",))),
+    lambda inner: st.lists(inner, max_size=4)
+    | st.dictionaries(st.text(st.characters(exclude_categories=("Cs",)), max_size=6), inner,
+                      max_size=4),
+    max_leaves=20,
+)  # fmt: skip
+
+
+@settings(max_examples=500, deadline=None)
+@given(JSON_VALUES)
+def test_records_are_hashed_over_the_same_bytes_as_ever(value: Any) -> None:
+    """The fast encoding (orjson) of what a record holds is byte for byte the canonical JSON
+    its hash was always taken over: records written before it still verify."""
+    assert compact(value) == canonical(value)
+    assert compact({"seq": 2**70}) == canonical({"seq": 2**70})  # past orjson: the same too
 
 
 TAMPERING = [
@@ -509,6 +533,28 @@ def test_concurrent_appends_share_a_transaction(tmp_path: Path, sql_statements: 
     inserts = [s for s in sql_statements.statements if s.startswith("INSERT INTO access_record")]
     assert 1 <= len(inserts) < 20  # group commit: far fewer transactions than records
     assert check(settings).ok
+
+
+def test_a_batch_past_one_insert_is_still_one_transaction(
+    tmp_path: Path, sql_statements: Any
+) -> None:
+    """On SQLite a batch is written by the driver itself (log._append_sqlite): in one
+    transaction, the head read once and as many INSERTs as SQLite's parameter limit asks."""
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/batch.db")
+    upgrade(settings)
+
+    async def appends() -> list[int]:
+        engine = create_engine(settings)
+        log = AccessLog(engine)
+        seqs = await asyncio.gather(*(log.append(entry(n % 50 + 1)) for n in range(100)))
+        await engine.dispose()
+        return list(seqs)
+
+    assert sorted(asyncio.run(appends())) == list(range(1, 101))
+    statements = [s.split(" (")[0] for s in sql_statements.statements]
+    assert statements.count("SELECT seq, hash FROM access_record ORDER BY seq DESC LIMIT 1") == 1
+    assert statements.count("INSERT INTO access_record") == 3  # 45 + 45 + 10 records
+    assert (check(settings).ok, check(settings).records) == (True, 100)
 
 
 def test_a_request_that_fails_inside_the_hub_is_recorded_as_an_error(

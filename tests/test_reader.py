@@ -126,6 +126,28 @@ def test_a_driver_error_is_sqlalchemys_and_statements_are_events(
 
 
 @pytest.mark.parametrize("empty_database", BACKENDS, indirect=True)
+def test_a_failing_first_statement_is_sqlalchemys_error_and_the_connection_goes_on(
+    empty_database: Settings,
+) -> None:
+    """A request's first statement runs outside a transaction, where SQLAlchemy's handling of
+    a driver error rolls back, waiting on the driver: the error is still its wrapped one (a
+    "missing table" would otherwise surface as MissingGreenlet), and the connection reads on."""
+    missing = table("missing", column("n", Integer))
+
+    async def run() -> list[int]:
+        engine = create_engine(empty_database)
+        read = reader.Reader(engine)
+        with pytest.raises(DBAPIError, match="missing"):
+            await read.rows(select(missing.c.n))
+        rows = await read.rows(select(literal_column("1").label("one")))
+        await read.close()
+        await engine.dispose()
+        return [row.one for row in rows]
+
+    assert asyncio.run(run()) == [1]
+
+
+@pytest.mark.parametrize("empty_database", BACKENDS, indirect=True)
 @pytest.mark.parametrize("released", [False, True], ids=["held", "released"])
 def test_reads_after_the_first_see_one_snapshot(empty_database: Settings, released: bool) -> None:
     """From its second statement on, a request reads one snapshot: a commit by someone else

@@ -1,13 +1,12 @@
-"""The access log: written for every request (log.py), verified (chain.py), searched and
-exported for auditors (search.py)."""
+"""The access log: what a record holds (record.py), written for every request (log.py),
+verified (chain.py), searched and exported for auditors (search.py)."""
 
 from hub.audit.chain import Verification, verify, verify_after
-from hub.audit.log import (
-    CHAIN_LOCK,
+from hub.audit.log import CHAIN_LOCK, AccessLog
+from hub.audit.record import (
     COLUMNS,
     GENESIS,
     AccessEntry,
-    AccessLog,
     Grants,
     Outcome,
     Trail,

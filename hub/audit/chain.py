@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from hub.audit.log import GENESIS, record_hash
+from hub.audit.record import GENESIS, record_hash
 from hub.models import AccessRecord
 
 

@@ -1,10 +1,7 @@
-"""Writing the access log: one hash-chained record per request.
+"""Writing the access log: one hash-chained record per request (record.py says what one
+holds).
 
-Each record holds who asked (client, department, role), why (purpose, case), what was
-served (per enterprise: record type, ids and field names, never values) and what was
-withheld, under which policy version, with the trace id. Its hash covers a canonical JSON
-encoding of all of that plus its sequence number and the previous record's hash, so
-changing, removing, inserting or reordering any record breaks the chain from there on
+Changing, removing, inserting or reordering any record breaks the chain from there on
 (chain.py finds where); signed checkpoints (hub/checkpoint.py) catch a truncated tail or a
 chain rewritten whole.
 
@@ -14,37 +11,27 @@ on the new head). Concurrent appends of reads within a process share one transac
 one sync to disk; a batch that fails is written again member by member, so one request's
 record can never fail another's. A write's record is appended in the write's own
 transaction (``append_within``): they commit together or not at all.
-
-Caller-controlled text (operation name, purpose, case reference...) is checked at the door;
-what reaches a record anyway, such as the value of a refused header, is kept escaped and
-cut to its column (text.kept), so no value can make an append fail.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import shutil
 import time
-from collections import defaultdict
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from sqlalchemy import String, insert, select, text
+from sqlalchemy import insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from hub.audit import served
+from hub.audit.record import COLUMNS, GENESIS, AccessEntry, record_hash
 from hub.db import condition, transaction
+from hub.driver import commit, fetch
 from hub.metrics import ACCESS_LOG_APPEND_SECONDS, ACCESS_LOG_BATCH_RECORDS
 from hub.models import AccessRecord
-from hub.text import kept
 
-GENESIS = "0" * 64
 # Any constant shared by every hub process: the key of the PostgreSQL advisory lock.
 CHAIN_LOCK = 0x4855_4241_5544_4954  # "HUBAUDIT"
 APPEND_ATTEMPTS = 20
@@ -54,185 +41,6 @@ SHARED_SECONDS = 1.0  # how long a lost race means the head is read first
 MAX_BATCH = 200
 RECENT = 5.0  # seconds a failed append keeps /readyz at 503 (as long as Retry-After says)
 MIN_FREE_BYTES = 1 << 20  # an SQLite file's disk with less free is full for /readyz
-COLUMNS = [column.name for column in AccessRecord.__table__.columns]
-# The text columns a caller's values reach, and how long each may be.
-TEXT_LIMITS = {
-    column.name: column.type.length or 2000
-    for column in AccessRecord.__table__.columns
-    if column.name in {"client", "department", "role", "operation_name", "operation_type",
-                       "purpose", "case_ref", "remote_address", "policy_version"}
-    and isinstance(column.type, String)
-}  # fmt: skip
-
-
-class Outcome:
-    OK = "ok"  # everything asked for was served
-    PARTIAL = "partial"  # served with some fields withheld, or published with some lines rejected
-    DENIED = "denied"  # no credential, or nothing the caller may read
-    ERROR = "error"  # a bad request or a failure in the hub
-
-    ALL = (OK, PARTIAL, DENIED, ERROR)
-
-
-def timestamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def canonical(values: Any) -> bytes:
-    return json.dumps(values, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-# Columns added after records were first written: hashed only when set, so the records
-# written before them keep their hashes.
-LATER_COLUMNS = frozenset({"written"})
-
-
-def record_hash(values: Mapping[str, Any]) -> str:
-    """The hash of a record: over every column but the hash itself."""
-    hashed = {
-        k: v for k, v in values.items() if k != "hash" and not (k in LATER_COLUMNS and v is None)
-    }
-    return hashlib.sha256(canonical(hashed)).hexdigest()
-
-
-# (Type.field, grant id) of the conditional fields served under a grant (see sharing.py).
-Grants = tuple[tuple[str, int], ...]
-Opened = tuple[tuple[str, str], ...]  # (Type.field, the relation that opened it)
-
-
-@dataclass
-class Trail:
-    """What one request served and withheld, collected while it runs."""
-
-    enterprises: set[str] = field(default_factory=set)
-    # (enterprise, type, fields served, grants that opened conditional ones, relations that
-    # opened fields) -> ids of the records served with exactly those fields that way
-    served: defaultdict[tuple[str, str, tuple[str, ...], Grants, Opened], list[str]] = field(
-        default_factory=lambda: defaultdict(list)
-    )
-    denied: list[dict[str, str]] = field(default_factory=list)
-    # (enterprise, type, change) -> ids of the records the request published so
-    written: defaultdict[tuple[str, str, str], list[str]] = field(
-        default_factory=lambda: defaultdict(list)
-    )
-    # State changes of workflow objects, with their state before and after.
-    transitions: list[dict[str, Any]] = field(default_factory=list)
-    frozen: dict[str, Any] | None = None  # see freeze
-
-    def serve(
-        self,
-        enterprise: str,
-        type_name: str,
-        record_id: str,
-        fields: tuple[str, ...],
-        grants: Grants = (),
-        opened: Opened = (),
-    ) -> None:
-        self.enterprises.add(enterprise)
-        self.served[enterprise, type_name, fields, grants, opened].append(record_id)
-
-    def deny(self, enterprise: str, type_name: str, record_id: str, owner: str, coordinate: str,
-             reason: str) -> None:  # fmt: skip
-        self.enterprises.add(enterprise)
-        self.denied.append({
-            "enterprise": enterprise, "type": type_name, "id": record_id, "owner": owner,
-            "field": coordinate, "reason": reason,
-        })  # fmt: skip
-
-    def forget_reads(self) -> None:
-        """Drop what was entered as served and withheld: an answer abandoned before it was
-        sent (see graphql_http.GraphQLEndpoint.execute) served nothing."""
-        self.enterprises.clear()
-        self.served.clear()
-        self.denied.clear()
-
-    def write(self, enterprise: str, type_name: str, change: str, record_id: str) -> None:
-        """A record published (created, updated, retracted...) or found unchanged."""
-        self.enterprises.add(enterprise)
-        self.written[enterprise, type_name, change].append(record_id)
-
-    def transition(
-        self, type_name: str, record_id: str, change: str, before: Any, after: Any
-    ) -> None:
-        """A workflow object changed state (a share request decided, a grant revoked)."""
-        self.transitions.append({
-            "enterprise": "", "type": type_name, "change": change, "ids": [record_id],
-            "before": before, "after": after,
-        })  # fmt: skip
-
-    def written_json(self) -> list[dict[str, Any]] | None:
-        if not self.written and not self.transitions:
-            return None
-        return [
-            {"enterprise": enterprise, "type": type_name, "change": change, "ids": ids}
-            for (enterprise, type_name, change), ids in sorted(self.written.items())
-        ] + self.transitions
-
-    @property
-    def served_fields(self) -> int:
-        return sum(len(key[2]) * len(ids) for key, ids in self.served.items())
-
-    def served_json(self) -> list[dict[str, Any]]:
-        """What was served, in the record's compact form (served.py)."""
-        return served.pack(self.served, sorted(self.enterprises))
-
-    def columns(self) -> dict[str, Any]:
-        """The record's columns that say what was served, withheld and written; once
-        ``frozen``, computed once for every record of the same trail (a live event's
-        subscribers)."""
-        if self.frozen is not None:
-            return self.frozen
-        written = self.written_json()
-        return {
-            "enterprises": _spaced(sorted(self.enterprises)),
-            "fields": _spaced(served.search_text(self.served)),
-            "served": canonical(self.served_json()).decode(),
-            "denied": canonical(served.pack_denied(self.denied, sorted(self.enterprises))).decode(),
-            "written": None if written is None else canonical(written).decode(),
-        }
-
-    def freeze(self) -> None:
-        """Nothing more will be entered: compute the columns once."""
-        self.frozen = None
-        self.frozen = self.columns()
-
-
-@dataclass
-class AccessEntry:
-    """A record to append: what the hub knows of a request once it has its answer."""
-
-    recorded_at: datetime
-    outcome: str
-    trace_id: str
-    duration_us: int
-    client: str | None = None
-    department: str | None = None
-    role: str | None = None
-    operation_name: str | None = None
-    operation_type: str | None = None
-    document_hash: str | None = None
-    purpose: str | None = None
-    case_ref: str | None = None
-    remote_address: str | None = None
-    policy_version: str | None = None
-    trail: Trail = field(default_factory=Trail)
-
-    def columns(self) -> dict[str, Any]:
-        fitted = {name: kept(getattr(self, name), limit) for name, limit in TEXT_LIMITS.items()}
-        return {
-            "recorded_at": timestamp(self.recorded_at),
-            "document_hash": self.document_hash,
-            **fitted,
-            "outcome": self.outcome,
-            **self.trail.columns(),
-            "trace_id": self.trace_id,
-            "duration_us": self.duration_us,
-        }
-
-
-def _spaced(words: list[str]) -> str:
-    """a b c : every word between spaces, so LIKE '% word %' finds exactly it."""
-    return f" {' '.join(words)} " if words else ""
 
 
 class AccessLog:
@@ -342,8 +150,12 @@ class AccessLog:
                 head = None
             started = time.perf_counter()
             try:
-                async with transaction(self.engine) as connection:
-                    records = await _append(connection, take, head)
+                if self.engine.dialect.driver == "aiosqlite":
+                    async with self.engine.connect() as connection:
+                        records = await _append_sqlite(connection, take, head)
+                else:
+                    async with transaction(self.engine) as connection:
+                        records = await _append(connection, take, head)
             except IntegrityError:  # someone else took these numbers: chain on their records
                 self._shared_until = time.monotonic() + SHARED_SECONDS
                 continue
@@ -389,6 +201,43 @@ async def _append(
             select(AccessRecord.seq, AccessRecord.hash).order_by(AccessRecord.seq.desc()).limit(1)
         )).first()  # fmt: skip
         head = Head(last.seq, last.hash) if last else Head(0, GENESIS)
+    records = _chained(batch, head)
+    await connection.execute(insert(AccessRecord), records)
+    return records
+
+
+HEAD = "SELECT seq, hash FROM access_record ORDER BY seq DESC LIMIT 1"
+INSERT = f"INSERT INTO access_record ({', '.join(COLUMNS)}) VALUES "  # noqa: S608 - our columns
+ROW = f"({', '.join('?' * len(COLUMNS))})"
+# Records per INSERT: within the 999 parameters of any SQLite build.
+ROWS_PER_INSERT = 999 // len(COLUMNS)
+
+
+async def _append_sqlite(
+    connection: AsyncConnection, take: Callable[[], list[dict[str, Any]]], head: Head | None
+) -> list[dict[str, Any]]:
+    """``_append`` in a transaction of its own on aiosqlite, each statement one call to the
+    driver (hub/driver.py: the statement events and SQLAlchemy's errors kept): BEGIN
+    IMMEDIATE, the head when it is not known, the batch in one INSERT, COMMIT. Through
+    SQLAlchemy the same took ten hand-offs to the driver's thread. On an error (or a
+    cancellation) the pool rolls the transaction back as it takes the connection back,
+    before the caller tries again."""
+    await fetch(connection, "BEGIN IMMEDIATE", ())
+    batch = take()
+    if head is None:
+        found = await fetch(connection, HEAD, ())
+        head = Head(*found[0]) if found else Head(0, GENESIS)
+    records = _chained(batch, head)
+    for start in range(0, len(records), ROWS_PER_INSERT):
+        rows = records[start : start + ROWS_PER_INSERT]
+        values = [record.get(name) for record in rows for name in COLUMNS]
+        await fetch(connection, INSERT + ", ".join([ROW] * len(rows)), values)
+    await commit(connection)
+    return records
+
+
+def _chained(batch: list[dict[str, Any]], head: Head) -> list[dict[str, Any]]:
+    """The records of ``batch`` numbered and hashed after ``head``."""
     seq, prev_hash = head
     records = []
     for values in batch:
@@ -396,5 +245,4 @@ async def _append(
         record = {**values, "seq": seq, "prev_hash": prev_hash}
         record["hash"] = prev_hash = record_hash(record)
         records.append(record)
-    await connection.execute(insert(AccessRecord), records)
     return records

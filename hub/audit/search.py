@@ -14,7 +14,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from hub.audit.log import timestamp
+from hub.audit.record import timestamp
 from hub.audit.served import coordinates, denials, groups
 from hub.models import AccessRecord
 

@@ -33,8 +33,10 @@ def pack(served: Served, enterprises: list[str]) -> list[dict[str, Any]]:
     """``served`` as stored: ``enterprises`` is the record's sorted list of enterprises."""
     place = {uscc: index for index, uscc in enumerate(enterprises)}
     packed: dict[tuple[Any, ...], list[list[Any]]] = {}
-    for (enterprise, *key), ids in sorted(served.items()):
-        packed.setdefault(tuple(key), []).append([place[enterprise], *ids])
+    for key in sorted(served):
+        enterprise, type_name, fields, grants, opened = key
+        group = (type_name, fields, grants, opened)
+        packed.setdefault(group, []).append([place[enterprise], *served[key]])
     return [
         {"type": type_name, "fields": list(fields), "records": records,
          **({"grants": dict(grants)} if grants else {}),
@@ -45,7 +47,8 @@ def pack(served: Served, enterprises: list[str]) -> list[dict[str, Any]]:
 
 def search_text(served: Served) -> list[str]:
     """Every Type.field served, once: what ``fields`` holds for searches by field."""
-    return sorted({f"{key[1]}.{name}" for key in served for name in key[2]})
+    selections = {(key[1], key[2]) for key in served}  # a few, over hundreds of enterprises
+    return sorted({f"{type_name}.{name}" for type_name, names in selections for name in names})
 
 
 def groups(record: Mapping[Any, Any]) -> list[Group]:

@@ -1,18 +1,20 @@
 """A request's database connection for reading: one, opened on first use, used one statement
 at a time, given back however the request ends. Each statement is fetched by the driver
-itself in one call, with what SQLAlchemy does around a statement kept (see ``_direct``)."""
+itself in one call, with what SQLAlchemy does around a statement kept (see ``_direct``
+and hub/driver.py)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from types import SimpleNamespace
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple, TypeVarTuple, cast
 
 from sqlalchemy import Row, Select
 from sqlalchemy.engine.result import IteratorResult, SimpleResultMetaData
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.compiler import SQLCompiler
+
+from hub.driver import DRIVERS, fetch
 
 __all__ = ["Reader"]
 
@@ -171,61 +173,22 @@ def _compile(connection: AsyncConnection, statement: Select[Any], key: Any) -> _
     return _Prepared(compiled, binds, rows)
 
 
-class _Noted(SimpleNamespace):
-    """A statement's execution context as far as its listeners use one: what they note on
-    it (telemetry's span), and what SQLAlchemy's error handling asks of it."""
-
-    executemany = False
-
-    def handle_dbapi_exception(self, error: BaseException) -> None:
-        """Nothing of the statement's own to clean up."""
-
-
-# One round trip to the driver: aiosqlite executes and fetches in one hand-off to its thread;
-# asyncpg prepares a statement once per connection (its statement cache) and fetches.
-FETCH: dict[str, Callable[[Any, str, list[Any]], Awaitable[Sequence[Any]]]] = {
-    "aiosqlite": lambda driver, sql, values: driver.execute_fetchall(sql, values),
-    "asyncpg": lambda driver, sql, values: driver.fetch(sql, *values),
-}
-
-
 async def _direct(
     connection: AsyncConnection, statement: Select[Any], parameters: Mapping[str, Any] | None
 ) -> Sequence[Row[Any]]:
-    """``statement``'s rows, fetched by the driver itself in one call.
-
-    Through SQLAlchemy's adapter an aiosqlite statement costs four hand-offs to its thread
-    (cursor, execute, fetch, close), and on both drivers each execution makes its parameters
-    and rows through layers of its own: a dossier's 11 statements took ~10 ms on SQLite,
-    ~5 ms this way. What SQLAlchemy does around a statement is kept: the compiled SQL (once
-    per shape, keyed by the statement's cache key), its bind and result processors (rows are
-    SQLAlchemy's own Row), the engine's statement events (the SQLite deadline, the span, the
-    tests' counter) and its handling of a driver error (translated by the driver's adapter,
-    wrapped, the connection invalidated when it is gone)."""
-    fetch = FETCH.get(connection.dialect.driver)
-    key = None if fetch is None else statement._generate_cache_key()
+    """``statement``'s rows, fetched by the driver itself in one call (hub/driver.py): its
+    SQL compiled once per shape (keyed by the statement's cache key), its parameters made
+    with SQLAlchemy's own bind processors and its rows SQLAlchemy's own Row, with each
+    column's result processor. A dossier's 11 statements took ~10 ms on SQLite through
+    SQLAlchemy's adapter, ~5 ms this way."""
+    key = None if connection.dialect.driver not in DRIVERS else statement._generate_cache_key()
     prepared = None if key is None else _prepared(connection, statement, key)
-    if fetch is None or key is None or prepared is None:  # as SQLAlchemy runs it
+    if key is None or prepared is None:  # as SQLAlchemy runs it
         rows: Sequence[Row[Any]] = (await connection.execute(statement, parameters)).all()
         return rows
     values = prepared.compiled.construct_params(
         parameters, extracted_parameters=key.bindparams, escape_names=False
     )
-    sql = prepared.compiled.string
     positional = [values[n] if bind is None else bind(values[n]) for n, bind in prepared.binds]
-    sync = connection.sync_connection
-    assert sync is not None  # noqa: S101 - an open AsyncConnection has one
-    raw = await connection.get_raw_connection()
-    noted = _Noted()
-    sync.dispatch.before_cursor_execute(sync, None, sql, positional, noted, False)
-    try:
-        try:
-            found = await fetch(raw.driver_connection, sql, positional)
-        except Exception as error:  # the driver's own error, as its adapter raises it
-            raw.dbapi_connection._handle_exception(error)  # type: ignore[union-attr]
-            raise
-    except Exception as error:  # wrapped, handle_error listeners told (the span's status)
-        sync._handle_dbapi_exception(error, sql, positional, None, noted)  # type: ignore[arg-type]
-        raise
-    sync.dispatch.after_cursor_execute(sync, None, sql, positional, noted, False)
+    found = await fetch(connection, prepared.compiled.string, positional)
     return cast(Sequence[Row[Any]], IteratorResult(prepared.rows, iter(found)).all())

@@ -1,0 +1,85 @@
+"""Statements run on the database driver itself, with what SQLAlchemy does around one kept.
+
+Through SQLAlchemy's adapter an aiosqlite statement costs four hand-offs to the driver's
+thread (cursor, execute, fetch, close) and on both drivers each execution makes its
+parameters and rows through layers of its own. ``fetch`` makes it one call to the driver,
+and keeps what the rest of the hub relies on: the engine's statement events (the SQLite
+deadline, the OpenTelemetry span, the tests' statement counter) and SQLAlchemy's handling
+of a driver error (translated by the driver's adapter, wrapped as SQLAlchemy's own error,
+handle_error listeners told, the connection invalidated when the database is gone).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from types import SimpleNamespace
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.util import greenlet_spawn
+
+__all__ = ["DRIVERS", "commit", "fetch"]
+
+# One round trip to the driver: aiosqlite executes and fetches in one hand-off to its thread;
+# asyncpg prepares a statement once per connection (its statement cache) and fetches.
+DRIVERS: dict[str, Callable[[Any, str, Sequence[Any]], Awaitable[Sequence[Any]]]] = {
+    "aiosqlite": lambda driver, sql, values: driver.execute_fetchall(sql, values),
+    "asyncpg": lambda driver, sql, values: driver.fetch(sql, *values),
+}
+
+
+class _Noted(SimpleNamespace):
+    """A statement's execution context as far as its listeners use one: what they note on
+    it (telemetry's span), and what SQLAlchemy's error handling asks of it."""
+
+    executemany = False
+
+    def handle_dbapi_exception(self, error: BaseException) -> None:
+        """Nothing of the statement's own to clean up."""
+
+
+async def fetch(connection: AsyncConnection, sql: str, positional: Sequence[Any]) -> Sequence[Any]:
+    """The driver's rows of ``sql`` with ``positional`` parameters (already processed for
+    the database), run on ``connection``'s driver connection (see DRIVERS)."""
+    run = DRIVERS[connection.dialect.driver]
+    sync = connection.sync_connection
+    assert sync is not None  # noqa: S101 - an open AsyncConnection has one
+    raw = await connection.get_raw_connection()
+    noted = _Noted()
+    sync.dispatch.before_cursor_execute(sync, None, sql, positional, noted, False)
+    try:
+        try:
+            found = await run(raw.driver_connection, sql, positional)
+        except Exception as error:  # the driver's own error, as its adapter raises it
+            raw.dbapi_connection._handle_exception(error)  # type: ignore[union-attr]
+            raise
+    except Exception as error:  # wrapped, handle_error listeners told (the span's status)
+        await _handled(sync, error, sql, positional, noted)
+        raise
+    sync.dispatch.after_cursor_execute(sync, None, sql, positional, noted, False)
+    return found
+
+
+async def commit(connection: AsyncConnection) -> None:
+    """Commit on aiosqlite the transaction that statements run by ``fetch`` began, as its
+    adapter commits one: no statement event (SQLAlchemy's commit has none), a driver error
+    raised as SQLAlchemy raises it."""
+    sync = connection.sync_connection
+    assert sync is not None  # noqa: S101 - an open AsyncConnection has one
+    raw = await connection.get_raw_connection()
+    try:
+        try:
+            await raw.driver_connection.commit()  # type: ignore[union-attr]
+        except Exception as error:
+            raw.dbapi_connection._handle_exception(error)  # type: ignore[union-attr]
+            raise
+    except Exception as error:
+        await _handled(sync, error, None, None, None)  # as its own commit does
+        raise
+
+
+async def _handled(sync: Any, error: Exception, sql: Any, positional: Any, noted: Any) -> None:
+    """SQLAlchemy's handling of a driver error: it raises the error wrapped. Run where
+    SQLAlchemy can wait on the driver, as in its own execution: outside a transaction it
+    rolls back (the transaction a statement of ours began), which awaits the driver."""
+    await greenlet_spawn(sync._handle_dbapi_exception, error, sql, positional, None, noted)
