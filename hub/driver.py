@@ -79,7 +79,15 @@ async def commit(connection: AsyncConnection) -> None:
 
 
 async def _handled(sync: Any, error: Exception, sql: Any, positional: Any, noted: Any) -> None:
-    """SQLAlchemy's handling of a driver error: it raises the error wrapped. Run where
-    SQLAlchemy can wait on the driver, as in its own execution: outside a transaction it
-    rolls back (the transaction a statement of ours began), which awaits the driver."""
-    await greenlet_spawn(sync._handle_dbapi_exception, error, sql, positional, None, noted)
+    """SQLAlchemy's handling of a driver error: it raises the error wrapped (an error not
+    the driver's, such as an integer too large for SQLite, as it is). Run where SQLAlchemy
+    can wait on the driver, as in its own execution: outside a transaction it rolls back
+    (the transaction a statement of ours began), which awaits the driver."""
+    await greenlet_spawn(_raise_handled, sync, error, sql, positional, noted)
+
+
+def _raise_handled(sync: Any, error: Exception, sql: Any, positional: Any, noted: Any) -> None:
+    try:
+        raise error  # SQLAlchemy reads the error it handles from sys.exc_info()
+    except Exception as raised:
+        sync._handle_dbapi_exception(raised, sql, positional, None, noted)

@@ -147,6 +147,26 @@ def test_a_failing_first_statement_is_sqlalchemys_error_and_the_connection_goes_
     assert asyncio.run(run()) == [1]
 
 
+@pytest.mark.parametrize("empty_database", ["sqlite"], indirect=True)
+def test_an_error_not_the_drivers_is_raised_as_it_is(empty_database: Settings) -> None:
+    """An error the driver raises that is not a database error (an integer too large for
+    SQLite) comes out as itself, as SQLAlchemy raises it: first statement or in a snapshot."""
+
+    async def run() -> list[str]:
+        engine = create_engine(empty_database)
+        read = reader.Reader(engine)
+        raised = []
+        for _ in range(2):
+            with pytest.raises(OverflowError) as error:
+                await read.rows(select(bindparam("n", 2**70, type_=BigInteger).label("n")))
+            raised.append(type(error.value).__name__)
+        await read.close()
+        await engine.dispose()
+        return raised
+
+    assert asyncio.run(run()) == ["OverflowError", "OverflowError"]
+
+
 @pytest.mark.parametrize("empty_database", BACKENDS, indirect=True)
 @pytest.mark.parametrize("released", [False, True], ids=["held", "released"])
 def test_reads_after_the_first_see_one_snapshot(empty_database: Settings, released: bool) -> None:

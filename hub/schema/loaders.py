@@ -383,6 +383,8 @@ class Children:
         self, ids: list[int], since: date | None = None, until: date | None = None
     ) -> dict[int, list[Row[Any]]]:
         """The lists of the parents ``ids`` (those with any), by parent id."""
+        if not ids:
+            return {}
         bounded = self.dated is not None
         since_set, until_set = bounded and since is not None, bounded and until is not None
 
