@@ -74,9 +74,6 @@ def _transferred(run: Any, field: Field, item: Item, path: Path) -> Any:
 
 # How fields other than columns are made, by kind (see plan.py), once allowed.
 VALUES: dict[str, Callable[[Any, Field, Item, Path], Any]] = {
-    "owner": lambda run, field, item, path: run.department(
-        field.shape, run.departments[item.owner]
-    ),
     "prefetched_one": lambda run, field, item, path: _one(
         run, field, item.children.get(field.name), path
     ),
@@ -145,10 +142,10 @@ def _value(field: Field, n: int, names: dict[str, Any], shared: Any) -> str:
         children = (
             f"item.children[{field.name!r}]" if kind == "prefetched" else f"item.children[F{n}]"
         )
-        value = (
-            f"[A(R{n})(run, kid, ((path, {field.key!r}), i)) for i, kid in enumerate({children})]"
-        )
-        names["A"] = assembler
+        names[f"M{n}"] = assembler(field.shape)  # the records' own, made once here
+        value = f"[M{n}(run, kid, ((path, {field.key!r}), i)) for i, kid in enumerate({children})]"
+    elif kind == "owner":  # the department's answer, made once per request and selection
+        value = f"run.answers(F{n}.shape)[item.owner]"
     else:
         names[f"V{n}"] = VALUES[kind]
         value = f"V{n}(run, F{n}, item, path)"

@@ -62,6 +62,7 @@ class _Run:
         self.errors: list[dict[str, Any]] = []
         self.values: dict[Field, Any] = {}
         self._department_answers: dict[tuple[int, str], dict[str, Any]] = {}
+        self._answers: dict[int, dict[str, dict[str, Any]]] = {}
         coerced = get_variable_values(
             schema._schema, plan.operation.variable_definitions or (), dict(variables or {})
         )
@@ -289,6 +290,16 @@ class _Run:
                 else field.serialize(getattr(department, field.python_name))
                 for field in shape.fields
             }  # fmt: skip
+        return made
+
+    def answers(self, shape: Shape) -> dict[str, dict[str, Any]]:
+        """Every department as ``shape`` selects it, by code: made once per request."""
+        made = self._answers.get(id(shape))
+        if made is None:
+            made = self._answers[id(shape)] = {
+                code: self.department(shape, department)
+                for code, department in self.departments.items()
+            }
         return made
 
     def version(self, shape: Shape, row: Any, hidden: Mapping[str, Any]) -> dict[str, Any]:
