@@ -46,6 +46,7 @@ from starlette.routing import Route
 
 from bench.limit import DOSSIER, FIELDS, IMPORT_BATCH, dossier_json, import_inspections
 from bench.serving import flood, ok, one, open_loop, request, serve
+from hub.app import settle_heap
 from hub.audit import AccessEntry, AccessLog
 from hub.auth import Principal
 from hub.clients import create_client
@@ -142,13 +143,12 @@ def open_policies(directory: Path) -> Path:
 async def interleaved(
     variants: dict[str, Callable[[], Awaitable[Any]]], rounds: int
 ) -> dict[str, float]:
-    """Median seconds per variant, rounds interleaved in rotating order. What the warm-up
-    built is frozen out of the collector's full passes, as `hub serve` freezes what its
-    start-up built (app.py): a full pass over the bench's own heap is no cost of a request."""
+    """Median seconds per variant, rounds interleaved in rotating order. The heap is settled
+    after the warm-up as `hub serve` settles it after its start-up (app.settle_heap): a full
+    pass over the bench's own heap is no cost of a request."""
     for run in variants.values():
         await run()  # warm up
-    gc.collect()
-    gc.freeze()
+    settle_heap()
     times: dict[str, list[float]] = {name: [] for name in variants}
     names = list(variants)
     for round_number in range(rounds):
