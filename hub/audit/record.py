@@ -116,6 +116,18 @@ class Trail:
         self.enterprises.add(enterprise)
         self.served[enterprise, type_name, fields, grants, opened].append(record_id)
 
+    def ids_served(
+        self,
+        enterprise: str,
+        type_name: str,
+        fields: tuple[str, ...],
+        grants: Grants,
+        opened: Opened,
+    ) -> list[str]:
+        """The list the ids of records served so are entered in (``serve`` for many)."""
+        self.enterprises.add(enterprise)
+        return self.served[enterprise, type_name, fields, grants, opened]
+
     def deny(self, enterprise: str, type_name: str, record_id: str, owner: str, coordinate: str,
              reason: str) -> None:  # fmt: skip
         self.enterprises.add(enterprise)

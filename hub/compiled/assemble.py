@@ -69,7 +69,7 @@ def _one(run: Any, field: Field, kid: Item | None, path: Path) -> Any:
 
 def _transferred(run: Any, field: Field, item: Item, path: Path) -> Any:
     code = item.row.transferred_to_code
-    return None if code is None else run.department(field.shape, run.departments[code])
+    return None if code is None else run.answers(field.shape)[code]
 
 
 # How fields other than columns are made, by kind (see plan.py), once allowed.
@@ -77,9 +77,9 @@ VALUES: dict[str, Callable[[Any, Field, Item, Path], Any]] = {
     "prefetched_one": lambda run, field, item, path: _one(
         run, field, item.children.get(field.name), path
     ),
-    "departments": lambda run, field, item, path: [
-        run.department(field.shape, d) for d in item.children[field.name]
-    ],
+    "departments": lambda run, field, item, path: list(
+        map(run.answers(field.shape).__getitem__, item.children[field.name])
+    ),
     "link": lambda run, field, item, path: _one(run, field, item.children.get(field), path),
     "history": lambda run, field, item, path: [
         run.version(field.shape, row, item.withheld) for row in item.children[field]

@@ -179,7 +179,7 @@ class _Run:
                 found = await batched(load, ids)
             if child is None:  # participants, assisting departments
                 for parent, rows in zip(readable, found, strict=True):
-                    parent.children[name] = [self.departments[r.department] for r in rows]
+                    parent.children[name] = [row.department for row in rows]  # codes
                 continue
             kids = self.spread(child, readable, found, name, inherit=name == "findings")
             if kids:

@@ -320,7 +320,9 @@ class Access:
         # What is served and withheld of the selection follows from the view alone; views
         # are kept for the request (see view), so one split serves every record they decide.
         split: dict[int, Served] = {}
-        view, serve, deny = self.view, self.trail.serve, self.trail.deny
+        # The trail's list of ids for each enterprise and view, found once.
+        filed_ids: dict[tuple[str, int], list[str]] = {}
+        view, deny = self.view, self.trail.deny
         admitted = []
         for n, row in enumerate(rows):
             if filed is None:
@@ -345,9 +347,14 @@ class Access:
                 served = tuple(n for n in selected if shared[n].python_name not in withheld)
                 split[key] = (served, denied, _used(seen.grants, served),
                               _used(seen.opened, served))  # fmt: skip
-            served, denied, used, opened = split[key]
-            serve(enterprise, type_name, record_id, served, used, opened)
-            for error in denied:
+            ids = filed_ids.get((enterprise, key))
+            if ids is None:
+                served, _, used, opened = split[key]
+                ids = filed_ids[enterprise, key] = self.trail.ids_served(
+                    enterprise, type_name, served, used, opened
+                )
+            ids.append(record_id)
+            for error in split[key][1]:
                 deny(enterprise, type_name, record_id, owner, error.field, error.reason)
         return admitted
 
