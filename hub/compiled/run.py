@@ -12,8 +12,9 @@ made synchronously from the rows: a withheld value is null with its error at its
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+import asyncio
+from collections.abc import Coroutine, Mapping, Sequence
+from typing import Any, TypeVar
 
 import strawberry
 from graphql import GraphQLError
@@ -35,6 +36,7 @@ from hub.uscc import parse_uscc
 __all__ = ["answer"]
 
 Level = tuple[Place, list[Shape], list["Item"]]
+T = TypeVar("T")
 
 
 async def answer(
@@ -156,47 +158,51 @@ class _Run:
                 ]  # fmt: skip
                 levels.append((root.place, nodes, items))
         while levels:
-            following: list[Level] = []
-            for place, shapes, items in levels:
-                if items:
-                    following += await self.expand(place, shapes, items)
-            levels = following
+            expanded = await _together([self.expand(*level) for level in levels if level[2]])
+            levels = [level for following in expanded for level in following]
 
     async def expand(self, place: Place, shapes: list[Shape], items: list[Item]) -> list[Level]:
         """Load what the query selects below ``items``; the levels that follow."""
-        following: list[Level] = []
-        shared = SHARED[place.type_name]
-        loaders = self.loaders
-        for name, child in place.children:  # loaded with the level, as types.prefetch does
-            hidden = shared[name].python_name
-            readable = [item for item in items if hidden not in item.withheld]
-            ids = [item.row[0] for item in readable]
-            load = getattr(loaders, LOADERS[name]).load_fn
-            if isinstance(load, Children):
-                lists = await load.of(ids)
-                found: list[Any] = [lists.get(record_id, []) for record_id in ids]
-            else:  # one acceptance per rectification
-                found = await batched(load, ids)
-            if child is None:  # participants, assisting departments
-                for parent, rows in zip(readable, found, strict=True):
-                    parent.children[name] = [row.department for row in rows]  # codes
-                continue
-            kids = self.spread(child, readable, found, name, inherit=name == "findings")
-            if kids:
-                below = [f.shape for s in shapes for f in s.fields if f.name == name]
-                following.append((child, below, kids))
-        for shape in shapes:  # loaded per response key, as their resolvers do
+        loads: list[Coroutine[Any, Any, Level | None]] = [
+            self.children(place, shapes, items, name, child) for name, child in place.children
+        ]  # loaded with the level, as types.prefetch does; then per response key
+        for shape in shapes:
             for field in shape.fields:
                 if field.kind == "records":
-                    following.append(await self.records(field, items))
+                    loads.append(self.records(field, items))
                 elif field.kind == "link":
-                    following.append(await self.links(field, items))
+                    loads.append(self.links(field, items))
                 elif field.kind == "history":
-                    ids = [item.row[0] for item in items]
-                    versions = await batched(loaders.history[place.type_name].load_fn, ids)
-                    for parent, rows in zip(items, versions, strict=True):
-                        parent.children[field] = rows
-        return following
+                    loads.append(self.history(place, field, items))
+        return [level for level in await _together(loads) if level is not None]
+
+    async def children(
+        self, place: Place, shapes: list[Shape], items: list[Item], name: str, child: Place | None
+    ) -> Level | None:
+        """A child list (or child) of each record of a level that may read it."""
+        hidden = SHARED[place.type_name][name].python_name
+        readable = [item for item in items if hidden not in item.withheld]
+        ids = [item.row[0] for item in readable]
+        load = getattr(self.loaders, LOADERS[name]).load_fn
+        if isinstance(load, Children):
+            lists = await load.of(ids)
+            found: list[Any] = [lists.get(record_id, []) for record_id in ids]
+        else:  # one acceptance per rectification
+            found = await batched(load, ids)
+        if child is None:  # participants, assisting departments
+            for parent, rows in zip(readable, found, strict=True):
+                parent.children[name] = [row.department for row in rows]  # codes
+            return None
+        kids = self.spread(child, readable, found, name, inherit=name == "findings")
+        below = [f.shape for s in shapes for f in s.fields if f.name == name]
+        return (child, below, kids) if kids else None
+
+    async def history(self, place: Place, field: Field, items: list[Item]) -> None:
+        """Every version of each record of a level."""
+        ids = [item.row[0] for item in items]
+        versions = await batched(self.loaders.history[place.type_name].load_fn, ids)
+        for parent, rows in zip(items, versions, strict=True):
+            parent.children[field] = rows
 
     async def records(self, field: Field, items: list[Item]) -> Level:
         """An enterprise list (creditRecords, inspections...) of every enterprise of a level."""
@@ -321,3 +327,17 @@ class _Run:
             else:
                 answer[field.key] = field.value
         return answer
+
+
+async def _together(loads: list[Coroutine[Any, Any, T]]) -> list[T]:
+    """What each of ``loads`` gives, in their order, run as tasks of their own: their
+    statements go one after another on the request's connection (the reader's turn is
+    first come, first served), and the rows of each are admitted while the next is read."""
+    if len(loads) == 1:
+        return [await loads[0]]
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(load) for load in loads]
+    except BaseExceptionGroup as failed:  # the others cancelled: the first failure, as it is
+        raise failed.exceptions[0]  # noqa: B904 - the group adds nothing to it
+    return [task.result() for task in tasks]
