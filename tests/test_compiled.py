@@ -28,6 +28,7 @@ from starlette.testclient import TestClient
 
 from bench.limit import DOSSIER, FIELDS
 from hub.app import create_app
+from hub.compiled.run import _together
 from hub.db import create_engine, upgrade
 from hub.domain import DEPARTMENTS
 from hub.metrics import EXECUTIONS
@@ -263,3 +264,33 @@ def test_the_installed_server_answers_alike_over_http_whichever_path(
     scraped = metrics(httpx2.get(f"http://127.0.0.1:{interpreted}/metrics").text)
     assert 'hub_graphql_executions_total{path="compiled"}' not in scraped
     assert scraped['hub_graphql_executions_total{path="strawberry"}'] == 2
+
+
+def test_a_levels_loads_run_in_order_and_a_failure_comes_out_as_itself() -> None:
+    """A level's loads run as tasks (run._together): their results in their order, and the
+    first failure raised as it is (what graphql_http tells a database away by), not as an
+    ExceptionGroup, with the loads still running cancelled."""
+    started: list[int] = []
+    cancelled: list[int] = []
+
+    async def load(number: int) -> int:
+        started.append(number)
+        await asyncio.sleep(0)
+        return number
+
+    async def away() -> int:
+        raise ConnectionError("the database is unreachable")
+
+    async def slow() -> int:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            cancelled.append(1)
+            raise
+        return 0
+
+    assert asyncio.run(_together([load(1), load(2), load(3)])) == [1, 2, 3]
+    assert started == [1, 2, 3]
+    with pytest.raises(ConnectionError, match="unreachable"):
+        asyncio.run(_together([slow(), away()]))
+    assert cancelled == [1]
