@@ -49,8 +49,7 @@ from hub.demo import load_demo
 from hub.domain import DEPARTMENTS, Role
 from hub.graphql_http import Answer, GraphQLEndpoint
 from hub.metrics import EXECUTIONS
-from hub.schema import Access
-from hub.schema.reader import Reader
+from hub.schema import Access, reader
 from hub.settings import Settings
 from tests.adversary.sameness import Sameness
 from tests.test_compiled import rich_usccs, send_generated, send_handwritten
@@ -100,7 +99,9 @@ PHASES: list[tuple[Any, str, str]] = [
     (Authenticator, "authenticate", "reading the caller (its credential: 1 statement)"),
     (GraphQLEndpoint, "admit", "pricing and admitting the request"),
     (compiled_run._Run, "load", "loading every level (11 statements)"),
-    (Reader, "_rows", "of which the statements (with the caller's: one call to the driver each)"),
+    # Under the reader's turn, so one at a time; the rows of one are admitted while the next
+    # runs (run._together), so these two overlap.
+    (reader, "fetch", "of which the statements on the driver (with the caller's), one at a time"),
     (Access, "admit", "of which deciding and recording each record (Access.admit)"),
     (compiled_run._Run, "data", "assembling the answer (generated functions)"),
     (AccessLog, "append", "appending the access record (group commit, durable)"),
