@@ -48,15 +48,8 @@ async def fetch(connection: AsyncConnection, sql: str, positional: Sequence[Any]
     raw = await _raw(connection)
     noted = _Noted()
     sync.dispatch.before_cursor_execute(sync, None, sql, positional, noted, False)
-    try:
-        try:
-            found = await run(raw.driver_connection, sql, positional)
-        except Exception as error:  # the driver's own error, as its adapter raises it
-            raw.dbapi_connection._handle_exception(error)  # type: ignore[union-attr]
-            raise
-    except Exception as error:  # wrapped, handle_error listeners told (the span's status)
-        await _handled(sync, error, sql, positional, noted)
-        raise
+    call = run(raw.driver_connection, sql, positional)
+    found: Sequence[Any] = await _translated(sync, raw, call, sql, positional, noted)
     sync.dispatch.after_cursor_execute(sync, None, sql, positional, noted, False)
     return found
 
@@ -68,14 +61,28 @@ async def commit(connection: AsyncConnection) -> None:
     sync = connection.sync_connection
     assert sync is not None  # noqa: S101 - an open AsyncConnection has one
     raw = await _raw(connection)
+    call = raw.driver_connection.commit()  # type: ignore[union-attr]
+    await _translated(sync, raw, call, None, None, None)  # as SQLAlchemy's own commit
+
+
+async def _translated(
+    sync: Any,
+    raw: PoolProxiedConnection,
+    call: Awaitable[Any],
+    sql: Any,
+    positional: Any,
+    noted: Any,
+) -> Any:
+    """What the driver's ``call`` gives; its error as the driver's adapter translates it,
+    then wrapped by SQLAlchemy (handle_error listeners told: the span's status)."""
     try:
         try:
-            await raw.driver_connection.commit()  # type: ignore[union-attr]
-        except Exception as error:
+            return await call
+        except Exception as error:  # the driver's own error, as its adapter raises it
             raw.dbapi_connection._handle_exception(error)  # type: ignore[union-attr]
             raise
     except Exception as error:
-        await _handled(sync, error, None, None, None)  # as its own commit does
+        await _handled(sync, error, sql, positional, noted)
         raise
 
 

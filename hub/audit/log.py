@@ -218,7 +218,7 @@ async def _append_sqlite(
 ) -> list[dict[str, Any]]:
     """``_append`` in a transaction of its own on aiosqlite, each statement one call to the
     driver (hub/driver.py: the statement events and SQLAlchemy's errors kept): BEGIN
-    IMMEDIATE, the head when it is not known, the batch in one INSERT, COMMIT. Through
+    IMMEDIATE, the head when it is not known, the batch in INSERTs of 45, COMMIT. Through
     SQLAlchemy the same took ten hand-offs to the driver's thread. On an error (or a
     cancellation) the pool rolls the transaction back as it takes the connection back,
     before the caller tries again."""
