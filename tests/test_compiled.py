@@ -182,6 +182,22 @@ def test_generated_documents_are_answered_alike(
     assert compiled_count() - before >= len(sent) / 3
 
 
+def test_arguments_remembered_per_variables_are_those_variables(
+    sameness: Sameness, tokens: dict[str, str]
+) -> None:
+    """A plan remembers its arguments per set of variables: each set answers as its own,
+    refused ones (a page size out of bounds, a value of the wrong type) each time alike."""
+    document = (
+        "query($n: Int!, $c: Boolean) { enterprises(first: $n) "
+        "{ edges { node { uscc rectifications(overdue: $c) { id } } } } }"
+    )
+    before = compiled_count()
+    for n, c in [(2, None), (3, True), (2, None), (3, False), (0, None), (0, None), ("x", None)]:
+        sameness.send(document, tokens["market"], "market", None, {"n": n, "c": c})
+    assert sameness.check() == []
+    assert compiled_count() - before == 4
+
+
 def test_the_dossier_reads_the_same_statements_for_1_and_100_enterprises(
     sameness: Sameness, tokens: dict[str, str], demo_database: Settings, sql_statements: Any
 ) -> None:

@@ -157,3 +157,22 @@ def test_only_short_queries_are_cached_and_the_cache_is_bounded() -> None:
     assert list(pricing._documents) == [
         f"{{ enterprises(first: {n + 1}) {{ totalCount }} }}" for n in (2, 3, 4)
     ]
+    assert len(pricing._costs) == 3
+
+
+def test_a_remembered_cost_is_of_the_same_document_operation_and_variables() -> None:
+    pricing = Pricing(SCHEMA, 100)
+    query = (
+        "query A($n: Int!) { enterprises(first: $n) { edges { node { uscc } } } } "
+        "query B { departments { code } }"
+    )
+    for _ in range(2):  # priced, then remembered: the same answers
+        assert pricing.cost(query, {"n": 10}, "A") == 1 + 1 + 10 * 2
+        assert pricing.cost(query, {"n": 10}, "B") == 1 + 10
+        with pytest.raises(QueryTooComplex):
+            pricing.cost(query, {"n": 60}, "A")
+        assert pricing.cost(query, {"n": "ten"}, "A") == 1  # fails anyway
+    # Variables too large to remember, or JSON cannot hold: priced each time.
+    assert pricing.cost(query, {"n": 2, "padding": "x" * 600}, "A") == 1 + 1 + 2 * 2
+    assert pricing.cost(query, {"n": 3, "huge": 2**70}, "A") == 1 + 1 + 3 * 2
+    assert len(pricing._costs) == 4

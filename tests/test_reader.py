@@ -26,10 +26,14 @@ from sqlalchemy import (
     table,
     text,
 )
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
+from sqlalchemy.dialects.sqlite.aiosqlite import dialect as sqlite_dialect
 from sqlalchemy.exc import DBAPIError
 from starlette.testclient import TestClient
 
+from hub import models
 from hub.db import create_engine, one_of
+from hub.domain import InspectionResult
 from hub.schema import reader
 from hub.settings import Settings
 from hub.telemetry import instrument_engine
@@ -230,3 +234,22 @@ def test_what_the_reader_cannot_run_itself_sqlalchemy_runs(empty_database: Setti
         await engine.dispose()
 
     asyncio.run(run())
+
+
+@pytest.mark.parametrize("dialect", [sqlite_dialect(), asyncpg_dialect()], ids=["sqlite", "pg"])
+def test_an_enumeration_reads_as_sqlalchemy_reads_it(dialect: Any) -> None:
+    """The reader looks a stored enumeration value up itself: the same member for each value
+    and None, and the same LookupError for a value the enumeration does not have."""
+    column_type = models.Inspection.__table__.c.result.type
+    ours = reader._result_processor(column_type, dialect)
+    theirs = column_type.dialect_impl(dialect).result_processor(dialect, None)
+    assert ours is not None
+    assert theirs is not None
+    for value in [*(member.value for member in InspectionResult), None]:
+        assert ours(value) is theirs(value)
+    with pytest.raises(LookupError) as mine:
+        ours("passed-ish")
+    with pytest.raises(LookupError) as its:
+        theirs("passed-ish")
+    assert str(mine.value) == str(its.value)
+    assert "'passed-ish' is not among the defined enum values" in str(mine.value)

@@ -69,7 +69,7 @@ def _one(run: Any, field: Field, kid: Item | None, path: Path) -> Any:
 
 def _transferred(run: Any, field: Field, item: Item, path: Path) -> Any:
     code = item.row.transferred_to_code
-    return None if code is None else run.answers(field.shape)[code]
+    return None if code is None else run.answers[field.shape][code]
 
 
 # How fields other than columns are made, by kind (see plan.py), once allowed.
@@ -78,7 +78,7 @@ VALUES: dict[str, Callable[[Any, Field, Item, Path], Any]] = {
         run, field, item.children.get(field.name), path
     ),
     "departments": lambda run, field, item, path: list(
-        map(run.answers(field.shape).__getitem__, item.children[field.name])
+        map(run.answers[field.shape].__getitem__, item.children[field.name])
     ),
     "link": lambda run, field, item, path: _one(run, field, item.children.get(field), path),
     "history": lambda run, field, item, path: [
@@ -108,14 +108,24 @@ def assembler(shape: Shape) -> Make:
 def _generate(shape: Shape) -> Make:
     shared = SHARED[shape.type_name]
     names: dict[str, Any] = {}
-    entries = []
+    entries, unchecked = [], []
     for n, field in enumerate(shape.fields):
         names[f"F{n}"] = field
-        entries.append(f"{field.key!r}: {_value(field, n, names, shared)}")
-    source = (
+        value = _value(field, n, names)
+        unchecked.append(f"{field.key!r}: {value}")
+        known = shared.get(field.name)
+        if known is not None and known.decided:  # a policy may withhold it
+            hidden = repr(known.python_name)
+            value = (
+                f"(run.error(withheld[{hidden}], F{n}, path) if {hidden} in withheld else {value})"
+            )
+        entries.append(f"{field.key!r}: {value}")
+    source = (  # most records have nothing withheld: those skip every check
         "def make(run, item, path):\n"
         "    row = item.row\n"
         "    withheld = item.withheld\n"
+        "    if not withheld:\n"
+        f"        return {{{', '.join(unchecked)}}}\n"
         f"    return {{{', '.join(entries)}}}\n"
     )
     exec(compile(source, f"<hub.compiled {shape.type_name}>", "exec"), names)  # noqa: S102
@@ -123,8 +133,8 @@ def _generate(shape: Shape) -> Make:
     return make
 
 
-def _value(field: Field, n: int, names: dict[str, Any], shared: Any) -> str:
-    """The expression of one field's value in the generated function."""
+def _value(field: Field, n: int, names: dict[str, Any]) -> str:
+    """The expression of one field's value, once allowed, in the generated function."""
     kind = field.kind
     if kind == "typename":
         return repr(field.value)
@@ -145,12 +155,9 @@ def _value(field: Field, n: int, names: dict[str, Any], shared: Any) -> str:
         names[f"M{n}"] = assembler(field.shape)  # the records' own, made once here
         value = f"[M{n}(run, kid, ((path, {field.key!r}), i)) for i, kid in enumerate({children})]"
     elif kind == "owner":  # the department's answer, made once per request and selection
-        value = f"run.answers(F{n}.shape)[item.owner]"
+        names[f"H{n}"] = field.shape
+        value = f"run.answers[H{n}][item.owner]"
     else:
         names[f"V{n}"] = VALUES[kind]
         value = f"V{n}(run, F{n}, item, path)"
-    known = shared.get(field.name)
-    if known is not None and known.decided:  # a policy may withhold it
-        hidden = repr(known.python_name)
-        value = f"(run.error(withheld[{hidden}], F{n}, path) if {hidden} in withheld else {value})"
     return value

@@ -17,6 +17,7 @@ serves every department and policy version.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -139,6 +140,9 @@ class Plan:
     operation: OperationDefinitionNode
     roots: tuple[Field, ...]
     argued: tuple[Field, ...] = field(default=())  # fields whose arguments the request sets
+    # The argued fields' arguments as their resolvers take them, by the request's variables
+    # (JSON): the same variables give the same arguments (see run.py).
+    arguments: dict[bytes, dict[Field, Any] | Decline] = field(default_factory=dict)
 
 
 class Decline(Exception):
@@ -178,22 +182,24 @@ def compile_plan(schema: GraphQLSchema, query: str, operation_name: str | None) 
 
 
 def _serializer(type_: Any) -> Any:
-    """The leaf type's serializer; enums' memoized (a few values, served thousands of times)."""
+    """The leaf type's serializer; enums' memoized (a few values, served thousands of times:
+    a dict's own lookup once each value is known)."""
     named = get_named_type(type_)
     if not isinstance(named, GraphQLEnumType):
         return getattr(named, "serialize", None)  # none for objects
-    known: dict[Any, Any] = {}
+    return _Serialized(named.serialize).__getitem__
 
-    def serialize(value: Any) -> Any:
-        try:
-            return known[value]
-        except KeyError:
-            known[value] = answer = named.serialize(value)
-            return answer
-        except TypeError:  # unhashable: never a stored value, but serialize says so
-            return named.serialize(value)
 
-    return serialize
+class _Serialized(dict[Any, Any]):
+    """Stored values as a leaf type serializes them, each serialized on first use."""
+
+    def __init__(self, serialize: Callable[[Any], Any]) -> None:
+        super().__init__()
+        self.serialize = serialize
+
+    def __missing__(self, value: Any) -> Any:
+        answer = self[value] = self.serialize(value)
+        return answer
 
 
 class _Compiler:

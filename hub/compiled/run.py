@@ -13,7 +13,7 @@ made synchronously from the rows: a withheld value is null with its error at its
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
 
 import strawberry
@@ -28,6 +28,7 @@ from hub.publishing import Change
 from hub.records import snake_case
 from hub.schema import SHARED
 from hub.schema.context import Context
+from hub.schema.limits import variables_key
 from hub.schema.loaders import Children, batched
 from hub.schema.query import count, encode_cursor, page_of, withheld_enterprise
 from hub.schema.types import LOADERS, date_range, is_overdue
@@ -64,45 +65,21 @@ class _Run:
         self.errors: list[dict[str, Any]] = []
         self.values: dict[Field, Any] = {}
         self._department_answers: dict[tuple[int, str], dict[str, Any]] = {}
-        self._answers: dict[int, dict[str, dict[str, Any]]] = {}
-        coerced = get_variable_values(
-            schema._schema, plan.operation.variable_definitions or (), dict(variables or {})
-        )
-        if isinstance(coerced, list):
-            raise Decline("variables")
-        self.arguments = {field: self.argument(schema, field, coerced) for field in plan.argued}
+        # Every department as a shape selects it, by code: made once per request and shape
+        # (read for each record's owner, so a dict's own lookup rather than a call).
+        self.answers = _Answers(self.answers_of)
+        self.arguments = {
+            field: self.page(*argued) if field.kind == "enterprises" else argued
+            for field, argued in _arguments(plan, schema, variables).items()
+        }
 
-    def argument(self, schema: strawberry.Schema, field: Field, coerced: Any) -> Any:
-        """A field's arguments as its resolver would take them, checked as it checks them."""
-        definition = field.definition
-        if definition is None:
-            raise Decline(field.name)
+    def page(self, filter: Any, first: int, after: str | None) -> Any:
+        """The statement of a page of enterprises this caller may see."""
         try:
-            raw = get_argument_values(definition, field.nodes[0], coerced)
-        except GraphQLError:
+            statement, conditions = page_of(self.access, filter, first, after)
+        except BadUserInput:
             raise Decline("arguments") from None
-        converted = convert_arguments(
-            raw,
-            definition.extensions["strawberry-definition"].arguments,
-            scalar_registry=schema.schema_converter.scalar_registry,
-            config=schema.config,
-        )
-        try:
-            if field.kind == "enterprise":
-                return parse_uscc(converted["uscc"])
-            if field.kind == "enterprises":
-                first = converted["first"]  # defaults applied by get_argument_values
-                statement, conditions = page_of(
-                    self.access, converted.get("filter"), first, converted.get("after")
-                )
-                return statement, conditions, first
-            if field.kind == "records":
-                since, until = converted.get("since"), converted.get("until")
-                date_range(0, since, until)
-                return since, until, converted.get("overdue")
-        except (BadUserInput, InvalidUSCC):
-            raise Decline("arguments") from None
-        raise Decline(field.name)
+        return statement, conditions, first
 
     def admit(
         self, place: Place, rows: Sequence[Any], parents: list[Item] | None = None
@@ -298,15 +275,9 @@ class _Run:
             }  # fmt: skip
         return made
 
-    def answers(self, shape: Shape) -> dict[str, dict[str, Any]]:
-        """Every department as ``shape`` selects it, by code: made once per request."""
-        made = self._answers.get(id(shape))
-        if made is None:
-            made = self._answers[id(shape)] = {
-                code: self.department(shape, department)
-                for code, department in self.departments.items()
-            }
-        return made
+    def answers_of(self, shape: Shape) -> dict[str, dict[str, Any]]:
+        """Every department as ``shape`` selects it, by code."""
+        return {code: self.department(shape, d) for code, d in self.departments.items()}
 
     def version(self, shape: Shape, row: Any, hidden: Mapping[str, Any]) -> dict[str, Any]:
         """One version of a record (Record.history)."""
@@ -327,6 +298,74 @@ class _Run:
             else:
                 answer[field.key] = field.value
         return answer
+
+
+class _Answers(dict[Shape, dict[str, dict[str, Any]]]):
+    def __init__(self, make: Callable[[Shape], dict[str, dict[str, Any]]]) -> None:
+        super().__init__()
+        self.make = make
+
+    def __missing__(self, shape: Shape) -> dict[str, dict[str, Any]]:
+        made = self[shape] = self.make(shape)
+        return made
+
+
+MAX_REMEMBERED_ARGUMENTS = 16  # sets of variables per plan
+
+
+def _arguments(
+    plan: Plan, schema: strawberry.Schema, variables: Mapping[str, Any] | None
+) -> dict[Field, Any]:
+    """The arguments of each argued field as its resolver would take them, checked as it
+    checks them; Decline where strawberry should answer. The same variables give the same
+    arguments, so they are made once per plan and variables (small ones: see variables_key)."""
+    key = variables_key(variables)
+    made = plan.arguments.get(key) if key is not None else None
+    if made is None:
+        try:
+            coerced = get_variable_values(
+                schema._schema, plan.operation.variable_definitions or (), dict(variables or {})
+            )
+            if isinstance(coerced, list):
+                raise Decline("variables")
+            made = {field: _argument(schema, field, coerced) for field in plan.argued}
+        except Decline as declined:
+            made = declined
+        if key is not None:
+            if len(plan.arguments) >= MAX_REMEMBERED_ARGUMENTS:
+                del plan.arguments[next(iter(plan.arguments))]
+            plan.arguments[key] = made
+    if isinstance(made, Decline):
+        raise Decline(*made.args)
+    return made
+
+
+def _argument(schema: strawberry.Schema, field: Field, coerced: Any) -> Any:
+    definition = field.definition
+    if definition is None:
+        raise Decline(field.name)
+    try:
+        raw = get_argument_values(definition, field.nodes[0], coerced)
+    except GraphQLError:
+        raise Decline("arguments") from None
+    converted = convert_arguments(
+        raw,
+        definition.extensions["strawberry-definition"].arguments,
+        scalar_registry=schema.schema_converter.scalar_registry,
+        config=schema.config,
+    )
+    try:
+        if field.kind == "enterprise":
+            return parse_uscc(converted["uscc"])
+        if field.kind == "enterprises":  # first: defaults applied by get_argument_values
+            return converted.get("filter"), converted["first"], converted.get("after")
+        if field.kind == "records":
+            since, until = converted.get("since"), converted.get("until")
+            date_range(0, since, until)
+            return since, until, converted.get("overdue")
+    except (BadUserInput, InvalidUSCC):
+        raise Decline("arguments") from None
+    raise Decline(field.name)
 
 
 async def _together(loads: list[Coroutine[Any, Any, T]]) -> list[T]:

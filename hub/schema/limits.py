@@ -16,9 +16,10 @@ are parsed and validated each time and never cached.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+import orjson
 from graphql import (
     ASTValidationRule,
     GraphQLError,
@@ -111,6 +112,20 @@ def limits() -> list[Callable[[], SchemaExtension]]:
 def cacheable(query: str | None) -> bool:
     """Whether a query is short enough for the caches of documents."""
     return query is not None and len(query) <= MAX_CACHED_QUERY
+
+
+MAX_CACHED_VARIABLES = 512  # bytes of JSON
+
+
+def variables_key(variables: Mapping[str, Any] | None) -> bytes | None:
+    """A request's variables as a key of what is remembered per document and variables
+    (its cost, its arguments): their JSON with sorted keys; None past MAX_CACHED_VARIABLES
+    or where JSON cannot say them (an integer past 64 bits)."""
+    try:
+        encoded = orjson.dumps(variables or {}, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # orjson.JSONEncodeError
+        return None
+    return encoded if len(encoded) <= MAX_CACHED_VARIABLES else None
 
 
 class ShortParserCache(ParserCache):

@@ -7,14 +7,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NamedTuple, TypeVarTuple, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVarTuple, cast
 
-from sqlalchemy import Row, Select
+from sqlalchemy import Enum, Row, Select
+from sqlalchemy.engine import Dialect
 from sqlalchemy.engine.result import IteratorResult, SimpleResultMetaData
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.types import TypeEngine
 
 from hub.driver import DRIVERS, fetch
+
+if TYPE_CHECKING:
+    from sqlalchemy.sql.type_api import _ResultProcessorType
 
 __all__ = ["Reader"]
 
@@ -158,8 +163,7 @@ def _compile(connection: AsyncConnection, statement: Select[Any], key: Any) -> _
     ):
         return None
     try:
-        processors = [column.type.dialect_impl(dialect).result_processor(dialect, None)
-                      for column in columns]  # fmt: skip
+        processors = [_result_processor(column.type, dialect) for column in columns]
     except Exception:  # a processor that needs the cursor: SQLAlchemy runs the statement
         return None
     binds = tuple(
@@ -171,6 +175,28 @@ def _compile(connection: AsyncConnection, statement: Select[Any], key: Any) -> _
         keys, extra=[column.objects for column in columns], _processors=processors
     )
     return _Prepared(compiled, binds, rows)
+
+
+def _result_processor(type_: TypeEngine[Any], dialect: Dialect) -> _ResultProcessorType[Any] | None:
+    """How a column's stored value becomes the row's: the type's own result processor, but
+    for an enumeration stored as text its lookup itself (SQLAlchemy's processor is two
+    Python calls a value, ~1,300 values a dossier; a value it does not know is the same
+    LookupError)."""
+    impl = type_.dialect_impl(dialect)
+    if isinstance(impl, Enum) and super(Enum, impl).result_processor(dialect, None) is None:
+        return cast("_ResultProcessorType[Any]", _EnumLookup(impl).__getitem__)
+    return impl.result_processor(dialect, None)
+
+
+class _EnumLookup(dict[Any, Any]):
+    """An enumeration's members by stored value (None as None), as the type looks them up."""
+
+    def __init__(self, type_: Enum) -> None:
+        super().__init__(type_._object_lookup)
+        self.type = type_
+
+    def __missing__(self, value: Any) -> Any:
+        return self.type._object_value_for_elem(value)  # raises SQLAlchemy's LookupError
 
 
 async def _direct(
