@@ -26,6 +26,7 @@ from sqlalchemy import (
     TypeDecorator,
     bindparam,
     event,
+    make_url,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import (
@@ -107,6 +108,10 @@ def create_engine(
         # Connecting is bounded too: a database host that drops packets is away.
         options["connect_args"] = {"timeout": settings.lock_timeout_seconds,
                                    "server_settings": bounds}  # fmt: skip
+    if make_url(settings.database_url).get_driver_name() == "aiosqlite":
+        # Brief reads run on a connection in the event loop's thread (driver.HERE), one at
+        # a time as all of its statements; the rest in aiosqlite's, which opened it.
+        options["connect_args"] = {"check_same_thread": False}
     engine = create_async_engine(settings.database_url, **options)
     if engine.dialect.name == "sqlite":
         sqlite = SQLiteBounds(statement_seconds, settings.lock_timeout_seconds)

@@ -5,6 +5,8 @@ keeps what SQLAlchemy does around it."""
 from __future__ import annotations
 
 import asyncio
+import threading
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -20,6 +22,7 @@ from sqlalchemy import (
     Select,
     bindparam,
     column,
+    event,
     func,
     literal_column,
     select,
@@ -28,11 +31,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.dialects.sqlite.aiosqlite import dialect as sqlite_dialect
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.util import await_
 from starlette.testclient import TestClient
 
 from hub import models
-from hub.db import create_engine, one_of
+from hub.db import condition, create_engine, one_of
 from hub.domain import InspectionResult
 from hub.schema import reader
 from hub.settings import Settings
@@ -46,12 +51,14 @@ def test_rows_are_sqlalchemys_own(
 ) -> None:
     """Every statement of a dossier (and of links, history and a count), as three departments
     read it: the same values, of the same types, under the same keys, in the same order."""
-    read: list[tuple[Select[Any], Any]] = []
+    read: list[tuple[Select[Any], Any, bool]] = []
     original = reader.Reader._rows
 
-    async def noting(self: reader.Reader, statement: Select[Any], parameters: Any) -> Any:
-        read.append((statement, parameters))
-        return await original(self, statement, parameters)
+    async def noting(
+        self: reader.Reader, statement: Select[Any], parameters: Any, brief: bool
+    ) -> Any:
+        read.append((statement, parameters, brief))
+        return await original(self, statement, parameters, brief)
 
     monkeypatch.setattr(reader.Reader, "_rows", noting)
     linked = (
@@ -64,15 +71,16 @@ def test_rows_are_sqlalchemys_own(
             assert graphql(hub, query, tokens[department]).get("data")
     monkeypatch.undo()
     assert len(read) > 30
+    assert {brief for *_, brief in read} == {True, False}  # both ways compared
 
     async def compare() -> int:
         engine = create_engine(demo_database)
         compared = 0
         async with engine.connect() as connection:
             await connection.execute(select(1))  # in a transaction, as a reader's snapshot
-            for statement, parameters in read:
+            for statement, parameters, brief in read:
                 theirs = (await connection.execute(statement, parameters)).all()
-                ours = await reader._direct(connection, statement, parameters)
+                ours = await reader._direct(connection, statement, parameters, brief)
                 assert [tuple(row) for row in ours] == [tuple(row) for row in theirs]
                 assert [[type(v) for v in row] for row in ours] == [
                     [type(v) for v in row] for row in theirs
@@ -129,9 +137,10 @@ def test_a_driver_error_is_sqlalchemys_and_statements_are_events(
     ]
 
 
+@pytest.mark.parametrize("brief", [False, True], ids=["drivers thread", "brief"])
 @pytest.mark.parametrize("empty_database", BACKENDS, indirect=True)
 def test_a_failing_first_statement_is_sqlalchemys_error_and_the_connection_goes_on(
-    empty_database: Settings,
+    empty_database: Settings, brief: bool
 ) -> None:
     """A request's first statement runs outside a transaction, where SQLAlchemy's handling of
     a driver error rolls back, waiting on the driver: the error is still its wrapped one (a
@@ -142,8 +151,8 @@ def test_a_failing_first_statement_is_sqlalchemys_error_and_the_connection_goes_
         engine = create_engine(empty_database)
         read = reader.Reader(engine)
         with pytest.raises(DBAPIError, match="missing"):
-            await read.rows(select(missing.c.n))
-        rows = await read.rows(select(literal_column("1").label("one")))
+            await read.rows(select(missing.c.n), brief=brief)
+        rows = await read.rows(select(literal_column("1").label("one")), brief=brief)
         await read.close()
         await engine.dispose()
         return [row.one for row in rows]
@@ -151,8 +160,9 @@ def test_a_failing_first_statement_is_sqlalchemys_error_and_the_connection_goes_
     assert asyncio.run(run()) == [1]
 
 
+@pytest.mark.parametrize("brief", [False, True], ids=["drivers thread", "brief"])
 @pytest.mark.parametrize("empty_database", ["sqlite"], indirect=True)
-def test_an_error_not_the_drivers_is_raised_as_it_is(empty_database: Settings) -> None:
+def test_an_error_not_the_drivers_is_raised_as_it_is(empty_database: Settings, brief: bool) -> None:
     """An error the driver raises that is not a database error (an integer too large for
     SQLite) comes out as itself, as SQLAlchemy raises it: first statement or in a snapshot."""
 
@@ -162,7 +172,9 @@ def test_an_error_not_the_drivers_is_raised_as_it_is(empty_database: Settings) -
         raised = []
         for _ in range(2):
             with pytest.raises(OverflowError) as error:
-                await read.rows(select(bindparam("n", 2**70, type_=BigInteger).label("n")))
+                await read.rows(
+                    select(bindparam("n", 2**70, type_=BigInteger).label("n")), brief=brief
+                )
             raised.append(type(error.value).__name__)
         await read.close()
         await engine.dispose()
@@ -253,3 +265,44 @@ def test_an_enumeration_reads_as_sqlalchemy_reads_it(dialect: Any) -> None:
         theirs("passed-ish")
     assert str(mine.value) == str(its.value)
     assert "'passed-ish' is not among the defined enum values" in str(mine.value)
+
+
+@pytest.mark.parametrize("empty_database", ["sqlite"], indirect=True)
+def test_brief_sqlite_reads_run_in_the_loops_thread_and_stop_at_their_deadline(
+    empty_database: Settings,
+) -> None:
+    """On SQLite a brief read runs in the event loop's thread once its snapshot reads (the
+    statement that begins a read transaction may wait, so it runs in aiosqlite's thread, as
+    any other read does); a brief one past its deadline is stopped as any statement is."""
+    numbers = select(literal_column("1").label("x")).cte("n", recursive=True)
+    endless = select(func.count()).select_from(
+        numbers.union_all(select(numbers.c.x + 1).select_from(numbers))
+    )  # never ends by itself
+
+    async def run() -> tuple[list[bool], str]:
+        engine = create_engine(replace(empty_database, statement_timeout_seconds=0.3))
+        read = reader.Reader(engine)
+        threads = []
+        # The first statement alone; the snapshot's first; brief in it; not brief in it.
+        for brief in (True, True, True, False):
+            (row,) = await read.rows(select(func.hub_thread().label("thread")), brief=brief)
+            threads.append(row.thread == threading.get_ident())
+        with pytest.raises(DBAPIError) as stopped:
+            await read.rows(endless, brief=True)
+        (row,) = await read.rows(select(literal_column("2").label("two")), brief=True)
+        assert row.two == 2
+        await read.close()
+        await engine.dispose()
+        return threads, condition(stopped.value)
+
+    @event.listens_for(Engine, "connect")
+    def thread_function(dbapi_connection: Any, _: Any) -> None:
+        await_(dbapi_connection.driver_connection.create_function(
+            "hub_thread", 0, threading.get_ident))  # fmt: skip
+
+    try:
+        threads, stopped = asyncio.run(run())
+    finally:
+        event.remove(Engine, "connect", thread_function)
+    assert threads == [False, False, True, False]
+    assert stopped == "a statement ran past HUB_STATEMENT_TIMEOUT_SECONDS"

@@ -318,11 +318,13 @@ class Access:
             else (at("owner_code"), at("enterprise_uscc"), at("enterprise_region"))
         )  # fmt: skip
         # What is served and withheld of the selection follows from the view alone; views
-        # are kept for the request (see view), so one split serves every record they decide.
-        split: dict[int, Served] = {}
-        # The trail's list of ids for each enterprise and view, found once.
-        filed_ids: dict[tuple[str, int], list[str]] = {}
-        view, deny = self.view, self.trail.deny
+        # are kept for the request (see view), so one split serves every record they decide:
+        # the fields denied, and the trail's list of ids for each enterprise (found once).
+        split: dict[int, tuple[list[Forbidden], Served, dict[str, list[str]]]] = {}
+        # Views that do not depend on the enterprise (no grant decides a field), by owner and
+        # relations: found without a call.
+        plain: dict[tuple[str, Relations], View] = {}
+        view, deny, ids_served = self.view, self.trail.deny, self.trail.ids_served
         admitted = []
         for n, row in enumerate(rows):
             if filed is None:
@@ -337,24 +339,26 @@ class Access:
                 owner, enterprise, region = row[filed[0]], row[filed[1]], row[filed[2]]
                 relations = tuple(name for name, place in related if row[place]) if related else ()
             record_id = str(row[record_at])
-            seen = view(type_name, owner, enterprise, region, relations)
+            seen = plain.get((owner, relations))
+            if seen is None:
+                seen = view(type_name, owner, enterprise, region, relations)
+                if seen is self._withheld[type_name, owner, relations]:  # the policy's alone
+                    plain[owner, relations] = seen
             withheld = seen.withheld
             admitted.append(make(row, withheld, owner, enterprise, region, record_id, relations))
-            key = id(seen)
-            if key not in split:
+            kept = split.get(id(seen))
+            if kept is None:
                 denied = [withheld[shared[n].python_name] for n in selected
                           if shared[n].python_name in withheld]  # fmt: skip
                 served = tuple(n for n in selected if shared[n].python_name not in withheld)
-                split[key] = (served, denied, _used(seen.grants, served),
-                              _used(seen.opened, served))  # fmt: skip
-            ids = filed_ids.get((enterprise, key))
+                kept = split[id(seen)] = (denied, (served, _used(seen.grants, served),
+                                                   _used(seen.opened, served)), {})  # fmt: skip
+            denied, served_as, filed_ids = kept
+            ids = filed_ids.get(enterprise)
             if ids is None:
-                served, _, used, opened = split[key]
-                ids = filed_ids[enterprise, key] = self.trail.ids_served(
-                    enterprise, type_name, served, used, opened
-                )
+                ids = filed_ids[enterprise] = ids_served(enterprise, type_name, *served_as)
             ids.append(record_id)
-            for error in split[key][1]:
+            for error in denied:
                 deny(enterprise, type_name, record_id, owner, error.field, error.reason)
         return admitted
 
@@ -379,7 +383,8 @@ class Access:
         return selected
 
 
-Served = tuple[tuple[str, ...], list["Forbidden"], Grants, tuple[tuple[str, str], ...]]
+# The fields of a selection served, with the grants and relations that opened any of them.
+Served = tuple[tuple[str, ...], Grants, tuple[tuple[str, str], ...]]
 U = TypeVar("U")
 
 

@@ -236,7 +236,9 @@ class Loaders:
         return await self._departments
 
     async def _read_departments(self) -> dict[str, Row[Any]]:
-        rows = await self.reader.rows(DEPARTMENT.select().order_by(models.Department.code))
+        rows = await self.reader.rows(
+            DEPARTMENT.select().order_by(models.Department.code), brief=True
+        )
         return {row.code: row for row in rows}
 
     def visible(
@@ -305,7 +307,10 @@ class Loaders:
 
         async def load(keys: list[Any]) -> list[Row[Any] | None]:
             statement = self.shaped(shape, model, build, retracted)
-            rows = [] if statement is None else await self.reader.rows(statement, {"keys": keys})
+            rows = (
+                [] if statement is None
+                else await self.reader.rows(statement, {"keys": keys}, brief=True)
+            )  # fmt: skip
             found = {row[position]: row for row in rows}
             return [found.get(k) for k in keys]
 
@@ -325,7 +330,7 @@ class Loaders:
             found: defaultdict[int, list[Row[Any]]] = defaultdict(list)
             statement = self.shaped(("versions", type_name), None, build)
             assert statement is not None  # noqa: S101 - not narrowed
-            for row in await self.reader.rows(statement, {"ids": record_ids}):
+            for row in await self.reader.rows(statement, {"ids": record_ids}, brief=True):
                 found[row.record_id].append(row)
             return [found[record_id] for record_id in record_ids]
 
@@ -402,5 +407,5 @@ class Children:
             return {}
         values = {"ids": ids, **({"since": since} if since_set else {}),
                   **({"until": until} if until_set else {})}  # fmt: skip
-        rows = await self.loaders.reader.rows(statement, values)
+        rows = await self.loaders.reader.rows(statement, values, brief=True)
         return {of: list(its) for of, its in groupby(rows, self.parent_id)}

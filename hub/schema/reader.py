@@ -51,38 +51,55 @@ class Reader:
         self._lock = asyncio.Lock()
         self._closed = False
         self._statements = 0
+        self._reading = False  # whether the snapshot's read transaction has begun
         self.released = False  # whether the request gave its connection back for a while
 
     async def rows(
-        self, statement: Select[*Ts], parameters: Mapping[str, Any] | None = None
+        self,
+        statement: Select[*Ts],
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        brief: bool = False,
     ) -> Sequence[Row[*Ts]]:
         """The rows of ``statement``, with ``parameters`` for its bound parameters if given
-        (a statement built once and run with values: see clients.LOOKUP)."""
-        return await asyncio.shield(self._rows(statement, parameters))
+        (a statement built once and run with values: see clients.LOOKUP). ``brief``: it
+        reads a few rows through an index (by keys, or the ten departments), so on SQLite
+        it runs in the event loop's thread (see hub/driver.py HERE); a statement that may
+        scan (a page of enterprises under a filter, a count) runs in the driver's thread."""
+        return await asyncio.shield(self._rows(statement, parameters, brief))
 
     async def _rows(
-        self, statement: Select[*Ts], parameters: Mapping[str, Any] | None
+        self, statement: Select[*Ts], parameters: Mapping[str, Any] | None, brief: bool
     ) -> Sequence[Row[*Ts]]:
         async with self._lock:
             if self._closed:
                 raise RuntimeError("this request's reader is closed")
+            snapshot = self._statements > 0  # every statement after the first alone
             if self._connection is None:
                 self._connection = await self._engine.connect()
-                alone = self._statements == 0
-                await self._connection.execution_options(**_options(self._connection, alone))
-                if not alone:  # a connection opened again after release()
+                await self._connection.execution_options(
+                    **_options(self._connection, alone=not snapshot)
+                )
+                if snapshot:  # a connection opened again after release()
                     await _begin_snapshot(self._connection)
+                self._reading = False
             elif self._statements == 1:
                 await _begin_snapshot(self._connection)
             self._statements += 1
             connection = self._connection
+            # A brief statement runs in the event loop's thread (see hub/driver.py HERE)
+            # once the snapshot reads: the statement that begins a read transaction may
+            # wait (busy, or while a checkpoint resets the WAL), one inside it never does.
+            brief = brief and self._reading
             # On PostgreSQL a snapshot's first statement goes through SQLAlchemy, whose
             # driver adapter begins the transaction (REPEATABLE READ) before it runs.
+            found: Sequence[Row[Any]]
             if connection.dialect.name != "postgresql" or connection.in_transaction():
-                found = await _direct(connection, cast(Select[Any], statement), parameters)
-                return cast(Sequence[Row[*Ts]], found)
-            rows: Sequence[Row[*Ts]] = (await connection.execute(statement, parameters)).all()
-            return rows
+                found = await _direct(connection, cast(Select[Any], statement), parameters, brief)
+            else:
+                found = (await connection.execute(cast(Select[Any], statement), parameters)).all()
+            self._reading = snapshot
+            return cast(Sequence[Row[*Ts]], found)
 
     async def release(self) -> None:
         """Give the connection back; the next statement opens another."""
@@ -200,7 +217,10 @@ class _EnumLookup(dict[Any, Any]):
 
 
 async def _direct(
-    connection: AsyncConnection, statement: Select[Any], parameters: Mapping[str, Any] | None
+    connection: AsyncConnection,
+    statement: Select[Any],
+    parameters: Mapping[str, Any] | None,
+    brief: bool = False,
 ) -> Sequence[Row[Any]]:
     """``statement``'s rows, fetched by the driver itself in one call (hub/driver.py): its
     SQL compiled once per shape (keyed by the statement's cache key), its parameters made
@@ -216,5 +236,5 @@ async def _direct(
         parameters, extracted_parameters=key.bindparams, escape_names=False
     )
     positional = [values[n] if bind is None else bind(values[n]) for n, bind in prepared.binds]
-    found = await fetch(connection, prepared.compiled.string, positional)
+    found = await fetch(connection, prepared.compiled.string, positional, brief=brief)
     return cast(Sequence[Row[Any]], IteratorResult(prepared.rows, iter(found)).all())
