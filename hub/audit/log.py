@@ -222,17 +222,18 @@ async def _append_sqlite(
     SQLAlchemy the same took ten hand-offs to the driver's thread. On an error (or a
     cancellation) the pool rolls the transaction back as it takes the connection back,
     before the caller tries again."""
-    await fetch(connection, "BEGIN IMMEDIATE", ())
+    await fetch(connection, "BEGIN IMMEDIATE", ())  # may wait for the lock: in the driver's thread
     batch = take()
+    # Holding the write lock, these never wait: run in the event loop's (driver.HERE).
     if head is None:
-        found = await fetch(connection, HEAD, ())
+        found = await fetch(connection, HEAD, (), brief=True)
         head = Head(*found[0]) if found else Head(0, GENESIS)
     records = _chained(batch, head)
     for start in range(0, len(records), ROWS_PER_INSERT):
         rows = records[start : start + ROWS_PER_INSERT]
         values = [record.get(name) for record in rows for name in COLUMNS]
-        await fetch(connection, INSERT + ", ".join([ROW] * len(rows)), values)
-    await commit(connection)
+        await fetch(connection, INSERT + ", ".join([ROW] * len(rows)), values, brief=True)
+    await commit(connection)  # writes and syncs the log: in the driver's thread
     return records
 
 

@@ -132,8 +132,8 @@ async def _begin_snapshot(connection: AsyncConnection) -> None:
     if connection.dialect.name == "postgresql":
         await connection.commit()  # ends nothing in autocommit; the next statement begins
         await connection.execution_options(isolation_level="REPEATABLE READ")
-    else:
-        await connection.exec_driver_sql("BEGIN")
+    else:  # deferred: takes no lock (the next statement begins reading), so run here
+        await fetch(connection, "BEGIN", (), brief=True)
 
 
 class _Prepared(NamedTuple):
