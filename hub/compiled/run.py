@@ -301,6 +301,8 @@ class _Run:
 
 
 class _Answers(dict[Shape, dict[str, dict[str, Any]]]):
+    """Each shape's department answers by code, made on first use."""
+
     def __init__(self, make: Callable[[Shape], dict[str, dict[str, Any]]]) -> None:
         super().__init__()
         self.make = make
