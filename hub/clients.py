@@ -85,11 +85,7 @@ LOOKUP = (
 
 class Reads(Protocol):
     async def rows(
-        self,
-        statement: Select[Any],
-        parameters: Mapping[str, Any] | None = None,
-        *,
-        brief: bool = False,
+        self, statement: Select[Any], parameters: Mapping[str, Any] | None = None
     ) -> Sequence[Row[Any]]: ...
 
 
@@ -103,7 +99,7 @@ class ClientLookup:
         self.grant_version: int | None = None
 
     async def __call__(self, token_hash: str) -> ClientRecord | None:
-        found = await self._reader.rows(LOOKUP, {"token_hash": token_hash}, brief=True)
+        found = await self._reader.rows(LOOKUP, {"token_hash": token_hash})
         if not found:
             return None
         self.grant_version = found[0].grant_version

@@ -187,19 +187,20 @@ def _serializer(type_: Any) -> Any:
     named = get_named_type(type_)
     if not isinstance(named, GraphQLEnumType):
         return getattr(named, "serialize", None)  # none for objects
-    return _Serialized(named.serialize).__getitem__
+    return Memo(named.serialize).__getitem__
 
 
-class _Serialized(dict[Any, Any]):
-    """Stored values as a leaf type serializes them, each serialized on first use."""
+class Memo(dict[Any, Any]):
+    """What ``make`` gives for each key, made on first use: then a dict's own lookup, no
+    call (values served thousands of times a request)."""
 
-    def __init__(self, serialize: Callable[[Any], Any]) -> None:
+    def __init__(self, make: Callable[[Any], Any]) -> None:
         super().__init__()
-        self.serialize = serialize
+        self.make = make
 
-    def __missing__(self, value: Any) -> Any:
-        answer = self[value] = self.serialize(value)
-        return answer
+    def __missing__(self, key: Any) -> Any:
+        made = self[key] = self.make(key)
+        return made
 
 
 class _Compiler:

@@ -13,7 +13,7 @@ made synchronously from the rows: a withheld value is null with its error at its
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
 
 import strawberry
@@ -22,7 +22,7 @@ from graphql.execution.values import get_argument_values, get_variable_values
 from strawberry.types.arguments import convert_arguments
 
 from hub.compiled.assemble import Item, Path, assembler, unlinked
-from hub.compiled.plan import Decline, Field, Place, Plan, Shape
+from hub.compiled.plan import Decline, Field, Memo, Place, Plan, Shape
 from hub.errors import BadUserInput, Forbidden, InvalidUSCC
 from hub.publishing import Change
 from hub.records import snake_case
@@ -67,7 +67,7 @@ class _Run:
         self._department_answers: dict[tuple[int, str], dict[str, Any]] = {}
         # Every department as a shape selects it, by code: made once per request and shape
         # (read for each record's owner, so a dict's own lookup rather than a call).
-        self.answers = _Answers(self.answers_of)
+        self.answers = Memo(self.answers_of)
         self.arguments = {
             field: self.page(*argued) if field.kind == "enterprises" else argued
             for field, argued in _arguments(plan, schema, variables).items()
@@ -298,18 +298,6 @@ class _Run:
             else:
                 answer[field.key] = field.value
         return answer
-
-
-class _Answers(dict[Shape, dict[str, dict[str, Any]]]):
-    """Each shape's department answers by code, made on first use."""
-
-    def __init__(self, make: Callable[[Shape], dict[str, dict[str, Any]]]) -> None:
-        super().__init__()
-        self.make = make
-
-    def __missing__(self, shape: Shape) -> dict[str, dict[str, Any]]:
-        made = self[shape] = self.make(shape)
-        return made
 
 
 MAX_REMEMBERED_ARGUMENTS = 16  # sets of variables per plan

@@ -63,9 +63,10 @@ class Reader:
     ) -> Sequence[Row[*Ts]]:
         """The rows of ``statement``, with ``parameters`` for its bound parameters if given
         (a statement built once and run with values: see clients.LOOKUP). ``brief``: it
-        reads a few rows through an index (by keys, or the ten departments), so on SQLite
-        it runs in the event loop's thread (see hub/driver.py HERE); a statement that may
-        scan (a page of enterprises under a filter, a count) runs in the driver's thread."""
+        reads a few rows through an index (by keys, or the ten departments), so on SQLite,
+        once the snapshot has begun reading, it runs in the event loop's thread (see
+        hub/driver.py HERE); a statement that may scan (a page of enterprises under a
+        filter, a count) runs in the driver's thread."""
         return await asyncio.shield(self._rows(statement, parameters, brief))
 
     async def _rows(
@@ -197,8 +198,8 @@ def _compile(connection: AsyncConnection, statement: Select[Any], key: Any) -> _
 def _result_processor(type_: TypeEngine[Any], dialect: Dialect) -> _ResultProcessorType[Any] | None:
     """How a column's stored value becomes the row's: the type's own result processor, but
     for an enumeration stored as text its lookup itself (SQLAlchemy's processor is two
-    Python calls a value, ~1,300 values a dossier; a value it does not know is the same
-    LookupError)."""
+    Python calls a value, ~1,000 values a dossier: a status, kind or verdict per record; a
+    value it does not know is the same LookupError)."""
     impl = type_.dialect_impl(dialect)
     if isinstance(impl, Enum) and super(Enum, impl).result_processor(dialect, None) is None:
         return cast("_ResultProcessorType[Any]", _EnumLookup(impl).__getitem__)
