@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine, Mapping, Sequence
+from functools import partial
 from typing import Any, TypeVar
 
 import strawberry
@@ -64,10 +65,11 @@ class _Run:
         self.departments = self.access.departments
         self.errors: list[dict[str, Any]] = []
         self.values: dict[Field, Any] = {}
-        self._department_answers: dict[tuple[int, str], dict[str, Any]] = {}
         # Every department as a shape selects it, by code: made once per request and shape
-        # (read for each record's owner, so a dict's own lookup rather than a call).
-        self.answers = Memo(self.answers_of)
+        # (read for each record's owner, so a dict's own lookup rather than a call). Made
+        # from the departments alone: a run that referred to itself would be a cycle, and
+        # everything it loaded would wait for the cyclic collector instead of being freed.
+        self.answers = Memo(partial(_departments, self.departments))
         self.arguments = {
             field: self.page(*argued) if field.kind == "enterprises" else argued
             for field, argued in _arguments(plan, schema, variables).items()
@@ -211,7 +213,7 @@ class _Run:
             if root.kind == "typename":
                 data[root.key] = root.value
             elif root.kind == "departments":
-                data[root.key] = [self.department(root.shape, d) for d in self.departments.values()]
+                data[root.key] = list(self.answers[root.shape].values())
             elif root.kind == "enterprises":
                 data[root.key] = self.connection(root.shape, value, path)
             elif isinstance(value, Forbidden):
@@ -263,22 +265,6 @@ class _Run:
     def record(self, shape: Shape, item: Item, path: Path) -> dict[str, Any]:
         return assembler(shape)(self, item, path)
 
-    def department(self, shape: Shape, department: Any) -> dict[str, Any]:
-        """A department as ``shape`` selects it: made once per request and shape."""
-        key = (id(shape), department.code)
-        made = self._department_answers.get(key)
-        if made is None:
-            made = self._department_answers[key] = {
-                field.key: field.value if field.kind == "typename"
-                else field.serialize(getattr(department, field.python_name))
-                for field in shape.fields
-            }  # fmt: skip
-        return made
-
-    def answers_of(self, shape: Shape) -> dict[str, dict[str, Any]]:
-        """Every department as ``shape`` selects it, by code."""
-        return {code: self.department(shape, d) for code, d in self.departments.items()}
-
     def version(self, shape: Shape, row: Any, hidden: Mapping[str, Any]) -> dict[str, Any]:
         """One version of a record (Record.history)."""
         answer: dict[str, Any] = {}
@@ -289,7 +275,7 @@ class _Run:
             elif field.kind == "change":
                 answer[field.key] = field.serialize(Change(row.change))
             elif field.kind == "publisher":
-                answer[field.key] = self.department(field.shape, self.departments[row.publisher])
+                answer[field.key] = self.answers[field.shape][row.publisher]
             elif field.kind == "changed":
                 answer[field.key] = [
                     name for name in row.changed.split()
@@ -298,6 +284,19 @@ class _Run:
             else:
                 answer[field.key] = field.value
         return answer
+
+
+def _departments(departments: Mapping[str, Any], shape: Shape) -> dict[str, dict[str, Any]]:
+    """Every department as ``shape`` selects it, by code."""
+    return {code: _department(shape, department) for code, department in departments.items()}
+
+
+def _department(shape: Shape, department: Any) -> dict[str, Any]:
+    return {
+        field.key: field.value if field.kind == "typename"
+        else field.serialize(getattr(department, field.python_name))
+        for field in shape.fields
+    }  # fmt: skip
 
 
 MAX_REMEMBERED_ARGUMENTS = 16  # sets of variables per plan

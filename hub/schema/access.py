@@ -172,7 +172,7 @@ class Access:
 
     def scope(self, type_name: str) -> Scope:
         """Whose records of this type the caller may read anything of, and through which of
-        its relations to a record (see Loaders.visible)."""
+        its relations to a record (see Statements.visible)."""
         return self.policy.scope(
             self.principal.subject,
             type_name,
@@ -281,7 +281,7 @@ class Access:
 
     def in_play(self, type_name: str, parents: Any = None) -> list[tuple[str, str]]:
         """The caller's relations to records of a type that the loader read with each row
-        (Loaders.visible), as (relation, column label); none for rows that take their
+        (Statements.visible), as (relation, column label); none for rows that take their
         parents' (findings)."""
         if self.caller is None or parents is not None:
             return []

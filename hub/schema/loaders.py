@@ -120,6 +120,71 @@ class LevelLoader(Generic[K, T]):
 Scoped = Callable[[str], Scope]
 
 
+class Statements:
+    """What one caller's loaders read: statements narrowed to what the caller may see, made
+    once per shape and scope (see shaped), run on the request's reader. Loaders refer to this,
+    never to Loaders, so a request's loaders form no reference cycle: what a request loaded is
+    freed when it ends, not when the cyclic collector next walks the heap."""
+
+    def __init__(self, reader: Reader, scope: Scoped, caller: str | None) -> None:
+        self.reader = reader
+        self.scope = scope
+        self.caller = caller  # the caller's department, where relations apply
+
+    @cached_property
+    def relations(self) -> dict[str, dict[str, ColumnElement[Any]]]:
+        return {} if self.caller is None else relations(self.caller)
+
+    def visible(
+        self, statement: Select[Any], model: Any, retracted: bool = False
+    ) -> Select[Any] | None:
+        """``statement`` narrowed to the records of ``model`` the caller may see (by owner, or
+        by a relation to the record), with the caller's relations to each, and to records
+        not retracted (unless asked); None when there are none."""
+        scope = self.scope(model.__name__)
+        related = self.relations.get(model.__name__, {})
+        opening = [
+            and_(related[name], one_of(model.owner, owners))
+            for name, owners in scope.relations.items()
+            if owners
+        ]
+        if not scope.owners and not opening:
+            return None
+        statement = statement.add_columns(
+            *(related[name].label(f"as_{name}") for name in scope.relations)
+        )
+        if len(scope.owners) < len(DEPARTMENTS):
+            statement = statement.where(or_(one_of(model.owner, scope.owners), *opening))
+        if not retracted and hasattr(model, "retracted"):
+            statement = statement.where(model.retracted == false())
+        return statement
+
+    def shaped(
+        self,
+        shape: Hashable,
+        model: Any | None,
+        build: Callable[[], Select[Any]],
+        retracted: bool = False,
+    ) -> Select[Any] | None:
+        """The statement ``build`` makes (its values bound by name, given when it runs),
+        narrowed to what the caller may see of ``model``'s owned records (see visible, and
+        ``retracted``; None: no narrowing), made once per ``shape`` and the caller's scope for every
+        request: statements are immutable, and building one and SQLAlchemy's key for it
+        cost about as much as running it."""
+        key: Hashable = shape
+        if model is not None:
+            scope = self.scope(model.__name__)
+            key = (shape, self.caller, scope.owners, tuple(scope.relations.items()))
+        if key not in _STATEMENTS:
+            if len(_STATEMENTS) >= MAX_STATEMENTS:
+                del _STATEMENTS[next(iter(_STATEMENTS))]
+            statement = build()
+            _STATEMENTS[key] = (
+                statement if model is None else self.visible(statement, model, retracted)
+            )
+        return _STATEMENTS[key]
+
+
 class Loaders:
     """The per-request DataLoaders; each caches within the request only.
 
@@ -130,30 +195,25 @@ class Loaders:
 
     def __init__(self, reader: Reader, scope: Scoped, caller: str | None = None) -> None:
         self.reader = reader
-        self.scope = scope
-        self.caller = caller  # the caller's department, where relations apply
+        self.statements = Statements(reader, scope, caller)
         self._departments: asyncio.Future[dict[str, Row[Any]]] | None = None
-
-    @cached_property
-    def relations(self) -> dict[str, dict[str, ColumnElement[Any]]]:
-        return {} if self.caller is None else relations(self.caller)
 
     # Each loader is made when a resolver first asks for it: a small request builds few.
     @cached_property
     def enterprise(self) -> DataLoader[str, Row[Any] | None]:
-        return _loader(self._by_key(ENTERPRISE, models.Enterprise.uscc, owned=False))
+        return _loader(_by_key(self.statements, ENTERPRISE, models.Enterprise.uscc, owned=False))
 
     @cached_property
     def inspection(self) -> DataLoader[int, Row[Any] | None]:
-        return _loader(self._by_key(INSPECTION, models.Inspection.id))
+        return _loader(_by_key(self.statements, INSPECTION, models.Inspection.id))
 
     @cached_property
     def penalty(self) -> DataLoader[int, Row[Any] | None]:
-        return _loader(self._by_key(PENALTY, models.Penalty.id))
+        return _loader(_by_key(self.statements, PENALTY, models.Penalty.id))
 
     @cached_property
     def acceptance(self) -> LevelLoader[int, Row[Any] | None]:
-        return LevelLoader(self._by_key(ACCEPTANCE, models.Acceptance.rectification_id))
+        return LevelLoader(_by_key(self.statements, ACCEPTANCE, models.Acceptance.rectification_id))
 
     @cached_property
     def credit_records(self) -> DataLoader[Parent, list[Row[Any]]]:
@@ -219,13 +279,13 @@ class Loaders:
     def history(self) -> dict[str, DataLoader[int, list[Row[Any]]]]:
         """Every version of records of a type, oldest first; the versions of the records the
         caller reads, so no owner filter of their own."""
-        return {type_name: _loader(self._versions(type_name)) for type_name in RECORDS}
+        return {type_name: _loader(_versions(self.statements, type_name)) for type_name in RECORDS}
 
     @cached_property
     def published(self) -> dict[str, DataLoader[int, Row[Any] | None]]:
         """Records as they are now, retracted ones too: what the change feed points at."""
         return {
-            type_name: _loader(self._by_key(source, model.id, retracted=True))
+            type_name: _loader(_by_key(self.statements, source, model.id, retracted=True))
             for type_name, (model, source) in RECORDS.items()
         }
 
@@ -241,101 +301,6 @@ class Loaders:
         )
         return {row.code: row for row in rows}
 
-    def visible(
-        self, statement: Select[Any], model: Any, retracted: bool = False
-    ) -> Select[Any] | None:
-        """``statement`` narrowed to the records of ``model`` the caller may see (by owner, or
-        by a relation to the record), with the caller's relations to each, and to records
-        not retracted (unless asked); None when there are none."""
-        scope = self.scope(model.__name__)
-        related = self.relations.get(model.__name__, {})
-        opening = [
-            and_(related[name], one_of(model.owner, owners))
-            for name, owners in scope.relations.items()
-            if owners
-        ]
-        if not scope.owners and not opening:
-            return None
-        statement = statement.add_columns(
-            *(related[name].label(f"as_{name}") for name in scope.relations)
-        )
-        if len(scope.owners) < len(DEPARTMENTS):
-            statement = statement.where(or_(one_of(model.owner, scope.owners), *opening))
-        if not retracted and hasattr(model, "retracted"):
-            statement = statement.where(model.retracted == false())
-        return statement
-
-    def shaped(
-        self,
-        shape: Hashable,
-        model: Any | None,
-        build: Callable[[], Select[Any]],
-        retracted: bool = False,
-    ) -> Select[Any] | None:
-        """The statement ``build`` makes (its values bound by name, given when it runs),
-        narrowed to what the caller may see of ``model``'s owned records (see visible, and
-        ``retracted``; None: no narrowing), made once per ``shape`` and the caller's scope for every
-        request: statements are immutable, and building one and SQLAlchemy's key for it
-        cost about as much as running it."""
-        key: Hashable = shape
-        if model is not None:
-            scope = self.scope(model.__name__)
-            key = (shape, self.caller, scope.owners, tuple(scope.relations.items()))
-        if key not in _STATEMENTS:
-            if len(_STATEMENTS) >= MAX_STATEMENTS:
-                del _STATEMENTS[next(iter(_STATEMENTS))]
-            statement = build()
-            _STATEMENTS[key] = (
-                statement if model is None else self.visible(statement, model, retracted)
-            )
-        return _STATEMENTS[key]
-
-    def _by_key(
-        self,
-        source: Source,
-        key: InstrumentedAttribute[Any],
-        owned: bool = True,
-        retracted: bool = False,
-    ) -> Callable[[list[Any]], Awaitable[list[Row[Any] | None]]]:
-        """Load one row per key (None where there is none, or none the caller may see)."""
-        model = key.class_ if owned else None
-        shape = ("by key", key.class_.__name__, key.key, owned, retracted)
-        position = [column.key for column in source.columns].index(key.key)
-
-        def build() -> Select[Any]:
-            return source.select().where(one_of(key, name="keys"))
-
-        async def load(keys: list[Any]) -> list[Row[Any] | None]:
-            statement = self.shaped(shape, model, build, retracted)
-            rows = (
-                [] if statement is None
-                else await self.reader.rows(statement, {"keys": keys}, brief=True)
-            )  # fmt: skip
-            found = {row[position]: row for row in rows}
-            return [found.get(k) for k in keys]
-
-        return load
-
-    def _versions(self, type_name: str) -> Callable[[list[int]], Awaitable[list[list[Row[Any]]]]]:
-        version = models.RecordVersion
-
-        def build() -> Select[Any]:
-            return (
-                VERSION.select()
-                .where(version.kind == type_name, one_of(version.record_id, name="ids"))
-                .order_by(version.record_id, version.version)
-            )
-
-        async def load(record_ids: list[int]) -> list[list[Row[Any]]]:
-            found: defaultdict[int, list[Row[Any]]] = defaultdict(list)
-            statement = self.shaped(("versions", type_name), None, build)
-            assert statement is not None  # noqa: S101 - not narrowed
-            for row in await self.reader.rows(statement, {"ids": record_ids}, brief=True):
-                found[row.record_id].append(row)
-            return [found[record_id] for record_id in record_ids]
-
-        return load
-
     def _children(
         self,
         source: Source,
@@ -343,10 +308,60 @@ class Loaders:
         dated: InstrumentedAttribute[date] | None,
         owned: bool = True,
     ) -> Children:
-        return Children(self, source, parent, dated, owned)
+        return Children(self.statements, source, parent, dated, owned)
 
 
-# Statements made once per shape and caller scope (Loaders.shaped): the loaders' dozen
+def _by_key(
+    statements: Statements,
+    source: Source,
+    key: InstrumentedAttribute[Any],
+    owned: bool = True,
+    retracted: bool = False,
+) -> Callable[[list[Any]], Awaitable[list[Row[Any] | None]]]:
+    """Load one row per key (None where there is none, or none the caller may see)."""
+    model = key.class_ if owned else None
+    shape = ("by key", key.class_.__name__, key.key, owned, retracted)
+    position = [column.key for column in source.columns].index(key.key)
+
+    def build() -> Select[Any]:
+        return source.select().where(one_of(key, name="keys"))
+
+    async def load(keys: list[Any]) -> list[Row[Any] | None]:
+        statement = statements.shaped(shape, model, build, retracted)
+        rows = (
+            [] if statement is None
+            else await statements.reader.rows(statement, {"keys": keys}, brief=True)
+        )  # fmt: skip
+        found = {row[position]: row for row in rows}
+        return [found.get(k) for k in keys]
+
+    return load
+
+
+def _versions(
+    statements: Statements, type_name: str
+) -> Callable[[list[int]], Awaitable[list[list[Row[Any]]]]]:
+    version = models.RecordVersion
+
+    def build() -> Select[Any]:
+        return (
+            VERSION.select()
+            .where(version.kind == type_name, one_of(version.record_id, name="ids"))
+            .order_by(version.record_id, version.version)
+        )
+
+    async def load(record_ids: list[int]) -> list[list[Row[Any]]]:
+        found: defaultdict[int, list[Row[Any]]] = defaultdict(list)
+        statement = statements.shaped(("versions", type_name), None, build)
+        assert statement is not None  # noqa: S101 - not narrowed
+        for row in await statements.reader.rows(statement, {"ids": record_ids}, brief=True):
+            found[row.record_id].append(row)
+        return [found[record_id] for record_id in record_ids]
+
+    return load
+
+
+# Statements made once per shape and caller scope (Statements.shaped): the loaders' dozen
 # shapes, times the scopes of the departments, purposes and policy versions in use.
 _STATEMENTS: dict[Hashable, Select[Any] | None] = {}
 MAX_STATEMENTS = 1024
@@ -358,13 +373,13 @@ class Children:
 
     def __init__(
         self,
-        loaders: Loaders,
+        statements: Statements,
         source: Source,
         parent: InstrumentedAttribute[int],
         dated: InstrumentedAttribute[date] | None,
         owned: bool,
     ) -> None:
-        self.loaders, self.source, self.parent, self.dated = loaders, source, parent, dated
+        self.statements, self.source, self.parent, self.dated = statements, source, parent, dated
         self.model = parent.class_ if owned else None
         self.shape = ("children", parent.class_.__name__, parent.key)
         self.order: list[Any] = [parent, *([dated] if dated is not None else []),
@@ -402,10 +417,10 @@ class Children:
             return statement.order_by(*self.order)
 
         shape = (*self.shape, since_set, until_set)
-        statement = self.loaders.shaped(shape, self.model, build)
+        statement = self.statements.shaped(shape, self.model, build)
         if statement is None:
             return {}
         values = {"ids": ids, **({"since": since} if since_set else {}),
                   **({"until": until} if until_set else {})}  # fmt: skip
-        rows = await self.loaders.reader.rows(statement, values, brief=True)
+        rows = await self.statements.reader.rows(statement, values, brief=True)
         return {of: list(its) for of, its in groupby(rows, self.parent_id)}
