@@ -18,11 +18,11 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -202,15 +202,31 @@ async def _append(
         )).first()  # fmt: skip
         head = Head(last.seq, last.hash) if last else Head(0, GENESIS)
     records = _chained(batch, head)
-    await connection.execute(insert(AccessRecord), records)
+    # On the driver itself (the transaction is begun: the lock's statement, or the write's).
+    for sql, values in _inserts(connection, records):
+        await fetch(connection, sql, values)
     return records
 
 
 HEAD = "SELECT seq, hash FROM access_record ORDER BY seq DESC LIMIT 1"
 INSERT = f"INSERT INTO access_record ({', '.join(COLUMNS)}) VALUES "  # noqa: S608 - our columns
-ROW = f"({', '.join('?' * len(COLUMNS))})"
 # Records per INSERT: within the 999 parameters of any SQLite build.
 ROWS_PER_INSERT = 999 // len(COLUMNS)
+
+
+def _inserts(
+    connection: AsyncConnection, records: list[dict[str, Any]]
+) -> Iterator[tuple[str, list[Any]]]:
+    """The INSERTs of ``records`` as the driver takes them (every column is text or an
+    integer, which both drivers take as they are), ROWS_PER_INSERT at a time."""
+    numbered = connection.dialect.name == "postgresql"  # $1, $2...; SQLite's are ?
+    for start in range(0, len(records), ROWS_PER_INSERT):
+        rows = records[start : start + ROWS_PER_INSERT]
+        values = [record.get(name) for record in rows for name in COLUMNS]
+        marks = [f"${n}" if numbered else "?" for n in range(1, len(values) + 1)]
+        width = len(COLUMNS)
+        tuples = (f"({', '.join(marks[at : at + width])})" for at in range(0, len(marks), width))
+        yield INSERT + ", ".join(tuples), values
 
 
 async def _append_sqlite(
@@ -229,10 +245,8 @@ async def _append_sqlite(
         found = await fetch(connection, HEAD, (), brief=True)
         head = Head(*found[0]) if found else Head(0, GENESIS)
     records = _chained(batch, head)
-    for start in range(0, len(records), ROWS_PER_INSERT):
-        rows = records[start : start + ROWS_PER_INSERT]
-        values = [record.get(name) for record in rows for name in COLUMNS]
-        await fetch(connection, INSERT + ", ".join([ROW] * len(rows)), values, brief=True)
+    for sql, values in _inserts(connection, records):
+        await fetch(connection, sql, values, brief=True)
     await commit(connection)  # writes and syncs the log: in the driver's thread
     return records
 
