@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
 
-__all__ = ["DRIVERS", "HERE", "commit", "fetch"]
+__all__ = ["DRIVERS", "HERE", "commit", "fetch", "rollback"]
 
 # One round trip to the driver: aiosqlite executes and fetches in one hand-off to its thread;
 # asyncpg prepares a statement once per connection (its statement cache) and fetches.
@@ -83,6 +83,20 @@ async def commit(connection: AsyncConnection) -> None:
     raw = await _raw(connection)
     call = raw.driver_connection.commit()  # type: ignore[union-attr]
     await _translated(sync, raw, call, None, None, None)  # as SQLAlchemy's own commit
+
+
+async def rollback(connection: AsyncConnection) -> None:
+    """Roll back on the driver the transaction that statements run by ``fetch`` began (one
+    SQLAlchemy's adapter does not know of: on asyncpg it would not end it), as SQLAlchemy
+    rolls back: no statement event, a driver error raised as SQLAlchemy raises it."""
+    sync = connection.sync_connection
+    assert sync is not None  # noqa: S101 - an open AsyncConnection has one
+    raw = await _raw(connection)
+    driver: Any = raw.driver_connection
+    call = (
+        driver.execute("ROLLBACK") if connection.dialect.driver == "asyncpg" else driver.rollback()
+    )
+    await _translated(sync, raw, call, None, None, None)
 
 
 async def _translated(

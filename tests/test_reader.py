@@ -213,6 +213,49 @@ def test_reads_after_the_first_see_one_snapshot(empty_database: Settings, releas
     assert asyncio.run(run()) == [0, 0, 0, 1]
 
 
+@pytest.mark.parametrize("empty_database", ["postgres"], indirect=True)
+def test_a_snapshot_is_read_only_and_ends_however_the_request_went(
+    empty_database: Settings,
+) -> None:
+    """On PostgreSQL the reader begins its snapshot on the driver (READ ONLY: a read path
+    cannot write) and ends it itself, since SQLAlchemy's adapter ends only transactions it
+    began: after a request that read, one whose statement failed in the snapshot, and one
+    given back while it waited, no connection is left idle in a transaction, and the pool's
+    next request reads what others committed."""
+    idle = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND state LIKE 'idle in transaction%'"
+    )
+    one = select(literal_column("1").label("one"))
+
+    async def run() -> list[int]:
+        engine, watcher = create_engine(empty_database), create_engine(empty_database)
+        async with engine.begin() as connection:
+            await connection.execute(text("CREATE SEQUENCE reader_sequence"))
+        left = []
+        for way in ("read", "failed", "released"):
+            request = reader.Reader(engine)
+            await request.rows(one)  # alone, as a caller's lookup
+            if way == "failed":
+                with pytest.raises(DBAPIError, match="read-only transaction"):
+                    await request.rows(select(func.nextval("reader_sequence")))
+            else:
+                await request.rows(one)
+            if way == "released":
+                await request.release()
+            await request.close()
+            async with watcher.connect() as connection:
+                left.append((await connection.execute(idle)).scalar_one())
+        after = reader.Reader(engine)  # on a connection the pool lends again
+        assert [tuple(row) for _ in range(2) for row in await after.rows(one)] == [(1,), (1,)]
+        await after.close()
+        await engine.dispose()
+        await watcher.dispose()
+        return left
+
+    assert asyncio.run(run()) == [0, 0, 0]
+
+
 @pytest.mark.parametrize("empty_database", BACKENDS, indirect=True)
 def test_what_the_reader_cannot_run_itself_sqlalchemy_runs(empty_database: Settings) -> None:
     """Values rendered into the SQL at each execution, types whose rows need the cursor's

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.types import TypeEngine
 
-from hub.driver import DRIVERS, fetch
+from hub.driver import DRIVERS, fetch, rollback
 
 if TYPE_CHECKING:
     from sqlalchemy.sql.type_api import _ResultProcessorType
@@ -51,7 +51,8 @@ class Reader:
         self._lock = asyncio.Lock()
         self._closed = False
         self._statements = 0
-        self._reading = False  # whether the snapshot's read transaction has begun
+        self._begun = False  # whether the connection's snapshot was begun
+        self._reading = False  # whether the snapshot's read transaction has begun reading
         self.released = False  # whether the request gave its connection back for a while
 
     async def rows(
@@ -78,29 +79,29 @@ class Reader:
             snapshot = self._statements > 0  # every statement after the first alone
             if self._connection is None:
                 self._connection = await self._engine.connect()
-                await self._connection.execution_options(
-                    **_options(self._connection, alone=not snapshot)
-                )
+                await self._connection.execution_options(**_options(self._connection))
+                self._reading = self._begun = False
                 if snapshot:  # a connection opened again after release()
-                    await _begin_snapshot(self._connection)
-                self._reading = False
+                    await self._begin_snapshot()
             elif self._statements == 1:
-                await _begin_snapshot(self._connection)
+                await self._begin_snapshot()
             self._statements += 1
-            connection = self._connection
             # A brief statement runs in the event loop's thread (see hub/driver.py HERE)
             # once the snapshot reads: the statement that begins a read transaction may
             # wait (busy, or while a checkpoint resets the WAL), one inside it never does.
-            brief = brief and self._reading
-            # On PostgreSQL a snapshot's first statement goes through SQLAlchemy, whose
-            # driver adapter begins the transaction (REPEATABLE READ) before it runs.
-            found: Sequence[Row[Any]]
-            if connection.dialect.name != "postgresql" or connection.in_transaction():
-                found = await _direct(connection, cast(Select[Any], statement), parameters, brief)
-            else:
-                found = (await connection.execute(cast(Select[Any], statement), parameters)).all()
+            found = await _direct(
+                self._connection, cast(Select[Any], statement), parameters, brief and self._reading
+            )
             self._reading = snapshot
             return cast(Sequence[Row[*Ts]], found)
+
+    async def _begin_snapshot(self) -> None:
+        """From the second statement on: one snapshot, begun on the driver (the statements
+        run by ``_direct`` begin nothing of their own). Marked begun first: ended however
+        its BEGIN went."""
+        assert self._connection is not None  # noqa: S101 - begun on the connection in use
+        self._begun = True
+        await fetch(self._connection, SNAPSHOT[self._connection.dialect.name], (), brief=True)
 
     async def release(self) -> None:
         """Give the connection back; the next statement opens another."""
@@ -116,25 +117,31 @@ class Reader:
             self._closed = self._closed or final
             if self._connection is not None:
                 connection, self._connection = self._connection, None
+                try:
+                    if self._begun and connection.dialect.name == "postgresql":
+                        await rollback(connection)  # see SNAPSHOT
+                except Exception:  # the connection is gone: the pool must not lend it again
+                    await connection.invalidate()
                 await connection.close()
 
 
-def _options(connection: AsyncConnection, alone: bool) -> dict[str, Any]:
-    """Options of a reader's new connection: for a statement alone, or for a snapshot."""
+def _options(connection: AsyncConnection) -> dict[str, Any]:
+    """Options of a reader's connection: no transaction of SQLAlchemy's, whose adapter never
+    sees the statements run on the driver (_direct): a statement alone runs in autocommit,
+    and the reader begins its snapshot itself (see SNAPSHOT; on SQLite, db._begin_sqlite)."""
     if connection.dialect.name == "postgresql":
-        return {"isolation_level": "AUTOCOMMIT" if alone else "REPEATABLE READ"}
-    # SQLite: no BEGIN of SQLAlchemy's (db._begin_sqlite): statements run on the driver
-    # itself (_direct) begin nothing, so the reader begins its snapshot itself.
+        return {"isolation_level": "AUTOCOMMIT"}
     return {"hub_reader": True}
 
 
-async def _begin_snapshot(connection: AsyncConnection) -> None:
-    """From the second statement on: one snapshot."""
-    if connection.dialect.name == "postgresql":
-        await connection.commit()  # ends nothing in autocommit; the next statement begins
-        await connection.execution_options(isolation_level="REPEATABLE READ")
-    else:  # deferred: takes no lock (the next statement begins reading), so run here
-        await fetch(connection, "BEGIN", (), brief=True)
+# How a reader's snapshot begins. SQLite's is deferred: it takes no lock (the next statement
+# begins reading), so it runs in the event loop's thread (driver.HERE). How it ends: SQLite's
+# when the pool takes the connection back (the driver's rollback ends any transaction); on
+# asyncpg SQLAlchemy's adapter ends only the transactions it began, so the reader rolls back.
+SNAPSHOT = {
+    "postgresql": "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+    "sqlite": "BEGIN",
+}
 
 
 class _Prepared(NamedTuple):
