@@ -9,6 +9,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,9 @@ BACKENDS = [
 ]
 DEMO_ENTERPRISES = 300  # the size `hub serve --demo` loads, so README examples hold
 DEMO_SEED = 7
+# Per-second rate limits measure time: the shared test hubs lift them, so that no test's
+# outcome depends on how fast the machine answers (the RATE_LIMITED tests set their own).
+UNTHROTTLED: dict[str, Any] = {"client_cost_per_second": 10**9, "client_cost_burst": 10**9}
 
 
 async def _admin(url: str, statement: str) -> None:
@@ -142,7 +146,9 @@ def client(
     demo_database: Settings, open_policies: Path, tokens: dict[str, str]
 ) -> Iterator[TestClient]:
     """The hub under open policies, calling as market regulation's system."""
-    settings = Settings(database_url=demo_database.database_url, policy_dir=open_policies)
+    settings = Settings(
+        database_url=demo_database.database_url, policy_dir=open_policies, **UNTHROTTLED
+    )
     headers = {"Authorization": f"Bearer {tokens['market']}"}
     with TestClient(create_app(settings), headers=headers) as test_client:
         yield test_client
@@ -151,7 +157,7 @@ def client(
 @pytest.fixture(scope="session")
 def hub(demo_database: Settings, tokens: dict[str, str]) -> Iterator[TestClient]:
     """The hub under the real policies in policies/, with no credentials of its own."""
-    with TestClient(create_app(demo_database)) as test_client:
+    with TestClient(create_app(replace(demo_database, **UNTHROTTLED))) as test_client:
         yield test_client
 
 
