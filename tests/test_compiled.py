@@ -34,12 +34,12 @@ from hub.compiled.run import _together
 from hub.db import create_engine, upgrade
 from hub.domain import DEPARTMENTS
 from hub.metrics import EXECUTIONS
-from hub.policy import load_policy
+from hub.policy import Policy, load_policy
 from hub.schema import build_schema, policy_fields
 from hub.settings import DEFAULT_POLICY_DIR, Settings
 from tests.adversary import documents, ground_of, pools
 from tests.adversary.sameness import Sameness
-from tests.conftest import BACKENDS, fresh_database
+from tests.conftest import BACKENDS, UNTHROTTLED, fresh_database
 from tests.test_clients import metrics
 from tests.test_serve import demo_with_clients, serving
 
@@ -235,6 +235,33 @@ def test_the_switch_sends_every_request_through_strawberry(
     assert answer.json()["data"]["enterprises"]["edges"]
     assert compiled_count() == before
     assert EXECUTIONS.labels("strawberry")._value.get() == interpreted + 1
+
+
+def test_what_the_policy_withholds_is_decided_once_per_caller_and_policy_version(
+    demo_database: Settings, tokens: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the policy alone withholds of each owner's records is kept with the policy
+    version for every request of the same department and purpose (stated or not): the
+    second dossier asks the policy nothing."""
+    asked: list[str] = []
+    decide = Policy.decide
+
+    def counted(self: Policy, subject: str, *args: Any, **kwargs: Any) -> Any:
+        asked.append(subject)
+        return decide(self, subject, *args, **kwargs)
+
+    monkeypatch.setattr(Policy, "decide", counted)
+    headers = {"Authorization": f"Bearer {tokens['market']}"}
+    purpose = {**headers, "X-Hub-Purpose": "rectification-check"}
+    with TestClient(create_app(replace(demo_database, **UNTHROTTLED)), headers=headers) as hub:
+        counts = []
+        for sent in (headers, headers, purpose, purpose, headers):
+            asked.clear()
+            answer = hub.post("/graphql", json={"query": DOSSIER}, headers=sent)
+            assert answer.status_code == 200
+            counts.append(len(asked))
+    assert min(counts[0], counts[2]) > 100  # ten owners, every decided field, each type
+    assert counts[1] == counts[3] == counts[4] == 0
 
 
 def test_a_compiled_dossier_leaves_nothing_for_the_cyclic_collector(

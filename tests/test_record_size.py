@@ -44,10 +44,15 @@ def trail() -> Trail:
 
 def old_form(served: Trail) -> list[dict[str, Any]]:
     """How records were written before the compact form: an entry per enterprise."""
+    entries = sorted(
+        ((enterprise, type_name, fields, grants), ids)
+        for (type_name, fields, grants, _), by_enterprise in served.served.items()
+        for enterprise, ids in by_enterprise.items()
+    )
     return [
         {"enterprise": enterprise, "type": type_name, "fields": list(fields), "ids": ids,
          **({"grants": dict(grants)} if grants else {})}
-        for (enterprise, type_name, fields, grants, _), ids in sorted(served.served.items())
+        for (enterprise, type_name, fields, grants), ids in entries
     ]  # fmt: skip
 
 

@@ -85,16 +85,29 @@ Grants = tuple[tuple[str, int], ...]
 Opened = tuple[tuple[str, str], ...]  # (Type.field, the relation that opened it)
 
 
+class Served(dict[str, list[str]]):
+    """Ids of records served, by enterprise; a list made on first use, its enterprise then
+    entered in the trail's ``enterprises``."""
+
+    def __init__(self, enterprises: set[str]) -> None:
+        super().__init__()
+        self.enterprises = enterprises
+
+    def __missing__(self, enterprise: str) -> list[str]:
+        self.enterprises.add(enterprise)
+        ids: list[str] = []
+        self[enterprise] = ids
+        return ids
+
+
 @dataclass
 class Trail:
     """What one request served and withheld, collected while it runs."""
 
     enterprises: set[str] = field(default_factory=set)
-    # (enterprise, type, fields served, grants that opened conditional ones, relations that
-    # opened fields) -> ids of the records served with exactly those fields that way
-    served: defaultdict[tuple[str, str, tuple[str, ...], Grants, Opened], list[str]] = field(
-        default_factory=lambda: defaultdict(list)
-    )
+    # (type, fields served, grants that opened conditional ones, relations that opened
+    # fields) -> enterprise -> ids of the records served with exactly those fields that way
+    served: dict[tuple[str, tuple[str, ...], Grants, Opened], Served] = field(default_factory=dict)
     denied: list[dict[str, str]] = field(default_factory=list)
     # (enterprise, type, change) -> ids of the records the request published so
     written: defaultdict[tuple[str, str, str], list[str]] = field(
@@ -113,20 +126,18 @@ class Trail:
         grants: Grants = (),
         opened: Opened = (),
     ) -> None:
-        self.enterprises.add(enterprise)
-        self.served[enterprise, type_name, fields, grants, opened].append(record_id)
+        self.group(type_name, fields, grants, opened)[enterprise].append(record_id)
 
-    def ids_served(
-        self,
-        enterprise: str,
-        type_name: str,
-        fields: tuple[str, ...],
-        grants: Grants,
-        opened: Opened,
-    ) -> list[str]:
-        """The list the ids of records served so are entered in (``serve`` for many)."""
-        self.enterprises.add(enterprise)
-        return self.served[enterprise, type_name, fields, grants, opened]
+    def group(
+        self, type_name: str, fields: tuple[str, ...], grants: Grants, opened: Opened
+    ) -> Served:
+        """The ids of the records of a type served with ``fields`` that way, by enterprise:
+        ``group[enterprise].append(id)`` enters one (``serve`` for many)."""
+        key = (type_name, fields, grants, opened)
+        found = self.served.get(key)
+        if found is None:
+            found = self.served[key] = Served(self.enterprises)
+        return found
 
     def deny(self, enterprise: str, type_name: str, record_id: str, owner: str, coordinate: str,
              reason: str) -> None:  # fmt: skip
@@ -167,7 +178,9 @@ class Trail:
 
     @property
     def served_fields(self) -> int:
-        return sum(len(key[2]) * len(ids) for key, ids in self.served.items())
+        return sum(
+            len(key[1]) * len(ids) for key, group in self.served.items() for ids in group.values()
+        )
 
     def served_json(self) -> list[dict[str, Any]]:
         """What was served, in the record's compact form (served.py)."""

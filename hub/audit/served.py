@@ -20,34 +20,41 @@ from typing import Any
 
 __all__ = ["Group", "coordinates", "denials", "groups", "pack", "pack_denied", "search_text"]
 
-# (enterprise, type, fields served, (Type.field, grant id) pairs, (Type.field, relation)
-# pairs) -> ids of the records
+# (type, fields served, (Type.field, grant id) pairs, (Type.field, relation) pairs) ->
+# enterprise -> ids of the records
 Served = Mapping[
-    tuple[str, str, tuple[str, ...], tuple[tuple[str, int], ...], tuple[tuple[str, str], ...]],
-    list[str],
+    tuple[str, tuple[str, ...], tuple[tuple[str, int], ...], tuple[tuple[str, str], ...]],
+    Mapping[str, list[str]],
 ]
 Group = dict[str, Any]  # {"enterprise", "type", "fields", "ids", "grants"?, "relations"?}
 
 
 def pack(served: Served, enterprises: list[str]) -> list[dict[str, Any]]:
-    """``served`` as stored: ``enterprises`` is the record's sorted list of enterprises."""
+    """``served`` as stored: ``enterprises`` is the record's sorted list of enterprises. Groups
+    come in the order of their first enterprise, then type, fields and how they were opened;
+    each group's records in the order of their enterprises."""
     place = {uscc: index for index, uscc in enumerate(enterprises)}
-    packed: dict[tuple[Any, ...], list[list[Any]]] = {}
-    for key in sorted(served):
-        enterprise, type_name, fields, grants, opened = key
-        group = (type_name, fields, grants, opened)
-        packed.setdefault(group, []).append([place[enterprise], *served[key]])
+    packed = []
+    for key, by_enterprise in served.items():
+        if by_enterprise:
+            records = sorted(([place[e], *ids] for e, ids in by_enterprise.items()), key=_first)
+            packed.append(((records[0][0], *key), records))
+    packed.sort(key=_first)
     return [
         {"type": type_name, "fields": list(fields), "records": records,
          **({"grants": dict(grants)} if grants else {}),
          **({"relations": dict(opened)} if opened else {})}
-        for (type_name, fields, grants, opened), records in packed.items()
+        for (_, type_name, fields, grants, opened), records in packed
     ]  # fmt: skip
+
+
+def _first(pair: Any) -> Any:
+    return pair[0]
 
 
 def search_text(served: Served) -> list[str]:
     """Every Type.field served, once: what ``fields`` holds for searches by field."""
-    selections = {(key[1], key[2]) for key in served}  # a few, over hundreds of enterprises
+    selections = {(key[0], key[1]) for key, group in served.items() if group}
     return sorted({f"{type_name}.{name}" for type_name, names in selections for name in names})
 
 

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import casbin
 from casbin.model import Model
@@ -106,6 +107,16 @@ class Policy:
         self._readable: dict[tuple[str, str, str, bool, Relations], bool] = {}
         self._openers: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {}
         self._scopes: dict[tuple[str, str, bool, bool], Scope] = {}
+        self._derived: dict[Hashable, dict[Any, Any]] = {}
+
+    def derived(self, key: Hashable) -> dict[Any, Any]:
+        """A dict kept with this version for what is derived from its decisions alone (an
+        Access's views, per subject and purpose), filled by whoever derives it: derived once
+        for every request, and gone with the version."""
+        found = self._derived.get(key)
+        if found is None:
+            found = self._derived[key] = {}
+        return found
 
     def decide(
         self, subject: str, owner: str, coordinate: str, *, purpose: bool, relations: Relations = ()

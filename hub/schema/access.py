@@ -50,6 +50,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.types.base import get_object_definition
 
 from hub.audit import Grants, Trail
+from hub.audit.record import Served
 from hub.auth import Principal
 from hub.domain import DEPARTMENTS, Role
 from hub.errors import Forbidden, PurposeRequired
@@ -145,7 +146,11 @@ class Access:
         self.departments: Mapping[str, Any] = {}
         # Relations are a department's part in a record: for its own systems only.
         self.caller = principal.department if principal.role is Role.DEPARTMENT else None
-        self._withheld: dict[tuple[str, str, Relations], View] = {}
+        # Views the policy decides alone, by (type, owner, relations): the same for every
+        # request of this subject and purpose (~55 views a dossier), so kept with the policy.
+        self._withheld: dict[tuple[str, str, Relations], View] = policy.derived(
+            ("views", principal.subject, purpose is not None)
+        )
         self._granted: dict[tuple[str, str, Relations, str], View] = {}
         self._selections: dict[tuple[int, str, tuple[str, ...]], tuple[str, ...]] = {}
 
@@ -319,12 +324,12 @@ class Access:
         )  # fmt: skip
         # What is served and withheld of the selection follows from the view alone; views
         # are kept for the request (see view), so one split serves every record they decide:
-        # the fields denied, and the trail's list of ids for each enterprise (found once).
-        split: dict[int, tuple[list[Forbidden], Served, dict[str, list[str]]]] = {}
+        # the fields denied, and the trail's lists of ids served that way, by enterprise.
+        split: dict[int, tuple[list[Forbidden], Served]] = {}
         # Views that do not depend on the enterprise (no grant decides a field), by owner and
         # relations: found without a call.
         plain: dict[tuple[str, Relations], View] = {}
-        view, deny, ids_served = self.view, self.trail.deny, self.trail.ids_served
+        view, deny, group = self.view, self.trail.deny, self.trail.group
         admitted = []
         for n, row in enumerate(rows):
             if filed is None:
@@ -351,13 +356,10 @@ class Access:
                 denied = [withheld[shared[n].python_name] for n in selected
                           if shared[n].python_name in withheld]  # fmt: skip
                 served = tuple(n for n in selected if shared[n].python_name not in withheld)
-                kept = split[id(seen)] = (denied, (served, _used(seen.grants, served),
-                                                   _used(seen.opened, served)), {})  # fmt: skip
-            denied, served_as, filed_ids = kept
-            ids = filed_ids.get(enterprise)
-            if ids is None:
-                ids = filed_ids[enterprise] = ids_served(enterprise, type_name, *served_as)
-            ids.append(record_id)
+                opened = _used(seen.grants, served), _used(seen.opened, served)
+                kept = split[id(seen)] = (denied, group(type_name, served, *opened))
+            denied, ids = kept
+            ids[enterprise].append(record_id)
             for error in denied:
                 deny(enterprise, type_name, record_id, owner, error.field, error.reason)
         return admitted
@@ -383,8 +385,6 @@ class Access:
         return selected
 
 
-# The fields of a selection served, with the grants and relations that opened any of them.
-Served = tuple[tuple[str, ...], Grants, tuple[tuple[str, str], ...]]
 U = TypeVar("U")
 
 
