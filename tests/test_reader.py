@@ -20,6 +20,7 @@ from sqlalchemy import (
     Integer,
     Numeric,
     Select,
+    String,
     bindparam,
     column,
     event,
@@ -254,6 +255,40 @@ def test_a_snapshot_is_read_only_and_ends_however_the_request_went(
         return left
 
     assert asyncio.run(run()) == [0, 0, 0]
+
+
+# Text a list may hold that an array's text form must quote: separators, braces, quotes,
+# backslashes, the word NULL, spaces around, nothing at all, and more than ASCII.
+AWKWARD = ["a,b", "{c}", 'say "hi"', "back\\slash", "NULL", " pad ", "", "已验收", "'", '\\"']
+
+
+@pytest.mark.parametrize("empty_database", BACKENDS, indirect=True)
+def test_a_list_of_any_text_or_numbers_finds_exactly_its_rows(empty_database: Settings) -> None:
+    """``one_of``'s list is one parameter (on PostgreSQL the text of an array, cast in the
+    statement): every value finds its own row and no other, through SQLAlchemy and through
+    the reader, for text as for integers past 32 bits."""
+    rows = table("reader_one_of", column("word", String), column("big", BigInteger))
+    values = [{"word": word, "big": 5_000_000_000 + n} for n, word in enumerate(AWKWARD)]
+
+    async def run() -> None:
+        engine = create_engine(empty_database)
+        async with engine.begin() as connection:
+            await connection.execute(text("CREATE TABLE reader_one_of (word TEXT, big BIGINT)"))
+            await connection.execute(rows.insert(), [*values, {"word": "other", "big": 1}])
+        request = reader.Reader(engine)
+        await request.rows(select(literal_column("1").label("caller")))  # alone, as a lookup
+        for chosen in ([], AWKWARD[:1], AWKWARD, AWKWARD[3:7]):
+            by_word = select(rows.c.word).where(one_of(rows.c.word, chosen))
+            bigs = [5_000_000_000 + AWKWARD.index(word) for word in chosen]
+            by_big = select(rows.c.big).where(one_of(rows.c.big, bigs))
+            async with engine.connect() as connection:
+                assert sorted((await connection.execute(by_word)).scalars()) == sorted(chosen)
+            assert sorted(row.word for row in await request.rows(by_word)) == sorted(chosen)
+            assert sorted(row.big for row in await request.rows(by_big)) == sorted(bigs)
+        await request.close()
+        await engine.dispose()
+
+    asyncio.run(run())
 
 
 @pytest.mark.parametrize("empty_database", BACKENDS, indirect=True)
