@@ -17,6 +17,7 @@ import os
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import date
 from typing import Any
 
 import httpx2
@@ -24,12 +25,14 @@ import pytest
 from gql import Client, GraphQLRequest
 from gql.transport.aiohttp import AIOHTTPTransport
 from gql.transport.exceptions import TransportQueryError
+from graphql import GraphQLScalarType
 from hypothesis import HealthCheck, given, settings
 from sqlalchemy import text
 from starlette.testclient import TestClient
 
 from bench.limit import DOSSIER, FIELDS
 from hub.app import create_app
+from hub.compiled import plan
 from hub.compiled.run import _together
 from hub.db import create_engine, upgrade
 from hub.domain import DEPARTMENTS
@@ -235,6 +238,27 @@ def test_the_switch_sends_every_request_through_strawberry(
     assert answer.json()["data"]["enterprises"]["edges"]
     assert compiled_count() == before
     assert EXECUTIONS.labels("strawberry")._value.get() == interpreted + 1
+
+
+def test_dates_are_served_as_strawberry_serializes_them_and_kept_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The compiled path's dates are strawberry's Date serialization, each made once and kept
+    in a memo that publishers' choice of dates cannot grow past its bound."""
+    scalar = build_schema()._schema.type_map["Date"]
+    assert isinstance(scalar, GraphQLScalarType)
+    serialize, strawberry_date = plan._serializer(scalar), scalar.serialize
+    monkeypatch.setattr(plan, "MAX_DATES", 3)
+    plan._DATES.clear()
+    days = [
+        date(1, 1, 1),
+        date(2026, 2, 28),
+        date(9999, 12, 31),
+        date(2026, 2, 28),
+        date(1970, 1, 1),
+    ]
+    assert [serialize(day) for day in days] == [strawberry_date(day) for day in days]
+    assert len(plan._DATES) <= 3
 
 
 def test_what_the_policy_withholds_is_decided_once_per_caller_and_policy_version(
