@@ -174,7 +174,7 @@ async def writing(target: AsyncEngine | AsyncConnection) -> AsyncIterator[AsyncT
 
 class _Values(TypeDecorator[list[Any]]):
     """A list bound as one parameter: on PostgreSQL the text of an array, cast in the
-    statement (see _any), on SQLite JSON text. asyncpg's own array encoding asks of every
+    statement (see _any); on SQLite JSON text. asyncpg's own array encoding asks of every
     element whether it is itself an array, through Python-level ABC checks: ~1,100 of them a
     dossier, more than the rest of its statements' parameters together."""
 
@@ -219,7 +219,9 @@ class _OneOf(Element[bool]):
 def _any(element: _OneOf, compiler: Any, **kw: Any) -> str:
     column, values = compiler.process(element.column, **kw), compiler.process(element.values, **kw)
     array = compiler.dialect.type_compiler_instance.process(element.values.type.item())
-    return f"{column} = ANY(CAST({values} AS {array}[]))"
+    # Cast once, as an init plan: a cast of the parameter in the condition itself is
+    # evaluated again for every row a scan filters (the whole table, for small ones).
+    return f"{column} = ANY(ARRAY(SELECT unnest(CAST({values} AS {array}[]))))"
 
 
 @compiles(_OneOf)
