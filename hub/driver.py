@@ -75,28 +75,26 @@ async def fetch(
 
 
 async def commit(connection: AsyncConnection) -> None:
-    """Commit on aiosqlite the transaction that statements run by ``fetch`` began, as its
-    adapter commits one: no statement event (SQLAlchemy's commit has none), a driver error
-    raised as SQLAlchemy raises it."""
-    sync = connection.sync_connection
-    assert sync is not None  # noqa: S101 - an open AsyncConnection has one
-    raw = await _raw(connection)
-    call = raw.driver_connection.commit()  # type: ignore[union-attr]
-    await _translated(sync, raw, call, None, None, None)  # as SQLAlchemy's own commit
+    """Commit on the driver the transaction that statements run by ``fetch`` began (one
+    SQLAlchemy's adapter does not know of), as SQLAlchemy commits: no statement event, a
+    driver error raised as SQLAlchemy raises it."""
+    await _end(connection, "COMMIT")
 
 
 async def rollback(connection: AsyncConnection) -> None:
-    """Roll back on the driver the transaction that statements run by ``fetch`` began (one
-    SQLAlchemy's adapter does not know of: on asyncpg it would not end it), as SQLAlchemy
-    rolls back: no statement event, a driver error raised as SQLAlchemy raises it."""
+    """Roll back on the driver the transaction that statements run by ``fetch`` began (on
+    asyncpg SQLAlchemy's adapter would not end it), as ``commit`` commits."""
+    await _end(connection, "ROLLBACK")
+
+
+async def _end(connection: AsyncConnection, how: str) -> None:
     sync = connection.sync_connection
     assert sync is not None  # noqa: S101 - an open AsyncConnection has one
     raw = await _raw(connection)
-    driver: Any = raw.driver_connection
-    call = (
-        driver.execute("ROLLBACK") if connection.dialect.driver == "asyncpg" else driver.rollback()
-    )
-    await _translated(sync, raw, call, None, None, None)
+    driver: Any = raw.driver_connection  # aiosqlite's commit() and rollback(), or asyncpg's
+    asyncpg = connection.dialect.driver == "asyncpg"
+    call = driver.execute(how) if asyncpg else getattr(driver, how.lower())()
+    await _translated(sync, raw, call, None, None, None)  # as SQLAlchemy's own
 
 
 async def _translated(

@@ -209,10 +209,18 @@ def test_a_record_the_database_refuses_fails_only_its_own_request(migrated: Sett
         ]  # fmt: skip
         results = await asyncio.gather(*(log.append(e) for e in entries), return_exceptions=True)
         verification = await verify(engine)
+        left = 0  # connections the pool keeps inside a transaction (PostgreSQL tells)
+        if engine.dialect.name == "postgresql":
+            async with engine.connect() as connection:
+                left = (await connection.execute(text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND state LIKE 'idle in transaction%'"
+                ))).scalar_one()  # fmt: skip
         await engine.dispose()
-        return [*results, verification]
+        return [*results, verification, left]
 
-    *results, verification = asyncio.run(scenario())
+    *results, verification, left = asyncio.run(scenario())
+    assert left == 0
     failed = [n for n, result in enumerate(results) if isinstance(result, Exception)]
     assert failed == [3]
     assert sorted(r for r in results if isinstance(r, int)) == list(range(1, 8))

@@ -27,8 +27,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub.audit.record import COLUMNS, GENESIS, AccessEntry, record_hash
-from hub.db import condition, transaction
-from hub.driver import commit, fetch
+from hub.db import condition
+from hub.driver import commit, fetch, rollback
 from hub.metrics import ACCESS_LOG_APPEND_SECONDS, ACCESS_LOG_BATCH_RECORDS
 from hub.models import AccessRecord
 
@@ -150,12 +150,8 @@ class AccessLog:
                 head = None
             started = time.perf_counter()
             try:
-                if self.engine.dialect.driver == "aiosqlite":
-                    async with self.engine.connect() as connection:
-                        records = await _append_sqlite(connection, take, head)
-                else:
-                    async with transaction(self.engine) as connection:
-                        records = await _append(connection, take, head)
+                async with self.engine.connect() as connection:
+                    records = await _append_alone(connection, take, head)
             except IntegrityError:  # someone else took these numbers: chain on their records
                 self._shared_until = time.monotonic() + SHARED_SECONDS
                 continue
@@ -185,24 +181,15 @@ class Head(NamedTuple):
     hash: str
 
 
-async def _append(
-    connection: AsyncConnection,
-    batch: list[dict[str, Any]] | Callable[[], list[dict[str, Any]]],
-    head: Head | None = None,
-) -> list[dict[str, Any]]:
-    """Chain ``batch`` (or what it gives once the chain's lock is held) onto the head (read
-    here unless given), in ``connection``'s transaction; the records as written."""
+async def _append(connection: AsyncConnection, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Chain ``batch`` onto the head in ``connection``'s transaction (a write's, which its
+    statements began); the records as written."""
     if connection.dialect.name == "postgresql":  # held until the transaction ends
         await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK})
-    if callable(batch):
-        batch = batch()
-    if head is None:
-        last = (await connection.execute(
-            select(AccessRecord.seq, AccessRecord.hash).order_by(AccessRecord.seq.desc()).limit(1)
-        )).first()  # fmt: skip
-        head = Head(last.seq, last.hash) if last else Head(0, GENESIS)
-    records = _chained(batch, head)
-    # On the driver itself (the transaction is begun: the lock's statement, or the write's).
+    last = (await connection.execute(
+        select(AccessRecord.seq, AccessRecord.hash).order_by(AccessRecord.seq.desc()).limit(1)
+    )).first()  # fmt: skip
+    records = _chained(batch, Head(last.seq, last.hash) if last else Head(0, GENESIS))
     for sql, values in _inserts(connection, records):
         await fetch(connection, sql, values)
     return records
@@ -229,25 +216,43 @@ def _inserts(
         yield INSERT + ", ".join(tuples), values
 
 
-async def _append_sqlite(
+# How an append's own transaction begins. SQLite's takes the write lock at once; on
+# PostgreSQL the chain's advisory lock, held until the transaction ends, serializes the
+# appends of every process. Either may wait for the lock.
+BEGIN = {
+    "sqlite": ["BEGIN IMMEDIATE"],
+    "postgresql": ["BEGIN", f"SELECT pg_advisory_xact_lock({CHAIN_LOCK})"],
+}
+
+
+async def _append_alone(
     connection: AsyncConnection, take: Callable[[], list[dict[str, Any]]], head: Head | None
 ) -> list[dict[str, Any]]:
-    """``_append`` in a transaction of its own on aiosqlite, each statement one call to the
-    driver (hub/driver.py: the statement events and SQLAlchemy's errors kept): BEGIN
-    IMMEDIATE, the head when it is not known, the batch in INSERTs of 45, COMMIT. Through
-    SQLAlchemy the same took ten hand-offs to the driver's thread. On an error (or a
-    cancellation) the pool rolls the transaction back as it takes the connection back,
-    before the caller tries again."""
-    await fetch(connection, "BEGIN IMMEDIATE", ())  # may wait for the lock: in the driver's thread
-    batch = take()
-    # Holding the write lock, these never wait: run in the event loop's (driver.HERE).
-    if head is None:
-        found = await fetch(connection, HEAD, (), brief=True)
-        head = Head(*found[0]) if found else Head(0, GENESIS)
-    records = _chained(batch, head)
-    for sql, values in _inserts(connection, records):
-        await fetch(connection, sql, values, brief=True)
-    await commit(connection)  # writes and syncs the log: in the driver's thread
+    """``_append`` in a transaction of its own, each statement one call to the driver
+    (hub/driver.py: the statement events and SQLAlchemy's errors kept): BEGIN and the
+    chain's lock, the head when it is not known, the batch in INSERTs of 45, COMMIT. Through
+    SQLAlchemy the same took ten hand-offs to aiosqlite's thread, and on PostgreSQL five
+    greenlet hops. On an error or a cancellation it is rolled back before the connection
+    goes back (SQLAlchemy's asyncpg adapter ends only transactions it began); a connection
+    that cannot roll back is not lent again."""
+    try:
+        for statement in BEGIN[connection.dialect.name]:  # in the driver's thread on SQLite
+            await fetch(connection, statement, ())
+        batch = take()
+        # Holding the write lock, these never wait: on SQLite in the event loop's thread.
+        if head is None:
+            found = await fetch(connection, HEAD, (), brief=True)
+            head = Head(*found[0]) if found else Head(0, GENESIS)
+        records = _chained(batch, head)
+        for sql, values in _inserts(connection, records):
+            await fetch(connection, sql, values, brief=True)
+        await commit(connection)  # writes and syncs the log: in the driver's thread on SQLite
+    except BaseException:
+        try:
+            await rollback(connection)
+        except Exception:
+            await connection.invalidate()
+        raise
     return records
 
 
