@@ -196,7 +196,7 @@ class _Values(TypeDecorator[list[Any]]):
         if self.item is String:  # each quoted, its quotes and backslashes escaped
             items = ('"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"' for v in value)
             return "{" + ",".join(items) + "}"
-        return "{" + ",".join([str(int(v)) for v in value]) + "}"
+        return "{" + ",".join(map(str, map(int, value))) + "}"
 
 
 class _OneOf(Element[bool]):

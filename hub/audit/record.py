@@ -179,7 +179,7 @@ class Trail:
     @property
     def served_fields(self) -> int:
         return sum(
-            len(key[1]) * len(ids) for key, group in self.served.items() for ids in group.values()
+            len(key[1]) * sum(map(len, group.values())) for key, group in self.served.items()
         )
 
     def served_json(self) -> list[dict[str, Any]]:

@@ -98,7 +98,8 @@ class _Run:
         for parent, found in zip(parents, lists, strict=True):
             found = found if isinstance(found, list) else [] if found is None else [found]
             rows += found
-            owners += [parent] * len(found)
+            if inherit:
+                owners += [parent] * len(found)
             counts.append(len(found))
         items = self.admit(place, rows, owners if inherit else None)
         start = 0
