@@ -219,9 +219,9 @@ def _inserts(
 # How an append's own transaction begins. SQLite's takes the write lock at once; on
 # PostgreSQL the chain's advisory lock, held until the transaction ends, serializes the
 # appends of every process. Either may wait for the lock.
-BEGIN = {
-    "sqlite": ["BEGIN IMMEDIATE"],
-    "postgresql": ["BEGIN", f"SELECT pg_advisory_xact_lock({CHAIN_LOCK})"],
+BEGIN: dict[str, list[tuple[str, tuple[Any, ...]]]] = {
+    "sqlite": [("BEGIN IMMEDIATE", ())],
+    "postgresql": [("BEGIN", ()), ("SELECT pg_advisory_xact_lock($1)", (CHAIN_LOCK,))],
 }
 
 
@@ -236,8 +236,8 @@ async def _append_alone(
     goes back (SQLAlchemy's asyncpg adapter ends only transactions it began); a connection
     that cannot roll back is not lent again."""
     try:
-        for statement in BEGIN[connection.dialect.name]:  # in the driver's thread on SQLite
-            await fetch(connection, statement, ())
+        for statement, bound in BEGIN[connection.dialect.name]:  # SQLite: the driver's thread
+            await fetch(connection, statement, bound)
         batch = take()
         # Holding the write lock, these never wait: on SQLite in the event loop's thread.
         if head is None:
