@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from copy import copy
 from dataclasses import dataclass
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any, NamedTuple, TypeVar
 
 from graphql import (
@@ -311,58 +312,59 @@ class Access:
         with its ``owner``, ``enterprise``, ``region`` and ``relations``."""
         if not rows:
             return []
-        shared = self.shared[type_name]
         # Columns by their place in the rows (one statement's, or one source's): a record's
-        # owner and enterprise, or its parent's; and the caller's relations to it.
+        # owner, enterprise, district and id, or its parent's; and the caller's relations to it.
         at = rows[0]._fields.index
         related = [(name, at(label)) for name, label in self.in_play(type_name, parents)]
         record_at = at("uscc" if type_name == "Enterprise" else "id")
         filed = (
             None if parents is not None
-            else (at("owner_code"), record_at, at("region")) if type_name == "Enterprise"
-            else (at("owner_code"), at("enterprise_uscc"), at("enterprise_region"))
+            else itemgetter(at("owner_code"), record_at, at("region"), record_at)
+            if type_name == "Enterprise"
+            else itemgetter(at("owner_code"), at("enterprise_uscc"), at("enterprise_region"),
+                            record_at)
         )  # fmt: skip
         # What is served and withheld of the selection follows from the view alone; views
-        # are kept for the request (see view), so one split serves every record they decide:
-        # the fields denied, and the trail's lists of ids served that way, by enterprise.
-        split: dict[int, tuple[list[Forbidden], Served]] = {}
-        # Views that do not depend on the enterprise (no grant decides a field), by owner and
-        # relations: found without a call.
-        plain: dict[tuple[str, Relations], View] = {}
-        view, deny, group = self.view, self.trail.deny, self.trail.group
+        # are kept for the request (see view), so one split serves every record they decide.
+        split: dict[int, Split] = {}
+        # Splits of views that do not depend on the enterprise (no grant decides a field), by
+        # owner and relations: found without a call.
+        plain: dict[tuple[str, Relations], Split] = {}
+        view, deny = self.view, self.trail.deny
         admitted = []
         for n, row in enumerate(rows):
             if filed is None:
                 of = parents[n]  # type: ignore[index]
-                owner, enterprise, region, relations = (
-                    of.owner,
-                    of.enterprise,
-                    of.region,
-                    of.relations,
-                )
+                owner, enterprise, region = of.owner, of.enterprise, of.region
+                relations, record_id = of.relations, str(row[record_at])
             else:
-                owner, enterprise, region = row[filed[0]], row[filed[1]], row[filed[2]]
+                owner, enterprise, region, record = filed(row)
                 relations = tuple(name for name, place in related if row[place]) if related else ()
-            record_id = str(row[record_at])
-            seen = plain.get((owner, relations))
-            if seen is None:
+                record_id = str(record)
+            known = plain.get((owner, relations))
+            if known is None:
                 seen = view(type_name, owner, enterprise, region, relations)
+                known = split.get(id(seen))
+                if known is None:
+                    known = split[id(seen)] = self._split(type_name, seen, selected)
                 if seen is self._withheld[type_name, owner, relations]:  # the policy's alone
-                    plain[owner, relations] = seen
-            withheld = seen.withheld
+                    plain[owner, relations] = known
+            withheld, denied, ids = known
             admitted.append(make(row, withheld, owner, enterprise, region, record_id, relations))
-            kept = split.get(id(seen))
-            if kept is None:
-                denied = [withheld[shared[n].python_name] for n in selected
-                          if shared[n].python_name in withheld]  # fmt: skip
-                served = tuple(n for n in selected if shared[n].python_name not in withheld)
-                opened = _used(seen.grants, served), _used(seen.opened, served)
-                kept = split[id(seen)] = (denied, group(type_name, served, *opened))
-            denied, ids = kept
             ids[enterprise].append(record_id)
             for error in denied:
                 deny(enterprise, type_name, record_id, owner, error.field, error.reason)
         return admitted
+
+    def _split(self, type_name: str, seen: View, selected: tuple[str, ...]) -> Split:
+        """What ``seen`` withholds, the errors of the ``selected`` fields it denies, and the
+        trail's lists of the ids of records served that way, by enterprise."""
+        shared, withheld = self.shared[type_name], seen.withheld
+        denied = [withheld[shared[n].python_name] for n in selected
+                  if shared[n].python_name in withheld]  # fmt: skip
+        served = tuple(n for n in selected if shared[n].python_name not in withheld)
+        opened = _used(seen.grants, served), _used(seen.opened, served)
+        return withheld, denied, self.trail.group(type_name, served, *opened)
 
     def build_one(
         self, cls: type[T], row: Row[Any] | None, info: Any, below: tuple[str, ...] = ()
@@ -386,6 +388,8 @@ class Access:
 
 
 U = TypeVar("U")
+# A view's split of a selection (see Access._split).
+Split = tuple[Mapping[str, Forbidden], list[Forbidden], Served]
 
 
 def _used(pairs: tuple[tuple[str, U], ...], served: tuple[str, ...]) -> tuple[tuple[str, U], ...]:
