@@ -85,7 +85,7 @@ Grants = tuple[tuple[str, int], ...]
 Opened = tuple[tuple[str, str], ...]  # (Type.field, the relation that opened it)
 
 
-class Served(dict[str, list[str]]):
+class ServedIds(dict[str, list[str]]):
     """Ids of records served, by enterprise; a list made on first use, its enterprise then
     entered in the trail's ``enterprises``."""
 
@@ -107,7 +107,9 @@ class Trail:
     enterprises: set[str] = field(default_factory=set)
     # (type, fields served, grants that opened conditional ones, relations that opened
     # fields) -> enterprise -> ids of the records served with exactly those fields that way
-    served: dict[tuple[str, tuple[str, ...], Grants, Opened], Served] = field(default_factory=dict)
+    served: dict[tuple[str, tuple[str, ...], Grants, Opened], ServedIds] = field(
+        default_factory=dict
+    )
     denied: list[dict[str, str]] = field(default_factory=list)
     # (enterprise, type, change) -> ids of the records the request published so
     written: defaultdict[tuple[str, str, str], list[str]] = field(
@@ -130,13 +132,13 @@ class Trail:
 
     def group(
         self, type_name: str, fields: tuple[str, ...], grants: Grants, opened: Opened
-    ) -> Served:
+    ) -> ServedIds:
         """The ids of the records of a type served with ``fields`` that way, by enterprise:
         ``group[enterprise].append(id)`` enters one (``serve`` for many)."""
         key = (type_name, fields, grants, opened)
         found = self.served.get(key)
         if found is None:
-            found = self.served[key] = Served(self.enterprises)
+            found = self.served[key] = ServedIds(self.enterprises)
         return found
 
     def deny(self, enterprise: str, type_name: str, record_id: str, owner: str, coordinate: str,

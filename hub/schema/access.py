@@ -51,7 +51,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.types.base import get_object_definition
 
 from hub.audit import Grants, Trail
-from hub.audit.record import Served
+from hub.audit.record import ServedIds
 from hub.auth import Principal
 from hub.domain import DEPARTMENTS, Role
 from hub.errors import Forbidden, PurposeRequired
@@ -389,7 +389,7 @@ class Access:
 
 U = TypeVar("U")
 # A view's split of a selection (see Access._split).
-Split = tuple[Mapping[str, Forbidden], list[Forbidden], Served]
+Split = tuple[Mapping[str, Forbidden], list[Forbidden], ServedIds]
 
 
 def _used(pairs: tuple[tuple[str, U], ...], served: tuple[str, ...]) -> tuple[tuple[str, U], ...]:
