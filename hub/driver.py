@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
 
-__all__ = ["DRIVERS", "HERE", "commit", "fetch", "rollback"]
+__all__ = ["DRIVERS", "HERE", "abandon", "commit", "fetch", "rollback"]
 
 # One round trip to the driver: aiosqlite executes and fetches in one hand-off to its thread;
 # asyncpg prepares a statement once per connection (its statement cache) and fetches.
@@ -85,6 +85,16 @@ async def rollback(connection: AsyncConnection) -> None:
     """Roll back on the driver the transaction that statements run by ``fetch`` began (on
     asyncpg SQLAlchemy's adapter would not end it), as ``commit`` commits."""
     await _end(connection, "ROLLBACK")
+
+
+async def abandon(connection: AsyncConnection) -> None:
+    """Roll back what statements run by ``fetch`` began, before ``connection`` goes back to
+    the pool; a connection that cannot roll back (gone, broken) is invalidated, so that the
+    pool never lends one inside a transaction."""
+    try:
+        await rollback(connection)
+    except Exception:
+        await connection.invalidate()
 
 
 async def _end(connection: AsyncConnection, how: str) -> None:

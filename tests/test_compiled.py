@@ -248,7 +248,7 @@ def test_dates_are_served_as_strawberry_serializes_them_and_kept_bounded(
     scalar = build_schema()._schema.type_map["Date"]
     assert isinstance(scalar, GraphQLScalarType)
     serialize, strawberry_date = plan._serializer(scalar), scalar.serialize
-    monkeypatch.setattr(plan, "MAX_DATES", 3)
+    monkeypatch.setattr(plan._DATES, "limit", 3)
     plan._DATES.clear()
     days = [
         date(1, 1, 1),

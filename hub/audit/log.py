@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub.audit.record import COLUMNS, GENESIS, AccessEntry, record_hash
 from hub.db import condition
-from hub.driver import commit, fetch, rollback
+from hub.driver import abandon, commit, fetch
 from hub.metrics import ACCESS_LOG_APPEND_SECONDS, ACCESS_LOG_BATCH_RECORDS
 from hub.models import AccessRecord
 
@@ -248,10 +248,7 @@ async def _append_alone(
             await fetch(connection, sql, values, brief=True)
         await commit(connection)  # writes and syncs the log: in the driver's thread on SQLite
     except BaseException:
-        try:
-            await rollback(connection)
-        except Exception:
-            await connection.invalidate()
+        await abandon(connection)
         raise
     return records
 

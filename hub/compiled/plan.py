@@ -195,31 +195,25 @@ def _serializer(type_: Any) -> Any:
 
 class Memo(dict[Any, Any]):
     """What ``make`` gives for each key, made on first use: then a dict's own lookup, no
-    call (values served thousands of times a request)."""
+    call (values served thousands of times a request). With a ``limit``, emptied when full
+    (keys the stored data chooses)."""
 
-    def __init__(self, make: Callable[[Any], Any]) -> None:
+    def __init__(self, make: Callable[[Any], Any], limit: int | None = None) -> None:
         super().__init__()
-        self.make = make
+        self.make, self.limit = make, limit
 
     def __missing__(self, key: Any) -> Any:
+        if self.limit is not None and len(self) >= self.limit:
+            self.clear()
         made = self[key] = self.make(key)
         return made
 
 
-class _Dates(dict[date, str]):
-    """Dates as served (ISO 8601, as strawberry's Date serializes them), each made once: a
-    date's isoformat goes through PyUnicode_FromFormat, ~3,000 instructions a call, 800
-    dates a dossier. Publishers choose dates, so it is emptied when full."""
-
-    def __missing__(self, day: date) -> str:
-        if len(self) >= MAX_DATES:
-            self.clear()
-        text = self[day] = day.isoformat()
-        return text
-
-
+# Dates as served (ISO 8601, as strawberry's Date serializes them), each made once: a date's
+# isoformat goes through PyUnicode_FromFormat, ~3,000 instructions a call, 800 dates a
+# dossier. Publishers choose dates, so the memo is bounded.
 MAX_DATES = 100_000  # every day of 270 years, more than the records hold
-_DATES = _Dates()
+_DATES = Memo(date.isoformat, limit=MAX_DATES)
 
 
 class _Compiler:

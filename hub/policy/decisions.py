@@ -113,10 +113,7 @@ class Policy:
         """A dict kept with this version for what is derived from its decisions alone (an
         Access's views, per subject and purpose), filled by whoever derives it: derived once
         for every request, and gone with the version."""
-        found = self._derived.get(key)
-        if found is None:
-            found = self._derived[key] = {}
-        return found
+        return self._derived.setdefault(key, {})
 
     def decide(
         self, subject: str, owner: str, coordinate: str, *, purpose: bool, relations: Relations = ()

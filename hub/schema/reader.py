@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.types import TypeEngine
 
-from hub.driver import DRIVERS, fetch, rollback
+from hub.driver import DRIVERS, abandon, fetch
 
 if TYPE_CHECKING:
     from sqlalchemy.sql.type_api import _ResultProcessorType
@@ -117,11 +117,8 @@ class Reader:
             self._closed = self._closed or final
             if self._connection is not None:
                 connection, self._connection = self._connection, None
-                try:
-                    if self._begun and connection.dialect.name == "postgresql":
-                        await rollback(connection)  # see SNAPSHOT
-                except Exception:  # the connection is gone: the pool must not lend it again
-                    await connection.invalidate()
+                if self._begun and connection.dialect.name == "postgresql":
+                    await abandon(connection)  # see SNAPSHOT
                 await connection.close()
 
 
