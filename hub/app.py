@@ -26,6 +26,7 @@ from hub.graphql_http import GraphQLEndpoint, internal_error_response
 from hub.logs import configure_logging
 from hub.metrics import CONTENT_TYPE_LATEST, POLICY_VERSION, exposition
 from hub.policy import PolicyError, PolicyStore
+from hub.publishing.colours import ColourReview
 from hub.roles import access_log_exposure
 from hub.schema import build_schema, policy_fields
 from hub.settings import Settings
@@ -152,8 +153,11 @@ def create_app(settings: Settings, tracer_provider: TracerProvider | None = None
         checkpoints = CheckpointSchedule(settings) if settings.checkpoint_seconds else None
         if checkpoints is not None:
             checkpoints.start()
+        colours = ColourReview(engine, policies)
+        colours.start()
         settle_heap()
         yield
+        await colours.stop()
         if checkpoints is not None:
             await checkpoints.stop()
         await subscriptions.listener.stop()

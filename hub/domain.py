@@ -109,3 +109,16 @@ class RectificationStatus(StrEnum):
 class AcceptanceVerdict(StrEnum):
     PASSED = "passed"
     FAILED = "failed"
+
+
+class Colour(StrEnum):
+    """An enterprise's three-colour code (三色码), from its shared records by the rules in
+    policies/colours.csv."""
+
+    GREEN = "green"  # inspected, nothing open against it (绿码)
+    YELLOW = "yellow"  # problems, fixed or being fixed in time (黄码)
+    BLACK = "black"  # rectification failed or overdue (黑码)
+
+    @property
+    def severity(self) -> int:
+        return ("green", "yellow", "black").index(self.value)

@@ -30,6 +30,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from hub.domain import (
     AcceptanceVerdict,
+    Colour,
     CreditKind,
     CreditStatus,
     EnterpriseStatus,
@@ -114,6 +115,16 @@ class Enterprise(Timestamps, Base):
     town: Mapped[str] = mapped_column(String(64))
     registered_on: Mapped[date] = mapped_column(Date)
     status: Mapped[EnterpriseStatus] = mapped_column(choice(EnterpriseStatus, "status"))
+    # The three-colour code as last computed (hub/supervision), kept on the enterprise so
+    # that a dossier reads it with the enterprise's own row: the colour, since when, the
+    # rules that made it with their records (JSON), the day it must be computed again even
+    # if no record changes (a deadline passing, a window ending) and the version of the
+    # rules that computed it. Null until first computed.
+    colour: Mapped[Colour | None] = mapped_column(choice(Colour, "colour"), index=True)
+    colour_since: Mapped[date | None] = mapped_column(Date)
+    colour_reasons: Mapped[str | None] = mapped_column(Text)
+    colour_review_on: Mapped[date | None] = mapped_column(Date, index=True)
+    colour_rules: Mapped[str | None] = mapped_column(String(16))
 
 
 class CreditRecord(Record, Base):
@@ -377,6 +388,42 @@ class RecordVersion(Base):
     publisher: Mapped[str] = mapped_column(String(32))  # the publishing client's department
     client: Mapped[str] = mapped_column(String(200))
     trace_id: Mapped[str | None] = mapped_column(String(32))
+
+
+class ColourChange(Base):
+    """One colour an enterprise had: its history, each change also in the change feed."""
+
+    __tablename__ = "colour_change"
+    __table_args__ = (Index("ix_colour_change_enterprise", "enterprise_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    enterprise_id: Mapped[int] = mapped_column(ForeignKey("enterprise.id"))
+    colour: Mapped[Colour] = mapped_column(choice(Colour, "colour"))
+    previous: Mapped[Colour | None] = mapped_column(choice(Colour, "previous"))
+    since: Mapped[date] = mapped_column(Date)
+    reasons: Mapped[str] = mapped_column(Text)  # JSON, as on the enterprise
+    rules: Mapped[str] = mapped_column(String(16))  # the policy version that computed it
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class InspectionWarning(Base):
+    """An inspection that took its enterprise to or past the inspections a period bears
+    (policies/inspection-limits.csv), as the hub warned when it was published."""
+
+    __tablename__ = "inspection_warning"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    enterprise_id: Mapped[int] = mapped_column(ForeignKey("enterprise.id"), index=True)
+    inspection_id: Mapped[int] = mapped_column(ForeignKey("inspection.id"), index=True)
+    owner: Mapped[str] = mapped_column(ForeignKey("department.code"))  # who inspected
+    verdict: Mapped[str] = mapped_column(String(8))  # warn or over
+    count: Mapped[int]  # inspections in the period, this one included
+    limit: Mapped[int]
+    warn_at: Mapped[int]
+    period_from: Mapped[date] = mapped_column(Date)
+    period_until: Mapped[date] = mapped_column(Date)
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class FeedHead(Base):

@@ -88,6 +88,10 @@ HANDWRITTEN = [
     """{ enterprises(first: 3, filter: {status: ACTIVE, nameContains: "科技"}) {
       edges { node { uscc penalties { amount violation } } } pageInfo { endCursor } } }""",
     "{ departments { code nameZh nameEn __typename } __typename }",
+    """query($u: String!) { enterprise(uscc: $u) { colourCode { __typename colour since
+      reasons { rule colour description count records { __typename kind id sourceId
+        owner { code nameEn } } } tone: colour } again: colourCode { since } uscc } }""",
+    """{ enterprises(first: 20) { edges { node { colourCode { colour reasons { count } } } } } }""",
 ]
 # Documents the compiled path declines: strawberry answers (and refuses) them on both sides.
 DECLINED = [
@@ -95,6 +99,8 @@ DECLINED = [
     "{ enterprises(first: 1000) { totalCount } }",  # out of bounds
     "query($s: Boolean!) { departments { code @skip(if: $s) } }",  # a variable decides
     '{ myAccess(owner: "ecology", type: "Acceptance") { field decision } }',  # not covered
+    "query($u: String!) { enterprise(uscc: $u) { colourHistory { colour previous since "
+    "reasons { rule count records { kind } } } } }",  # not covered
     '{ enterprises(first: 2) { edges { node { inspections(since: "2026-02-01", '
     'until: "2025-01-01") { id } } } } }',  # since after until
 ]

@@ -116,7 +116,7 @@ def test_every_field_of_every_shared_type_is_catalogued() -> None:
             "p, market, ecology, acceptance-results, read, allow",
             "p, market, ecology, CreditRepair.*, read, allow",
             "shares CreditRepair.opinion with other departments (e.g. market reading "
-            "ecology's), but catalog.csv:36 says it is not shared: Internal review notes of "
+            "ecology's), but catalog.csv:38 says it is not shared: Internal review notes of "
             "the handling department (内部审查意见)",
         ),
         (

@@ -21,6 +21,7 @@ from hub.compiled.plan import Field, Shape
 from hub.errors import Forbidden
 from hub.policy import Relations
 from hub.schema import SHARED
+from hub.schema.supervision import colour_code
 from hub.schema.types import is_overdue
 
 __all__ = ["Item", "Path", "assembler", "unlinked"]
@@ -72,6 +73,27 @@ def _transferred(run: Any, field: Field, item: Item, path: Path) -> Any:
     return None if code is None else run.answers[field.shape][code]
 
 
+def plain(shape: Shape, value: Any) -> Any:
+    """A plain object's answer (a colour code, its reasons...) as ``shape`` selects it."""
+    if value is None:
+        return None
+    answer: dict[str, Any] = {}
+    for field in shape.fields:
+        if field.kind == "typename":
+            answer[field.key] = field.value
+            continue
+        found = getattr(value, field.python_name)
+        if field.kind == "plain":
+            answer[field.key] = (
+                [plain(field.shape, each) for each in found]
+                if isinstance(found, list)
+                else plain(field.shape, found)
+            )
+        else:
+            answer[field.key] = None if found is None else field.serialize(found)
+    return answer
+
+
 # How fields other than columns are made, by kind (see plan.py), once allowed.
 VALUES: dict[str, Callable[[Any, Field, Item, Path], Any]] = {
     "prefetched_one": lambda run, field, item, path: _one(
@@ -88,6 +110,7 @@ VALUES: dict[str, Callable[[Any, Field, Item, Path], Any]] = {
         Decimal(item.row.amount_fen).scaleb(-2)
     ),
     "transferred": _transferred,
+    "colour": lambda run, field, item, path: plain(field.shape, colour_code(run.access, item.row)),
     "codes": lambda run, field, item, path: [
         field.serialize(code) for code in item.row.codes.split()
     ],

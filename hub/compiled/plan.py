@@ -54,6 +54,7 @@ from hub.schema import SHARED
 from hub.schema.access import SharedField, describe_shared_types, selected_names
 from hub.schema.limits import MAX_TOKENS, PlainStrings, limit_rules
 from hub.schema.sources import ENTERPRISE, FINDING, RECORDS, Source
+from hub.schema.supervision import ColourCode, ColourReason, ReasonRecord
 from hub.schema.types import CHILDREN, Department, RecordVersion
 
 __all__ = ["Field", "Place", "Plan", "Shape", "compile_plan"]
@@ -89,7 +90,9 @@ COMPUTED = {
 # Plain objects of the answer: their fields are attributes (or row labels) by python name.
 PLAIN = {
     type_name: {name: field.python_name for name, field in fields.items()}
-    for type_name, fields in describe_shared_types((Department, RecordVersion)).items()
+    for type_name, fields in describe_shared_types(
+        (Department, RecordVersion, ColourCode, ColourReason, ReasonRecord)
+    ).items()
 }
 RULES = (*specified_rules, *limit_rules(), PlainStrings)
 
@@ -328,6 +331,12 @@ class _Compiler:
                     parent, key, nodes, made[name],
                     serialize=_serializer(definition.type), shape=shape,
                 )  # fmt: skip
+            named = get_named_type(definition.type)
+            if isinstance(named, GraphQLObjectType):  # a plain object (or list) in a plain one
+                return self.new(
+                    parent, key, nodes, "plain",
+                    python_name=PLAIN[parent][name], shape=self.shape(named.name, nodes),
+                )  # fmt: skip
             return self.new(
                 parent, key, nodes, "attribute",
                 python_name=PLAIN[parent][name], serialize=_serializer(definition.type),
@@ -369,6 +378,8 @@ class _Compiler:
             return new("id", serialize=_serializer(definition.type))
         if name == "owner":
             return new("owner", shape=self.shape("Department", nodes))
+        if name == "colourCode":
+            return new("colour", shape=self.shape("ColourCode", nodes))
         if name == "history":
             return new("history", shape=self.shape("RecordVersion", nodes))
         if name in PREFETCHED:

@@ -16,7 +16,8 @@ from hub.clients import create_client
 from hub.conflicts import find_conflicts
 from hub.demo.generator import AS_OF, TABLES, DemoGenerator
 from hub.domain import Role
-from hub.policy.files import read_conflicts
+from hub.policy.files import read_colours, read_conflicts
+from hub.publishing.colours import review
 from hub.records import first_versions, today
 from hub.settings import DEFAULT_POLICY_DIR
 
@@ -82,6 +83,8 @@ async def load_demo(
         enterprise_ids = range(1, written["enterprise"] + 1)
         found = await find_conflicts(connection, read_conflicts(policy_dir), enterprise_ids)
         written["conflict"] = len(found)
+    # Every enterprise's first colour, as `hub serve` would compute it at start.
+    written["colour_change"] = await review(engine, read_colours(policy_dir), today())
     if engine.dialect.name == "postgresql":
         # Statistics of what was just loaded, as after any bulk load: without them the
         # planner takes the fresh tables for empty (a dossier's statements ran 17 ms on

@@ -40,6 +40,7 @@ from hub.policy.files import (
     version,
 )
 from hub.policy.relations import RELATED_TYPES, Relation, Relations
+from hub.policy.supervision import ColourRules
 
 __all__ = ["CatalogEntry", "Decision", "Policy", "PolicyStore", "Scope", "lint", "load_policy"]
 
@@ -90,6 +91,10 @@ class Policy:
         self.requirements = files.requirements
         self.requirement_departments = files.requirement_departments
         self.conflicts = files.conflicts
+        # What makes an enterprise's three-colour code, and the inspections a period bears
+        # (supervision.py); their version is this one.
+        self.colours = ColourRules(files.colour_rules, version)
+        self.limits = files.limits
         # Field groups (g2 lines): group -> the coordinates in it.
         self.field_groups: dict[str, set[str]] = {}
         for line in files.rules:

@@ -21,6 +21,15 @@ from casbin.model import Model
 
 from hub.domain import DEPARTMENTS, Role
 from hub.policy.relations import RELATED_TYPES, Relation
+from hub.policy.supervision import (
+    COLOURS_FILE,
+    LIMITS_FILE,
+    ColourRule,
+    ColourRules,
+    Limits,
+    read_colour_rules,
+    read_limits,
+)
 
 __all__ = [
     "ACTIONS",
@@ -104,6 +113,9 @@ class Files:
     requirement_departments: dict[str, frozenset[str]] = field(default_factory=dict)
     # Pairs of requirement codes that contradict each other -> why.
     conflicts: dict[frozenset[str], str] = field(default_factory=dict)
+    # What makes an enterprise's colour, and how many inspections a period bears.
+    colour_rules: tuple[ColourRule, ...] = ()
+    limits: Limits = field(default_factory=lambda: Limits([]))
     problems: list[Problem] = field(default_factory=list)
 
     def problem(self, name: str, line: int, message: str) -> None:
@@ -121,13 +133,22 @@ def read(directory: Path, fields: SharedFields) -> Files:
     _read_rules(files, fields)
     _read_purposes(files)
     _read_requirements(files)
+    files.colour_rules = read_colour_rules(
+        files,
+        _csv_rows(files, COLOURS_FILE, ["rule", "colour", "condition", "days", "description"]),
+    )
+    files.limits = read_limits(files, _csv_rows(
+        files, LIMITS_FILE, ["industry", "colour", "days", "warn_at", "limit", "basis"]
+    ))  # fmt: skip
     return files
 
 
 FILES = (
     "model.conf", "policy.csv", "catalog.csv", "purposes.csv", "requirements.csv",
-    "conflicts.csv",
+    "conflicts.csv", COLOURS_FILE, LIMITS_FILE,
 )  # fmt: skip
+COLOUR_HEADER = ["rule", "colour", "condition", "days", "description"]
+LIMIT_HEADER = ["industry", "colour", "days", "warn_at", "limit", "basis"]
 PURPOSE_CODE = re.compile(r"[a-z][a-z0-9-]{1,63}")
 
 
@@ -208,6 +229,16 @@ def read_conflicts(directory: Path) -> dict[frozenset[str], str]:
     if files.problems:
         raise PolicyError(files.problems)
     return files.conflicts
+
+
+def read_colours(directory: Path) -> ColourRules:
+    """The colour rules in ``directory`` alone (for demo data, which has no policy of its
+    own); PolicyError when colours.csv has problems."""
+    files = Files(directory)
+    rules = read_colour_rules(files, _csv_rows(files, COLOURS_FILE, COLOUR_HEADER))
+    if files.problems:
+        raise PolicyError(files.problems)
+    return ColourRules(rules, version(directory))
 
 
 def _csv_rows(files: Files, name: str, header: list[str]) -> list[tuple[int, list[str]]]:

@@ -245,8 +245,8 @@ class Batch:
             rewritten.append((index, record_id, change))
             head += 1
             versions.append(
-                new_version(head, kind, self.owner, source_id, record_id, self.usccs[index],
-                            version, change, values, changed, None, publisher)
+                new_version(head, kind.type_name, self.owner, source_id, record_id,
+                            self.usccs[index], version, change, values, changed, None, publisher)
             )  # fmt: skip
             published.append(
                 Published(index, kind.type_name, source_id, record_id, version, change,

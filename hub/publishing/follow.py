@@ -89,8 +89,8 @@ async def _restate(
     head += 1
     await connection.execute(
         insert(VERSION),
-        [new_version(head, kind, owner, row.source_id, record_id, uscc, version, change, data,
-                     "status", reason, publisher)],
+        [new_version(head, kind.type_name, owner, row.source_id, record_id, uscc, version,
+                     change, data, "status", reason, publisher)],
     )  # fmt: skip
     return Published(index, kind.type_name, row.source_id, record_id, version, change, uscc), head
 

@@ -32,6 +32,7 @@ class Change(StrEnum):
     REPAIRED = "repaired"  # a credit record whose repair was approved
     ACCEPTED = "accepted"  # an order whose acceptance passed (整改闭环)
     REOPENED = "reopened"  # an order whose acceptance failed: back in progress
+    WARNED = "warned"  # an inspection past what a period bears: a warning recorded
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,8 @@ class Published:
     version: int
     change: Change
     uscc: str
+    # What a follow-up record says, where the answer shows more than its id (a warning).
+    detail: Any = None
 
 
 def now() -> datetime:
@@ -80,7 +83,7 @@ async def advance_feed(connection: AsyncConnection, seq: int) -> None:
 
 def new_version(
     seq: int,
-    kind: Kind,
+    kind: str,  # the type name, e.g. Acceptance
     owner: str,
     source_id: str,
     record_id: int,
@@ -94,7 +97,7 @@ def new_version(
 ) -> dict[str, Any]:
     return {
         "seq": seq,
-        "kind": kind.type_name,
+        "kind": kind,
         "record_id": record_id,
         "owner": owner,
         "source_id": source_id,

@@ -20,6 +20,7 @@ from hub.errors import BadUserInput, Forbidden, InvalidRecords
 from hub.policy import Policy
 from hub.publishing.batch import Batch
 from hub.publishing.follow import follow_acceptance, repair_credit
+from hub.publishing.supervise import supervise
 from hub.publishing.versions import (
     VERSION,
     Change,
@@ -35,6 +36,7 @@ from hub.records import SOURCE_ID, Kind, Problem, parse, today
 from hub.values import text
 
 MAX_BATCH = 1000
+NEW = (Change.CREATED, Change.WARNED)  # rows a dry run only pretended to write
 RETRACTION_REASON = text(2000, lines=True)
 DEPARTMENT_CODES = tuple(department.code for department in DEPARTMENTS)
 
@@ -98,11 +100,13 @@ async def publish(
             published += followed
         if kind.type_name in ("Rectification", "Acceptance"):  # orders opened or closed
             await find_conflicts(connection, policy.conflicts, set(batch.enterprise_ids))
+        warnings, head = await supervise(connection, policy, published, head, publisher, day)
+        published += warnings
         await advance_feed(connection, head)
         if dry_run:  # everything a real publish does, then undone
             await transaction.rollback()
             return [
-                replace(result, record_id=None) if result.change is Change.CREATED else result
+                replace(result, record_id=None) if result.change in NEW else result
                 for result in published
             ]
     return published
@@ -195,7 +199,7 @@ async def retract(
                 .values(retracted=True, version=version, updated_at=now())
             )
             versions.append(
-                new_version(head, kind, owner, source_id, row.id, row.uscc, version,
+                new_version(head, kind.type_name, owner, source_id, row.id, row.uscc, version,
                             Change.RETRACTED, json.loads(row.data or "{}"), "", reason.strip(),
                             publisher)
             )  # fmt: skip
@@ -205,5 +209,6 @@ async def retract(
             published.append(done[source_id])
         if versions:
             await connection.execute(insert(VERSION), versions)
+            _, head = await supervise(connection, policy, published, head, publisher, today())
             await advance_feed(connection, head)
     return published

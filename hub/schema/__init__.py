@@ -13,6 +13,7 @@ from hub.schema.audit import AuditQuery
 from hub.schema.conflicts import ConflictMutation, ConflictQuery
 from hub.schema.context import Context
 from hub.schema.feed import FeedQuery, Subscription
+from hub.schema.inspections import InspectionQuery
 from hub.schema.limits import ShortParserCache, ShortValidationCache, limits
 from hub.schema.loaders import Loaders, Reader
 from hub.schema.publish import Mutation
@@ -52,7 +53,10 @@ class HubSchema(strawberry.Schema):
 
 def build_schema() -> strawberry.Schema:
     return HubSchema(
-        query=merge_types("Query", (Query, FeedQuery, SharingQuery, ConflictQuery, AuditQuery)),
+        query=merge_types(
+            "Query",
+            (Query, FeedQuery, SharingQuery, ConflictQuery, AuditQuery, InspectionQuery),
+        ),
         mutation=merge_types("Mutation", (Mutation, SharingMutation, ConflictMutation)),
         subscription=Subscription,
         extensions=[

@@ -10,20 +10,23 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from collections.abc import AsyncGenerator
-from datetime import datetime
-from typing import Annotated
+from datetime import date, datetime
+from typing import Annotated, Any
 
 import strawberry
-from sqlalchemy import and_, false, or_, select
+from sqlalchemy import and_, case, false, or_, select
 
 from hub import models
-from hub.domain import DEPARTMENTS, Role
+from hub.domain import DEPARTMENTS, Colour, Role
 from hub.errors import BadUserInput, Forbidden
+from hub.policy import Scope
 from hub.publishing import Change
 from hub.schema.context import Info
 from hub.schema.publish import RecordKind
 from hub.schema.sources import relations
+from hub.schema.supervision import ColourChange, InspectionWarning, reasons
 from hub.schema.types import PUBLISHED_TYPES, Department, Record, built
 from hub.values import LARGEST_ID, LARGEST_INTEGER, whole
 
@@ -76,17 +79,61 @@ class RecordChange:
     uscc: str = strawberry.field(description="The enterprise the record is about.")
     published_at: datetime
     reason: str | None = strawberry.field(description="Why it was retracted or repaired.")
+    data: strawberry.Private[str | None]  # what a derived entry says (DERIVED kinds only)
 
     @strawberry.field(
         description="The record as it is now (retracted ones too), with the fields you may "
-        "read; later changes of it follow in the feed."
+        "read; later changes of it follow in the feed. Null for COLOUR_CODE and "
+        "INSPECTION_WARNING entries, which are the hub's own."
     )
     async def record(self, info: Info) -> Record | None:
+        if self.kind.value in DERIVED:
+            return None
         row = await info.context.loaders.published[self.kind.value].load(self.record_pk)
         if row is None:
             return None
         (record,) = await built(info, PUBLISHED_TYPES[self.kind.value], [row])
         return record
+
+    @strawberry.field(
+        description="For COLOUR_CODE entries: the colour the enterprise took, and why (`uscc` "
+        "is the enterprise, `sourceId` its code too)."
+    )
+    def colour(self, info: Info) -> ColourChange | None:
+        if self.kind is not RecordKind.COLOUR_CODE or self.data is None:
+            return None
+        data = json.loads(self.data)
+        return ColourChange(
+            colour=Colour(data["colour"]),
+            previous=None if data["previous"] is None else Colour(data["previous"]),
+            since=date.fromisoformat(data["since"]), changed_at=self.published_at,
+            reasons=reasons(info.context.access, data["reasons"]),
+        )  # fmt: skip
+
+    @strawberry.field(
+        description="For INSPECTION_WARNING entries: the warning (`sourceId` is the inspection's)."
+    )
+    def warning(self) -> InspectionWarning | None:
+        if self.kind is not RecordKind.INSPECTION_WARNING or self.data is None:
+            return None
+        return InspectionWarning.of(json.loads(self.data))
+
+
+# Kinds in the feed that are the hub's own (hub/supervision), by the field a caller must be
+# able to read of the owner's records to see them: a colour as the enterprise's, a warning
+# as the inspection facts it counts.
+DERIVED = {
+    RecordKind.COLOUR_CODE.value: "Enterprise.colourCode",
+    RecordKind.INSPECTION_WARNING.value: "Inspection.inspectedOn",
+}
+
+
+def feed_scope(access: Any, kind: str) -> Scope:
+    """Whose entries of ``kind`` the caller may read, and through which relations."""
+    if kind not in DERIVED:
+        return access.scope(kind)  # type: ignore[no-any-return]
+    owners = tuple(o for o in DEPARTMENT_CODES if access.decide(o, DERIVED[kind]).allowed)
+    return Scope(owners, {})
 
 
 @strawberry.type(description="A page of the change feed.")
@@ -153,7 +200,7 @@ async def read_changes(
     record_id = models.RecordVersion.__table__.c.record_id
     related = relations(access.caller, record_id) if access.caller else {}
     for kind in kinds or list(RecordKind):
-        scope = access.scope(kind.value)
+        scope = feed_scope(access, kind.value)
         visible = [o for o in scope.owners if owners is None or o in owners]
         if visible:
             readable.append(and_(version.kind == kind.value, version.owner.in_(visible)))
@@ -165,7 +212,8 @@ async def read_changes(
     statement = (
         select(version.seq, version.kind, version.record_id, version.version, version.change,
                version.owner, version.source_id, version.uscc, version.published_at,
-               version.reason)
+               version.reason,
+               case((version.kind.in_(DERIVED), version.data), else_=None).label("data"))
         .where(version.seq > seq, or_(*readable) if readable else false())
         .order_by(version.seq)
         .limit(first + 1)
@@ -184,6 +232,7 @@ async def read_changes(
             uscc=row.uscc,
             published_at=row.published_at,
             reason=row.reason,
+            data=row.data,
         )
         for row in rows[:first]
     ]

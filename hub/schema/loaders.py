@@ -16,7 +16,7 @@ from itertools import groupby
 from operator import itemgetter
 from typing import Any, Generic, NamedTuple, TypeVar, TypeVarTuple
 
-from sqlalchemy import ColumnElement, Row, Select, and_, bindparam, false, or_
+from sqlalchemy import ColumnElement, Row, Select, and_, bindparam, false, or_, select
 from sqlalchemy.orm import InstrumentedAttribute
 from strawberry.dataloader import DataLoader
 
@@ -282,6 +282,11 @@ class Loaders:
         return {type_name: _loader(_versions(self.statements, type_name)) for type_name in RECORDS}
 
     @cached_property
+    def colours(self) -> DataLoader[int, list[Row[Any]]]:
+        """The colours an enterprise took (its colour code's history), oldest first."""
+        return _loader(_colours(self.statements))
+
+    @cached_property
     def published(self) -> dict[str, DataLoader[int, Row[Any] | None]]:
         """Records as they are now, retracted ones too: what the change feed points at."""
         return {
@@ -357,6 +362,28 @@ def _versions(
         for row in await statements.reader.rows(statement, {"ids": record_ids}, brief=True):
             found[row.record_id].append(row)
         return [found[record_id] for record_id in record_ids]
+
+    return load
+
+
+def _colours(statements: Statements) -> Callable[[list[int]], Awaitable[list[list[Row[Any]]]]]:
+    change = models.ColourChange.__table__.c
+
+    def build() -> Select[Any]:
+        return (
+            select(change.enterprise_id, change.colour, change.previous, change.since,
+                   change.changed_at, change.reasons)
+            .where(one_of(change.enterprise_id, name="ids"))
+            .order_by(change.enterprise_id, change.id)
+        )  # fmt: skip
+
+    async def load(enterprise_ids: list[int]) -> list[list[Row[Any]]]:
+        found: defaultdict[int, list[Row[Any]]] = defaultdict(list)
+        statement = statements.shaped(("colours",), None, build)
+        assert statement is not None  # noqa: S101 - not narrowed
+        for row in await statements.reader.rows(statement, {"ids": enterprise_ids}, brief=True):
+            found[row.enterprise_id].append(row)
+        return [found[enterprise_id] for enterprise_id in enterprise_ids]
 
     return load
 

@@ -26,9 +26,11 @@ from hub.domain import (
     RectificationStatus,
     RepairStatus,
 )
+from hub.errors import BadUserInput
 from hub.publishing import MAX_BATCH, Change, Published, Publisher, publish, retract
 from hub.records import BY_TYPE, KINDS
 from hub.schema.context import Info
+from hub.schema.supervision import InspectionWarning
 
 __all__ = ["Change", "Mutation", "RecordKind"]
 
@@ -43,6 +45,9 @@ class RecordKind(Enum):
     PENALTY = "Penalty"
     RECTIFICATION = "Rectification"
     ACCEPTANCE = "Acceptance"
+    # What the hub records as records change (hub/supervision): in the feed, never published.
+    COLOUR_CODE = "ColourCode"
+    INSPECTION_WARNING = "InspectionWarning"
 
 
 @strawberry.input(description="A problem found during an inspection.")
@@ -171,6 +176,15 @@ class PublishedRecord:
     uscc: str = strawberry.field(description="The enterprise the record is about.")
 
 
+@strawberry.type(description="A warning a published inspection raised.")
+class PublishedWarning:
+    index: int = strawberry.field(description="The inspection's position in the batch.")
+    source_id: str = strawberry.field(description="The inspection's sourceId.")
+    uscc: str
+    id: strawberry.ID | None = strawberry.field(description="Null for a dry run.")
+    warning: InspectionWarning
+
+
 @strawberry.type(description="What a batch did, record by record.")
 class PublishResult:
     dry_run: bool = strawberry.field(description="True when nothing was written.")
@@ -183,13 +197,19 @@ class PublishResult:
     reopened: int = strawberry.field(
         description="Orders back in progress after failed acceptances."
     )
+    warned: int = strawberry.field(description="Warnings raised (see warnings).")
     records: list[PublishedRecord]
+    warnings: list[PublishedWarning] = strawberry.field(
+        description="New inspections that take their enterprise to or past what a period "
+        "bears (policies/inspection-limits.csv), each recorded and in the change feed."
+    )
 
     @classmethod
     def of(cls, published: list[Published], dry_run: bool) -> PublishResult:
         counts = {change: 0 for change in Change}
         for result in published:
             counts[result.change] += 1
+        records = [result for result in published if result.change is not Change.WARNED]
         return cls(
             dry_run=dry_run,
             created=counts[Change.CREATED],
@@ -199,6 +219,7 @@ class PublishResult:
             repaired=counts[Change.REPAIRED],
             accepted=counts[Change.ACCEPTED],
             reopened=counts[Change.REOPENED],
+            warned=counts[Change.WARNED],
             records=[
                 PublishedRecord(
                     index=result.index,
@@ -209,9 +230,18 @@ class PublishResult:
                     change=result.change,
                     uscc=result.uscc,
                 )
-                for result in published
+                for result in records
             ],
-        )
+            warnings=[
+                PublishedWarning(
+                    index=result.index, source_id=result.source_id, uscc=result.uscc,
+                    id=None if result.record_id is None else strawberry.ID(str(result.record_id)),
+                    warning=InspectionWarning.of(result.detail.data()),
+                )
+                for result in published
+                if result.change is Change.WARNED
+            ],
+        )  # fmt: skip
 
 
 def _publisher(info: Info) -> Publisher:
@@ -332,6 +362,12 @@ class Mutation:
         owner: Owner = None,
     ) -> PublishResult:
         access = info.context.access
+        if kind.value not in BY_TYPE:
+            raise BadUserInput(
+                f"{kind.name} entries are the hub's own, computed from the records: retract "
+                "the records behind them instead",
+                argument="kind",
+            )
         info.context.admit(len(source_ids))  # before the write lock is taken
         writer = await info.context.writer()
         published = await retract(

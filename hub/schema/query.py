@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, Row, Select, func, select
 
 from hub import models
 from hub.db import one_of
-from hub.domain import DEPARTMENTS, EnterpriseStatus
+from hub.domain import DEPARTMENTS, Colour, EnterpriseStatus
 from hub.errors import BadUserInput, Forbidden, InvalidUSCC
 from hub.grants import describe
 from hub.policy import Decision, Relation, Sharing
@@ -56,6 +56,9 @@ class EnterpriseFilter:
         default=None, description="Part of the enterprise name."
     )
     status: EnterpriseStatus | None = None
+    colour: Colour | None = strawberry.field(
+        default=None, description="Three-colour code (三色码), e.g. BLACK."
+    )
 
     def conditions(self) -> list[ColumnElement[bool]]:
         table = models.Enterprise.__table__.c
@@ -65,6 +68,7 @@ class EnterpriseFilter:
             (table.town, self.town),
             (table.industry, self.industry),
             (table.status, self.status),
+            (table.colour, self.colour),
         ):
             if value is not None:
                 conditions.append(column == value)
@@ -199,6 +203,8 @@ def page_of(
     conditions = filter.conditions() if filter is not None else []
     # Enterprises whose registration authority shares nothing are not counted either.
     owners = access.visible_owners("Enterprise")
+    if filter is not None and filter.colour is not None:  # only where the colour is readable
+        owners = tuple(o for o in owners if access.decide(o, "Enterprise.colourCode").allowed)
     conditions.append(one_of(models.Enterprise.__table__.c.owner, owners))
     uscc = models.Enterprise.__table__.c.uscc
     statement = ENTERPRISE.select().where(*conditions)

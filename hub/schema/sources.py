@@ -100,6 +100,9 @@ ENTERPRISE = _plain(
     "town",
     "registered_on",
     "status",
+    "colour",
+    "colour_since",
+    "colour_reasons",
     **OWNER,
 )
 CREDIT_RECORD = _owned(

@@ -18,6 +18,7 @@ from sqlalchemy import Row
 
 from hub.domain import (
     AcceptanceVerdict,
+    Colour,
     CreditKind,
     CreditStatus,
     EnterpriseStatus,
@@ -33,6 +34,7 @@ from hub.schema.access import check
 from hub.schema.context import Info
 from hub.schema.loaders import Parent
 from hub.schema.publish import Change
+from hub.schema.supervision import ColourChange, ColourCode, colour_code, reasons, stored
 
 for vocabulary in (
     AcceptanceVerdict,
@@ -313,6 +315,10 @@ class Enterprise:
     id: strawberry.Private[int]
     owner_code: strawberry.Private[str]
     withheld: Withheld
+    # The three-colour code as last computed (see colours.py).
+    colour: strawberry.Private[str | None]
+    colour_since: strawberry.Private[date | None]
+    colour_reasons: strawberry.Private[str | None]
     uscc: str = strawberry.field(description="Unified social credit code (统一社会信用代码).")
     name: str | None
     legal_representative: str | None
@@ -325,6 +331,26 @@ class Enterprise:
     owner: Department = strawberry.field(
         description="The registration authority that keeps the base data."
     )
+
+    @strawberry.field(
+        description="Its three-colour code (三色码) with the rules that made it; null until the "
+        "hub first computes it."
+    )
+    def colour_code(self, info: Info) -> ColourCode | None:
+        check(self, "colour_code")
+        return colour_code(info.context.access, self)
+
+    @strawberry.field(description="Every colour it took, oldest first, with the reasons.")
+    async def colour_history(self, info: Info) -> list[ColourChange] | None:
+        check(self, "colour_history")
+        access = info.context.access
+        return [
+            ColourChange(colour=Colour(row.colour),
+                         previous=None if row.previous is None else Colour(row.previous),
+                         since=row.since, changed_at=row.changed_at,
+                         reasons=reasons(access, stored(row.reasons)))
+            for row in await info.context.loaders.colours.load(self.id)
+        ]  # fmt: skip
 
     @strawberry.field(description="Credit records by issue date, oldest first.")
     async def credit_records(
