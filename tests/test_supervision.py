@@ -11,6 +11,9 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from gql import Client, GraphQLRequest
+from gql.transport.aiohttp import AIOHTTPTransport
+from gql.transport.websockets import WebsocketsTransport
 
 from hub.db import create_engine
 from hub.domain import Colour
@@ -18,9 +21,11 @@ from hub.policy import PolicyError, load_policy
 from hub.publishing.colours import review
 from hub.records import today
 from hub.schema import policy_fields
-from hub.settings import DEFAULT_POLICY_DIR
+from hub.schema.feed import encode_cursor
+from hub.settings import DEFAULT_POLICY_DIR, Settings
 from hub.supervision import Facts, compute
 from tests.conftest import Hub
+from tests.test_clients import one_row, served  # noqa: F401 (a fixture)
 
 POLICY = load_policy(DEFAULT_POLICY_DIR, policy_fields())
 TODAY = date(2026, 11, 28)
@@ -382,3 +387,62 @@ def test_a_check_is_recorded_with_the_inspections_it_served(writable: Hub) -> No
     )["data"]["accessLog"]["edges"][0]["node"]
     assert log["enterprises"] == [enterprise.uscc]
     assert {"type": "Inspection", "fields": ["inspectedOn", "sourceId"]} in log["served"]
+
+
+LIVE = """subscription($after: String) { changes(after: $after,
+  kinds: [COLOUR_CODE, INSPECTION_WARNING]) { changes { kind uscc sourceId
+  colour { colour previous reasons { rule } } warning { verdict count } } } }"""
+
+
+def test_the_installed_server_tells_a_subscriber_of_a_colour_change_and_a_warning(
+    served: tuple[int, dict[str, str], Settings],  # noqa: F811 (the fixture)
+) -> None:
+    """`hub serve` in a process of its own: ecology publishes over HTTP (gql), market hears
+    over a real WebSocket (gql) that the enterprise turned black and that a visit warned."""
+    port, tokens, settings = served
+    enterprise = asyncio.run(one_row(settings,
+        "SELECT e.uscc, e.colour FROM enterprise e WHERE e.colour = 'green' AND NOT EXISTS "
+        "(SELECT 1 FROM inspection i WHERE i.enterprise_id = e.id) ORDER BY e.id LIMIT 1"))  # fmt: skip
+    (seq,) = asyncio.run(one_row(settings, "SELECT seq FROM feed_head"))
+    visits = [an_inspection(enterprise.uscc, f"ECOLOGY-INS-L{n}", today() - timedelta(days=n),
+                            f"L-ECO-{n:04d}") for n in (30, 20, 10)]  # fmt: skip
+
+    async def scenario() -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+        live = WebsocketsTransport(
+            url=f"ws://127.0.0.1:{port}/graphql",
+            subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL],
+            init_payload={"Authorization": f"Bearer {tokens['market']}"},
+        )
+        http = AIOHTTPTransport(url=f"http://127.0.0.1:{port}/graphql",
+                                headers={"Authorization": f"Bearer {tokens['ecology']}"})  # fmt: skip
+        async with Client(transport=live) as listener, Client(transport=http) as publisher:
+            events = listener.subscribe(GraphQLRequest(
+                LIVE, variable_values={"after": encode_cursor("change", seq)}))  # fmt: skip
+            inspected = await publisher.execute(GraphQLRequest(
+                INSPECT, variable_values={"records": visits, "dry": False}))  # fmt: skip
+            ordered = await publisher.execute(GraphQLRequest(ORDER, variable_values={
+                "records": [an_order(enterprise.uscc, "ECOLOGY-RECT-L1", today()
+                                     - timedelta(days=1)) | {"inspectionSourceId":
+                                                             "ECOLOGY-INS-L30"}],
+                "dry": False}))  # fmt: skip
+            heard: list[dict[str, Any]] = []
+            while len(heard) < 3:
+                event = await asyncio.wait_for(anext(events), timeout=30)
+                heard += event["changes"]["changes"]
+            return inspected, ordered, heard
+
+    inspected, ordered, heard = asyncio.run(scenario())
+    assert [w["warning"]["verdict"] for w in inspected["publishInspections"]["warnings"]] == [
+        "WARN",
+        "OVER",
+    ]  # green: warns at the 2nd visit in a year, over past 2
+    assert ordered == {"publishRectifications": {"created": 1, "updated": 0}}
+    assert heard == [
+        {"kind": "INSPECTION_WARNING", "uscc": enterprise.uscc, "sourceId": "ECOLOGY-INS-L20",
+         "colour": None, "warning": {"verdict": "WARN", "count": 2}},
+        {"kind": "INSPECTION_WARNING", "uscc": enterprise.uscc, "sourceId": "ECOLOGY-INS-L10",
+         "colour": None, "warning": {"verdict": "OVER", "count": 3}},
+        {"kind": "COLOUR_CODE", "uscc": enterprise.uscc, "sourceId": enterprise.uscc,
+         "colour": {"colour": "BLACK", "previous": "GREEN",
+                    "reasons": [{"rule": "overdue-rectification"}]}, "warning": None},
+    ]  # fmt: skip
