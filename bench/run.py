@@ -130,7 +130,8 @@ class NoAccessControl(Access):
 def open_policies(directory: Path) -> Path:
     """A department may read everything: the dossier is complete, as P's is."""
     directory.mkdir(parents=True, exist_ok=True)
-    shutil.copy(DEFAULT_POLICY_DIR / "model.conf", directory / "model.conf")
+    for name in ("model.conf", "colours.csv", "inspection-limits.csv"):
+        shutil.copy(DEFAULT_POLICY_DIR / name, directory / name)
     catalog = (DEFAULT_POLICY_DIR / "catalog.csv").read_text(encoding="utf-8")
     catalog = catalog.replace(",conditional,", ",unconditional,").replace(
         ",none,", ",unconditional,"

@@ -26,7 +26,7 @@ def env(tmp_path: Path) -> dict[str, str]:
 def test_upgrade_then_demo_load_then_refuse_to_load_twice(env: dict[str, str]) -> None:
     result = runner.invoke(app, ["db", "upgrade"], env=env)
     assert result.exit_code == 0, result.output
-    assert "database at revision 0007" in result.output
+    assert "database at revision 0011" in result.output
 
     result = runner.invoke(app, ["demo", "load", "--enterprises", "25", "--seed", "3"], env=env)
     assert result.exit_code == 0, result.output

@@ -184,29 +184,30 @@ async def _changes(
     head: int,
     publisher: Publisher | None,
 ) -> int:
-    """History rows for colours that changed, each a version in the feed."""
-    counts: dict[int, int] = dict(
-        (
-            await connection.execute(
-                select(CHANGE.c.enterprise_id, func.count())
-                .where(CHANGE.c.enterprise_id.in_([row.id for row, _ in changed]))
-                .group_by(CHANGE.c.enterprise_id)
-            )
-        ).all()
-    )
+    """History rows for colours that changed, each a version in the feed: one statement
+    for the rows, one for their ids and numbers (an enterprise's newest row is the one just
+    written), one for the versions."""
+    await connection.execute(insert(CHANGE), [history for _, history in changed])
+    written = {
+        row.enterprise_id: (row.id, row.number)
+        for row in await connection.execute(
+            select(CHANGE.c.enterprise_id, func.max(CHANGE.c.id).label("id"),
+                   func.count().label("number"))
+            .where(CHANGE.c.enterprise_id.in_([row.id for row, _ in changed]))
+            .group_by(CHANGE.c.enterprise_id)
+        )
+    }  # fmt: skip
     versions = []
     for row, history in changed:
-        change_id = (
-            await connection.execute(insert(CHANGE).values(history).returning(CHANGE.c.id))
-        ).scalar_one()
+        change_id, number = written[row.id]
         head += 1
         reasons = json.loads(history["reasons"])
         rules = ", ".join(reason["rule"] for reason in reasons) or "no rule is met"
         data = {"colour": history["colour"], "previous": row.colour,
                 "since": history["since"].isoformat(), "reasons": reasons}  # fmt: skip
         versions.append(
-            new_version(head, KIND, row.owner, row.uscc, change_id, row.uscc,
-                        counts.get(row.id, 0) + 1, Change.UPDATED, data, "colour",
+            new_version(head, KIND, row.owner, row.uscc, change_id, row.uscc, number,
+                        Change.UPDATED, data, "colour",
                         f"{row.colour} -> {history['colour']}: {rules}",
                         publisher or reviewer(row.owner))
         )  # fmt: skip

@@ -5,14 +5,17 @@ feed hear of it, and returned in the publish's answer."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
-from typing import cast
+from datetime import date
+from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub import models
 from hub.policy import Policy
+from hub.policy.supervision import Limit
 from hub.publishing.versions import VERSION, Change, Published, Publisher, new_version, now
 from hub.supervision.inspections import (
     INSPECTION,
@@ -21,7 +24,6 @@ from hub.supervision.inspections import (
     judge,
     ordinal,
     period,
-    within,
 )
 
 __all__ = ["KIND", "warn"]
@@ -54,39 +56,59 @@ async def warn(
             .where(c.id.in_(list(created)))
         )
     ).all()  # fmt: skip
-    raised: list[tuple[Published, Judgement]] = []
-    stored, versions, warned = [], [], []
+    judged = []
     for row in sorted(rows, key=lambda r: created[r.id].index):
         limit = policy.limits.of(row.industry, row.colour) if policy.limits else None
-        days = period(limit, row.inspected_on)
-        count = (
-            await connection.execute(
-                select(func.count()).select_from(within(row.enterprise_id, days).subquery())
-            )
-        ).scalar_one()
+        if limit is not None:
+            judged.append((row, limit, period(limit, row.inspected_on)))
+    if not judged:
+        return [], head
+    # Every current inspection of these enterprises in any of the periods: one statement.
+    days: dict[int, list[date]] = defaultdict(list)
+    for found in await connection.execute(
+        select(c.enterprise_id, c.inspected_on).where(
+            c.enterprise_id.in_({row.enterprise_id for row, _, _ in judged}),
+            c.retracted.is_(False),
+            c.inspected_on.between(min(p[0] for _, _, p in judged),
+                                   max(p[1] for _, _, p in judged)),
+        )
+    ):  # fmt: skip
+        days[found.enterprise_id].append(found.inspected_on)
+    raised: list[tuple[Any, Limit, Published, Judgement]] = []
+    for row, limit, (start, end) in judged:
+        count = sum(start <= day <= end for day in days[row.enterprise_id])
         result = created[row.id]
-        warning = judge(limit, count, days,
+        warning = judge(limit, count, (start, end),
                         f"{row.owner}'s inspection {row.source_id} of {result.uscc}, the "
-                        f"{ordinal(count)} from {days[0]} to {days[1]},")  # fmt: skip
-        if warning.verdict is Verdict.ALLOWED or limit is None:
-            continue
-        raised.append((result, warning))
-        stored.append({"enterprise_id": row.enterprise_id, "inspection_id": row.id,
-                       "owner": row.owner, "verdict": warning.verdict.value, "count": count,
-                       "limit": limit.limit, "warn_at": limit.warn_at, "period_from": days[0],
-                       "period_until": days[1], "reason": warning.reason,
-                       "created_at": now()})  # fmt: skip
-    for (result, warning), values in zip(raised, stored, strict=True):
-        warning_id = (
-            await connection.execute(insert(WARNING).values(values).returning(WARNING.c.id))
-        ).scalar_one()
+                        f"{ordinal(count)} from {start} to {end},")  # fmt: skip
+        if warning.verdict is not Verdict.ALLOWED:
+            raised.append((row, limit, result, warning))
+    if not raised:
+        return [], head
+    await connection.execute(insert(WARNING), [
+        {"enterprise_id": row.enterprise_id, "inspection_id": row.id, "owner": row.owner,
+         "verdict": warning.verdict.value, "count": warning.count, "limit": limit.limit,
+         "warn_at": limit.warn_at, "period_from": warning.period_from,
+         "period_until": warning.period_until, "reason": warning.reason, "created_at": now()}
+        for row, limit, _, warning in raised
+    ])  # fmt: skip
+    ids = dict(
+        (
+            await connection.execute(
+                select(WARNING.c.inspection_id, WARNING.c.id).where(
+                    WARNING.c.inspection_id.in_([entry[0].id for entry in raised])
+                )
+            )
+        ).all()
+    )
+    versions, warned = [], []
+    for row, _, result, warning in raised:
         head += 1
         versions.append(
-            new_version(head, KIND, values["owner"], result.source_id, warning_id, result.uscc,
-                        1, Change.CREATED, warning.data(), "", warning.reason, publisher)
+            new_version(head, KIND, row.owner, result.source_id, ids[row.id], result.uscc, 1,
+                        Change.CREATED, warning.data(), "", warning.reason, publisher)
         )  # fmt: skip
-        warned.append(Published(result.index, KIND, result.source_id, warning_id, 1,
+        warned.append(Published(result.index, KIND, result.source_id, ids[row.id], 1,
                                 Change.WARNED, result.uscc, warning))  # fmt: skip
-    if versions:
-        await connection.execute(insert(VERSION), versions)
+    await connection.execute(insert(VERSION), versions)
     return warned, head

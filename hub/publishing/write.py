@@ -35,6 +35,8 @@ from hub.publishing.versions import (
 from hub.records import SOURCE_ID, Kind, Problem, parse, today
 from hub.values import text
 
+__all__ = ["MAX_BATCH", "publish", "requirement_problems", "retract", "supervise"]
+
 MAX_BATCH = 1000
 NEW = (Change.CREATED, Change.WARNED)  # rows a dry run only pretended to write
 RETRACTION_REASON = text(2000, lines=True)

@@ -98,6 +98,15 @@ ESTIMATES: dict[str, int] = {
     "ServedRecords.grants": 5,
     "ServedRecords.relations": 3,
     "PublishResult.records": 1000,  # a batch holds at most 1,000 records
+    "PublishResult.warnings": 1000,  # one per inspection at most
+    # Colours (policies/colours.csv has 7 rules; the demo meets 1.4 of them an enterprise,
+    # each with 1.3 records, and an enterprise's colour changes a few times a year).
+    "ColourCode.reasons": 3,
+    "ColourChange.reasons": 3,
+    "ColourReason.records": 2,
+    "Enterprise.colourHistory": 4,
+    "InspectionCheck.byDepartment": 10,
+    "InspectionCheck.inspections": 8,
     # A live change feed sends pages of up to 500 changes (feed.py's MAX_PAGE_SIZE).
     "Subscription.changes": 500,
 }

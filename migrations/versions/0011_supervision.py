@@ -29,15 +29,22 @@ def _colour(name: str) -> sa.Enum:
 
 def upgrade() -> None:
     """Upgrade schema."""
-    with op.batch_alter_table('enterprise') as batch:
-        batch.add_column(sa.Column('colour', _colour('colour'), nullable=True))
-        batch.add_column(sa.Column('colour_since', sa.Date(), nullable=True))
-        batch.add_column(sa.Column('colour_reasons', sa.Text(), nullable=True))
-        batch.add_column(sa.Column('colour_review_on', sa.Date(), nullable=True))
-        batch.add_column(sa.Column('colour_rules', sa.String(length=16), nullable=True))
-        batch.create_index(batch.f('ix_enterprise_colour'), ['colour'], unique=False)
-        batch.create_index(batch.f('ix_enterprise_colour_review_on'), ['colour_review_on'],
-                           unique=False)
+    # Columns added in place (no batch): on SQLite a batch copies the table, and dropping
+    # the old enterprise table fails while records refer to it.
+    check = "colour IN ('green', 'yellow', 'black')"
+    if op.get_bind().dialect.name == 'sqlite':  # SQLite adds a column's CHECK only inline
+        op.execute('ALTER TABLE enterprise ADD COLUMN colour VARCHAR(6) '
+                   f'CONSTRAINT ck_enterprise_colour CHECK ({check})')
+    else:
+        op.add_column('enterprise', sa.Column('colour', sa.String(length=6), nullable=True))
+        op.create_check_constraint(op.f('ck_enterprise_colour'), 'enterprise', check)
+    op.add_column('enterprise', sa.Column('colour_since', sa.Date(), nullable=True))
+    op.add_column('enterprise', sa.Column('colour_reasons', sa.Text(), nullable=True))
+    op.add_column('enterprise', sa.Column('colour_review_on', sa.Date(), nullable=True))
+    op.add_column('enterprise', sa.Column('colour_rules', sa.String(length=16), nullable=True))
+    op.create_index(op.f('ix_enterprise_colour'), 'enterprise', ['colour'], unique=False)
+    op.create_index(op.f('ix_enterprise_colour_review_on'), 'enterprise', ['colour_review_on'],
+                    unique=False)
     op.create_table(
         'colour_change',
         sa.Column('id', sa.Integer(), nullable=False),
