@@ -153,7 +153,7 @@ def create_app(settings: Settings, tracer_provider: TracerProvider | None = None
         checkpoints = CheckpointSchedule(settings) if settings.checkpoint_seconds else None
         if checkpoints is not None:
             checkpoints.start()
-        colours = ColourReview(engine, policies)
+        colours = ColourReview(engine, policies, access_log)
         colours.start()
         settle_heap()
         yield

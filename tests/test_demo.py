@@ -115,6 +115,7 @@ def test_load_writes_every_generated_row(empty_database: Settings) -> None:
     expected["record_version"] = sum(expected[kind.table.name] for kind in KINDS.values())
     expected["share_grant"] = 1  # the canonical case: market reads ecology's opinions
     expected["conflict"] = 1  # the windows: sealed against VOCs, open against explosions
+    expected["colour_change"] = 120  # every enterprise's first colour
     progress: list[int] = []
 
     async def load_and_count() -> tuple[Counter[str], dict[str, int], int, int]:
@@ -128,6 +129,7 @@ def test_load_writes_every_generated_row(empty_database: Settings) -> None:
                     models.RecordVersion.__table__,
                     models.ShareGrant.__table__,
                     models.Conflict.__table__,
+                    models.ColourChange.__table__,
                 )
             }
             # Later writers get fresh ids although the demo chose its own.

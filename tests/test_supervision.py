@@ -15,6 +15,7 @@ from gql import Client, GraphQLRequest
 from gql.transport.aiohttp import AIOHTTPTransport
 from gql.transport.websockets import WebsocketsTransport
 
+from hub.audit import AccessLog
 from hub.db import create_engine
 from hub.domain import Colour
 from hub.policy import PolicyError, load_policy
@@ -271,7 +272,8 @@ def test_colours_are_computed_again_on_the_day_they_change_and_when_rules_change
     async def review_on(day: date, directory: Path = DEFAULT_POLICY_DIR) -> int:
         engine = create_engine(writable.settings)
         try:
-            return await review(engine, load_policy(directory, policy_fields()).colours, day)
+            colours = load_policy(directory, policy_fields()).colours
+            return await review(engine, colours, day, AccessLog(engine))
         finally:
             await engine.dispose()
 
@@ -286,6 +288,12 @@ def test_colours_are_computed_again_on_the_day_they_change_and_when_rules_change
         ("ecology", "ecology system", "green -> yellow: rectifying"),
         ("market", "hub: colour review", "yellow -> black: overdue-rectification"),
     ]
+    # The hub's own write is recorded for auditors, naming the colour it changed.
+    ((client, role, written),) = writable.sql(
+        "SELECT client, role, written FROM access_record WHERE operation_name = 'colour review'"
+    )
+    assert (client, role) == ("hub: colour review", "hub")
+    assert enterprise.uscc in written
     # New rules (a softer one for overdue orders): every colour is computed again.
     softer = tmp_path / "policies"
     shutil.copytree(DEFAULT_POLICY_DIR, softer)

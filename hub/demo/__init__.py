@@ -11,6 +11,7 @@ from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub import models
+from hub.audit import AccessLog
 from hub.auth import hash_token
 from hub.clients import create_client
 from hub.conflicts import find_conflicts
@@ -84,7 +85,9 @@ async def load_demo(
         found = await find_conflicts(connection, read_conflicts(policy_dir), enterprise_ids)
         written["conflict"] = len(found)
     # Every enterprise's first colour, as `hub serve` would compute it at start.
-    written["colour_change"] = await review(engine, read_colours(policy_dir), today())
+    written["colour_change"] = await review(
+        engine, read_colours(policy_dir), today(), AccessLog(engine)
+    )
     if engine.dialect.name == "postgresql":
         # Statistics of what was just loaded, as after any bulk load: without them the
         # planner takes the fresh tables for empty (a dossier's statements ran 17 ms on

@@ -28,6 +28,8 @@ from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub import models
+from hub.audit import AccessEntry, AccessLog, Trail
+from hub.audit.record import Outcome
 from hub.policy.supervision import ColourRules
 from hub.publishing.versions import (
     VERSION,
@@ -54,7 +56,7 @@ SLICE = 500  # enterprises a statement reads and a review transaction recolours
 def reviewer(owner: str) -> Publisher:
     """Who a colour the hub computed on its own is published by: the registration authority
     of the enterprise, through the hub itself."""
-    return Publisher("hub: colour review", owner, owner)
+    return Publisher(REVIEWER, owner, owner)
 
 
 def reasons_json(computed: Computed) -> str:
@@ -226,9 +228,11 @@ def due(colours: ColourRules, today: date) -> Any:
     )
 
 
-async def review(engine: AsyncEngine, colours: ColourRules, today: date) -> int:
+async def review(engine: AsyncEngine, colours: ColourRules, today: date, log: AccessLog) -> int:
     """Compute again every colour that is due (``due``), a slice per transaction; how many
-    enterprises were looked at. Each transaction takes the feed head, as publishers do."""
+    enterprises were looked at. Each transaction takes the feed head, as publishers do, and
+    the colours it changed are an access record in it (the hub's own write, by
+    ``REVIEWER``): they commit together or not at all."""
     looked = 0
     after = 0
     while True:
@@ -248,9 +252,27 @@ async def review(engine: AsyncEngine, colours: ColourRules, today: date) -> int:
             head = start = await lock_feed(connection)
             head = await recolour(connection, colours, ids, today, head)
             if head != start:
+                await log.append_within(connection, await _entry(connection, start, head))
                 await advance_feed(connection, head)
         looked += len(ids)
         after = ids[-1]
+
+
+REVIEWER = "hub: colour review"  # the client of colours the hub changes on its own
+
+
+async def _entry(connection: AsyncConnection, start: int, head: int) -> AccessEntry:
+    """The access record of the colour changes versioned after ``start`` up to ``head``."""
+    trail = Trail()
+    for version in await connection.execute(
+        select(VERSION.c.uscc, VERSION.c.record_id).where(VERSION.c.seq.between(start + 1, head))
+    ):
+        trail.write(version.uscc, KIND, Change.UPDATED.value, str(version.record_id))
+    return AccessEntry(
+        recorded_at=now(), outcome=Outcome.OK, trace_id="0" * 32, duration_us=0,
+        client=REVIEWER, department=None, role="hub", operation_name="colour review",
+        operation_type="mutation", policy_version=None, trail=trail,
+    )  # fmt: skip
 
 
 class ColourReview:
@@ -258,8 +280,10 @@ class ColourReview:
     Several hub processes may each run one: they take the feed head in turn, and what one
     computed is no longer due for the next."""
 
-    def __init__(self, engine: AsyncEngine, policies: Any, seconds: float = 3600) -> None:
-        self.engine, self.policies, self.seconds = engine, policies, seconds
+    def __init__(
+        self, engine: AsyncEngine, policies: Any, log: AccessLog, seconds: float = 3600
+    ) -> None:
+        self.engine, self.policies, self.log, self.seconds = engine, policies, log, seconds
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -274,7 +298,8 @@ class ColourReview:
     async def _run(self) -> None:
         while True:
             try:
-                looked = await review(self.engine, self.policies.current.colours, today())
+                colours = self.policies.current.colours
+                looked = await review(self.engine, colours, today(), self.log)
                 if looked:
                     logger.info("colour review: %d enterprises computed again", looked)
             except Exception:  # the database away, a lock timeout: try again next period
