@@ -3,13 +3,19 @@
 Every loader is keyed by the parent's id (and, for dated lists, the requested date
 range), so a request for 1 or for 100 enterprises issues the same statements. What each
 type's rows are made of is in sources.py.
+
+For an enterprise's own credential every statement, of the enterprise and of every record,
+is also narrowed to that one enterprise (``Source.own``, its USCC bound when the statement
+runs): besides the root fields it may ask (hub/schema/roots.py), what it reads of the
+database is held to its own enterprise, so a way in that slipped through would find
+nothing of another's.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from datetime import date
 from functools import cached_property
 from itertools import groupby
@@ -34,6 +40,7 @@ from hub.schema.sources import (
     ENTERPRISE,
     FINDING,
     INSPECTION,
+    OWN_ENTERPRISE,
     PARTICIPANT,
     PENALTY,
     RECORDS,
@@ -126,10 +133,20 @@ class Statements:
     never to Loaders, so a request's loaders form no reference cycle: what a request loaded is
     freed when it ends, not when the cyclic collector next walks the heap."""
 
-    def __init__(self, reader: Reader, scope: Scoped, caller: str | None) -> None:
+    def __init__(
+        self, reader: Reader, scope: Scoped, caller: str | None, enterprise: str | None = None
+    ) -> None:
         self.reader = reader
         self.scope = scope
         self.caller = caller  # the caller's department, where relations apply
+        # The USCC of the enterprise whose own credential reads: every statement is held to it.
+        self.enterprise = enterprise
+        self.bound: dict[str, Any] = {} if enterprise is None else {OWN_ENTERPRISE: enterprise}
+
+    async def rows(self, statement: Select[Any], values: Mapping[str, Any]) -> Sequence[Row[Any]]:
+        """The rows of a statement made by ``shaped``, run with ``values`` and the caller's
+        own enterprise, where it is held to one."""
+        return await self.reader.rows(statement, {**values, **self.bound}, brief=True)
 
     @cached_property
     def relations(self) -> dict[str, dict[str, ColumnElement[Any]]]:
@@ -162,23 +179,30 @@ class Statements:
     def shaped(
         self,
         shape: Hashable,
+        source: Source,
         model: Any | None,
         build: Callable[[], Select[Any]],
         retracted: bool = False,
     ) -> Select[Any] | None:
-        """The statement ``build`` makes (its values bound by name, given when it runs),
-        narrowed to what the caller may see of ``model``'s owned records (see visible, and
-        ``retracted``; None: no narrowing), made once per ``shape`` and the caller's scope for every
-        request: statements are immutable, and building one and SQLAlchemy's key for it
-        cost about as much as running it."""
-        key: Hashable = shape
+        """The statement ``build`` makes of ``source`` (its values bound by name, given when
+        it runs: see ``rows``), narrowed to what the caller may see of ``model``'s owned
+        records (see visible, and ``retracted``; None: no narrowing) and, for an enterprise's
+        own credential, to that enterprise's rows; made once per ``shape`` and the caller's
+        scope for every request: statements are immutable, and building one and SQLAlchemy's
+        key for it cost about as much as running it."""
+        own = self.enterprise is not None
+        key: Hashable = (shape, own)
         if model is not None:
             scope = self.scope(model.__name__)
-            key = (shape, self.caller, scope.owners, tuple(scope.relations.items()))
+            key = (shape, own, self.caller, scope.owners, tuple(scope.relations.items()))
         if key not in _STATEMENTS:
             if len(_STATEMENTS) >= MAX_STATEMENTS:
                 del _STATEMENTS[next(iter(_STATEMENTS))]
             statement = build()
+            if own:
+                if source.own is None:  # a source about no enterprise is read by none
+                    raise ValueError(f"{shape} reads rows about no enterprise")
+                statement = statement.where(source.own)
             _STATEMENTS[key] = (
                 statement if model is None else self.visible(statement, model, retracted)
             )
@@ -193,9 +217,15 @@ class Loaders:
     nothing of is never read. Each row carries the caller's relations to it (``as_<name>``).
     """
 
-    def __init__(self, reader: Reader, scope: Scoped, caller: str | None = None) -> None:
+    def __init__(
+        self,
+        reader: Reader,
+        scope: Scoped,
+        caller: str | None = None,
+        enterprise: str | None = None,
+    ) -> None:
         self.reader = reader
-        self.statements = Statements(reader, scope, caller)
+        self.statements = Statements(reader, scope, caller, enterprise)
         self._departments: asyncio.Future[dict[str, Row[Any]]] | None = None
 
     # Each loader is made when a resolver first asks for it: a small request builds few.
@@ -327,11 +357,8 @@ def _by_key(
         return source.select().where(one_of(key, name="keys"))
 
     async def load(keys: list[Any]) -> list[Row[Any] | None]:
-        statement = statements.shaped(shape, model, build, retracted)
-        rows = (
-            [] if statement is None
-            else await statements.reader.rows(statement, {"keys": keys}, brief=True)
-        )  # fmt: skip
+        statement = statements.shaped(shape, source, model, build, retracted)
+        rows = [] if statement is None else await statements.rows(statement, {"keys": keys})
         found = {row[position]: row for row in rows}
         return [found.get(k) for k in keys]
 
@@ -352,9 +379,9 @@ def _versions(
 
     async def load(record_ids: list[int]) -> list[list[Row[Any]]]:
         found: defaultdict[int, list[Row[Any]]] = defaultdict(list)
-        statement = statements.shaped(("versions", type_name), None, build)
-        assert statement is not None  # noqa: S101 - not narrowed
-        for row in await statements.reader.rows(statement, {"ids": record_ids}, brief=True):
+        statement = statements.shaped(("versions", type_name), VERSION, None, build)
+        assert statement is not None  # noqa: S101 - not narrowed by owner
+        for row in await statements.rows(statement, {"ids": record_ids}):
             found[row.record_id].append(row)
         return [found[record_id] for record_id in record_ids]
 
@@ -417,10 +444,10 @@ class Children:
             return statement.order_by(*self.order)
 
         shape = (*self.shape, since_set, until_set)
-        statement = self.statements.shaped(shape, self.model, build)
+        statement = self.statements.shaped(shape, self.source, self.model, build)
         if statement is None:
             return {}
         values = {"ids": ids, **({"since": since} if since_set else {}),
                   **({"until": until} if until_set else {})}  # fmt: skip
-        rows = await self.statements.reader.rows(statement, values, brief=True)
+        rows = await self.statements.rows(statement, values)
         return {of: list(its) for of, its in groupby(rows, self.parent_id)}
