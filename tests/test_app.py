@@ -21,7 +21,7 @@ def test_readyz_checks_the_database_and_reports_the_policy_version(hub: TestClie
     policy = load_policy(DEFAULT_POLICY_DIR, policy_fields())
     assert (response.status_code, response.json()) == (
         200,
-        {"status": "ready", "revision": "0007", "policy_version": policy.version},
+        {"status": "ready", "revision": "0009", "policy_version": policy.version},
     )
 
 
@@ -34,7 +34,7 @@ def test_readyz_refuses_an_unmigrated_database(tmp_path: Path) -> None:
         "status": "unavailable",
         "database": "not migrated: run `hub db upgrade`",
         "revision": None,
-        "expected_revision": "0007",
+        "expected_revision": "0009",
     }
 
 

@@ -292,7 +292,7 @@ def test_bad_options_and_an_unmigrated_database(tmp_path: Path) -> None:
         refused = share(settings, *command)
         assert refused.exit_code == 1, refused.output
         assert flat(refused.output) == (
-            "the database is at revision none (it is empty), not 0007: run `hub db upgrade` first"
+            "the database is at revision none (it is empty), not 0009: run `hub db upgrade` first"
         )
     for command, option in [
         (["requests", "--owner", "treasury"], "--owner"),

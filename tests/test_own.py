@@ -30,7 +30,7 @@ from hub.schema.query import page_of
 from hub.settings import Settings
 from tests.conftest import BACKENDS, fresh_database, without_trace
 from tests.test_access import POLICY, Checker, sql
-from tests.test_serve import HUB, demo_with_clients, serving
+from tests.test_serve import HUB, demo_with_clients, free_port, readyz, serving, wait_for
 
 SCHEMA = build_schema()._schema
 EVERYONE = Scope(tuple(department.code for department in DEPARTMENTS), {})
@@ -419,3 +419,124 @@ def test_an_enterprise_client_made_by_the_command_asks_the_served_hub(
         refused = post("{ enterprises { totalCount } }", token)
         assert [e["extensions"]["field"] for e in refused["errors"]] == ["Query.enterprises"]
         assert "data" not in refused
+
+
+CANONICAL = "9133010985H96UB001"
+CANONICAL_READ = (
+    '{ enterprise(uscc: "9133010985H96UB001") { name industry rectifications { owner { nameEn } '
+    "requirement deadline status acceptance { owner { code } verdict acceptedOn opinion } } } }"
+)
+README_DOSSIER = """{
+  myEnterprise {
+    uscc
+    name
+    legalRepresentative
+    inspections(since: "2025-01-01") { owner { code } actionCode kind inspectedOn result findings { description } }
+    penalties { owner { code } caseNumber violation legalBasis amount status }
+    rectifications { owner { code } requirement deadline status acceptance { verdict acceptedOn opinion } }
+  }
+}"""
+README_TRACKER = """{
+  myDataAccesses(first: 5) {
+    edges {
+      node {
+        recordedAt
+        department { code nameZh }
+        purpose
+        caseRef
+        outcome
+        fields
+        withheld
+      }
+    }
+    pageInfo { hasNextPage endCursor }
+  }
+}"""
+
+
+def withheld_from_enterprises(owner: str, coordinate: str) -> dict[str, Any]:
+    reason = POLICY.decide("enterprise", owner, coordinate, purpose=False).reason
+    return {"code": "FORBIDDEN", "owner": owner, "field": coordinate, "reason": reason}
+
+
+def test_the_demo_writes_an_enterprise_token_for_the_readme_examples(tmp_path: Path) -> None:
+    """`hub serve --demo` as the README runs it: the enterprise's demo token reads the
+    canonical enterprise's own dossier, and, after market regulation read it (the README's
+    canonical query, without and then with its purpose), sees those reads and why."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    port = free_port()
+    server = subprocess.Popen([HUB, "serve", "--demo", "--port", str(port)], cwd=tmp_path,
+                              env=environment, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        wait_for(lambda: readyz(port)["status"] == "ready", seconds=90)
+        tokens = dict(line.split() for line in
+                      (tmp_path / "var" / "demo-tokens.txt").read_text().splitlines()
+                      if line and not line.startswith("#"))  # fmt: skip
+        assert set(tokens) == {"market", "ecology", "emergency", "enforcement", "fire",
+                               "auditor", "enterprise"}  # fmt: skip
+        with httpx2.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+
+            def post(query: str, who: str, **headers: str) -> dict[str, Any]:
+                response = http.post("/graphql", json={"query": query},
+                                     headers={"Authorization": f"Bearer {tokens[who]}",
+                                              **headers})  # fmt: skip
+                assert response.status_code == 200, response.text
+                return without_trace(response.json())
+
+            dossier = post(README_DOSSIER, "enterprise")
+            assert [e["extensions"] for e in dossier["errors"]] == [
+                withheld_from_enterprises("market", "Enterprise.legalRepresentative"),
+                withheld_from_enterprises("ecology", "Penalty.amount"),
+                withheld_from_enterprises("ecology", "Acceptance.opinion"),
+            ]
+            mine = dossier["data"]["myEnterprise"]
+            assert (mine["uscc"], mine["name"], mine["legalRepresentative"]) == (
+                CANONICAL,
+                "杭州恒华化工有限公司",
+                None,
+            )
+            assert [(i["owner"]["code"], i["actionCode"], [f["description"] for f in i["findings"]])
+                    for i in mine["inspections"]] == [
+                ("fire", "330109202605260400546", ["疏散通道堆放杂物", "生产区电气线路私拉乱接"]),
+                ("ecology", "330109202608040100547", ["危险废物未按规定分类贮存"]),
+            ]  # fmt: skip
+            assert mine["penalties"] == [{
+                "owner": {"code": "ecology"}, "caseNumber": "杭环罚〔2026〕4号",
+                "violation": "未按照规定贮存危险废物",
+                "legalBasis": "《中华人民共和国固体废物污染环境防治法》第一百一十二条",
+                "amount": None, "status": "UNDER_REVIEW",
+            }]  # fmt: skip
+            # Fire rescue's order too: not shared with market regulation, but about the enterprise.
+            assert [(r["owner"]["code"], r["acceptance"]) for r in mine["rectifications"]] == [
+                ("fire", None),
+                ("ecology", {"verdict": "FAILED", "acceptedOn": "2026-09-10", "opinion": None}),
+            ]
+
+            purpose = (
+                "rectification-check:%20%E6%95%B4%E6%94%B9%E9%AA%8C%E6%94%B6%E6%A0%B8%E6%9F%A5"
+            )
+            assert post(CANONICAL_READ, "market")["errors"]
+            assert "errors" not in post(CANONICAL_READ, "market", **{"X-Hub-Purpose": purpose})
+            tracked = post(README_TRACKER, "enterprise")["data"]["myDataAccesses"]
+        read = ["Acceptance.acceptedOn", "Acceptance.owner", "Acceptance.verdict",
+                "Enterprise.industry", "Enterprise.name", "Enterprise.rectifications",
+                "Rectification.acceptance", "Rectification.deadline", "Rectification.owner",
+                "Rectification.requirement", "Rectification.status"]  # fmt: skip
+        for edge in tracked["edges"]:
+            datetime.fromisoformat(edge["node"].pop("recordedAt"))
+        market = {"code": "market", "nameZh": "市场监督管理局"}
+        assert tracked == {
+            "edges": [
+                {"node": {"department": market, "purpose": "rectification-check: 整改验收核查",
+                          "caseRef": None, "outcome": "OK", "withheld": [],
+                          "fields": sorted([*read, "Acceptance.opinion"])}},
+                {"node": {"department": market, "purpose": None, "caseRef": None,
+                          "outcome": "PARTIAL", "fields": read,
+                          "withheld": ["Acceptance.opinion"]}},
+            ],
+            "pageInfo": {"hasNextPage": False, "endCursor": tracked["pageInfo"]["endCursor"]},
+        }  # fmt: skip
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

@@ -117,7 +117,7 @@ def test_sighup_reloads_sound_policies_and_keeps_serving_on_unsound_ones(
         policy_csv.write("p, fire, mars, inspection-findings, read, allow\n")
     process.send_signal(signal.SIGHUP)
     time.sleep(1)
-    assert readyz(port) == {"status": "ready", "revision": "0007", "policy_version": second}
+    assert readyz(port) == {"status": "ready", "revision": "0009", "policy_version": second}
     process.terminate()
     output, _ = process.communicate(timeout=10)
     assert f"policy version {second} replaces {first}" in output
