@@ -596,7 +596,7 @@ def test_an_unmigrated_database_is_refused(tmp_path: Path) -> None:
 
     assert result.exit_code == 2
     assert flat(result.stderr) == (
-        "import stopped: the database is at revision none (it is empty), not 0007: run `hub db "
+        "import stopped: the database is at revision none (it is empty), not 0009: run `hub db "
         "upgrade` first; nothing was imported"
     )
 

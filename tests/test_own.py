@@ -540,3 +540,44 @@ def test_the_demo_writes_an_enterprise_token_for_the_readme_examples(tmp_path: P
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_roots_that_slipped_past_the_table_find_nothing_of_another_enterprise(
+    demo_database: Settings, own: Own
+) -> None:
+    """Asked of the schema itself, past hub/schema/roots.py: an enterprise's credential finds
+    only itself, and the enterprise view refuses every other caller in its resolvers too."""
+    from hub.schema import Context
+
+    schema = build_schema()
+
+    async def run(principal: Principal, query: str) -> Any:
+        engine = create_engine(demo_database)
+        reader = Reader(engine)
+        access = Access(POLICY, principal, None, SHARED)
+        loaders = Loaders(reader, access.scope, access.caller, principal.enterprise)
+        try:
+            result = await schema.execute(
+                query, context_value=await Context.create(access, loaders)
+            )
+        finally:
+            await reader.close()
+            await engine.dispose()
+        return result
+
+    itself = Principal("client:0", "x", own.owner, Role.ENTERPRISE, own.uscc)
+    found = asyncio.run(run(itself, f'{{ enterprise(uscc: "{own.other}") {{ name }} '
+                                    "enterprises(first: 100) { totalCount edges { node { uscc } } } "
+                                    f'mine: enterprise(uscc: "{own.uscc}") {{ uscc }} }}'))  # fmt: skip
+    assert found.errors is None
+    assert found.data == {
+        "enterprise": None,
+        "enterprises": {"totalCount": 1, "edges": [{"node": {"uscc": own.uscc}}]},
+        "mine": {"uscc": own.uscc},
+    }
+    market = Principal("client:0", "x", "market", Role.DEPARTMENT)
+    refused = asyncio.run(run(market, "{ myEnterprise { uscc } }"))
+    assert refused.data == {"myEnterprise": None}
+    (error,) = refused.errors
+    assert error.original_error.extensions()["field"] == "Query.myEnterprise"
+    assert error.original_error.code == "FORBIDDEN"

@@ -28,6 +28,7 @@ from hub.errors import BadUserInput, Forbidden
 from hub.schema.audit import AccessOutcome
 from hub.schema.context import Info
 from hub.schema.query import PageInfo, dossier
+from hub.schema.roots import FOR_ENTERPRISES
 from hub.schema.types import Department, Enterprise
 from hub.values import whole
 
@@ -98,7 +99,7 @@ def own_enterprise(info: Info, field: str) -> str:
     refuses them first)."""
     principal = info.context.access.principal
     if principal.role is not Role.ENTERPRISE or principal.enterprise is None:
-        raise Forbidden("hub", field, "it is an enterprise's own view, for its own credential")
+        raise Forbidden("hub", field, FOR_ENTERPRISES, action=f"asking for {field}")
     return principal.enterprise
 
 
