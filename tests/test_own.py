@@ -581,3 +581,39 @@ def test_roots_that_slipped_past_the_table_find_nothing_of_another_enterprise(
     (error,) = refused.errors
     assert error.original_error.extensions()["field"] == "Query.myEnterprise"
     assert error.original_error.code == "FORBIDDEN"
+
+
+def test_a_statement_not_narrowed_to_one_enterprise_is_refused_to_its_credential(
+    demo_database: Settings, own: Own
+) -> None:
+    """A loader added later that says nothing of how its rows are one enterprise's fails
+    closed for an enterprise's credential; saying it with own_enterprise_id narrows it."""
+    from sqlalchemy import select
+
+    from hub import models
+    from hub.schema.sources import own_enterprise_id
+
+    credit = models.CreditRecord.__table__.c
+
+    def build() -> Any:
+        return select(credit.id, credit.enterprise_id).where(credit.enterprise_id.in_(
+            [own.id, own.other_id]))  # fmt: skip
+
+    async def read(enterprise: str | None, narrowed: bool) -> list[Any]:
+        engine = create_engine(demo_database)
+        reader = Reader(engine)
+        statements = Loaders(reader, lambda type_name: EVERYONE, None, enterprise).statements
+        try:
+            shape = ("test", narrowed)
+            own_id = own_enterprise_id(credit.enterprise_id) if narrowed else None
+            statement = statements.shaped(shape, None, build, own=own_id)
+            assert statement is not None
+            return sorted({row.enterprise_id for row in await statements.rows(statement, {})})
+        finally:
+            await reader.close()
+            await engine.dispose()
+
+    with pytest.raises(ValueError, match="is not narrowed to one enterprise's rows"):
+        asyncio.run(read(own.uscc, narrowed=False))
+    assert asyncio.run(read(own.uscc, narrowed=True)) == [own.id]
+    assert asyncio.run(read(None, narrowed=True)) == sorted([own.id, own.other_id])

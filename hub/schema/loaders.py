@@ -179,30 +179,32 @@ class Statements:
     def shaped(
         self,
         shape: Hashable,
-        source: Source,
         model: Any | None,
         build: Callable[[], Select[Any]],
         retracted: bool = False,
+        *,
+        own: ColumnElement[bool] | None = None,
     ) -> Select[Any] | None:
-        """The statement ``build`` makes of ``source`` (its values bound by name, given when
-        it runs: see ``rows``), narrowed to what the caller may see of ``model``'s owned
-        records (see visible, and ``retracted``; None: no narrowing) and, for an enterprise's
-        own credential, to that enterprise's rows; made once per ``shape`` and the caller's
+        """The statement ``build`` makes (its values bound by name, given when it runs: see
+        ``rows``), narrowed to what the caller may see of ``model``'s owned records (see
+        visible, and ``retracted``; None: no narrowing) and, for an enterprise's own
+        credential, to that enterprise's rows by ``own`` (the source's ``Source.own``: a
+        statement without one is refused to it); made once per ``shape`` and the caller's
         scope for every request: statements are immutable, and building one and SQLAlchemy's
         key for it cost about as much as running it."""
-        own = self.enterprise is not None
-        key: Hashable = (shape, own)
+        held = self.enterprise is not None
+        key: Hashable = (shape, held)
         if model is not None:
             scope = self.scope(model.__name__)
-            key = (shape, own, self.caller, scope.owners, tuple(scope.relations.items()))
+            key = (shape, held, self.caller, scope.owners, tuple(scope.relations.items()))
         if key not in _STATEMENTS:
             if len(_STATEMENTS) >= MAX_STATEMENTS:
                 del _STATEMENTS[next(iter(_STATEMENTS))]
             statement = build()
-            if own:
-                if source.own is None:  # a source about no enterprise is read by none
-                    raise ValueError(f"{shape} reads rows about no enterprise")
-                statement = statement.where(source.own)
+            if held:
+                if own is None:  # not known to be about one enterprise: read by none
+                    raise ValueError(f"{shape} is not narrowed to one enterprise's rows")
+                statement = statement.where(own)
             _STATEMENTS[key] = (
                 statement if model is None else self.visible(statement, model, retracted)
             )
@@ -357,7 +359,7 @@ def _by_key(
         return source.select().where(one_of(key, name="keys"))
 
     async def load(keys: list[Any]) -> list[Row[Any] | None]:
-        statement = statements.shaped(shape, source, model, build, retracted)
+        statement = statements.shaped(shape, model, build, retracted, own=source.own)
         rows = [] if statement is None else await statements.rows(statement, {"keys": keys})
         found = {row[position]: row for row in rows}
         return [found.get(k) for k in keys]
@@ -379,7 +381,7 @@ def _versions(
 
     async def load(record_ids: list[int]) -> list[list[Row[Any]]]:
         found: defaultdict[int, list[Row[Any]]] = defaultdict(list)
-        statement = statements.shaped(("versions", type_name), VERSION, None, build)
+        statement = statements.shaped(("versions", type_name), None, build, own=VERSION.own)
         assert statement is not None  # noqa: S101 - not narrowed by owner
         for row in await statements.rows(statement, {"ids": record_ids}):
             found[row.record_id].append(row)
@@ -444,7 +446,7 @@ class Children:
             return statement.order_by(*self.order)
 
         shape = (*self.shape, since_set, until_set)
-        statement = self.statements.shaped(shape, self.source, self.model, build)
+        statement = self.statements.shaped(shape, self.model, build, own=self.source.own)
         if statement is None:
             return {}
         values = {"ids": ids, **({"since": since} if since_set else {}),

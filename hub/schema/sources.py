@@ -47,6 +47,7 @@ __all__ = [
     "RECTIFICATION",
     "VERSION",
     "Source",
+    "own_enterprise_id",
     "relations",
 ]
 
@@ -97,6 +98,13 @@ def _plain(
     **labels: str,
 ) -> Source:
     return Source(_columns(model, *names, **labels), model.__table__, own)
+
+
+def own_enterprise_id(column: ColumnElement[int]) -> ColumnElement[bool]:
+    """``column``, an enterprise's id, is that of the enterprise bound as own_enterprise: the
+    ``own`` condition of a statement about enterprises by id (see Source.own)."""
+    own = select(_ENTERPRISE.c.id).where(_ENTERPRISE.c.uscc == _OWN).scalar_subquery()
+    return column == own
 
 
 def _of_own(model: type[models.Base]) -> Select[Any]:
