@@ -2,8 +2,11 @@
 
 Client tokens look like ``hub_<43 url-safe characters>`` and are stored only as SHA-256
 digests. JWTs are verified with the configured key and must carry ``sub``, ``dept``,
-``role`` and ``exp``. Every failure is an ``Unauthenticated`` error that says which check
-failed, never what the hub knows about other clients.
+``role`` and ``exp``; a JWT of role ``enterprise`` also ``uscc``, the enterprise whose own
+credential it is, and a JWT of any other role must not carry one (a token that names an
+enterprise but is not held to it is an identity provider's mistake worth refusing). Every
+failure is an ``Unauthenticated`` error that says which check failed, never what the hub
+knows about other clients.
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ from typing import Any
 import jwt
 
 from hub.domain import DEPARTMENTS, Role
-from hub.errors import Unauthenticated
+from hub.errors import InvalidUSCC, Unauthenticated
 from hub.settings import Settings
 from hub.text import escaped, problem
+from hub.uscc import parse_uscc
 
 __all__ = [
     "CLIENT_TOKEN_PREFIX",
@@ -57,12 +61,14 @@ class Principal:
 
     client: str  # "client:12" for a registered client, "jwt:<sub>" for a JWT
     name: str
-    department: str
+    department: str  # an enterprise's credential: its registration authority
     role: Role
+    enterprise: str | None = None  # the USCC of the enterprise, for role enterprise only
 
     @property
     def subject(self) -> str:
-        """Who policies speak of: the department, or the role for auditors and admins."""
+        """Who policies speak of: the department, or the role for auditors, admins and
+        enterprises."""
         return self.department if self.role is Role.DEPARTMENT else self.role.value
 
 
@@ -73,6 +79,7 @@ class ClientRecord:
     department: str
     role: Role
     revoked_at: datetime | None
+    enterprise: str | None = None  # the USCC, for role enterprise
 
 
 FindClient = Callable[[str], Awaitable[ClientRecord | None]]
@@ -135,7 +142,9 @@ class Authenticator:
                 f"{client.revoked_at:%Y-%m-%d %H:%M} UTC; ask the hub's administrator for a new "
                 "token"
             )
-        return Principal(f"client:{client.id}", client.name, client.department, client.role)
+        return Principal(
+            f"client:{client.id}", client.name, client.department, client.role, client.enterprise
+        )
 
     def _jwt(self, token: str) -> Principal:
         if self._jwt_key is None:
@@ -187,4 +196,28 @@ class Authenticator:
                 f"the JWT's role {escaped(repr(role))[:80]} is not one of "
                 f"{', '.join(r.value for r in Role)}"
             )
-        return Principal(f"jwt:{subject}", subject, department, Role(role))
+        return Principal(
+            f"jwt:{subject}", subject, department, Role(role), _enterprise(Role(role), claims)
+        )
+
+
+def _enterprise(role: Role, claims: dict[str, Any]) -> str | None:
+    """The enterprise a JWT's ``uscc`` claim names: required for role enterprise, refused
+    for every other role."""
+    if role is not Role.ENTERPRISE:
+        if "uscc" in claims:
+            raise Unauthenticated(
+                f"the JWT's role is {role.value} but it carries a uscc claim: only tokens of "
+                "role enterprise name an enterprise; ask your identity provider to leave it out"
+            )
+        return None
+    uscc = claims.get("uscc")
+    if not isinstance(uscc, str):
+        raise Unauthenticated(
+            "the JWT's role is enterprise but it lacks a uscc claim (text): an enterprise's "
+            "token names its unified social credit code"
+        )
+    try:
+        return parse_uscc(uscc)
+    except InvalidUSCC as error:
+        raise Unauthenticated(f"the JWT's uscc claim: {escaped(error.message)[:200]}") from None

@@ -1,4 +1,10 @@
-"""Registering, listing and revoking the hub's clients (used by the CLI and the demo)."""
+"""Registering, listing and revoking the hub's clients (used by the CLI and the demo).
+
+A department's system, an auditor or an admin is registered with its department. An
+enterprise's own credential is registered with the enterprise's USCC instead: its department
+is the enterprise's registration authority (``enterprise.owner``) as stored, so its access
+records name a department as every other record does, and nobody can choose it.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +20,8 @@ from hub.auth import ClientRecord, FindClient, hash_token, new_token
 from hub.domain import DEPARTMENTS, Role
 from hub.errors import BadUserInput, NotFound
 from hub.grants import HEAD
-from hub.models import Client
+from hub.models import Client, Enterprise
+from hub.uscc import parse_uscc
 
 __all__ = [
     "ClientLookup",
@@ -25,7 +32,14 @@ __all__ = [
     "revoke_client",
 ]
 
-CLIENT = (Client.id, Client.name, Client.department, Client.role, Client.revoked_at)
+CLIENT = (
+    Client.id,
+    Client.name,
+    Client.department,
+    Client.role,
+    Client.revoked_at,
+    Client.enterprise,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,23 +49,71 @@ class NewClient:
 
 
 async def create_client(
-    engine: AsyncEngine, *, department: str, name: str, role: Role
+    engine: AsyncEngine,
+    *,
+    name: str,
+    role: Role,
+    department: str | None = None,
+    enterprise: str | None = None,
 ) -> NewClient:
-    codes = [d.code for d in DEPARTMENTS]
-    if department not in codes:
-        raise BadUserInput(f"unknown department {department!r}; one of {', '.join(codes)}")
+    """Register a client: a department's (``department``) or, for role enterprise, an
+    enterprise's own (``enterprise``, a USCC the hub knows); BadUserInput saying what to
+    give otherwise."""
     if not name.strip():
         raise BadUserInput("a client needs a name that says which system or person it is")
+    uscc = _enterprise_of(role, department, enterprise)
+    if uscc is None:
+        codes = [d.code for d in DEPARTMENTS]
+        if department not in codes:
+            raise BadUserInput(f"unknown department {department!r}; one of {', '.join(codes)}")
     token = new_token()
     async with engine.begin() as connection:
+        if uscc is not None:
+            department = await connection.scalar(
+                select(Enterprise.owner).where(Enterprise.uscc == uscc)
+            )
+            if department is None:
+                raise BadUserInput(
+                    f"the hub knows no enterprise {uscc}: check the code, or load the "
+                    "enterprise's records before registering its credential"
+                )
         client_id = await connection.scalar(
             insert(Client)
             .values(
-                name=name.strip(), department=department, role=role, token_hash=hash_token(token)
+                name=name.strip(),
+                department=department,
+                role=role,
+                enterprise=uscc,
+                token_hash=hash_token(token),
             )
             .returning(Client.id)
         )
     return NewClient(int(client_id or 0), token)
+
+
+def _enterprise_of(role: Role, department: str | None, enterprise: str | None) -> str | None:
+    """The enterprise's USCC for an enterprise's credential, None for any other; whatever
+    does not fit the role is refused."""
+    if role is not Role.ENTERPRISE:
+        if enterprise is not None:
+            raise BadUserInput(
+                f"a client of role {role.value} names no enterprise: an enterprise's own "
+                "credential is created with --enterprise USCC alone (role enterprise)"
+            )
+        if department is None:
+            raise BadUserInput(
+                "give the client's department (--department D), or --enterprise USCC for an "
+                "enterprise's own credential"
+            )
+        return None
+    if enterprise is None:
+        raise BadUserInput("an enterprise's credential names its enterprise: --enterprise USCC")
+    if department is not None:
+        raise BadUserInput(
+            "an enterprise's credential takes no department: its department is the "
+            "enterprise's registration authority, as the hub has it; leave --department out"
+        )
+    return parse_uscc(enterprise)
 
 
 async def list_clients(engine: AsyncEngine) -> list[tuple[ClientRecord, datetime]]:
@@ -121,4 +183,4 @@ async def find_clients(reader: Reads, token_hashes: Iterable[str]) -> FindClient
 
 
 def _record(row: Row[*tuple[Any, ...]]) -> ClientRecord:
-    return ClientRecord(row.id, row.name, row.department, row.role, row.revoked_at)
+    return ClientRecord(row.id, row.name, row.department, row.role, row.revoked_at, row.enterprise)

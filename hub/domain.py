@@ -48,6 +48,9 @@ class Role(StrEnum):
     DEPARTMENT = "department"  # a department's system reading shared records
     AUDITOR = "auditor"  # reads the access log; no enterprise data unless a policy grants it
     ADMIN = "admin"  # operates the hub; no enterprise data unless a policy grants it
+    # An enterprise's own credential: its own dossier as departments share it, and who read
+    # it (hub/schema/roots.py says which root fields; loaders read no other enterprise).
+    ENTERPRISE = "enterprise"
 
 
 class EnterpriseStatus(StrEnum):

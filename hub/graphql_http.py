@@ -53,12 +53,19 @@ from hub.schema import SHARED, Access, Context, Loaders, Reader
 from hub.schema.context import read_departments
 from hub.schema.cost import Pricing
 from hub.schema.limits import MAX_TOKENS, TOKEN_LIMIT_MESSAGE, cacheable
+from hub.schema.roots import refused
 from hub.settings import Settings
 from hub.text import escaped
 from hub.throttle import Limits, Throttle, Ticket
 from hub.unit import Writes
 
-__all__ = ["GraphQLEndpoint", "error_response", "format_error", "internal_error_response"]
+__all__ = [
+    "GraphQLEndpoint",
+    "error_response",
+    "format_error",
+    "internal_error_response",
+    "refusals",
+]
 
 logger = logging.getLogger("hub.graphql")
 
@@ -195,6 +202,12 @@ def format_error(error: GraphQLError) -> dict[str, Any]:
         formatted["path"] = error.path
     formatted["extensions"] = extensions
     return formatted
+
+
+def refusals(errors: list[Forbidden]) -> dict[str, Any]:
+    """The answer to a request refused before it ran for asking what its caller's role may
+    not (hub/schema/roots.py): an error per root field, no data."""
+    return {"errors": [{"message": e.message, "extensions": e.extensions()} for e in errors]}
 
 
 def refusal(
@@ -389,6 +402,8 @@ class GraphQLEndpoint:
                 return 401, error_body(error.code, error.message), UNAUTHENTICATED_HEADERS
             entry.client, entry.department = principal.client, principal.department
             entry.role = principal.role.value
+            if forbidden := refused(principal, checked.query, checked.operation_name):
+                return 200, refusals(forbidden), None  # root fields not for this role
             try:  # priced and admitted before anything else is read or run
                 ticket = await self.admit(principal.client, checked, reader)
             except (QueryTooComplex, RateLimited) as error:
@@ -401,7 +416,7 @@ class GraphQLEndpoint:
             grants = await self.grants.current(reader.rows, version)
             access = Access(policy, principal, entry.purpose, SHARED, grants)
             entry.trail = access.trail
-            loaders = Loaders(reader, access.scope, access.caller)
+            loaders = Loaders(reader, access.scope, access.caller, principal.enterprise)
             departments = await self.departments(loaders, policy.version)
             context = await Context.create(
                 access, loaders, departments, writes=writes, trace_id=entry.trace_id

@@ -300,12 +300,24 @@ class Client(Timestamps, Base):
     """
 
     __tablename__ = "client"
+    # An enterprise's own credential names its enterprise; no other client does.
+    __table_args__ = (
+        CheckConstraint(
+            "(role = 'enterprise' AND enterprise IS NOT NULL) "
+            "OR (role <> 'enterprise' AND enterprise IS NULL)",
+            name="enterprise_role",
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
+    # For an enterprise's credential: the enterprise's registration authority, so that its
+    # access records name a department as every other record does.
     department: Mapped[str] = mapped_column(ForeignKey("department.code"))
     role: Mapped[Role] = mapped_column(choice(Role, "role"))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The USCC of the enterprise whose own credential this is (role enterprise only).
+    enterprise: Mapped[str | None] = mapped_column(ForeignKey("enterprise.uscc"))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 

@@ -46,6 +46,7 @@ from hub.graphql_http import (
     describe,
     failure,
     outcome,
+    refusals,
 )
 from hub.live import FeedListener, Member
 from hub.live.events import Encoded, Events, Subscriber, answer_of
@@ -53,6 +54,7 @@ from hub.metrics import SUBSCRIPTIONS
 from hub.params import BadRequest, header_text, params
 from hub.schema import SHARED, Access, Context, Loaders, Reader
 from hub.schema.context import Live
+from hub.schema.roots import refused
 from hub.throttle import Ticket
 
 __all__ = ["SubscriptionEndpoint"]
@@ -141,6 +143,12 @@ class TransportHandler(BaseGraphQLTransportWSHandler[Connection, None]):
                     "operationName": operation.operation_name})  # fmt: skip
             access, loaders = await endpoint.view(self.context)
             context = Context(access, loaders)
+            # Root fields not for this role (an enterprise's credential subscribes to nothing).
+            if forbidden := refused(access.principal, operation.query, operation.operation_name):
+                answer = refusals(forbidden)
+                await endpoint.record(self.context, context, operation, answer, started)
+                await self._send(operation, "error", answer["errors"])
+                return
             ticket = await endpoint.admit(access.principal.client, operation, loaders.reader)
             context.cost = ticket.cost
             if describe(operation.query, operation.operation_name)[2] == "subscription":
@@ -250,8 +258,8 @@ class SubscriptionEndpoint(GraphQL[Connection, None]):
         """Send the subscription's events, from after ``seq``, until it ends."""
         principal = access.principal
         variables = json.dumps(operation.variables, sort_keys=True)
-        key = (principal.department, principal.role, connection.purpose, operation.query,
-               variables, operation.operation_name)  # fmt: skip
+        key = (principal.department, principal.role, principal.enterprise, connection.purpose,
+               operation.query, variables, operation.operation_name)  # fmt: skip
         member = Member(key, operation.id, Subscriber(connection, operation))
         self.listener.join(member, seq)
         SUBSCRIPTIONS.inc()
@@ -311,7 +319,7 @@ class SubscriptionEndpoint(GraphQL[Connection, None]):
             policy = self.graphql.policies.current
             grants = await self.graphql.grants.current(reader.rows, lookup.grant_version)
             access = Access(policy, principal, connection.purpose, SHARED, grants)
-            loaders = Loaders(reader, access.scope, access.caller)
+            loaders = Loaders(reader, access.scope, access.caller, principal.enterprise)
             access.departments = await self.graphql.departments(loaders, policy.version)
         except BaseException:
             await reader.close()

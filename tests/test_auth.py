@@ -188,7 +188,7 @@ def unsigned(payload: dict[str, Any]) -> str:
         (lambda key: jwt.encode(claims(dept="treasury"), SECRET, algorithm="HS256"),
          "the JWT's dept 'treasury' is not a department of the hub"),
         (lambda key: jwt.encode(claims(role="root"), SECRET, algorithm="HS256"),
-         "the JWT's role 'root' is not one of department, auditor, admin"),
+         "the JWT's role 'root' is not one of department, auditor, admin, enterprise"),
         (lambda key: "not.a.jwt", "the JWT is not valid: Invalid header padding"),
         # Validly signed, yet hostile: claims of the wrong type or size never reach a record.
         (lambda key: jwt.encode(claims(dept=["market"]), SECRET, algorithm="HS256"),
@@ -196,7 +196,7 @@ def unsigned(payload: dict[str, Any]) -> str:
         (lambda key: jwt.encode(claims(dept={"a": 1}), SECRET, algorithm="HS256"),
          "the JWT's dept {'a': 1} is not a department of the hub"),
         (lambda key: jwt.encode(claims(role=["admin"]), SECRET, algorithm="HS256"),
-         "the JWT's role ['admin'] is not one of department, auditor, admin"),
+         "the JWT's role ['admin'] is not one of department, auditor, admin, enterprise"),
         (lambda key: jwt.encode(claims(sub="x" * 201), SECRET, algorithm="HS256"),
          "the JWT's sub must be text of 1 to 128 characters naming the caller"),
         (lambda key: jwt.encode(claims(sub="a\x00b"), SECRET, algorithm="HS256"),
@@ -229,3 +229,47 @@ def test_a_public_key_hub_refuses_hmac_tokens_signed_with_that_key(
     assert unauthenticated(post_jwt(jwt_hubs["public"], forged)).startswith(
         "the JWT's signing algorithm is not accepted here; use one of RS256"
     )
+
+
+def test_an_enterprise_jwt_names_its_enterprise_and_no_other_jwt_does(
+    jwt_hubs: dict[str, TestClient], demo_database: Settings
+) -> None:
+    """A JWT of role enterprise must carry a valid ``uscc`` claim, and reads that enterprise
+    only; one of any other role carrying one is refused rather than trusted or ignored."""
+    hub = jwt_hubs["hmac"]
+    uscc = "9133010985H96UB001"
+
+    def ask(claim: dict[str, Any], query: str = "{ myEnterprise { uscc name } }") -> Any:
+        token = jwt.encode(claims(**claim), SECRET, algorithm="HS256")
+        return hub.post("/graphql", json={"query": query},
+                        headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+
+    served = ask({"role": "enterprise", "uscc": uscc.lower()})
+    assert served.status_code == 200
+    assert without_trace(served.json()) == {
+        "data": {"myEnterprise": {"uscc": uscc, "name": "杭州恒华化工有限公司"}}
+    }
+    other = ask({"role": "enterprise", "uscc": uscc}, '{ enterprise(uscc: "91330112CP4FMGA07H") '
+                "{ name } }")  # fmt: skip
+    assert [e["extensions"]["field"] for e in other.json()["errors"]] == ["Query.enterprise"]
+    for claim, message in [
+        ({"role": "enterprise"},
+         "the JWT's role is enterprise but it lacks a uscc claim (text): an enterprise's token "
+         "names its unified social credit code"),
+        ({"role": "enterprise", "uscc": 913301},
+         "the JWT's role is enterprise but it lacks a uscc claim (text): an enterprise's token "
+         "names its unified social credit code"),
+        ({"role": "enterprise", "uscc": "9133010985H96UB00\x00"},
+         "the JWT's uscc claim: '9133010985H96UB00\\x00' is not a valid unified social credit "
+         "code: character '\\x00' at position 18 is not allowed; use digits and capital "
+         "letters except I, O, Z, S and V"),
+        ({"role": "department", "uscc": uscc},
+         "the JWT's role is department but it carries a uscc claim: only tokens of role "
+         "enterprise name an enterprise; ask your identity provider to leave it out"),
+        ({"role": "auditor", "uscc": None}, None),
+    ]:  # fmt: skip
+        response = ask(claim, "{ departments { code } }")
+        if message is None:
+            assert response.status_code == 200
+        else:
+            assert unauthenticated(response) == message, claim

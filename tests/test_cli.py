@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from hub.cli import app
 from hub.schema import sdl
 from hub.text import escaped
-from tests.conftest import BACKENDS
+from tests.conftest import BACKENDS, HEAD
 
 runner = CliRunner()
 
@@ -26,7 +26,7 @@ def env(tmp_path: Path) -> dict[str, str]:
 def test_upgrade_then_demo_load_then_refuse_to_load_twice(env: dict[str, str]) -> None:
     result = runner.invoke(app, ["db", "upgrade"], env=env)
     assert result.exit_code == 0, result.output
-    assert "database at revision 0011" in result.output
+    assert f"database at revision {HEAD}" in result.output
 
     result = runner.invoke(app, ["demo", "load", "--enterprises", "25", "--seed", "3"], env=env)
     assert result.exit_code == 0, result.output
@@ -344,3 +344,59 @@ def test_audit_export_neutralizes_formulas_in_csv_and_keeps_jsonl_exact(
          for key, value in record.items() if key not in hostile}
         for record in records
     ]  # fmt: skip
+
+
+def test_clients_create_an_enterprise_credential(env: dict[str, str]) -> None:
+    assert runner.invoke(app, ["db", "upgrade"], env=env).exit_code == 0
+    loaded = runner.invoke(app, ["demo", "load", "--enterprises", "5", "--seed", "3"], env=env)
+    assert loaded.exit_code == 0, loaded.output
+    uscc = asyncio.run(first_uscc(env))
+    made = runner.invoke(
+        app, ["clients", "create", "--enterprise", f" {uscc.lower()} ", "--name", "its own"],
+        env=env,
+    )  # fmt: skip
+    assert made.exit_code == 0, made.output
+    assert made.stdout.strip().splitlines()[-1].startswith("hub_")
+    assert f"client 1 (its own, enterprise {uscc}, enterprise) created" in flat(made.output)
+    listed = runner.invoke(app, ["clients", "list"], env={**env, "COLUMNS": "200"})
+    (row,) = [line for line in listed.output.splitlines() if "its own" in line]
+    # Its department is the enterprise's registration authority, as the hub has it.
+    assert row.split("│")[1:6] == [" 1  ", " its own ", " market     ", " enterprise ",
+                                   f" {uscc} "]  # fmt: skip
+
+    wrong = "9133010985H96UB00X"
+    for arguments, message in [
+        (["--enterprise", wrong], f"{wrong!r} is not a valid unified social credit code: the "
+                                  "check character (position 18) should be '1', not 'X'"),
+        (["--enterprise", "91110000600037341L"],
+         "the hub knows no enterprise 91110000600037341L: check the code, or load the "
+         "enterprise's records before registering its credential"),
+        (["--enterprise", uscc, "--department", "market"],
+         "an enterprise's credential takes no department: its department is the enterprise's "
+         "registration authority, as the hub has it; leave --department out"),
+        (["--enterprise", uscc, "--role", "auditor"],
+         "a client of role auditor names no enterprise: an enterprise's own credential is "
+         "created with --enterprise USCC alone (role enterprise)"),
+        (["--department", "market", "--role", "enterprise"],
+         "an enterprise's credential names its enterprise: --enterprise USCC"),
+        ([], "give the client's department (--department D), or --enterprise USCC for an "
+             "enterprise's own credential"),
+    ]:  # fmt: skip
+        refused = runner.invoke(app, ["clients", "create", "--name", "x", *arguments], env=env)
+        assert refused.exit_code == 1, (arguments, refused.output)
+        assert message in flat(refused.output), arguments
+    listed = runner.invoke(app, ["clients", "list"], env={**env, "COLUMNS": "200"})
+    assert " x " not in listed.output  # nothing was registered by a refused command
+
+
+async def first_uscc(env: dict[str, str]) -> str:
+    from sqlalchemy import text
+
+    from hub.db import create_engine
+    from hub.settings import Settings
+
+    engine = create_engine(Settings(database_url=env["HUB_DATABASE_URL"]))
+    async with engine.connect() as connection:
+        uscc = await connection.scalar(text("SELECT uscc FROM enterprise ORDER BY uscc LIMIT 1"))
+    await engine.dispose()
+    return str(uscc)

@@ -5,7 +5,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from hub.db import alembic_config, create_engine, current_revision, head_revision, upgrade
 from hub.domain import DEPARTMENTS
@@ -98,3 +98,39 @@ def test_upgrade_works_from_inside_an_event_loop(tmp_path: Any) -> None:
         return await _inspect(settings)
 
     assert asyncio.run(migrate_then_inspect())["differences"] == []
+
+
+@pytest.mark.parametrize("empty_database", BACKENDS, indirect=True)
+def test_only_an_enterprise_client_names_an_enterprise(empty_database: Settings) -> None:
+    """The database holds the rule create_client keeps: role enterprise names a known
+    enterprise, no other role names one."""
+    upgrade(empty_database)
+
+    async def insert(role: str, enterprise: str | None) -> str:
+        engine = create_engine(empty_database)
+        try:
+            async with engine.begin() as connection:
+                await connection.exec_driver_sql(
+                    "INSERT INTO enterprise (uscc, owner, name, legal_representative, address, "
+                    "industry, region, town, registered_on, status) VALUES ('9133010985H96UB001', "
+                    "'market', 'n', 'l', 'a', 'i', 'r', 't', '2020-01-01', 'active') "
+                    "ON CONFLICT DO NOTHING"
+                )
+            async with engine.begin() as connection:
+                await connection.execute(
+                    text("INSERT INTO client (name, department, role, token_hash, enterprise) "
+                         "VALUES ('c', 'market', :role, :hash, :enterprise)"),
+                    {"role": role, "hash": f"{role}{enterprise}", "enterprise": enterprise},
+                )  # fmt: skip
+            return "stored"
+        except Exception as error:
+            return type(error).__name__
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(insert("enterprise", "9133010985H96UB001")) == "stored"
+    assert asyncio.run(insert("department", None)) == "stored"
+    assert asyncio.run(insert("enterprise", None)) == "IntegrityError"
+    assert asyncio.run(insert("auditor", "9133010985H96UB001")) == "IntegrityError"
+    assert asyncio.run(insert("enterprise", "91110000600037341L")) == "IntegrityError"  # unknown
+    assert asyncio.run(insert("root", None)) == "IntegrityError"

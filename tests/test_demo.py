@@ -148,3 +148,43 @@ def test_load_writes_every_generated_row(empty_database: Settings) -> None:
     assert enterprises == 120
     assert sum(progress) == 120
     assert next_id == stored["inspection_finding"] + 1
+
+
+def test_demo_tokens_hold_an_enterprise_token_where_the_readme_enterprise_is(
+    tmp_path: Any,
+) -> None:
+    """The enterprise's demo token is its own credential for the README's enterprise; a
+    database without that enterprise gets the others only, and the file lists what it got."""
+    from hub.demo import (
+        CANONICAL_ENTERPRISE,
+        ensure_demo_tokens,
+        read_demo_tokens,
+        write_demo_tokens,
+    )
+
+    async def tokens(enterprises: int, seed: int) -> tuple[dict[str, str], list[Any]]:
+        settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/{seed}.db")
+        upgrade(settings)
+        engine = create_engine(settings)
+        await load_demo(engine, enterprises=enterprises, seed=seed)
+        made = await ensure_demo_tokens(engine, {})
+        async with engine.connect() as connection:
+            clients = (await connection.execute(text(
+                "SELECT name, department, role, enterprise FROM client ORDER BY id"
+            ))).all()  # fmt: skip
+        await engine.dispose()
+        return made, [tuple(row) for row in clients]
+
+    made, clients = asyncio.run(tokens(300, 7))
+    assert clients[-1] == ("demo enterprise client", "market", "enterprise", CANONICAL_ENTERPRISE)
+    assert len(clients) == 7
+    path = tmp_path / "demo-tokens.txt"
+    write_demo_tokens(path, made)
+    assert read_demo_tokens(path) == made
+    assert path.read_text().splitlines()[-1] == f"enterprise   {made['enterprise']}"
+
+    made, clients = asyncio.run(tokens(5, 3))
+    assert set(made) == {"market", "ecology", "emergency", "enforcement", "fire", "auditor"}
+    assert [role for _, _, role, _ in clients] == ["department"] * 5 + ["auditor"]
+    write_demo_tokens(path, made)
+    assert read_demo_tokens(path) == made

@@ -30,6 +30,7 @@ from hub.db import create_engine
 from hub.domain import Role
 from hub.policy import load_policy
 from hub.schema import build_schema, policy_fields
+from hub.schema.roots import ENTERPRISE_VIEW
 from hub.settings import DEFAULT_POLICY_DIR, Settings
 from tests.adversary import (
     Caller,
@@ -49,6 +50,9 @@ from tests.conftest import Hub, graphql
 POLICY = load_policy(DEFAULT_POLICY_DIR, policy_fields())
 SCHEMA = build_schema()._schema
 CALLERS = callers(POLICY)
+# Every root field of Query but an enterprise's own view, which every caller here is refused
+# before it runs (tests/test_roots.py asks it of each role).
+ASKED = [name for name in SCHEMA.query_type.fields if f"Query.{name}" not in ENTERPRISE_VIEW]
 QUERIES = 240  # per backend: every caller about seven times
 MUTATIONS = 80
 MALFORMED = 300
@@ -158,7 +162,7 @@ def test_generated_queries_answer_with_codes_and_withhold_what_the_policy_withho
     outcomes: Counter[str] = Counter()
 
     @settings(FUZZ, max_examples=QUERIES)
-    @given(document=documents(SCHEMA, steering))
+    @given(document=documents(SCHEMA, steering, fields=ASKED))
     def fuzz(document: str) -> None:
         caller = rotation.of(document)
         answer = send(hub, access_records, document, caller, tokens, secrets)
@@ -170,7 +174,7 @@ def test_generated_queries_answer_with_codes_and_withhold_what_the_policy_withho
 
     fuzz()
     assert set(tried) == set(CALLERS), f"not tried: {set(CALLERS) - set(tried)}"
-    assert set(fields) == set(SCHEMA.query_type.fields), f"root fields tried: {fields}"
+    assert set(fields) == set(ASKED), f"root fields tried: {fields}"
     # The steering works: most documents reach the data, and withheld fields are met.
     assert outcomes["data"] > QUERIES / 2, outcomes
     assert outcomes["FORBIDDEN"] > 0, outcomes

@@ -119,6 +119,23 @@ def test_every_field_of_every_shared_type_is_catalogued() -> None:
             "ecology's), but catalog.csv:38 says it is not shared: Internal review notes of "
             "the handling department (内部审查意见)",
         ),
+        # Roles are never a record's owner: no line may serve them a `none` field either.
+        (
+            "policy.csv",
+            "p, enterprise, *, credit-repair-outcome, read, allow",
+            "p, enterprise, *, CreditRepair.*, read, allow",
+            "shares CreditRepair.opinion with enterprise credentials (e.g. enterprise reading "
+            "market's), but catalog.csv:36 says it is not shared: Internal review notes of the "
+            "handling department (内部审查意见)",
+        ),
+        (
+            "policy.csv",
+            "p, market, ecology, acceptance-results, read, allow",
+            "p, auditor, *, *, read, allow",
+            "shares CreditRepair.opinion with auditor credentials (e.g. auditor reading "
+            "market's), but catalog.csv:36 says it is not shared: Internal review notes of the "
+            "handling department (内部审查意见)",
+        ),
         (
             "catalog.csv",
             "Acceptance.opinion",

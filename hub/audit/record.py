@@ -149,6 +149,11 @@ class Trail:
             "field": coordinate, "reason": reason,
         })  # fmt: skip
 
+    def mention(self, enterprise: str) -> None:
+        """A request about an enterprise that serves none of its records (its own Data
+        Tracker) names it all the same."""
+        self.enterprises.add(enterprise)
+
     def forget_reads(self) -> None:
         """Drop what was entered as served and withheld: an answer abandoned before it was
         sent (see graphql_http.GraphQLEndpoint.execute) served nothing."""

@@ -45,7 +45,8 @@ class AccessFilter:
     """Which records an auditor asks for; every condition given must hold.
 
     ``field`` (a Type.field) matches records that served that field; with ``enterprise``,
-    records that served that field of that enterprise's records.
+    records that served that field of that enterprise's records. ``excluded_role`` leaves
+    out the requests of clients of that role (an enterprise's own, from its Data Tracker).
     """
 
     department: str | None = None
@@ -55,12 +56,15 @@ class AccessFilter:
     outcome: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    excluded_role: str | None = None
 
     def conditions(self) -> list[ColumnElement[bool]]:
         table = AccessRecord.__table__.c
         conditions: list[ColumnElement[bool]] = []
         if self.department is not None:
             conditions.append(table.department == self.department)
+        if self.excluded_role is not None:
+            conditions.append(table.role.is_distinct_from(self.excluded_role))
         if self.client is not None:
             conditions.append(table.client == self.client)
         if self.outcome is not None:

@@ -18,7 +18,16 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["Group", "coordinates", "denials", "groups", "pack", "pack_denied", "search_text"]
+__all__ = [
+    "Group",
+    "coordinates",
+    "denials",
+    "groups",
+    "of_enterprise",
+    "pack",
+    "pack_denied",
+    "search_text",
+]
 
 # (type, fields served, (Type.field, grant id) pairs, (Type.field, relation) pairs) ->
 # enterprise -> ids of the records
@@ -119,3 +128,12 @@ def denials(record: Mapping[Any, Any]) -> list[dict[str, str]]:
         for entry in entries for place, *ids in entry["records"] for record_id in ids
     ]  # fmt: skip
     return sorted(found, key=lambda d: (d["enterprise"], d["type"], d["id"], d["field"]))
+
+
+def of_enterprise(record: Mapping[Any, Any], uscc: str) -> tuple[list[str], list[str]]:
+    """The Type.field names served of one enterprise's records in a stored record, and those
+    withheld of them, each sorted: what one request read of that enterprise."""
+    prefix = f"{uscc}:"
+    served = [c.removeprefix(prefix) for c in coordinates(groups(record)) if c.startswith(prefix)]
+    withheld = sorted({d["field"] for d in denials(record) if d["enterprise"] == uscc})
+    return served, withheld

@@ -31,23 +31,42 @@ from hub.schema.loaders import Reader
 
 @clients_app.command("create")
 def clients_create(
-    department: Annotated[str, typer.Option(help="The client's department, e.g. market.")],
     name: Annotated[str, typer.Option(help="Which system or person this is.")],
+    department: Annotated[
+        str | None, typer.Option(help="The client's department, e.g. market.")
+    ] = None,
+    enterprise: Annotated[
+        str | None,
+        typer.Option(
+            metavar="USCC",
+            help="An enterprise's own credential (role enterprise), instead of --department: "
+            "it reads that enterprise's dossier and who read it, nothing else.",
+        ),
+    ] = None,
     role: Annotated[
-        Role,
-        typer.Option(metavar="ROLE", help="What the client is for: department, auditor or admin."),
-    ] = Role.DEPARTMENT,
+        Role | None,
+        typer.Option(
+            metavar="ROLE",
+            help="What the client is for: department (the default), auditor or admin; "
+            "enterprise with --enterprise.",
+        ),
+    ] = None,
 ) -> None:
     """Register a client and print its bearer token: shown once, only its hash is kept."""
+    role = role or (Role.ENTERPRISE if enterprise is not None else Role.DEPARTMENT)
     new = run(
         with_engine(
             settings(),
-            lambda engine: create_client(engine, department=department, name=name, role=role),
+            lambda engine: create_client(
+                engine, department=department, enterprise=enterprise, name=name, role=role
+            ),
         )
     )
+    whose = department if enterprise is None else f"enterprise {enterprise.strip().upper()}"
     console.print(
-        f"client {new.id} ({name}, {department}, {role.value}) created. Its token follows; "
-        "store it now, the hub cannot show it again:"
+        f"client {new.id} ({name}, {whose}, {role.value}) created. Its token follows; "
+        "store it now, the hub cannot show it again:",
+        highlight=False,
     )
     sys.stdout.write(new.token + "\n")
 
@@ -56,7 +75,7 @@ def clients_create(
 def clients_list() -> None:
     """Every client, revoked ones included."""
     clients = run(with_engine(settings(), list_clients))
-    table = Table("id", "name", "department", "role", "created", "revoked")
+    table = Table("id", "name", "department", "role", "enterprise", "created", "revoked")
     for client, created in clients:
         revoked = f"{client.revoked_at:%Y-%m-%d %H:%M}" if client.revoked_at else ""
         table.add_row(
@@ -64,6 +83,7 @@ def clients_list() -> None:
             client.name,
             client.department,
             client.role.value,
+            client.enterprise or "",
             f"{created:%Y-%m-%d %H:%M}",
             revoked,
         )
@@ -105,7 +125,9 @@ def policy_explain(
     purpose: Annotated[str | None, typer.Option(help="The purpose the request states.")] = None,
     role: Annotated[
         Role,
-        typer.Option(metavar="ROLE", help="The caller's role: department, auditor or admin."),
+        typer.Option(
+            metavar="ROLE", help="The caller's role: department, auditor, admin or enterprise."
+        ),
     ] = Role.DEPARTMENT,
     enterprise: Annotated[
         str | None, typer.Option(help="USCC of an enterprise, for grants scoped to some.")

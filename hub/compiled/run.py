@@ -45,7 +45,10 @@ async def answer(
     plan: Plan, schema: strawberry.Schema, variables: Mapping[str, Any] | None, context: Context
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The data and errors of the answer; Decline (before anything is read or recorded)
-    where strawberry should answer instead."""
+    where strawberry should answer instead: for an enterprise's own credential too, whose
+    few root fields (hub/schema/roots.py) are not the dossier's bulk reads."""
+    if context.access.principal.enterprise is not None:
+        raise Decline("an enterprise's own credential")
     run = _Run(plan, schema, variables, context)
     await run.load()
     return run.data(), run.errors

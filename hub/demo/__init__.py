@@ -24,6 +24,7 @@ from hub.settings import DEFAULT_POLICY_DIR
 
 __all__ = [
     "AS_OF",
+    "CANONICAL_ENTERPRISE",
     "TABLES",
     "DemoGenerator",
     "count_enterprises",
@@ -140,14 +141,18 @@ async def grant_demo_sharing(connection: AsyncConnection) -> int:
     return 1
 
 
-# label: (department, role) of the demo clients a new user explores with.
-DEMO_CLIENTS = {
-    "market": ("market", Role.DEPARTMENT),
-    "ecology": ("ecology", Role.DEPARTMENT),
-    "emergency": ("emergency", Role.DEPARTMENT),
-    "enforcement": ("enforcement", Role.DEPARTMENT),
-    "fire": ("fire", Role.DEPARTMENT),
-    "auditor": ("market", Role.AUDITOR),
+# The README's enterprise: a chemical plant with the canonical case in its dossier.
+CANONICAL_ENTERPRISE = "9133010985H96UB001"
+# label: (department, role, enterprise) of the demo clients a new user explores with; the
+# enterprise's own credential takes its department from the enterprise.
+DEMO_CLIENTS: dict[str, tuple[str | None, Role, str | None]] = {
+    "market": ("market", Role.DEPARTMENT, None),
+    "ecology": ("ecology", Role.DEPARTMENT, None),
+    "emergency": ("emergency", Role.DEPARTMENT, None),
+    "enforcement": ("enforcement", Role.DEPARTMENT, None),
+    "fire": ("fire", Role.DEPARTMENT, None),
+    "auditor": ("market", Role.AUDITOR, None),
+    "enterprise": (None, Role.ENTERPRISE, CANONICAL_ENTERPRISE),
 }
 TOKENS_HEADER = (
     "# Demo bearer tokens written by `hub serve --demo`; send one as\n"
@@ -172,13 +177,15 @@ def write_demo_tokens(path: Path, tokens: dict[str, str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.touch(mode=0o600)
     path.write_text(
-        TOKENS_HEADER + "".join(f"{label:<12} {tokens[label]}\n" for label in DEMO_CLIENTS),
+        TOKENS_HEADER
+        + "".join(f"{label:<12} {tokens[label]}\n" for label in DEMO_CLIENTS if label in tokens),
         encoding="utf-8",
     )
 
 
 async def ensure_demo_tokens(engine: AsyncEngine, known: dict[str, str]) -> dict[str, str]:
-    """Usable tokens for every demo client: the known ones still valid, new ones for the rest."""
+    """Usable tokens for every demo client: the known ones still valid, new ones for the rest
+    (the enterprise's only where the database holds the README's enterprise)."""
     tokens: dict[str, str] = {}
     async with engine.connect() as connection:
         for label, token in known.items():
@@ -190,10 +197,18 @@ async def ensure_demo_tokens(engine: AsyncEngine, known: dict[str, str]) -> dict
             )
             if usable is not None:
                 tokens[label] = token
-    for label, (department, role) in DEMO_CLIENTS.items():
-        if label not in tokens:
-            name = f"demo {label} client"
-            tokens[label] = (
-                await create_client(engine, department=department, name=name, role=role)
-            ).token
+        canonical = await connection.scalar(
+            select(models.Enterprise.id).where(models.Enterprise.uscc == CANONICAL_ENTERPRISE)
+        )
+    for label, (department, role, enterprise) in DEMO_CLIENTS.items():
+        if label in tokens or (enterprise is not None and canonical is None):
+            continue
+        new = await create_client(
+            engine,
+            department=department,
+            enterprise=enterprise,
+            name=f"demo {label} client",
+            role=role,
+        )
+        tokens[label] = new.token
     return tokens

@@ -140,7 +140,7 @@ class Events:
         policy = self.graphql.policies.current
         grants = await self.graphql.grants.current(reader.rows)
         access = Access(policy, connection.principal, connection.purpose, SHARED, grants)
-        loaders = Loaders(reader, access.scope, access.caller)
+        loaders = Loaders(reader, access.scope, access.caller, access.principal.enterprise)
         access.departments = await self.graphql.departments(loaders, policy.version)
         context = Context(access, loaders, live=live)
         source = await self.graphql.schema.stream(

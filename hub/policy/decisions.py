@@ -25,7 +25,7 @@ from typing import Any
 import casbin
 from casbin.model import Model
 
-from hub.domain import DEPARTMENTS
+from hub.domain import DEPARTMENTS, Role
 from hub.policy.files import (
     READ,
     WRITE,
@@ -297,26 +297,29 @@ class Policy:
         return Decision(True, f"allowed by {rule}", rule, entry.sharing)
 
     def unshared_leaks(self) -> list[Problem]:
-        """Allow lines that would serve a ``none`` field to another department."""
+        """Allow lines that would serve a ``none`` field to anyone but its owner: another
+        department, a relation, or a role (auditors, admins, enterprises: never an owner)."""
         problems: dict[tuple[int, str], Problem] = {}
         codes = [department.code for department in DEPARTMENTS]
+        roles = [role.value for role in Role if role is not Role.DEPARTMENT]
         for entry in self.catalog.values():
             if entry.sharing is not Sharing.NONE:
                 continue
             type_name = entry.coordinate.partition(".")[0]
-            subjects = codes + [r.value for r in Relation if type_name in RELATED_TYPES[r]]
+            subjects = codes + [r.value for r in Relation if type_name in RELATED_TYPES[r]] + roles
             for subject, owner in ((s, o) for s in subjects for o in codes if s != o):
                 allowed, _ = self._decider.enforce_ex(subject, owner, entry.coordinate, READ)
                 if not allowed:
                     continue
                 matched = self._explainer.enforce_ex(subject, owner, entry.coordinate, READ)[1]
                 line = self._lines[tuple(matched)]
+                who = f"{subject} credentials" if subject in roles else "other departments"
                 problems.setdefault(
                     (line.number, entry.coordinate),
                     Problem(
                         self.directory / "policy.csv",
                         line.number,
-                        f"shares {entry.coordinate} with other departments (e.g. {subject} reading "
+                        f"shares {entry.coordinate} with {who} (e.g. {subject} reading "
                         f"{owner}'s), but catalog.csv:{entry.line} says it is not shared: "
                         f"{entry.basis}",
                     ),

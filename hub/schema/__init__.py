@@ -16,6 +16,7 @@ from hub.schema.feed import FeedQuery, Subscription
 from hub.schema.inspections import InspectionQuery
 from hub.schema.limits import ShortParserCache, ShortValidationCache, limits
 from hub.schema.loaders import Loaders, Reader
+from hub.schema.own import OwnQuery
 from hub.schema.publish import Mutation
 from hub.schema.query import Query
 from hub.schema.sharing import SharingMutation, SharingQuery
@@ -55,7 +56,7 @@ def build_schema() -> strawberry.Schema:
     return HubSchema(
         query=merge_types(
             "Query",
-            (Query, FeedQuery, SharingQuery, ConflictQuery, AuditQuery, InspectionQuery),
+            (Query, FeedQuery, SharingQuery, ConflictQuery, AuditQuery, InspectionQuery, OwnQuery),
         ),
         mutation=merge_types("Mutation", (Mutation, SharingMutation, ConflictMutation)),
         subscription=Subscription,

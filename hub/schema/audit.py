@@ -282,11 +282,9 @@ class AuditQuery:
             )
         access_filter = AccessFilter(enterprise=code, since=since, until=until)
         rows = await find(info.context.loaders.reader.rows, access_filter, first)
-        prefix = f"{code}:"
         accesses = []
         for row in rows:
-            denied = served.denials(row._mapping)
-            read = served.coordinates(served.groups(row._mapping))
+            read, denied = served.of_enterprise(row._mapping, code)
             accesses.append(
                 EnterpriseAccess(
                     seq=row.seq,
@@ -296,8 +294,8 @@ class AuditQuery:
                     role=row.role,
                     purpose=row.purpose,
                     case_ref=row.case_ref,
-                    fields=[f.removeprefix(prefix) for f in read if f.startswith(prefix)],
-                    denied=sorted({d["field"] for d in denied if d["enterprise"] == code}),
+                    fields=read,
+                    denied=denied,
                     trace_id=row.trace_id,
                 )
             )

@@ -115,6 +115,7 @@ PAGED = frozenset(
     {
         "EnterpriseConnection.edges",
         "AccessLogConnection.edges",
+        "DataAccessConnection.edges",
         "ChangePage.changes",
         "NotificationPage.notifications",
     }

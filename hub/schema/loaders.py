@@ -3,13 +3,19 @@
 Every loader is keyed by the parent's id (and, for dated lists, the requested date
 range), so a request for 1 or for 100 enterprises issues the same statements. What each
 type's rows are made of is in sources.py.
+
+For an enterprise's own credential every statement, of the enterprise and of every record,
+is also narrowed to that one enterprise (``Source.own``, its USCC bound when the statement
+runs): besides the root fields it may ask (hub/schema/roots.py), what it reads of the
+database is held to its own enterprise, so a way in that slipped through would find
+nothing of another's.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from datetime import date
 from functools import cached_property
 from itertools import groupby
@@ -34,12 +40,14 @@ from hub.schema.sources import (
     ENTERPRISE,
     FINDING,
     INSPECTION,
+    OWN_ENTERPRISE,
     PARTICIPANT,
     PENALTY,
     RECORDS,
     RECTIFICATION,
     VERSION,
     Source,
+    own_enterprise_id,
     relations,
 )
 
@@ -126,10 +134,20 @@ class Statements:
     never to Loaders, so a request's loaders form no reference cycle: what a request loaded is
     freed when it ends, not when the cyclic collector next walks the heap."""
 
-    def __init__(self, reader: Reader, scope: Scoped, caller: str | None) -> None:
+    def __init__(
+        self, reader: Reader, scope: Scoped, caller: str | None, enterprise: str | None = None
+    ) -> None:
         self.reader = reader
         self.scope = scope
         self.caller = caller  # the caller's department, where relations apply
+        # The USCC of the enterprise whose own credential reads: every statement is held to it.
+        self.enterprise = enterprise
+        self.bound: dict[str, Any] = {} if enterprise is None else {OWN_ENTERPRISE: enterprise}
+
+    async def rows(self, statement: Select[Any], values: Mapping[str, Any]) -> Sequence[Row[Any]]:
+        """The rows of a statement made by ``shaped``, run with ``values`` and the caller's
+        own enterprise, where it is held to one."""
+        return await self.reader.rows(statement, {**values, **self.bound}, brief=True)
 
     @cached_property
     def relations(self) -> dict[str, dict[str, ColumnElement[Any]]]:
@@ -165,20 +183,29 @@ class Statements:
         model: Any | None,
         build: Callable[[], Select[Any]],
         retracted: bool = False,
+        *,
+        own: ColumnElement[bool] | None = None,
     ) -> Select[Any] | None:
-        """The statement ``build`` makes (its values bound by name, given when it runs),
-        narrowed to what the caller may see of ``model``'s owned records (see visible, and
-        ``retracted``; None: no narrowing), made once per ``shape`` and the caller's scope for every
-        request: statements are immutable, and building one and SQLAlchemy's key for it
-        cost about as much as running it."""
-        key: Hashable = shape
+        """The statement ``build`` makes (its values bound by name, given when it runs: see
+        ``rows``), narrowed to what the caller may see of ``model``'s owned records (see
+        visible, and ``retracted``; None: no narrowing) and, for an enterprise's own
+        credential, to that enterprise's rows by ``own`` (the source's ``Source.own``: a
+        statement without one is refused to it); made once per ``shape`` and the caller's
+        scope for every request: statements are immutable, and building one and SQLAlchemy's
+        key for it cost about as much as running it."""
+        held = self.enterprise is not None
+        key: Hashable = (shape, held)
         if model is not None:
             scope = self.scope(model.__name__)
-            key = (shape, self.caller, scope.owners, tuple(scope.relations.items()))
+            key = (shape, held, self.caller, scope.owners, tuple(scope.relations.items()))
         if key not in _STATEMENTS:
             if len(_STATEMENTS) >= MAX_STATEMENTS:
                 del _STATEMENTS[next(iter(_STATEMENTS))]
             statement = build()
+            if held:
+                if own is None:  # not known to be about one enterprise: read by none
+                    raise ValueError(f"{shape} is not narrowed to one enterprise's rows")
+                statement = statement.where(own)
             _STATEMENTS[key] = (
                 statement if model is None else self.visible(statement, model, retracted)
             )
@@ -193,9 +220,15 @@ class Loaders:
     nothing of is never read. Each row carries the caller's relations to it (``as_<name>``).
     """
 
-    def __init__(self, reader: Reader, scope: Scoped, caller: str | None = None) -> None:
+    def __init__(
+        self,
+        reader: Reader,
+        scope: Scoped,
+        caller: str | None = None,
+        enterprise: str | None = None,
+    ) -> None:
         self.reader = reader
-        self.statements = Statements(reader, scope, caller)
+        self.statements = Statements(reader, scope, caller, enterprise)
         self._departments: asyncio.Future[dict[str, Row[Any]]] | None = None
 
     # Each loader is made when a resolver first asks for it: a small request builds few.
@@ -332,11 +365,8 @@ def _by_key(
         return source.select().where(one_of(key, name="keys"))
 
     async def load(keys: list[Any]) -> list[Row[Any] | None]:
-        statement = statements.shaped(shape, model, build, retracted)
-        rows = (
-            [] if statement is None
-            else await statements.reader.rows(statement, {"keys": keys}, brief=True)
-        )  # fmt: skip
+        statement = statements.shaped(shape, model, build, retracted, own=source.own)
+        rows = [] if statement is None else await statements.rows(statement, {"keys": keys})
         found = {row[position]: row for row in rows}
         return [found.get(k) for k in keys]
 
@@ -357,9 +387,9 @@ def _versions(
 
     async def load(record_ids: list[int]) -> list[list[Row[Any]]]:
         found: defaultdict[int, list[Row[Any]]] = defaultdict(list)
-        statement = statements.shaped(("versions", type_name), None, build)
-        assert statement is not None  # noqa: S101 - not narrowed
-        for row in await statements.reader.rows(statement, {"ids": record_ids}, brief=True):
+        statement = statements.shaped(("versions", type_name), None, build, own=VERSION.own)
+        assert statement is not None  # noqa: S101 - not narrowed by owner
+        for row in await statements.rows(statement, {"ids": record_ids}):
             found[row.record_id].append(row)
         return [found[record_id] for record_id in record_ids]
 
@@ -379,9 +409,11 @@ def _colours(statements: Statements) -> Callable[[list[int]], Awaitable[list[lis
 
     async def load(enterprise_ids: list[int]) -> list[list[Row[Any]]]:
         found: defaultdict[int, list[Row[Any]]] = defaultdict(list)
-        statement = statements.shaped(("colours",), None, build)
+        statement = statements.shaped(
+            ("colours",), None, build, own=own_enterprise_id(change.enterprise_id)
+        )
         assert statement is not None  # noqa: S101 - not narrowed
-        for row in await statements.reader.rows(statement, {"ids": enterprise_ids}, brief=True):
+        for row in await statements.rows(statement, {"ids": enterprise_ids}):
             found[row.enterprise_id].append(row)
         return [found[enterprise_id] for enterprise_id in enterprise_ids]
 
@@ -444,10 +476,10 @@ class Children:
             return statement.order_by(*self.order)
 
         shape = (*self.shape, since_set, until_set)
-        statement = self.statements.shaped(shape, self.model, build)
+        statement = self.statements.shaped(shape, self.model, build, own=self.source.own)
         if statement is None:
             return {}
         values = {"ids": ids, **({"since": since} if since_set else {}),
                   **({"until": until} if until_set else {})}  # fmt: skip
-        rows = await self.statements.reader.rows(statement, values, brief=True)
+        rows = await self.statements.rows(statement, values)
         return {of: list(its) for of, its in groupby(rows, self.parent_id)}

@@ -22,7 +22,7 @@ from hub.schema.sources import ENTERPRISE
 from hub.schema.types import Department, Enterprise
 from hub.uscc import parse_uscc
 
-__all__ = ["MAX_PAGE_SIZE", "Query"]
+__all__ = ["MAX_PAGE_SIZE", "Query", "dossier"]
 
 MAX_PAGE_SIZE = 100
 _CURSOR_PREFIX = "enterprise:"
@@ -188,6 +188,17 @@ def withheld_enterprise(access: Access, row: Row[Any]) -> Forbidden | None:
     return Forbidden(row.owner_code, "Enterprise", reason)
 
 
+async def dossier(info: Info, uscc: str) -> Enterprise | None:
+    """One enterprise's dossier as the caller may read it: None when the hub does not know
+    it, Forbidden when its registration authority shares nothing of it with the caller."""
+    row = await info.context.loaders.enterprise.load(uscc)
+    if row is None:
+        return None
+    if hidden := withheld_enterprise(info.context.access, row):
+        raise hidden
+    return info.context.access.build_one(Enterprise, row, info)
+
+
 def page_of(
     access: Access, filter: EnterpriseFilter | None, first: int, after: str | None
 ) -> tuple[Select[Any], list[ColumnElement[bool]]]:
@@ -207,6 +218,8 @@ def page_of(
         owners = tuple(o for o in owners if access.decide(o, "Enterprise.colourCode").allowed)
     conditions.append(one_of(models.Enterprise.__table__.c.owner, owners))
     uscc = models.Enterprise.__table__.c.uscc
+    if access.principal.enterprise is not None:  # its own credential: only itself (roots.py)
+        conditions.append(uscc == access.principal.enterprise)
     statement = ENTERPRISE.select().where(*conditions)
     if after is not None:
         statement = statement.where(uscc > decode_cursor(after))
@@ -226,12 +239,7 @@ class Query:
         info: Info,
         uscc: Annotated[str, strawberry.argument(description="Unified social credit code.")],
     ) -> Enterprise | None:
-        row = await info.context.loaders.enterprise.load(parse_uscc(uscc))
-        if row is None:
-            return None
-        if hidden := withheld_enterprise(info.context.access, row):
-            raise hidden
-        return info.context.access.build_one(Enterprise, row, info)
+        return await dossier(info, parse_uscc(uscc))
 
     @strawberry.field(description="Enterprises matching a filter, a page at a time.")
     async def enterprises(

@@ -4,6 +4,11 @@ tables they are in, and the caller's relations to a record as columns of its own
 Reads use Core selects, not ORM entities; every owned record carries its enterprise's USCC
 and district as stored now (``_owned``), so decisions and the access record never take them
 from where a record appears in an answer.
+
+Every source about an enterprise also says how its rows are kept to one enterprise's
+(``Source.own``, the USCC bound as ``own_enterprise`` when the statement runs): an
+enterprise's own credential reads through statements narrowed so (loaders.Statements), so
+that whatever asked, nothing of another enterprise is read for it.
 """
 
 from __future__ import annotations
@@ -11,7 +16,17 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, FromClause, Select, and_, exists, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    FromClause,
+    Select,
+    String,
+    and_,
+    bindparam,
+    exists,
+    or_,
+    select,
+)
 
 from hub import models
 from hub.conflicts import OPEN
@@ -25,12 +40,14 @@ __all__ = [
     "ENTERPRISE",
     "FINDING",
     "INSPECTION",
+    "OWN_ENTERPRISE",
     "PARTICIPANT",
     "PENALTY",
     "RECORDS",
     "RECTIFICATION",
     "VERSION",
     "Source",
+    "own_enterprise_id",
     "relations",
 ]
 
@@ -42,12 +59,24 @@ def _columns(model: type[models.Base], *names: str, **labels: str) -> list[Colum
     ]
 
 
-class Source:
-    """Where a type's rows come from: its labelled columns, and the tables they are in."""
+# The USCC of the enterprise whose own credential reads (see Source.own), bound by name.
+OWN_ENTERPRISE = "own_enterprise"
+_OWN = bindparam(OWN_ENTERPRISE, type_=String(18))
 
-    def __init__(self, columns: list[ColumnElement[Any]], tables: FromClause) -> None:
+
+class Source:
+    """Where a type's rows come from: its labelled columns, the tables they are in, and how
+    its rows are kept to one enterprise's (``own``: None for rows about no enterprise)."""
+
+    def __init__(
+        self,
+        columns: list[ColumnElement[Any]],
+        tables: FromClause,
+        own: ColumnElement[bool] | None = None,
+    ) -> None:
         self.columns = columns
         self.tables = tables
+        self.own = own
         # Built once: statements are immutable (each ``where`` makes a new one), and a
         # dossier starts ~10 of them per request.
         self._select = select(*columns).select_from(tables)
@@ -62,8 +91,30 @@ RECORD = ("id", "source_id", "version")
 OWNER = {"owner_code": "owner"}
 
 
-def _plain(model: type[models.Base], *names: str, **labels: str) -> Source:
-    return Source(_columns(model, *names, **labels), model.__table__)
+def _plain(
+    model: type[models.Base],
+    *names: str,
+    own: ColumnElement[bool] | None = None,
+    **labels: str,
+) -> Source:
+    return Source(_columns(model, *names, **labels), model.__table__, own)
+
+
+def own_enterprise_id(column: ColumnElement[int]) -> ColumnElement[bool]:
+    """``column``, an enterprise's id, is that of the enterprise bound as own_enterprise: the
+    ``own`` condition of a statement about enterprises by id (see Source.own)."""
+    own = select(_ENTERPRISE.c.id).where(_ENTERPRISE.c.uscc == _OWN).scalar_subquery()
+    return column == own
+
+
+def _of_own(model: type[models.Base]) -> Select[Any]:
+    """The ids of ``model``'s records about the enterprise bound as own_enterprise."""
+    table = model.__table__
+    return (
+        select(table.c.id)
+        .join(_ENTERPRISE, _ENTERPRISE.c.id == table.c.enterprise_id)
+        .where(_ENTERPRISE.c.uscc == _OWN)
+    )
 
 
 def _owned(model: type[models.Base], *names: str, via: str | None = None, **labels: str) -> Source:
@@ -83,7 +134,9 @@ def _owned(model: type[models.Base], *names: str, via: str | None = None, **labe
         joined = table.join(parent, parent.c.id == table.c[f"{via}_id"]).join(
             _ENTERPRISE, _ENTERPRISE.c.id == parent.c.enterprise_id
         )
-    return Source(_columns(model, *RECORD, *names, **OWNER, **labels) + enterprise, joined)
+    # The enterprise is joined already: its own USCC keeps the rows to its records.
+    own = _ENTERPRISE.c.uscc == _OWN
+    return Source(_columns(model, *RECORD, *names, **OWNER, **labels) + enterprise, joined, own)
 
 
 # The columns each GraphQL type is built from, labelled as its fields (see types.py).
@@ -103,6 +156,7 @@ ENTERPRISE = _plain(
     "colour",
     "colour_since",
     "colour_reasons",
+    own=_ENTERPRISE.c.uscc == _OWN,
     **OWNER,
 )
 CREDIT_RECORD = _owned(
@@ -127,8 +181,20 @@ CREDIT_REPAIR = _owned(
 INSPECTION = _owned(
     models.Inspection, "enterprise_id", "action_code", "kind", "inspected_on", "result"
 )
-FINDING = _plain(models.InspectionFinding, "id", "inspection_id", "category", "description")
-PARTICIPANT = _plain(models.InspectionParticipant, "department", "inspection_id")
+FINDING = _plain(
+    models.InspectionFinding,
+    "id",
+    "inspection_id",
+    "category",
+    "description",
+    own=models.InspectionFinding.__table__.c.inspection_id.in_(_of_own(models.Inspection)),
+)
+PARTICIPANT = _plain(
+    models.InspectionParticipant,
+    "department",
+    "inspection_id",
+    own=models.InspectionParticipant.__table__.c.inspection_id.in_(_of_own(models.Inspection)),
+)
 PENALTY = _owned(
     models.Penalty,
     "enterprise_id",
@@ -157,7 +223,14 @@ RECTIFICATION = _owned(
     due="deadline",
     state="status",
 )
-ASSISTANT = _plain(models.RectificationAssistant, "department", "rectification_id")
+ASSISTANT = _plain(
+    models.RectificationAssistant,
+    "department",
+    "rectification_id",
+    own=models.RectificationAssistant.__table__.c.rectification_id.in_(
+        _of_own(models.Rectification)
+    ),
+)
 ACCEPTANCE = _owned(
     models.Acceptance, "rectification_id", "accepted_on", "verdict", "opinion", via="rectification"
 )
@@ -173,6 +246,8 @@ VERSION = _plain(
     "published_at",
     "publisher",
     "client",
+    # A version as filed when published: one filed under another enterprise was about that one.
+    own=models.RecordVersion.__table__.c.uscc == _OWN,
 )
 # Each publishable type's model and columns, for the change feed.
 RECORDS: dict[str, tuple[Any, Source]] = {
