@@ -333,7 +333,8 @@ def test_inspections_past_the_limit_warn_in_the_answer_the_store_and_the_feed(
     assert [(w["sourceId"], w["id"], w["warning"]["verdict"], w["warning"]["count"])
             for w in warnings] == [("MARKET-INS-T1", None, "WARN", 2),
                                    ("MARKET-INS-T2", None, "OVER", 3)]  # fmt: skip
-    assert writable.sql("SELECT count(*) FROM inspection_warning")[0][0] == 0
+    mine = "SELECT count(*) FROM inspection_warning WHERE enterprise_id = :id"
+    assert writable.sql(mine, id=enterprise.id)[0][0] == 0
     published = writable.ask("market", INSPECT, records=visits[1:], dry=False)["data"]
     result = published["publishInspections"]
     assert (result["created"], result["warned"]) == (2, 2)
