@@ -19,6 +19,7 @@ from hub.schema.loaders import Loaders, Reader
 from hub.schema.publish import Mutation
 from hub.schema.query import Query
 from hub.schema.sharing import SharingMutation, SharingQuery
+from hub.schema.statistics import StatisticsQuery
 from hub.schema.types import SHARED_TYPES
 
 __all__ = [
@@ -55,7 +56,15 @@ def build_schema() -> strawberry.Schema:
     return HubSchema(
         query=merge_types(
             "Query",
-            (Query, FeedQuery, SharingQuery, ConflictQuery, AuditQuery, InspectionQuery),
+            (
+                Query,
+                FeedQuery,
+                SharingQuery,
+                ConflictQuery,
+                AuditQuery,
+                InspectionQuery,
+                StatisticsQuery,
+            ),
         ),
         mutation=merge_types("Mutation", (Mutation, SharingMutation, ConflictMutation)),
         subscription=Subscription,
