@@ -176,10 +176,11 @@ def pick(hub: Hub, where: str) -> Any:
 
 
 def a_green_enterprise(hub: Hub) -> Any:
-    """A green enterprise with no order and no inspection in the last year."""
+    """A green enterprise with no order, no inspection in the last year and no warning."""
     return pick(hub, "e.colour = 'green' AND e.industry <> '化工' AND NOT EXISTS (SELECT 1 "
                 "FROM rectification r WHERE r.enterprise_id = e.id) AND NOT EXISTS (SELECT 1 "
-                "FROM inspection i WHERE i.enterprise_id = e.id AND i.inspected_on > :since)"
+                "FROM inspection i WHERE i.enterprise_id = e.id AND i.inspected_on > :since) "
+                "AND NOT EXISTS (SELECT 1 FROM inspection_warning w WHERE w.enterprise_id = e.id)"
                 .replace(":since", f"'{today() - timedelta(days=400)}'"))  # fmt: skip
 
 
