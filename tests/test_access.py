@@ -479,6 +479,8 @@ ROOT_FIELDS = {
                 {"changes": {"hasMore": False, "changes": []}}),
     "notifications": ("{ notifications { notifications { uscc message } } }", "forbidden"),
     "conflicts": ("{ conflicts { id uscc } }", "forbidden"),
+    "inspectionCheck": ('{ inspectionCheck(uscc: "$USCC") { uscc } }', "forbidden"),
+    "statistics": ("{ statistics { enterprises } }", "forbidden"),
     "departments": ("{ departments { code } }", "governance"),
     "myAccess": ("{ myAccess { field decision } }", "governance"),
     "shareRequests": ("{ shareRequests { id fields } }", "governance"),

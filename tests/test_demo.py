@@ -1,6 +1,6 @@
 import asyncio
 from collections import Counter
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -15,8 +15,10 @@ from hub.domain import (
     InspectionResult,
     RectificationStatus,
 )
+from hub.policy import load_policy
 from hub.records import KINDS
-from hub.settings import Settings
+from hub.schema import policy_fields
+from hub.settings import DEFAULT_POLICY_DIR, Settings
 from hub.uscc import parse_uscc
 from tests.conftest import BACKENDS
 
@@ -130,6 +132,7 @@ def test_load_writes_every_generated_row(empty_database: Settings) -> None:
                     models.ShareGrant.__table__,
                     models.Conflict.__table__,
                     models.ColourChange.__table__,
+                    models.InspectionWarning.__table__,
                 )
             }
             # Later writers get fresh ids although the demo chose its own.
@@ -144,6 +147,11 @@ def test_load_writes_every_generated_row(empty_database: Settings) -> None:
         return written, stored, enterprises, int(next_id or 0)
 
     written, stored, enterprises, next_id = asyncio.run(load_and_count())
+    # And the warnings its inspections raise (test_the_demo_warns_as_publishing_would), each
+    # with its version in the feed.
+    assert written["inspection_warning"] > 0
+    expected["inspection_warning"] = written["inspection_warning"]
+    expected["record_version"] += written["inspection_warning"]
     assert dict(written) == stored == expected
     assert enterprises == 120
     assert sum(progress) == 120
@@ -188,3 +196,59 @@ def test_demo_tokens_hold_an_enterprise_token_where_the_readme_enterprise_is(
     assert [role for _, _, role, _ in clients] == ["department"] * 5 + ["auditor"]
     write_demo_tokens(path, made)
     assert read_demo_tokens(path) == made
+
+
+def test_the_demo_warns_as_publishing_each_inspection_on_its_day_would(
+    demo_database: Settings,
+) -> None:
+    """Each enterprise's inspections, taken by day: the one that brings the inspections of
+    its limit's period ending that day to warn_at or past the limit has a warning with the
+    count and the limit, and a version of it in the feed; no other has one."""
+    policy = load_policy(DEFAULT_POLICY_DIR, policy_fields())
+    i, e, w, v = (models.Inspection.__table__.c, models.Enterprise.__table__.c,
+                  models.InspectionWarning.__table__.c, models.RecordVersion.__table__.c)  # fmt: skip
+
+    async def read() -> tuple[list[Any], list[Any], list[Any]]:
+        engine = create_engine(demo_database)
+        async with engine.connect() as connection:
+            inspections = (await connection.execute(
+                select(i.id, i.owner, i.source_id, i.enterprise_id, i.inspected_on, e.industry,
+                       e.colour).join_from(models.Inspection, models.Enterprise)
+                .where(i.retracted.is_(False)).order_by(i.id)
+            )).all()  # fmt: skip
+            warnings = (await connection.execute(
+                select(w.inspection_id, w.owner, w.verdict, w.count, w.limit, w.warn_at,
+                       w.period_from, w.period_until, w.id)
+            )).all()  # fmt: skip
+            versions = (await connection.execute(
+                select(v.record_id, v.source_id, v.owner, v.change, v.data)
+                .where(v.kind == "InspectionWarning")
+            )).all()  # fmt: skip
+        await engine.dispose()
+        return inspections, warnings, versions
+
+    inspections, warnings, versions = asyncio.run(read())
+    by_enterprise: dict[int, list[Any]] = {}
+    for row in inspections:
+        by_enterprise.setdefault(row.enterprise_id, []).append(row)
+    due = {}
+    for row in inspections:
+        limit = policy.limits.of(row.industry, row.colour)
+        first = row.inspected_on - timedelta(days=limit.days - 1)
+        count = sum(
+            first <= other.inspected_on <= row.inspected_on
+            and (other.inspected_on, other.id) <= (row.inspected_on, row.id)
+            for other in by_enterprise[row.enterprise_id]
+        )
+        verdict = "over" if count > limit.limit else "warn" if count >= limit.warn_at else None
+        if verdict is not None:
+            due[row.id] = (row.owner, verdict, count, limit.limit, limit.warn_at, first,
+                           row.inspected_on)  # fmt: skip
+    assert {warning[0]: tuple(warning[1:8]) for warning in warnings} == due
+    assert len(due) > 50  # the demo's busiest enterprises bear more than their limits
+    sources = {row.id: row.source_id for row in inspections}
+    assert sorted((version.record_id, version.source_id, version.owner, version.change)
+                  for version in versions) == sorted(
+        (warning.id, sources[warning.inspection_id], warning.owner, "created")
+        for warning in warnings
+    )  # fmt: skip

@@ -177,10 +177,11 @@ def pick(hub: Hub, where: str) -> Any:
 
 
 def a_green_enterprise(hub: Hub) -> Any:
-    """A green enterprise with no order and no inspection in the last year."""
+    """A green enterprise with no order, no inspection in the last year and no warning."""
     return pick(hub, "e.colour = 'green' AND e.industry <> '化工' AND NOT EXISTS (SELECT 1 "
                 "FROM rectification r WHERE r.enterprise_id = e.id) AND NOT EXISTS (SELECT 1 "
-                "FROM inspection i WHERE i.enterprise_id = e.id AND i.inspected_on > :since)"
+                "FROM inspection i WHERE i.enterprise_id = e.id AND i.inspected_on > :since) "
+                "AND NOT EXISTS (SELECT 1 FROM inspection_warning w WHERE w.enterprise_id = e.id)"
                 .replace(":since", f"'{today() - timedelta(days=400)}'"))  # fmt: skip
 
 
@@ -341,7 +342,8 @@ def test_inspections_past_the_limit_warn_in_the_answer_the_store_and_the_feed(
     assert [(w["sourceId"], w["id"], w["warning"]["verdict"], w["warning"]["count"])
             for w in warnings] == [("MARKET-INS-T1", None, "WARN", 2),
                                    ("MARKET-INS-T2", None, "OVER", 3)]  # fmt: skip
-    assert writable.sql("SELECT count(*) FROM inspection_warning")[0][0] == 0
+    mine = "SELECT count(*) FROM inspection_warning WHERE enterprise_id = :id"
+    assert writable.sql(mine, id=enterprise.id)[0][0] == 0
     published = writable.ask("market", INSPECT, records=visits[1:], dry=False)["data"]
     result = published["publishInspections"]
     assert (result["created"], result["warned"]) == (2, 2)

@@ -16,8 +16,9 @@ from hub.auth import hash_token
 from hub.clients import create_client
 from hub.conflicts import find_conflicts
 from hub.demo.generator import AS_OF, TABLES, DemoGenerator
+from hub.demo.warnings import raise_warnings
 from hub.domain import Role
-from hub.policy.files import read_colours, read_conflicts
+from hub.policy.files import read_colours, read_conflicts, read_inspection_limits
 from hub.publishing.colours import review
 from hub.records import first_versions, today
 from hub.settings import DEFAULT_POLICY_DIR
@@ -54,7 +55,9 @@ async def load_demo(
     policy_dir: Path = DEFAULT_POLICY_DIR,
 ) -> Counter[str]:
     """Insert demo dossiers into an empty, migrated database in one transaction, with the
-    conflicts between their orders that ``policy_dir``'s conflicts.csv finds.
+    conflicts between their orders that ``policy_dir``'s conflicts.csv finds; then every
+    enterprise's first colour (colours.csv) and the warnings its inspections raise
+    (inspection-limits.csv, hub/demo/warnings.py), each in transactions of their own.
 
     Returns the number of rows written per table. Ids are assigned here rather than by the
     database, which keeps bulk inserts free of RETURNING round trips.
@@ -89,6 +92,9 @@ async def load_demo(
     written["colour_change"] = await review(
         engine, read_colours(policy_dir), today(), AccessLog(engine)
     )
+    # The warnings its inspections raise by those colours, as if each had been published.
+    written["inspection_warning"] = await raise_warnings(engine, read_inspection_limits(policy_dir))
+    written["record_version"] += written["inspection_warning"]
     if engine.dialect.name == "postgresql":
         # Statistics of what was just loaded, as after any bulk load: without them the
         # planner takes the fresh tables for empty (a dossier's statements ran 17 ms on

@@ -45,6 +45,7 @@ __all__ = [
     "Sharing",
     "read",
     "read_conflicts",
+    "read_inspection_limits",
     "version",
 ]
 
@@ -239,6 +240,16 @@ def read_colours(directory: Path) -> ColourRules:
     if files.problems:
         raise PolicyError(files.problems)
     return ColourRules(rules, version(directory))
+
+
+def read_inspection_limits(directory: Path) -> Limits:
+    """The inspection limits in ``directory`` alone (for demo data, which has no policy of
+    its own); PolicyError when inspection-limits.csv has problems."""
+    files = Files(directory)
+    limits = read_limits(files, _csv_rows(files, LIMITS_FILE, LIMIT_HEADER))
+    if files.problems:
+        raise PolicyError(files.problems)
+    return limits
 
 
 def _csv_rows(files: Files, name: str, header: list[str]) -> list[tuple[int, list[str]]]:

@@ -90,6 +90,14 @@ class Limits:
     def __bool__(self) -> bool:
         return bool(self._lines)
 
+    @property
+    def lines(self) -> tuple[Limit, ...]:
+        """Every line, in the order ``of`` tries them: an enterprise's limit is the first
+        line whose industry and colour (each unless ``*``) are the enterprise's. A line
+        naming a colour never applies to an enterprise whose colour is not yet computed."""
+        lines = self._lines.values()
+        return tuple(sorted(lines, key=lambda line: (line.industry == ANY, line.colour == ANY)))
+
     def of(self, industry: str, colour: str | None) -> Limit:
         """The limit for an enterprise of ``industry`` with ``colour`` (None: not yet
         computed, so only lines for any colour apply)."""

@@ -20,6 +20,7 @@ from hub.schema.own import OwnQuery
 from hub.schema.publish import Mutation
 from hub.schema.query import Query
 from hub.schema.sharing import SharingMutation, SharingQuery
+from hub.schema.statistics import StatisticsQuery
 from hub.schema.types import SHARED_TYPES
 
 __all__ = [
@@ -56,7 +57,16 @@ def build_schema() -> strawberry.Schema:
     return HubSchema(
         query=merge_types(
             "Query",
-            (Query, FeedQuery, SharingQuery, ConflictQuery, AuditQuery, InspectionQuery, OwnQuery),
+            (
+                Query,
+                FeedQuery,
+                SharingQuery,
+                ConflictQuery,
+                AuditQuery,
+                InspectionQuery,
+                OwnQuery,
+                StatisticsQuery,
+            ),
         ),
         mutation=merge_types("Mutation", (Mutation, SharingMutation, ConflictMutation)),
         subscription=Subscription,

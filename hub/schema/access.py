@@ -190,6 +190,21 @@ class Access:
         """Departments whose records of this type the caller may read anything of."""
         return self.scope(type_name).owners
 
+    def countable(self, type_name: str, *fields: str) -> tuple[str, ...]:
+        """Departments whose records of this type the caller may count by ``fields``: those
+        of its scope (as lists) whose every one of ``fields`` it reads without a condition.
+        A count spans many enterprises, while a grant opens a conditional field for some
+        (its scope) and a relation opens a field of one record: neither opens a count."""
+        return tuple(
+            owner
+            for owner in self.visible_owners(type_name)
+            if all(
+                (decision := self.decide(owner, f"{type_name}.{field}")).allowed
+                and not decision.needs_purpose
+                for field in fields
+            )
+        )
+
     def view(
         self, type_name: str, owner: str, enterprise: str, region: str, relations: Relations = ()
     ) -> View:

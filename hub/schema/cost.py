@@ -92,6 +92,12 @@ ESTIMATES: dict[str, int] = {
     "Query.conflicts": 20,
     "Query.shareRequests": 50,
     "Query.grants": 50,
+    # Statistics: a city's districts (ten in the demo), industries (eleven), the three
+    # colours and one not computed, and enterprises' inspections in a year (0 to 8 in the demo).
+    "Statistics.byRegion": 15,
+    "Statistics.byIndustry": 15,
+    "Statistics.byColour": 4,
+    "InspectionStatistics.perEnterprise": 10,
     "AccessRecord.served": 10,
     "AccessRecord.denied": 10,
     "AccessRecord.written": 10,

@@ -22,7 +22,7 @@ from hub.schema.sources import ENTERPRISE
 from hub.schema.types import Department, Enterprise
 from hub.uscc import parse_uscc
 
-__all__ = ["MAX_PAGE_SIZE", "Query", "dossier"]
+__all__ = ["MAX_PAGE_SIZE", "EnterpriseFilter", "Query", "dossier", "matching"]
 
 MAX_PAGE_SIZE = 100
 _CURSOR_PREFIX = "enterprise:"
@@ -199,6 +199,19 @@ async def dossier(info: Info, uscc: str) -> Enterprise | None:
     return info.context.access.build_one(Enterprise, row, info)
 
 
+def matching(access: Access, filter: EnterpriseFilter | None) -> list[ColumnElement[bool]]:
+    """The conditions on the enterprise table of the enterprises ``filter`` asks for that the
+    caller may see: of registration authorities that share something of them with it, and,
+    for a colour asked for, whose colour code it may read."""
+    conditions = filter.conditions() if filter is not None else []
+    # Enterprises whose registration authority shares nothing are not counted either.
+    owners = access.visible_owners("Enterprise")
+    if filter is not None and filter.colour is not None:  # only where the colour is readable
+        owners = tuple(o for o in owners if access.decide(o, "Enterprise.colourCode").allowed)
+    conditions.append(one_of(models.Enterprise.__table__.c.owner, owners))
+    return conditions
+
+
 def page_of(
     access: Access, filter: EnterpriseFilter | None, first: int, after: str | None
 ) -> tuple[Select[Any], list[ColumnElement[bool]]]:
@@ -211,12 +224,7 @@ def page_of(
             "fetch more with the after cursor",
             argument="first",
         )
-    conditions = filter.conditions() if filter is not None else []
-    # Enterprises whose registration authority shares nothing are not counted either.
-    owners = access.visible_owners("Enterprise")
-    if filter is not None and filter.colour is not None:  # only where the colour is readable
-        owners = tuple(o for o in owners if access.decide(o, "Enterprise.colourCode").allowed)
-    conditions.append(one_of(models.Enterprise.__table__.c.owner, owners))
+    conditions = matching(access, filter)
     uscc = models.Enterprise.__table__.c.uscc
     if access.principal.enterprise is not None:  # its own credential: only itself (roots.py)
         conditions.append(uscc == access.principal.enterprise)
