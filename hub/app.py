@@ -154,7 +154,7 @@ def create_app(settings: Settings, tracer_provider: TracerProvider | None = None
         if checkpoints is not None:
             checkpoints.start()
         colours = ColourReview(engine, policies, access_log)
-        colours.start()
+        await colours.start()
         settle_heap()
         yield
         await colours.stop()

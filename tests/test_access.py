@@ -22,6 +22,8 @@ EVERYTHING = """
 query Matrix($after: String) { enterprises(first: 100, after: $after) {
   pageInfo { endCursor } edges { node {
   __typename uscc owner { code } name legalRepresentative address industry region town registeredOn status
+  colourCode { colour since reasons { rule count records { kind sourceId } } }
+  colourHistory { colour previous since }
   creditRecords { __typename id owner { code } kind level reason issuedOn expiresOn status
     repairs { __typename id owner { code } appliedOn decidedOn status opinion } }
   inspections { __typename id owner { code } actionCode kind inspectedOn result participants { code }

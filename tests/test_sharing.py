@@ -360,7 +360,7 @@ REFUSALS = [
     pytest.param(
         MARKET, {"fields": ["Acceptance.opinion", "Acceptance.remarks"]},
         "unknown field 'Acceptance.remarks': give Type.field coordinates or field groups "
-        "(acceptance-results, credit-repair-outcome, inspection-facts, inspection-findings, order-terms, "
+        "(acceptance-results, colour-code, credit-repair-outcome, inspection-facts, inspection-findings, order-terms, "
         "penalty-grounds, penalty-publicity, rectification-orders, registration)",
         id="unknown field",
     ),

@@ -276,7 +276,8 @@ async def _entry(connection: AsyncConnection, start: int, head: int) -> AccessEn
 
 
 class ColourReview:
-    """Computes due colours (``due``) while the hub serves: at start, then every ``seconds``.
+    """Computes due colours (``due``) while the hub serves: at start, before the first
+    request (so a change of the rules shows from the first answer), then every ``seconds``.
     Several hub processes may each run one: they take the feed head in turn, and what one
     computed is no longer due for the next."""
 
@@ -286,7 +287,8 @@ class ColourReview:
         self.engine, self.policies, self.log, self.seconds = engine, policies, log, seconds
         self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        await self._once()
         self._task = asyncio.create_task(self._run(), name="colour review")
 
     async def stop(self) -> None:
@@ -297,11 +299,15 @@ class ColourReview:
 
     async def _run(self) -> None:
         while True:
-            try:
-                colours = self.policies.current.colours
-                looked = await review(self.engine, colours, today(), self.log)
-                if looked:
-                    logger.info("colour review: %d enterprises computed again", looked)
-            except Exception:  # the database away, a lock timeout: try again next period
-                logger.exception("colour review failed; trying again in %d s", self.seconds)
             await asyncio.sleep(self.seconds)
+            await self._once()
+
+    async def _once(self) -> None:
+        try:
+            colours = self.policies.current.colours
+            looked = await review(self.engine, colours, today(), self.log)
+            if looked:
+                logger.info("colour review: %d enterprises computed again", looked)
+        except Exception as error:  # the database away, a lock timeout: next period
+            logger.error("colour review failed (%s); trying again in %d s",
+                         type(error).__name__, self.seconds)  # fmt: skip
