@@ -9,6 +9,7 @@ from strawberry.types import ExecutionContext
 
 from hub.policy import SharedFields
 from hub.schema.access import Access, CollectCoordinates, SharedField, describe_shared_types
+from hub.schema.action_codes import ActionCodeQuery
 from hub.schema.audit import AuditQuery
 from hub.schema.conflicts import ConflictMutation, ConflictQuery
 from hub.schema.context import Context
@@ -55,7 +56,15 @@ def build_schema() -> strawberry.Schema:
     return HubSchema(
         query=merge_types(
             "Query",
-            (Query, FeedQuery, SharingQuery, ConflictQuery, AuditQuery, InspectionQuery),
+            (
+                Query,
+                FeedQuery,
+                SharingQuery,
+                ConflictQuery,
+                AuditQuery,
+                InspectionQuery,
+                ActionCodeQuery,
+            ),
         ),
         mutation=merge_types("Mutation", (Mutation, SharingMutation, ConflictMutation)),
         subscription=Subscription,
