@@ -504,7 +504,7 @@ def new_inspections(prefix: str, usccs: list[str], count: int) -> list[dict[str,
     return [
         {
             "sourceId": f"{prefix}-{n:07d}", "uscc": usccs[n % len(usccs)],
-            "actionCode": f"3301102026{n:011d}", "kind": kinds[n % len(kinds)].value,
+            "actionCode": f"{prefix}-AC{n:07d}", "kind": kinds[n % len(kinds)].value,
             "inspectedOn": "2026-10-01", "result": results[n % len(results)].value,
             "participants": ["emergency", "fire"] if n % 3 == 0 else [],
             "findings": [{"category": "消防通道", "description": f"疏散通道堵塞 {n}"}]
@@ -514,22 +514,25 @@ def new_inspections(prefix: str, usccs: list[str], count: int) -> list[dict[str,
     ]  # fmt: skip
 
 
-# What an import stored under a source-id prefix, without ids, the prefix and times.
+# What an import stored under a source-id prefix, without ids, the prefix and times. Action
+# codes carry the prefix too: each round's inspections need codes of their own.
 WRITTEN = (
-    "SELECT substr(source_id, :skip), owner, enterprise_id, action_code, kind, inspected_on, "
-    "result, version, retracted FROM inspection WHERE source_id LIKE :like ORDER BY 1",
+    "SELECT substr(source_id, :skip), owner, enterprise_id, substr(action_code, :skip), kind, "
+    "inspected_on, result, version, retracted FROM inspection WHERE source_id LIKE :like "
+    "ORDER BY 1",
     "SELECT substr(i.source_id, :skip), p.department FROM inspection_participant p "
     "JOIN inspection i ON i.id = p.inspection_id WHERE i.source_id LIKE :like ORDER BY 1, 2",
     "SELECT substr(i.source_id, :skip), f.category, f.description FROM inspection_finding f "
     "JOIN inspection i ON i.id = f.inspection_id WHERE i.source_id LIKE :like ORDER BY 1, f.id",
     "SELECT substr(source_id, :skip), kind, owner, uscc, version, change, changed, reason, "
-    'publisher, client, trace_id, replace(data, :quoted, \'"sourceId":"\') FROM record_version '
-    "WHERE source_id LIKE :like ORDER BY 1",
+    'publisher, client, trace_id, replace(replace(data, :quoted, \'"sourceId":"\'), :coded, '
+    '\'"actionCode":"\') FROM record_version WHERE source_id LIKE :like ORDER BY 1',
 )
 
 
 def written_rows(database: sqlite3.Connection, prefix: str) -> list[list[Any]]:
-    parameters = {"skip": len(prefix) + 1, "like": f"{prefix}-%", "quoted": f'"sourceId":"{prefix}'}
+    parameters = {"skip": len(prefix) + 1, "like": f"{prefix}-%", "quoted": f'"sourceId":"{prefix}',
+                  "coded": f'"actionCode":"{prefix}'}  # fmt: skip
     return [database.execute(statement, parameters).fetchall() for statement in WRITTEN]
 
 

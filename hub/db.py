@@ -47,6 +47,7 @@ from hub.settings import Settings
 
 __all__ = [
     "DatabaseBusy",
+    "MigrationRefused",
     "alembic_config",
     "condition",
     "create_engine",
@@ -70,6 +71,11 @@ class MissingFolder(FileNotFoundError):
     def __init__(self, folder: Path) -> None:
         super().__init__(errno.ENOENT, "no such folder", str(folder))
         self.folder = folder
+
+
+class MigrationRefused(RuntimeError):
+    """A migration that cannot go on with the data as it is; it changed nothing. The message
+    names what is in the way and what the operator should do (`hub db upgrade` shows it)."""
 
 
 def create_engine(

@@ -29,7 +29,7 @@ from hub.errors import Forbidden, InvalidRecords
 from hub.policy import Policy
 from hub.publishing import Change, Published, Publisher, publish
 from hub.reading import Line, Stop
-from hub.records import KINDS, Kind, Problem
+from hub.records import ACTION_CODE, KINDS, Kind, Problem
 
 SHOWN = 50  # rejections printed; the report holds them all
 DEPARTMENT_CODES = tuple(department.code for department in DEPARTMENTS)
@@ -91,6 +91,7 @@ class Importer:
         self.log = AccessLog(engine)
         self.tally = Tally()
         self.seen: dict[tuple[str, str], int] = {}  # (kind, sourceId) -> its line
+        self.codes: dict[str, Line] = {}  # action code -> the line of the inspection having it
         # Dry run: source ids of the records the file would create, by type.
         self.planned: defaultdict[str, set[str]] = defaultdict(set)
 
@@ -101,14 +102,16 @@ class Importer:
         rejections: list[Rejection] = []
         groups: dict[str, list[Line]] = defaultdict(list)
         for line in lines:
-            problem = line.problem or self._repeats(line)
+            problem, field = line.problem or self._repeats(line), line.field
+            if problem is None and (problem := self._repeats_code(line)):
+                field = ACTION_CODE.name
             if problem or line.kind is None:
                 rejections.append(
                     Rejection(
                         line.number,
                         line.kind.name if line.kind else None,
                         line.source_id,
-                        line.field,
+                        field,
                         problem or "",
                     )
                 )
@@ -179,6 +182,23 @@ class Importer:
         if first == line.number:
             return None
         return f"repeats the sourceId of line {first}; a file holds each record once"
+
+    def _repeats_code(self, line: Line) -> str | None:
+        """A file gives each action code to one inspection, whatever the batches (a dry run
+        stores none of them to compare the next batch with): a later line is rejected."""
+        if line.kind is None or line.kind.type_name != "Inspection" or line.source_id is None:
+            return None
+        try:
+            code = ACTION_CODE.parse(line.record.get(ACTION_CODE.name))
+        except ValueError:
+            return None  # publishing says what is wrong with it
+        first = self.codes.setdefault(code, line)
+        if first is line or first.source_id == line.source_id:
+            return None
+        return (
+            f"repeats the action code of line {first.number} (sourceId {first.source_id}); every "
+            "inspection needs a code of its own: check the code shown at the inspection"
+        )
 
     async def _publish(
         self, connection: AsyncConnection, kind: Kind, lines: list[Line], publisher: Publisher

@@ -168,8 +168,9 @@ class Inspection(Record, Base):
     )
 
     enterprise_id: Mapped[int] = mapped_column(ForeignKey("enterprise.id"))
-    # 行政行为码: the code shown to the enterprise at the door ("亮码检查").
-    action_code: Mapped[str] = mapped_column(String(32), index=True)
+    # 行政行为码: the code shown to the enterprise at the door ("亮码检查"), registered to this
+    # inspection alone, retracted or not (hub/publishing/codes.py).
+    action_code: Mapped[str] = mapped_column(String(32), index=True, unique=True)
     kind: Mapped[InspectionKind] = mapped_column(choice(InspectionKind, "kind"))
     inspected_on: Mapped[date] = mapped_column(Date)
     result: Mapped[InspectionResult] = mapped_column(choice(InspectionResult, "result"))

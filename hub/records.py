@@ -51,6 +51,7 @@ from hub.values import (
 )
 
 __all__ = [
+    "ACTION_CODE",
     "EARLIEST_DAY",
     "KINDS",
     "YEARS_AHEAD",
@@ -154,6 +155,8 @@ def snake_case(name: str) -> str:
 
 
 SOURCE_ID = Field("sourceId", identifier(64))
+# 行政行为码: registered to one inspection (hub/publishing/codes.py), looked up by it.
+ACTION_CODE = Field("actionCode", identifier(32))
 
 
 def _order(
@@ -214,7 +217,7 @@ KINDS: dict[str, Kind] = {
             (
                 SOURCE_ID,
                 Field("uscc", uscc),
-                Field("actionCode", identifier(32)),
+                ACTION_CODE,
                 Field("kind", choice(InspectionKind)),
                 Field("inspectedOn", day, past=True),
                 Field("result", choice(InspectionResult)),

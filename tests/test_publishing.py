@@ -120,7 +120,7 @@ def inspection(source_id: str, uscc: str, **changes: Any) -> dict[str, Any]:
     return {
         "sourceId": source_id,
         "uscc": uscc,
-        "actionCode": "330106202609010200001",
+        "actionCode": f"AC-{source_id}",  # registered to one inspection each
         "kind": "joint",
         "inspectedOn": "2026-09-01",
         "result": "problems_found",
@@ -1008,7 +1008,7 @@ def test_records_stored_before_publishing_existed_republish_unchanged(
             await connection.execute(text(
                 "INSERT INTO inspection (id, owner, source_id, enterprise_id, action_code, kind, "
                 "inspected_on, result) VALUES (1, 'ecology', 'T-INS-1', 1, "
-                "'330106202609010200001', 'routine', '2026-09-01', 'no_problem')"
+                "'AC-T-INS-1', 'routine', '2026-09-01', 'no_problem')"
             ))  # fmt: skip
 
     run(empty_database, store)

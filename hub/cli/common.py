@@ -17,7 +17,7 @@ from sqlalchemy import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub.db import MissingFolder, create_engine, current_revision, head_revision
+from hub.db import MigrationRefused, MissingFolder, create_engine, current_revision, head_revision
 from hub.errors import HubError
 from hub.policy import Problem
 from hub.settings import Settings
@@ -98,6 +98,8 @@ def setup_problem(error: BaseException, url: str) -> str | None:
         return (
             f"HUB_DATABASE_URL {shown} names a database driver the hub does not install: {example}"
         )
+    if isinstance(error, MigrationRefused):
+        return f"the database at {shown} was not migrated: {error}"
     if isinstance(error, MissingFolder):
         return (
             f"the folder {error.folder} of the SQLite database {shown} does not exist: create "

@@ -9,6 +9,7 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import insert, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub.conflicts import find_conflicts
@@ -19,6 +20,7 @@ from hub.domain import (
 from hub.errors import BadUserInput, Forbidden, InvalidRecords
 from hub.policy import Policy
 from hub.publishing.batch import Batch
+from hub.publishing.codes import check_codes, taken_meanwhile
 from hub.publishing.follow import follow_acceptance, repair_credit
 from hub.publishing.supervise import supervise
 from hub.publishing.versions import (
@@ -90,9 +92,16 @@ async def publish(
         head = await lock_feed(connection)
         batch = Batch(connection, kind, owner, values, problems)
         await batch.resolve()
+        if kind.type_name == "Inspection":
+            await check_codes(batch, policy, publisher.subject)
         if problems:
             raise InvalidRecords(sorted(problems, key=lambda p: p.index), len(records))
-        published, head = await batch.write(head, publisher)
+        try:
+            published, head = await batch.write(head, publisher)
+        except IntegrityError as error:  # rolled back with the batch, as it leaves this block
+            if (meanwhile := taken_meanwhile(error, batch, len(records))) is None:
+                raise
+            raise meanwhile from None
         if kind.type_name == "CreditRepair":
             repaired, head = await repair_credit(connection, batch, published, head, publisher)
             published += repaired

@@ -9,6 +9,7 @@ from strawberry.types import ExecutionContext
 
 from hub.policy import SharedFields
 from hub.schema.access import Access, CollectCoordinates, SharedField, describe_shared_types
+from hub.schema.action_codes import ActionCodeQuery
 from hub.schema.audit import AuditQuery
 from hub.schema.conflicts import ConflictMutation, ConflictQuery
 from hub.schema.context import Context
@@ -66,6 +67,7 @@ def build_schema() -> strawberry.Schema:
                 InspectionQuery,
                 OwnQuery,
                 StatisticsQuery,
+                ActionCodeQuery,
             ),
         ),
         mutation=merge_types("Mutation", (Mutation, SharingMutation, ConflictMutation)),

@@ -33,6 +33,7 @@ from hub.policy import Scope
 from hub.schema.reader import Reader
 from hub.schema.sources import (
     ACCEPTANCE,
+    ACTION_CODE,
     ASSISTANT,
     CREDIT_RECORD,
     CREDIT_REPAIR,
@@ -239,6 +240,15 @@ class Loaders:
     @cached_property
     def inspection(self) -> DataLoader[int, Row[Any] | None]:
         return _loader(_by_key(self.statements, INSPECTION, models.Inspection.id))
+
+    @cached_property
+    def action_code(self) -> DataLoader[str, Row[Any] | None]:
+        """The inspection an administrative-action code is registered to, retracted or not,
+        whoever owns it: what the code stands for, before what the caller may read of it is
+        decided (the statement is narrowed only by what narrows every statement)."""
+        return _loader(
+            _by_key(self.statements, ACTION_CODE, models.Inspection.action_code, owned=False)
+        )
 
     @cached_property
     def penalty(self) -> DataLoader[int, Row[Any] | None]:

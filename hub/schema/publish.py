@@ -60,7 +60,10 @@ class FindingInput:
 class InspectionInput:
     source_id: str = strawberry.field(description="Your own id, unique among your records.")
     uscc: str
-    action_code: str = strawberry.field(description="Administrative-action code (行政行为码).")
+    action_code: str = strawberry.field(
+        description="Administrative-action code (行政行为码), registered to this inspection alone: "
+        "a code another inspection holds (a retracted one too) is refused."
+    )
     kind: InspectionKind
     inspected_on: date
     result: InspectionResult

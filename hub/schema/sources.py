@@ -33,6 +33,7 @@ from hub.conflicts import OPEN
 
 __all__ = [
     "ACCEPTANCE",
+    "ACTION_CODE",
     "ASSISTANT",
     "CREDIT_RECORD",
     "CREDIT_REPAIR",
@@ -181,6 +182,9 @@ CREDIT_REPAIR = _owned(
 INSPECTION = _owned(
     models.Inspection, "enterprise_id", "action_code", "kind", "inspected_on", "result"
 )
+# Whose an administrative-action code is: the inspection holding it, retracted or not, with
+# its owner and enterprise (Query.inspectionByActionCode reads it as the caller may after).
+ACTION_CODE = _owned(models.Inspection, "action_code", "retracted")
 FINDING = _plain(
     models.InspectionFinding,
     "id",

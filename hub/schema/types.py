@@ -185,7 +185,8 @@ class Finding:
 class Inspection(Record):
     enterprise_id: strawberry.Private[int]
     action_code: str | None = strawberry.field(
-        description="Administrative-action code (行政行为码) shown to the enterprise."
+        description="Administrative-action code (行政行为码) shown to the enterprise: "
+        "registered to this inspection alone (see inspectionByActionCode)."
     )
     kind: InspectionKind | None
     inspected_on: date | None
