@@ -498,8 +498,8 @@ def test_the_demo_writes_an_enterprise_token_for_the_readme_examples(tmp_path: P
             )
             assert [(i["owner"]["code"], i["actionCode"], [f["description"] for f in i["findings"]])
                     for i in mine["inspections"]] == [
-                ("fire", "330109202605260400546", ["疏散通道堆放杂物", "生产区电气线路私拉乱接"]),
-                ("ecology", "330109202608040100547", ["危险废物未按规定分类贮存"]),
+                ("fire", "33010920260526040000546", ["疏散通道堆放杂物", "生产区电气线路私拉乱接"]),
+                ("ecology", "33010920260804010000547", ["危险废物未按规定分类贮存"]),
             ]  # fmt: skip
             assert mine["penalties"] == [{
                 "owner": {"code": "ecology"}, "caseNumber": "杭环罚〔2026〕4号",
@@ -617,3 +617,28 @@ def test_a_statement_not_narrowed_to_one_enterprise_is_refused_to_its_credential
         asyncio.run(read(own.uscc, narrowed=False))
     assert asyncio.run(read(own.uscc, narrowed=True)) == [own.id]
     assert asyncio.run(read(None, narrowed=True)) == sorted([own.id, own.other_id])
+
+
+def test_an_enterprise_looks_up_its_own_action_codes_and_others_look_unknown(
+    hub: TestClient, demo_database: Settings, tokens: dict[str, str], own: Own
+) -> None:
+    """亮码检查: the enterprise checks the code an inspector shows it. Its own inspection's code
+    is answered; another enterprise's is NOT_FOUND word for word as a code nobody holds."""
+    lookup = "query($code: String!) { inspectionByActionCode(code: $code) { code uscc } }"
+    first = "SELECT action_code, owner FROM inspection WHERE enterprise_id = :id ORDER BY id"
+    ((mine, _), *_) = sql(demo_database, first, id=own.id)
+    ((theirs, owner), *_) = sql(demo_database, first, id=own.other_id)
+    answer = ask(hub, lookup, own.token, code=mine)
+    assert answer == {"data": {"inspectionByActionCode": {"code": mine, "uscc": own.uscc}}}
+
+    def refusal(code: str) -> dict[str, Any]:
+        answer = ask(hub, lookup, own.token, code=code)
+        (error,) = answer["errors"]
+        return {"data": answer["data"], "code": error["extensions"]["code"],
+                "message": error["message"].replace(code, "<code>")}  # fmt: skip
+
+    assert refusal(theirs) == refusal("NO-SUCH-CODE-1")
+    assert refusal(theirs)["code"] == "NOT_FOUND"
+    # The department that inspected reads it, with the enterprise it is about.
+    found = ask(hub, lookup, tokens[owner], code=theirs)
+    assert found == {"data": {"inspectionByActionCode": {"code": theirs, "uscc": own.other}}}

@@ -29,15 +29,14 @@ def _colour(name: str) -> sa.Enum:
 
 def upgrade() -> None:
     """Upgrade schema."""
-    # Columns added in place (no batch): on SQLite a batch copies the table, and dropping
-    # the old enterprise table fails while records refer to it.
-    check = "colour IN ('green', 'yellow', 'black')"
-    if op.get_bind().dialect.name == 'sqlite':  # SQLite adds a column's CHECK only inline
-        op.execute('ALTER TABLE enterprise ADD COLUMN colour VARCHAR(6) '
-                   f'CONSTRAINT ck_enterprise_colour CHECK ({check})')
-    else:
-        op.add_column('enterprise', sa.Column('colour', sa.String(length=6), nullable=True))
-        op.create_check_constraint(op.f('ck_enterprise_colour'), 'enterprise', check)
+    # Columns added (and dropped) in place, never by a batch: on SQLite a batch copies the
+    # table, and dropping the old enterprise table fails while records refer to it. SQLite
+    # can neither add a named CHECK to a table nor drop a column a CHECK names, so there the
+    # colour's values are the hub's to keep (it writes them from an enumeration).
+    op.add_column('enterprise', sa.Column('colour', sa.String(length=6), nullable=True))
+    if op.get_bind().dialect.name != 'sqlite':
+        op.create_check_constraint(op.f('ck_enterprise_colour'), 'enterprise',
+                                   "colour IN ('green', 'yellow', 'black')")
     op.add_column('enterprise', sa.Column('colour_since', sa.Date(), nullable=True))
     op.add_column('enterprise', sa.Column('colour_reasons', sa.Text(), nullable=True))
     op.add_column('enterprise', sa.Column('colour_review_on', sa.Date(), nullable=True))
@@ -95,12 +94,10 @@ def downgrade() -> None:
     op.drop_table('inspection_warning')
     op.drop_index('ix_colour_change_enterprise', table_name='colour_change')
     op.drop_table('colour_change')
-    with op.batch_alter_table('enterprise') as batch:
-        batch.drop_index(batch.f('ix_enterprise_colour_review_on'))
-        batch.drop_index(batch.f('ix_enterprise_colour'))
-        batch.drop_constraint(batch.f('ck_enterprise_colour'), type_='check')
-        batch.drop_column('colour_rules')
-        batch.drop_column('colour_review_on')
-        batch.drop_column('colour_reasons')
-        batch.drop_column('colour_since')
-        batch.drop_column('colour')
+    op.drop_index(op.f('ix_enterprise_colour_review_on'), table_name='enterprise')
+    op.drop_index(op.f('ix_enterprise_colour'), table_name='enterprise')
+    if op.get_bind().dialect.name != 'sqlite':
+        op.drop_constraint(op.f('ck_enterprise_colour'), 'enterprise', type_='check')
+    for column in ('colour_rules', 'colour_review_on', 'colour_reasons', 'colour_since',
+                   'colour'):
+        op.drop_column('enterprise', column)
