@@ -15,6 +15,7 @@ from hub.schema.context import Context
 from hub.schema.feed import FeedQuery, Subscription
 from hub.schema.limits import ShortParserCache, ShortValidationCache, limits
 from hub.schema.loaders import Loaders, Reader
+from hub.schema.plans import PlanQuery
 from hub.schema.publish import Mutation
 from hub.schema.query import Query
 from hub.schema.sharing import SharingMutation, SharingQuery
@@ -52,7 +53,9 @@ class HubSchema(strawberry.Schema):
 
 def build_schema() -> strawberry.Schema:
     return HubSchema(
-        query=merge_types("Query", (Query, FeedQuery, SharingQuery, ConflictQuery, AuditQuery)),
+        query=merge_types(
+            "Query", (Query, FeedQuery, SharingQuery, ConflictQuery, PlanQuery, AuditQuery)
+        ),
         mutation=merge_types("Mutation", (Mutation, SharingMutation, ConflictMutation)),
         subscription=Subscription,
         extensions=[

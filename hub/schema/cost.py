@@ -70,6 +70,9 @@ ESTIMATES: dict[str, int] = {
     "Enterprise.inspections": 8,
     "Enterprise.penalties": 2,
     "Enterprise.rectifications": 4,
+    # Plans of the next months: the demo plans a share of enterprises by up to three
+    # departments a month; a year of plans kept with their history has more.
+    "Enterprise.inspectionPlans": 4,
     "CreditRecord.repairs": 1,
     "Inspection.participants": 3,
     "Inspection.findings": 2,
@@ -84,12 +87,16 @@ ESTIMATES: dict[str, int] = {
             "Inspection",
             "Penalty",
             "Rectification",
+            "InspectionPlan",
         )
     },
     "Query.departments": 10,  # the ten departments of hub.domain
-    "Query.myAccess": 510,  # ten owners × the 51 decided fields of the shared types today
+    "Query.myAccess": 550,  # ten owners × the 55 decided fields of the shared types today
     "FieldAccess.relations": 1,  # a field is opened by one relation at most in policies/
     "Query.conflicts": 20,
+    # The other departments meeting one plan: the demo has two or three at most.
+    "JointInspectionSuggestion.others": 3,
+    "JointInspectionSuggestion.departments": 3,
     "Query.shareRequests": 50,
     "Query.grants": 50,
     "AccessRecord.served": 10,
@@ -108,6 +115,8 @@ PAGED = frozenset(
         "AccessLogConnection.edges",
         "ChangePage.changes",
         "NotificationPage.notifications",
+        "InspectionPlanConnection.edges",
+        "JointInspectionPage.suggestions",
     }
 )
 DEFAULT_ESTIMATE = 20  # a list nobody has measured yet

@@ -34,6 +34,7 @@ from hub.schema.sources import (
     ENTERPRISE,
     FINDING,
     INSPECTION,
+    INSPECTION_PLAN,
     PARTICIPANT,
     PENALTY,
     RECORDS,
@@ -276,6 +277,15 @@ class Loaders:
         )
 
     @cached_property
+    def inspection_plans(self) -> DataLoader[Parent, list[Row[Any]]]:
+        """An enterprise's plans, by month (text, YYYY-MM: never given a date range)."""
+        return _loader(
+            self._children(
+                INSPECTION_PLAN, models.InspectionPlan.enterprise_id, models.InspectionPlan.month
+            )
+        )
+
+    @cached_property
     def history(self) -> dict[str, DataLoader[int, list[Row[Any]]]]:
         """Every version of records of a type, oldest first; the versions of the records the
         caller reads, so no owner filter of their own."""
@@ -305,7 +315,7 @@ class Loaders:
         self,
         source: Source,
         parent: InstrumentedAttribute[int],
-        dated: InstrumentedAttribute[date] | None,
+        dated: InstrumentedAttribute[date] | InstrumentedAttribute[str] | None,
         owned: bool = True,
     ) -> Children:
         return Children(self.statements, source, parent, dated, owned)
@@ -376,7 +386,7 @@ class Children:
         statements: Statements,
         source: Source,
         parent: InstrumentedAttribute[int],
-        dated: InstrumentedAttribute[date] | None,
+        dated: InstrumentedAttribute[date] | InstrumentedAttribute[str] | None,
         owned: bool,
     ) -> None:
         self.statements, self.source, self.parent, self.dated = statements, source, parent, dated

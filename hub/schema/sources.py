@@ -25,6 +25,7 @@ __all__ = [
     "ENTERPRISE",
     "FINDING",
     "INSPECTION",
+    "INSPECTION_PLAN",
     "PARTICIPANT",
     "PENALTY",
     "RECORDS",
@@ -158,6 +159,12 @@ ASSISTANT = _plain(models.RectificationAssistant, "department", "rectification_i
 ACCEPTANCE = _owned(
     models.Acceptance, "rectification_id", "accepted_on", "verdict", "opinion", via="rectification"
 )
+# A plan is listed away from its enterprise's dossier (Query.inspectionPlans), so it names
+# its enterprise itself: the USCC as stored now, as every owned record carries it.
+_PLAN = _owned(
+    models.InspectionPlan, "enterprise_id", "month", "subject", "kind", "status", "inspection_id"
+)
+INSPECTION_PLAN = Source([*_PLAN.columns, _ENTERPRISE.c.uscc.label("uscc")], _PLAN.tables)
 VERSION = _plain(
     models.RecordVersion,
     "seq",
@@ -179,6 +186,7 @@ RECORDS: dict[str, tuple[Any, Source]] = {
     "Penalty": (models.Penalty, PENALTY),
     "Rectification": (models.Rectification, RECTIFICATION),
     "Acceptance": (models.Acceptance, ACCEPTANCE),
+    "InspectionPlan": (models.InspectionPlan, INSPECTION_PLAN),
 }
 
 
