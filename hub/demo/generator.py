@@ -128,10 +128,10 @@ class DemoGenerator:
         (检查计划): each follows up its open orders to active enterprises (整改复查) in the
         month of their deadline, or the first of the two for those past it, and draws a
         share of the enterprises in its remit for spot checks (双随机), routine visits and
-        campaigns, a few of them since cancelled. One plan per department, enterprise and
-        month; where two or three departments plan one enterprise in one month (the
-        window conflict's plant, the README's chemical plant), the hub suggests that they
-        go together (综合查一次)."""
+        campaigns, a few of them since cancelled; last month's plans are done. One plan per
+        department, enterprise and month; where two or three departments plan one
+        enterprise in one month (the window conflict's plant, the README's chemical plant),
+        the hub suggests that they go together (综合查一次)."""
         rng = self.planner
         first = months_after(month_of(self.as_of), 1)
         last = months_after(first, 1)
@@ -165,12 +165,23 @@ class DemoGenerator:
                     subject = f"整改复查：{found.get(order['inspection_id'], '整改落实')}"
                     plan(order["owner"], order["enterprise_id"], month, subject,
                          InspectionKind.ROUTINE)  # fmt: skip
+        # Last month's plans are history: about half its inspections were planned, and the
+        # plan names the inspection that carried it out.
+        previous = months_after(month_of(self.as_of), -1)
+        for inspection in rows[INSPECTION]:
+            month = month_of(inspection["inspected_on"])
+            if month == previous and rng.random() < 0.5:
+                owner = inspection["owner"]
+                self._record(rows, PLAN, owner, enterprise_id=inspection["enterprise_id"],
+                             month=month, subject=rng.choice(PLAN_SUBJECTS[owner]),
+                             kind=inspection["kind"], status=PlanStatus.DONE,
+                             inspection_id=inspection["id"])  # fmt: skip
         kinds = (InspectionKind.RANDOM, InspectionKind.ROUTINE, InspectionKind.CAMPAIGN)
         for enterprise_id, enterprise in active.items():
             if rng.random() >= PLANNED_SHARE:
                 continue
             owner = rng.choice(INDUSTRY[enterprise["industry"]].inspectors)
-            status = PlanStatus.CANCELLED if rng.random() < 0.06 else PlanStatus.PLANNED
+            status = PlanStatus.CANCELLED if rng.random() < 0.1 else PlanStatus.PLANNED
             plan(owner, enterprise_id, rng.choice((first, last)),
                  rng.choice(PLAN_SUBJECTS[owner]), rng.choices(kinds, weights=(70, 20, 10))[0],
                  status)  # fmt: skip
