@@ -35,6 +35,8 @@ query Matrix($after: String) { enterprises(first: 100, after: $after) {
     penalty { __typename id owner { code } caseNumber amount }
     assistingDepartments { code }
     acceptance { __typename id owner { code } acceptedOn verdict opinion } }
+  inspectionPlans { __typename id owner { code } month subject kind status
+    inspection { __typename id owner { code } } }
 } } } }
 """
 RECORD_TABLES = {
@@ -479,6 +481,10 @@ ROOT_FIELDS = {
                 {"changes": {"hasMore": False, "changes": []}}),
     "notifications": ("{ notifications { notifications { uscc message } } }", "forbidden"),
     "conflicts": ("{ conflicts { id uscc } }", "forbidden"),
+    "inspectionPlans": ("{ inspectionPlans(first: 100) { totalCount edges { node { uscc } } } }",
+                        {"inspectionPlans": {"totalCount": 0, "edges": []}}),
+    "jointInspectionSuggestions": ("{ jointInspectionSuggestions { suggestions { month } } }",
+                                   "forbidden"),
     "departments": ("{ departments { code } }", "governance"),
     "myAccess": ("{ myAccess { field decision } }", "governance"),
     "shareRequests": ("{ shareRequests { id fields } }", "governance"),
