@@ -260,8 +260,8 @@ class PlanQuery:
         if principal.role is not Role.DEPARTMENT:
             raise Forbidden(
                 principal.department, "Query.jointInspectionSuggestions",
-                "suggestions are for the planning systems of departments; no role reads "
-                "inspection plans for a department",
+                "suggestions are for the planning systems of departments, not for a "
+                f"client of role {principal.role.value}",
                 action="suggesting joint inspections",
             )  # fmt: skip
         caller = principal.department
