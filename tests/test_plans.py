@@ -563,6 +563,28 @@ def test_reads_of_plans_are_filed_under_their_own_enterprise_and_owner(writable:
          "ids": ids(hub, "FIRE-P9")}])  # fmt: skip
 
 
+def test_plans_that_meet_none_of_the_callers_are_neither_served_nor_filed(writable: Hub) -> None:
+    hub = writable
+    (e1, _, _), (e2, _, _) = active(hub, 2)
+    publish(hub, "fire", plan("FIRE-X1", e1, month=M5), plan("FIRE-X2", e2, month=M6))
+    publish(hub, "ecology", plan("ECO-X1", e1, month=M5), plan("ECO-X2", e2, month=M6),
+            plan("ECO-X3", e1, month=M6), plan("ECO-X4", e2, month=M5))  # fmt: skip
+    answer = hub.ask("fire", """query($m: String!) { jointInspectionSuggestions(first: 100) {
+      suggestions { month plan { sourceId } others { sourceId } } }
+      other: jointInspectionSuggestions(month: $m) { suggestions { others { sourceId } } } }""",
+                     m=M6)  # fmt: skip
+    found = answer["data"]["jointInspectionSuggestions"]["suggestions"]
+    assert [s for s in found if s["month"] >= M5] == [
+        {"month": M5, "plan": {"sourceId": "FIRE-X1"}, "others": [{"sourceId": "ECO-X1"}]},
+        {"month": M6, "plan": {"sourceId": "FIRE-X2"}, "others": [{"sourceId": "ECO-X2"}]},
+    ]
+    assert answer["data"]["other"] == {"suggestions": [{"others": [{"sourceId": "ECO-X2"}]}]}
+    served = {plan_id for group in last_record(hub)["served"]
+              if group["type"] == "InspectionPlan" for plan_id in group["ids"]}  # fmt: skip
+    assert served & set(ids(hub, "ECO-X3", "ECO-X4")) == set()
+    assert served >= set(ids(hub, "FIRE-X1", "FIRE-X2", "ECO-X1", "ECO-X2"))
+
+
 def test_the_statements_of_suggestions_do_not_grow_with_them(
     writable: Hub, sql_statements: Any
 ) -> None:

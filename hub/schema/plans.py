@@ -294,6 +294,10 @@ class PlanQuery:
             models.InspectionPlan,
         )
         found = [] if not rows or theirs is None else await info.context.loaders.reader.rows(theirs)
+        # The statement reads every month of every enterprise asked about: only the plans
+        # that meet one of the caller's are served, and so filed in the access record.
+        pairs = {(row.enterprise_id, row.month) for row in rows}
+        found = [row for row in found if (row.enterprise_id, row.month) in pairs]
         plans = access.build(InspectionPlan, rows, info, below=("suggestions", "plan"))
         other_plans = access.build(InspectionPlan, found, info, below=("suggestions", "others"))
         meeting: defaultdict[tuple[int, str], list[InspectionPlan]] = defaultdict(list)
