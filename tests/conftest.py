@@ -23,7 +23,7 @@ from starlette.testclient import TestClient
 
 from hub.app import create_app
 from hub.clients import create_client
-from hub.db import create_engine, head_revision, upgrade
+from hub.db import create_engine, upgrade
 from hub.demo import load_demo
 from hub.domain import DEPARTMENTS, Role
 from hub.settings import DEFAULT_POLICY_DIR, Settings
@@ -41,8 +41,6 @@ BACKENDS = [
         ],
     ),
 ]
-# The revision `hub db upgrade` migrates to: named by the migrations, not by each test.
-HEAD_REVISION = head_revision(Settings())
 DEMO_ENTERPRISES = 300  # the size `hub serve --demo` loads, so README examples hold
 DEMO_SEED = 7
 # Per-second rate limits measure time: the shared test hubs lift them, so that no test's

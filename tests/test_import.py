@@ -15,7 +15,7 @@ from typer.testing import CliRunner, Result
 
 from hub.audit import verify
 from hub.cli import app
-from hub.db import create_engine, head_revision, upgrade
+from hub.db import create_engine, upgrade
 from hub.demo import load_demo
 from hub.reading import read_ndjson
 from hub.records import today
@@ -598,8 +598,8 @@ def test_an_unmigrated_database_is_refused(tmp_path: Path) -> None:
 
     assert result.exit_code == 2
     assert flat(result.stderr) == (
-        f"import stopped: the database is at revision none (it is empty), not "
-        f"{head_revision(database)}: run `hub db upgrade` first; nothing was imported"
+        "import stopped: the database is at revision none (it is empty), not 0007: run `hub db "
+        "upgrade` first; nothing was imported"
     )
 
 
