@@ -21,14 +21,20 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.testclient import TestClient
 
+from hub import models
 from hub.app import create_app
 from hub.clients import create_client
-from hub.db import create_engine, upgrade
+from hub.db import create_engine, head_revision, upgrade
 from hub.demo import load_demo
 from hub.domain import DEPARTMENTS, Role
 from hub.settings import DEFAULT_POLICY_DIR, Settings
 
 POSTGRES_URL = os.environ.get("HUB_TEST_POSTGRES_URL")
+# The revision `hub db upgrade` migrates to, as messages name it.
+HEAD = head_revision(Settings())
+# Tables the serving role reads and writes (all but the access log, which it only appends to).
+OTHER_TABLES = len(models.Base.metadata.tables) - 1
+
 BACKENDS = [
     "sqlite",
     pytest.param(

@@ -9,6 +9,7 @@ from hub.app import create_app
 from hub.policy import load_policy
 from hub.schema import policy_fields
 from hub.settings import DEFAULT_POLICY_DIR, Settings
+from tests.conftest import HEAD
 
 
 def test_healthz_says_the_process_is_up(client: TestClient) -> None:
@@ -21,7 +22,7 @@ def test_readyz_checks_the_database_and_reports_the_policy_version(hub: TestClie
     policy = load_policy(DEFAULT_POLICY_DIR, policy_fields())
     assert (response.status_code, response.json()) == (
         200,
-        {"status": "ready", "revision": "0007", "policy_version": policy.version},
+        {"status": "ready", "revision": HEAD, "policy_version": policy.version},
     )
 
 
@@ -34,7 +35,7 @@ def test_readyz_refuses_an_unmigrated_database(tmp_path: Path) -> None:
         "status": "unavailable",
         "database": "not migrated: run `hub db upgrade`",
         "revision": None,
-        "expected_revision": "0007",
+        "expected_revision": HEAD,
     }
 
 

@@ -24,7 +24,7 @@ from hub.records import CHINA, today
 from hub.schema import policy_fields
 from hub.settings import DEFAULT_POLICY_DIR, Settings
 from hub.sharing import DECISION_DAYS, decide_request, due_date, file_request, revoke_grant
-from tests.conftest import BACKENDS, fresh_database, pin_today
+from tests.conftest import BACKENDS, HEAD, fresh_database, pin_today
 
 runner = CliRunner()
 CLIENT = f"hub share ({getpass.getuser()})"
@@ -292,7 +292,7 @@ def test_bad_options_and_an_unmigrated_database(tmp_path: Path) -> None:
         refused = share(settings, *command)
         assert refused.exit_code == 1, refused.output
         assert flat(refused.output) == (
-            "the database is at revision none (it is empty), not 0007: run `hub db upgrade` first"
+            f"the database is at revision none (it is empty), not {HEAD}: run `hub db upgrade` first"
         )
     for command, option in [
         (["requests", "--owner", "treasury"], "--owner"),

@@ -20,7 +20,7 @@ from hub.demo import load_demo
 from hub.reading import read_ndjson
 from hub.records import today
 from hub.settings import DEFAULT_POLICY_DIR, Settings
-from tests.conftest import BACKENDS, fresh_database
+from tests.conftest import BACKENDS, HEAD, fresh_database
 
 runner = CliRunner()
 CLIENT = f"hub import ({getpass.getuser()})"
@@ -598,7 +598,7 @@ def test_an_unmigrated_database_is_refused(tmp_path: Path) -> None:
 
     assert result.exit_code == 2
     assert flat(result.stderr) == (
-        "import stopped: the database is at revision none (it is empty), not 0007: run `hub db "
+        f"import stopped: the database is at revision none (it is empty), not {HEAD}: run `hub db "
         "upgrade` first; nothing was imported"
     )
 

@@ -23,7 +23,7 @@ from hub.audit import AccessLog, verify
 from hub.db import create_engine
 from hub.roles import excess_privileges
 from hub.settings import Settings
-from tests.conftest import POSTGRES_URL, _admin, fresh_database
+from tests.conftest import HEAD, OTHER_TABLES, POSTGRES_URL, _admin, fresh_database
 from tests.test_audit import entry, sql
 from tests.test_serve import free_port, readyz, wait_for
 
@@ -113,8 +113,8 @@ def test_the_serving_role_appends_and_reads_the_log_and_can_do_nothing_else_to_i
         granted = hub("db", "upgrade", "--serving-role", role, settings=owner)
         assert granted.returncode == 0, granted.stderr
         assert flat(granted.stderr) == (
-            f"database at revision 0007 {role} may now serve: read and append to access_record, "
-            "read alembic_version, read and write the 19 other tables; nothing else"
+            f"database at revision {HEAD} {role} may now serve: read and append to access_record, "
+            f"read alembic_version, read and write the {OTHER_TABLES} other tables; nothing else"
         )
         serving = as_role(owner, role)
         insufficient_privilege = "42501"
@@ -225,20 +225,20 @@ def test_roles_that_could_still_rewrite_the_log_are_refused_and_nothing_is_grant
         refused = hub("db", "upgrade", "--serving-role", superuser, settings=owner)
         assert (refused.returncode, flat(refused.stderr)) == (
             1,
-            f"database at revision 0007 '{superuser}' is a superuser, so it could alter the "
+            f"database at revision {HEAD} '{superuser}' is a superuser, so it could alter the "
             "access log whatever it is granted: serve with an ordinary LOGIN role",
         )
         missing = hub("db", "upgrade", "--serving-role", "hub_nobody_here", settings=owner)
         assert (missing.returncode, flat(missing.stderr)) == (
             1,
-            "database at revision 0007 there is no role 'hub_nobody_here' on this server: create "
+            f"database at revision {HEAD} there is no role 'hub_nobody_here' on this server: create "
             "it first, e.g. CREATE ROLE hub_nobody_here LOGIN PASSWORD '...'",
         )
         sql(owner, "GRANT UPDATE, TRUNCATE ON access_record TO PUBLIC")
         public = hub("db", "upgrade", "--serving-role", role, settings=owner)
         assert (public.returncode, flat(public.stderr)) == (
             1,
-            f"database at revision 0007 '{role}' would still hold UPDATE on access_record, "
+            f"database at revision {HEAD} '{role}' would still hold UPDATE on access_record, "
             "TRUNCATE on access_record, through PUBLIC, a role it belongs to or another role's "
             "grant: revoke those (or remove it from that role) and grant again",
         )

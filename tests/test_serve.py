@@ -26,7 +26,7 @@ from hub.db import create_engine, upgrade
 from hub.demo import load_demo
 from hub.domain import Role
 from hub.settings import DEFAULT_POLICY_DIR, Settings
-from tests.conftest import BACKENDS
+from tests.conftest import BACKENDS, HEAD
 
 HUB = str(Path(sys.executable).parent / "hub")
 
@@ -117,7 +117,7 @@ def test_sighup_reloads_sound_policies_and_keeps_serving_on_unsound_ones(
         policy_csv.write("p, fire, mars, inspection-findings, read, allow\n")
     process.send_signal(signal.SIGHUP)
     time.sleep(1)
-    assert readyz(port) == {"status": "ready", "revision": "0007", "policy_version": second}
+    assert readyz(port) == {"status": "ready", "revision": HEAD, "policy_version": second}
     process.terminate()
     output, _ = process.communicate(timeout=10)
     assert f"policy version {second} replaces {first}" in output
