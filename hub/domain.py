@@ -15,6 +15,7 @@ __all__ = [
     "InspectionKind",
     "InspectionResult",
     "PenaltyStatus",
+    "PlanStatus",
     "RectificationStatus",
     "RepairStatus",
     "Role",
@@ -84,6 +85,14 @@ class InspectionKind(StrEnum):
     RANDOM = "random"  # 双随机抽查
     JOINT = "joint"  # 综合查一次
     CAMPAIGN = "campaign"  # 专项整治
+
+
+class PlanStatus(StrEnum):
+    """Where a planned inspection (检查计划) stands: open while planned."""
+
+    PLANNED = "planned"
+    DONE = "done"  # carried out; the plan may name the inspection that did
+    CANCELLED = "cancelled"
 
 
 class InspectionResult(StrEnum):

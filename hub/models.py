@@ -1,4 +1,4 @@
-"""Database model: departments, enterprises and the four kinds of shared record.
+"""Database model: departments, enterprises and the kinds of shared record.
 
 Every shared record has an ``owner`` department and the owner's own id ``source_id``,
 unique per owner, so a department can republish a record idempotently.
@@ -37,6 +37,7 @@ from hub.domain import (
     InspectionKind,
     InspectionResult,
     PenaltyStatus,
+    PlanStatus,
     RectificationStatus,
     RepairStatus,
     Role,
@@ -174,6 +175,34 @@ class Inspection(Record, Base):
     kind: Mapped[InspectionKind] = mapped_column(choice(InspectionKind, "kind"))
     inspected_on: Mapped[date] = mapped_column(Date)
     result: Mapped[InspectionResult] = mapped_column(choice(InspectionResult, "result"))
+
+
+class InspectionPlan(Record, Base):
+    """An inspection a department plans (检查计划), published so that departments planning
+    the same enterprise in the same month inspect it together (综合查一次).
+
+    ``month`` is text, YYYY-MM, as published: it sorts and compares as months do on every
+    database, and is served as stored on both read paths (a first-day Date would be
+    converted back and forth, and compared with days nobody planned)."""
+
+    __tablename__ = "inspection_plan"
+    __table_args__ = (
+        UniqueConstraint("owner", "source_id"),
+        # Who else plans an enterprise in a month (suggestions, the dossier's list)...
+        Index("ix_inspection_plan_enterprise_month", "enterprise_id", "month"),
+        # ...and a department's own plans by month.
+        Index("ix_inspection_plan_owner_month", "owner", "month"),
+        CheckConstraint("month LIKE '____-__'", name="month_form"),
+        CheckConstraint("inspection_id IS NULL OR status = 'done'", name="done_by_inspection"),
+    )
+
+    enterprise_id: Mapped[int] = mapped_column(ForeignKey("enterprise.id"))
+    month: Mapped[str] = mapped_column(String(7))
+    subject: Mapped[str] = mapped_column(String(100))  # what will be inspected, e.g. 消防安全
+    kind: Mapped[InspectionKind] = mapped_column(choice(InspectionKind, "kind"))
+    status: Mapped[PlanStatus] = mapped_column(choice(PlanStatus, "status"))
+    # The owner's inspection that carried the plan out, once done.
+    inspection_id: Mapped[int | None] = mapped_column(ForeignKey("inspection.id"), index=True)
 
 
 class InspectionParticipant(Base):

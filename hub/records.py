@@ -6,7 +6,9 @@ A department publishes records as JSON-like mappings named as in GraphQL (``sour
 amounts as decimal text) or the problems that make it unusable, each naming its field.
 The values of single fields are parsed in values.py; here are the checks that need the day
 (a day is plausible from EARLIEST_DAY on, up to today for what happened and up to
-YEARS_AHEAD years ahead for deadlines and expiries) and the other fields of the record.
+YEARS_AHEAD years ahead for deadlines and expiries; a planned month from last month, so
+that a plan carried out late last month can still be marked done, up to MONTHS_AHEAD
+months ahead) and the other fields of the record.
 Checks that need the database (enterprises, references) live in hub/publishing/batch.py.
 """
 
@@ -30,6 +32,7 @@ from hub.domain import (
     InspectionKind,
     InspectionResult,
     PenaltyStatus,
+    PlanStatus,
     RectificationStatus,
     RepairStatus,
 )
@@ -44,6 +47,7 @@ from hub.values import (
     findings,
     flag,
     identifier,
+    month,
     named,
     shown,
     text,
@@ -54,6 +58,7 @@ __all__ = [
     "ACTION_CODE",
     "EARLIEST_DAY",
     "KINDS",
+    "MONTHS_AHEAD",
     "YEARS_AHEAD",
     "Field",
     "Kind",
@@ -61,6 +66,8 @@ __all__ = [
     "Reference",
     "first_versions",
     "latest_day",
+    "month_of",
+    "months_after",
     "parse",
     "record_source_id",
     "today",
@@ -76,10 +83,24 @@ EARLIEST_DAY = date(1990, 1, 1)
 # Days ahead of today (rectification deadlines, credit-record expiries) run months or a few
 # years out; a day further ahead than this is a typo (2206 for 2026).
 YEARS_AHEAD = 10
+# Departments plan inspections for the year ahead at most (年度检查计划); a month further
+# out is a typo (2072 for 2027).
+MONTHS_AHEAD = 12
 
 
 def today() -> date:
     return datetime.now(CHINA).date()
+
+
+def month_of(day: date) -> str:
+    """The month of ``day`` as published: YYYY-MM."""
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+def months_after(month: str, months: int) -> str:
+    """The month ``months`` after ``month`` (before it, when negative), both YYYY-MM."""
+    index = int(month[:4]) * 12 + int(month[5:7]) - 1 + months
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +226,13 @@ def _rectification(values: dict[str, Any]) -> list[tuple[str, str]]:
             "penaltySourceId or both",
         ))  # fmt: skip
     return problems
+
+
+def _plan(values: dict[str, Any]) -> list[tuple[str, str]]:
+    if values.get("inspectionSourceId") and values.get("status") != PlanStatus.DONE.value:
+        return [("inspectionSourceId", "names the inspection that carried the plan out: only "
+                                       "a plan whose status is done has one")]  # fmt: skip
+    return []
 
 
 KINDS: dict[str, Kind] = {
@@ -345,6 +373,22 @@ KINDS: dict[str, Kind] = {
             via="creditRecordSourceId",
             check=_credit_repair,
         ),
+        Kind(
+            "inspectionPlans",
+            "InspectionPlan",
+            models.InspectionPlan,
+            (
+                SOURCE_ID,
+                Field("uscc", uscc),
+                Field("month", month),
+                Field("subject", text(100)),
+                Field("kind", choice(InspectionKind)),
+                Field("status", choice(PlanStatus)),
+                Field("inspectionSourceId", identifier(64), required=False),
+            ),
+            references=(Reference("inspectionSourceId", "Inspection", "inspection_id"),),
+            check=_plan,
+        ),
     )
 }
 BY_TYPE = {kind.type_name: kind for kind in KINDS.values()}
@@ -382,7 +426,9 @@ def parse(kind: Kind, index: int, record: Any, today: date) -> tuple[dict[str, A
         except ValueError as error:
             problems.append(Problem(index, source_id, field.name, str(error)))
             continue
-        if field.parse is day and (problem := _implausible(values[field.name], field, today)):
+        if field.parse in (day, month) and (
+            problem := _implausible(values[field.name], field, today)
+        ):
             problems.append(Problem(index, source_id, field.name, problem))
     if not problems and kind.check is not None:
         problems += [Problem(index, source_id, n, m) for n, m in kind.check(values)]
@@ -413,6 +459,8 @@ def _days(today: date) -> tuple[str, str, str]:
 
 
 def _implausible(iso_day: str, field: Field, today: date) -> str | None:
+    if field.parse is month:
+        return _implausible_month(iso_day, today)
     earliest, now, latest = _days(today)
     if iso_day < earliest:
         return f"{iso_day} is before {earliest}, the earliest day the hub accepts"
@@ -420,6 +468,17 @@ def _implausible(iso_day: str, field: Field, today: date) -> str | None:
         return f"{iso_day} is in the future"
     if iso_day > latest:
         return f"{iso_day} is more than {YEARS_AHEAD} years ahead (after {latest})"
+    return None
+
+
+def _implausible_month(planned: str, today: date) -> str | None:
+    now = month_of(today)
+    earliest, latest = months_after(now, -1), months_after(now, MONTHS_AHEAD)
+    if planned < earliest:
+        return (f"{planned} is past: plans are published from last month ({earliest}) on; "
+                "retract a plan that was never carried out")  # fmt: skip
+    if planned > latest:
+        return f"{planned} is more than {MONTHS_AHEAD} months ahead (after {latest})"
     return None
 
 
@@ -441,7 +500,8 @@ def first_versions(rows: StoredRows, seq: int, client: str) -> list[dict[str, An
         for row in sorted(rows[table_name], key=lambda row: row.get("id") or 0):
             child = row.get("department") or {k: row[k] for k in ("category", "description")}
             children[published_as, row[parent]].append(child)
-    stored = {kind.type_name: {row["id"]: row for row in rows[kind.table.name]}
+    # Kinds whose table a caller did not read have none (migration 0004 predates plans).
+    stored = {kind.type_name: {row["id"]: row for row in rows.get(kind.table.name, ())}
               for kind in KINDS.values()}  # fmt: skip
     now = datetime.now(UTC)
     versions = []

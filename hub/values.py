@@ -46,6 +46,7 @@ __all__ = [
     "findings",
     "flag",
     "identifier",
+    "month",
     "named",
     "shown",
     "text",
@@ -186,6 +187,19 @@ def day(value: Any) -> str:
         except ValueError:
             pass
     raise ValueError(f"{shown(value)} is not a day; write it as YYYY-MM-DD")
+
+
+_MONTH = re.compile(r"\d{4}-\d{2}", re.ASCII)
+
+
+def month(value: Any) -> str:
+    """A month as YYYY-MM. Whether it is plausible depends on the day it is checked on:
+    records.parse decides that."""
+    if isinstance(value, str):
+        stripped = value.strip()
+        if _MONTH.fullmatch(stripped) and 1 <= int(stripped[5:]) <= 12 and stripped[:4] != "0000":
+            return stripped
+    raise ValueError(f"{shown(value)} is not a month; write it as YYYY-MM, e.g. 2026-12")
 
 
 def amount(value: Any) -> str:

@@ -37,6 +37,8 @@ query Matrix($after: String) { enterprises(first: 100, after: $after) {
     penalty { __typename id owner { code } caseNumber amount }
     assistingDepartments { code }
     acceptance { __typename id owner { code } acceptedOn verdict opinion } }
+  inspectionPlans { __typename id owner { code } month subject kind status
+    inspection { __typename id owner { code } } }
 } } } }
 """
 RECORD_TABLES = {
@@ -483,6 +485,10 @@ ROOT_FIELDS = {
     "conflicts": ("{ conflicts { id uscc } }", "forbidden"),
     "inspectionCheck": ('{ inspectionCheck(uscc: "$USCC") { uscc } }', "forbidden"),
     "statistics": ("{ statistics { enterprises } }", "forbidden"),
+    "inspectionPlans": ("{ inspectionPlans(first: 100) { totalCount edges { node { uscc } } } }",
+                        {"inspectionPlans": {"totalCount": 0, "edges": []}}),
+    "jointInspectionSuggestions": ("{ jointInspectionSuggestions { suggestions { month } } }",
+                                   "forbidden"),
     "departments": ("{ departments { code } }", "governance"),
     "myAccess": ("{ myAccess { field decision } }", "governance"),
     "shareRequests": ("{ shareRequests { id fields } }", "governance"),

@@ -59,6 +59,11 @@ RICH = [
     "JOIN credit_repair x ON x.credit_record_id = c.id",
     "SELECT min(e.uscc) FROM enterprise e JOIN penalty p ON p.enterprise_id = e.id "
     "WHERE p.transferred_to IS NOT NULL",
+    # Plans: one done by its inspection, and several departments' in one month.
+    "SELECT min(e.uscc) FROM enterprise e JOIN inspection_plan p ON p.enterprise_id = e.id "
+    "WHERE p.inspection_id IS NOT NULL",
+    "SELECT min(e.uscc) FROM enterprise e WHERE (SELECT count(DISTINCT p.owner) FROM "
+    "inspection_plan p WHERE p.enterprise_id = e.id) > 1",
 ]
 GENERATED = 120  # per backend; bench/sameness.py runs thousands
 RECORD = """fragment Rec on Record { __typename id sourceId owner { code nameZh } version }"""
@@ -80,6 +85,11 @@ HANDWRITTEN = [
         assistingDepartments { code } acceptance { ...Rec verdict opinion history { change } } }
       open: rectifications(overdue: true) { id overdue }
       done: rectifications(overdue: false) { id status @include(if: false) } } }""",
+    RECORD
+    + """ query($u: String!) { enterprise(uscc: $u) { inspectionPlans { ...Rec uscc month
+      subject kind status inspection { ...Rec kind result findings { category } }
+      history { version change publisher { code } changedFields } }
+      again: inspectionPlans { id status @skip(if: true) owner { nameEn } } } }""",
     """query($u: String!) { a: enterprise(uscc: $u) { name } b: enterprise(uscc: $u) {
       name legalRepresentative rectifications { acceptance { opinion } } } }""",
     """{ enterprises(first: 7, filter: {region: "西湖区"}) { __typename totalCount

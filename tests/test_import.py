@@ -507,10 +507,12 @@ line 2 (sourceId MARKET-ACC-NEW-1) rectificationSourceId: market has no Rectific
          "agriculture, culture"),
         (["--department", "ecology", "--kind", "acceptance"],
          "Invalid value for --kind: unknown kind 'acceptance' (did you mean acceptances?); one of "
-         "inspections, penalties, rectifications, acceptances, creditRecords, creditRepairs"),
+         "inspections, penalties, rectifications, acceptances, creditRecords, creditRepairs, "
+         "inspectionPlans"),
         (["--department", "ecology", "--format", "csv"],
          "Invalid value for --kind: a CSV file holds one kind of record: pass it (inspections, "
-         "penalties, rectifications, acceptances, creditRecords, creditRepairs)"),
+         "penalties, rectifications, acceptances, creditRecords, creditRepairs, "
+         "inspectionPlans)"),
         (["--department", "ecology", "--batch-size", "1001"],
          "Invalid value for '--batch-size': 1001 is not in the range 1<=x<=1000"),
     ],
@@ -635,9 +637,10 @@ ACCEPTANCE = {"sourceId": "A-1", "verdict": "passed"}
         ({"recordKind": "acceptances", **ACCEPTANCE}, None, ("acceptances", ACCEPTANCE, None, None)),
         (ACCEPTANCE, None, (None, ACCEPTANCE, 'has no "recordKind": name the kind of record on '
          "each line (inspections, penalties, rectifications, acceptances, creditRecords, "
-         "creditRepairs), or pass --kind", None)),
+         "creditRepairs, inspectionPlans), or pass --kind", None)),
         ({"recordKind": 7}, None, (None, {}, "unknown recordKind '7'; one of inspections, "
-         "penalties, rectifications, acceptances, creditRecords, creditRepairs", "recordKind")),
+         "penalties, rectifications, acceptances, creditRecords, creditRepairs, inspectionPlans",
+         "recordKind")),
         # Inspections and credit records keep their own "kind" on a mixed file.
         ({"recordKind": "creditRecords", "kind": "rating"}, None, ("creditRecords",
          {"kind": "rating"}, None, None)),

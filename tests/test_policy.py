@@ -302,7 +302,10 @@ def test_a_reload_swaps_versions_or_keeps_the_old_one(policies: Path) -> None:
 
 # --- publishing: write lines ----------------------------------------------------------------
 
-WRITE_OBJECTS = "Acceptance, CreditRecord, CreditRepair, Inspection, Penalty, Rectification or *"
+WRITE_OBJECTS = (
+    "Acceptance, CreditRecord, CreditRepair, Inspection, InspectionPlan, Penalty, Rectification "
+    "or *"
+)
 
 
 def append_lines(policies: Path, *lines: str) -> list[int]:

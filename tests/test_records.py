@@ -83,6 +83,15 @@ VALID: dict[str, dict[str, Any]] = {
         "status": "approved",
         "opinion": "已履行行政处罚决定，同意信用修复",
     },
+    "inspectionPlans": {
+        "sourceId": "ECOLOGY-PLAN-1",
+        "uscc": USCC,
+        "month": "2026-12",  # plans lie ahead
+        "subject": "废气治理",
+        "kind": "joint",
+        "status": "done",
+        "inspectionSourceId": "ECOLOGY-INS-1",
+    },
 }
 
 # What parse makes of each VALID record: every field of the kind, optional ones filled in.
@@ -93,6 +102,7 @@ CANONICAL: dict[str, dict[str, Any]] = {
     "acceptances": VALID["acceptances"],
     "creditRecords": VALID["creditRecords"],
     "creditRepairs": VALID["creditRepairs"],
+    "inspectionPlans": VALID["inspectionPlans"],
 }
 
 
@@ -104,6 +114,7 @@ def test_the_kinds_and_their_types() -> None:
         "acceptances": "Acceptance",
         "creditRecords": "CreditRecord",
         "creditRepairs": "CreditRepair",
+        "inspectionPlans": "InspectionPlan",
     }
 
 

@@ -73,6 +73,7 @@ LISTS = {
     "inspections": "Inspection",
     "penalties": "Penalty",
     "rectifications": "Rectification",
+    "inspectionPlans": "InspectionPlan",
 }
 # Children loaded with their parents' whole level, by field name (types.prefetch).
 PREFETCHED = {"repairs": "CreditRepair", "findings": "Finding", "acceptance": "Acceptance"}
@@ -388,7 +389,7 @@ class _Compiler:
         if name in DEPARTMENT_LISTS:
             return new("departments", shape=self.shape("Department", nodes))
         labels = [column.name for column in SOURCES[parent].columns]
-        if parent == "Rectification" and name in LINKS:
+        if name in LINKS and f"{python_name}_id" in labels:  # a rectification's, a plan's
             child = LINKS[name]
             return new(
                 "link", index=labels.index(f"{python_name}_id"),

@@ -189,7 +189,8 @@ class _Run:
 
     async def records(self, field: Field, items: list[Item]) -> Level:
         """An enterprise list (creditRecords, inspections...) of every enterprise of a level."""
-        since, until, overdue = self.arguments[field]
+        # inspectionPlans takes no arguments: no date range, nothing left out.
+        since, until, overdue = self.arguments.get(field, (None, None, None))
         load: Children = getattr(self.loaders, LOADERS[field.name]).load_fn
         found = await load.of([item.row[0] for item in items], since, until)
         lists = [found.get(item.row[0], []) for item in items]

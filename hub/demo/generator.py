@@ -16,6 +16,7 @@ from hub.demo.vocabulary import (
     CASE_ABBREVIATIONS,
     GIVEN_NAMES,
     INDUSTRIES,
+    PLAN_SUBJECTS,
     REGIONS,
     REQUIREMENT_CODES,
     SURNAMES,
@@ -33,9 +34,11 @@ from hub.domain import (
     InspectionKind,
     InspectionResult,
     PenaltyStatus,
+    PlanStatus,
     RectificationStatus,
     RepairStatus,
 )
+from hub.records import month_of, months_after
 from hub.uscc import ALPHABET, check_character
 
 __all__ = ["AS_OF", "TABLES", "DemoGenerator"]
@@ -55,6 +58,7 @@ ASSISTANT = cast(Table, models.RectificationAssistant.__table__)
 ACCEPTANCE = cast(Table, models.Acceptance.__table__)
 CREDIT_RECORD = cast(Table, models.CreditRecord.__table__)
 CREDIT_REPAIR = cast(Table, models.CreditRepair.__table__)
+PLAN = cast(Table, models.InspectionPlan.__table__)
 # Parents before children, so foreign keys hold at every insert.
 TABLES = (
     ENTERPRISE,
@@ -67,6 +71,7 @@ TABLES = (
     ACCEPTANCE,
     CREDIT_RECORD,
     CREDIT_REPAIR,
+    PLAN,
 )
 SOURCE_ID_KINDS = {
     INSPECTION: "INS",
@@ -75,6 +80,7 @@ SOURCE_ID_KINDS = {
     ACCEPTANCE: "ACC",
     CREDIT_RECORD: "CRD",
     CREDIT_REPAIR: "REP",
+    PLAN: "PLAN",
 }
 REPAIR_OPINIONS = {
     RepairStatus.APPROVED: "已履行处罚决定并完成整改，准予信用修复",
@@ -82,6 +88,9 @@ REPAIR_OPINIONS = {
     RepairStatus.PENDING: None,
 }
 DEPARTMENT_INDEX = {department.code: index for index, department in enumerate(DEPARTMENTS)}
+INDUSTRY = {industry.name: industry for industry in INDUSTRIES}
+# Enterprises a department draws for a spot check or a campaign in the next two months.
+PLANNED_SHARE = 0.12
 
 
 def organization_code(rng: random.Random) -> str:
@@ -97,6 +106,8 @@ class DemoGenerator:
 
     def __init__(self, seed: int, as_of: date = AS_OF) -> None:
         self.rng = random.Random(seed)
+        # Plans draw from their own generator: the histories stay as they were before them.
+        self.planner = random.Random(f"plans {seed}")
         self.as_of = as_of
         self.ids: Counter[str] = Counter()
         self.case_numbers: Counter[tuple[str, int]] = Counter()
@@ -109,7 +120,71 @@ class DemoGenerator:
             self._enterprise(rows)
         if not self.told:
             self.told = self._working_together(rows)
+        self._plans(rows)
         return rows
+
+    def _plans(self, rows: Rows) -> None:
+        """What departments plan to inspect in the two months after the reference day's
+        (检查计划): each follows up its open orders to active enterprises (整改复查) in the
+        month of their deadline, or the first of the two for those past it, and draws a
+        share of the enterprises in its remit for spot checks (双随机), routine visits and
+        campaigns, a few of them since cancelled; last month's plans are done. One plan per
+        department, enterprise and month; where two or three departments plan one
+        enterprise in one month (the window conflict's plant, the README's chemical plant),
+        the hub suggests that they go together (综合查一次)."""
+        rng = self.planner
+        first = months_after(month_of(self.as_of), 1)
+        last = months_after(first, 1)
+        active = {row["id"]: row for row in rows[ENTERPRISE]
+                  if row["status"] is EnterpriseStatus.ACTIVE}  # fmt: skip
+        found: dict[int, str] = {}  # an inspection's first finding's category
+        for finding in rows[FINDING]:
+            found.setdefault(finding["inspection_id"], finding["category"])
+        planned: set[tuple[str, int, str]] = set()
+
+        def plan(
+            owner: str,
+            enterprise_id: int,
+            month: str,
+            subject: str,
+            kind: InspectionKind,
+            status: PlanStatus = PlanStatus.PLANNED,
+        ) -> None:
+            if (owner, enterprise_id, month) not in planned:
+                planned.add((owner, enterprise_id, month))
+                self._record(rows, PLAN, owner, enterprise_id=enterprise_id, month=month,
+                             subject=subject, kind=kind, status=status,
+                             inspection_id=None)  # fmt: skip
+
+        for order in rows[RECTIFICATION]:
+            if order["enterprise_id"] in active and order["status"] in (
+                RectificationStatus.IN_PROGRESS, RectificationStatus.SUBMITTED
+            ):  # fmt: skip
+                month = max(first, month_of(order["deadline"]))
+                if month <= last:
+                    subject = f"整改复查：{found.get(order['inspection_id'], '整改落实')}"
+                    plan(order["owner"], order["enterprise_id"], month, subject,
+                         InspectionKind.ROUTINE)  # fmt: skip
+        # Last month's plans are history: about half its inspections were planned, and the
+        # plan names the inspection that carried it out.
+        previous = months_after(month_of(self.as_of), -1)
+        for inspection in rows[INSPECTION]:
+            month = month_of(inspection["inspected_on"])
+            if month == previous and rng.random() < 0.5:
+                owner = inspection["owner"]
+                self._record(rows, PLAN, owner, enterprise_id=inspection["enterprise_id"],
+                             month=month, subject=rng.choice(PLAN_SUBJECTS[owner]),
+                             kind=inspection["kind"], status=PlanStatus.DONE,
+                             inspection_id=inspection["id"])  # fmt: skip
+        kinds = (InspectionKind.RANDOM, InspectionKind.ROUTINE, InspectionKind.CAMPAIGN)
+        for enterprise_id, enterprise in active.items():
+            if rng.random() >= PLANNED_SHARE:
+                continue
+            owner = rng.choice(INDUSTRY[enterprise["industry"]].inspectors)
+            status = PlanStatus.CANCELLED if rng.random() < 0.1 else PlanStatus.PLANNED
+            plan(owner, enterprise_id, rng.choice((first, last)),
+                 rng.choice(PLAN_SUBJECTS[owner]), rng.choices(kinds, weights=(70, 20, 10))[0],
+                 status)  # fmt: skip
 
     def _working_together(self, rows: Rows) -> bool:
         """The reform's story on one chemical plant, in the first batch that has one: ecology

@@ -378,3 +378,17 @@ REQUIREMENT_CODES = {
     "清理疏散通道，保持畅通": "fire-exits-clear",
     "更换失效灭火器并定期检查": "fire-equipment-maintained",
 }
+
+# What each department plans to inspect (检查计划), besides following up its own orders.
+PLAN_SUBJECTS = {
+    "market": ("食品安全", "计量器具", "产品质量"),
+    "ecology": ("废气治理", "废水排放", "危险废物"),
+    "emergency": ("安全生产", "危化品储存", "有限空间作业"),
+    "enforcement": ("市容环境", "油烟污染"),
+    "fire": ("消防安全", "消防通道", "电气线路"),
+    "planning": ("违法建筑", "违法用地"),
+    "transport": ("道路运输安全", "车辆管理"),
+    "health": ("公共场所卫生", "职业卫生"),
+    "agriculture": ("农产品质量", "农药经营"),
+    "culture": ("经营许可", "未成年人保护"),
+}

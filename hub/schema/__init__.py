@@ -18,6 +18,7 @@ from hub.schema.inspections import InspectionQuery
 from hub.schema.limits import ShortParserCache, ShortValidationCache, limits
 from hub.schema.loaders import Loaders, Reader
 from hub.schema.own import OwnQuery
+from hub.schema.plans import PlanQuery
 from hub.schema.publish import Mutation
 from hub.schema.query import Query
 from hub.schema.sharing import SharingMutation, SharingQuery
@@ -68,6 +69,7 @@ def build_schema() -> strawberry.Schema:
                 OwnQuery,
                 StatisticsQuery,
                 ActionCodeQuery,
+                PlanQuery,
             ),
         ),
         mutation=merge_types("Mutation", (Mutation, SharingMutation, ConflictMutation)),

@@ -62,14 +62,16 @@ __all__ = ["DEFAULT_ESTIMATE", "ESTIMATES", "PAGED", "Pricing", "document_cost"]
 # Sizes of lists that have no `first` of their own, by schema coordinate. The dossier lists
 # are near the 99th percentile of the demo data (`hub demo load`, 300 enterprises: per
 # enterprise 1.2 credit records on average (at most 4), 2.5 inspections (8), 0.3 penalties
-# (3), 1.0 rectifications (4); per inspection 0.2 participants (3) and 0.7 findings (2);
-# per rectification 0.3 assisting departments (2)): about 18 records per enterprise, so a
-# real dossier with more history than the demo's still fits the budget it was priced for.
+# (3), 1.0 rectifications (4), 0.5 inspection plans (4); per inspection 0.2 participants (3)
+# and 0.7 findings (2); per rectification 0.3 assisting departments (2)): about 18 records
+# per enterprise, so a real dossier with more history than the demo's still fits the
+# budget it was priced for.
 ESTIMATES: dict[str, int] = {
     "Enterprise.creditRecords": 4,
     "Enterprise.inspections": 8,
     "Enterprise.penalties": 2,
     "Enterprise.rectifications": 4,
+    "Enterprise.inspectionPlans": 3,  # last month's and the next two months' plans
     "CreditRecord.repairs": 1,
     "Inspection.participants": 3,
     "Inspection.findings": 2,
@@ -84,12 +86,16 @@ ESTIMATES: dict[str, int] = {
             "Inspection",
             "Penalty",
             "Rectification",
+            "InspectionPlan",
         )
     },
     "Query.departments": 10,  # the ten departments of hub.domain
-    "Query.myAccess": 510,  # ten owners × the 51 decided fields of the shared types today
+    "Query.myAccess": 550,  # ten owners × the 55 decided fields of the shared types today
     "FieldAccess.relations": 1,  # a field is opened by one relation at most in policies/
     "Query.conflicts": 20,
+    # The other departments meeting one plan: the demo has two or three at most.
+    "JointInspectionSuggestion.others": 3,
+    "JointInspectionSuggestion.departments": 3,
     "Query.shareRequests": 50,
     "Query.grants": 50,
     # Statistics: a city's districts (ten in the demo), industries (eleven), the three
@@ -124,6 +130,8 @@ PAGED = frozenset(
         "DataAccessConnection.edges",
         "ChangePage.changes",
         "NotificationPage.notifications",
+        "InspectionPlanConnection.edges",
+        "JointInspectionPage.suggestions",
     }
 )
 DEFAULT_ESTIMATE = 20  # a list nobody has measured yet

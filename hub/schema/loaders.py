@@ -41,6 +41,7 @@ from hub.schema.sources import (
     ENTERPRISE,
     FINDING,
     INSPECTION,
+    INSPECTION_PLAN,
     OWN_ENTERPRISE,
     PARTICIPANT,
     PENALTY,
@@ -319,6 +320,15 @@ class Loaders:
         )
 
     @cached_property
+    def inspection_plans(self) -> DataLoader[Parent, list[Row[Any]]]:
+        """An enterprise's plans, by month (text, YYYY-MM: never given a date range)."""
+        return _loader(
+            self._children(
+                INSPECTION_PLAN, models.InspectionPlan.enterprise_id, models.InspectionPlan.month
+            )
+        )
+
+    @cached_property
     def history(self) -> dict[str, DataLoader[int, list[Row[Any]]]]:
         """Every version of records of a type, oldest first; the versions of the records the
         caller reads, so no owner filter of their own."""
@@ -353,7 +363,7 @@ class Loaders:
         self,
         source: Source,
         parent: InstrumentedAttribute[int],
-        dated: InstrumentedAttribute[date] | None,
+        dated: InstrumentedAttribute[date] | InstrumentedAttribute[str] | None,
         owned: bool = True,
     ) -> Children:
         return Children(self.statements, source, parent, dated, owned)
@@ -445,7 +455,7 @@ class Children:
         statements: Statements,
         source: Source,
         parent: InstrumentedAttribute[int],
-        dated: InstrumentedAttribute[date] | None,
+        dated: InstrumentedAttribute[date] | InstrumentedAttribute[str] | None,
         owned: bool,
     ) -> None:
         self.statements, self.source, self.parent, self.dated = statements, source, parent, dated

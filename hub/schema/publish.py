@@ -23,6 +23,7 @@ from hub.domain import (
     InspectionKind,
     InspectionResult,
     PenaltyStatus,
+    PlanStatus,
     RectificationStatus,
     RepairStatus,
 )
@@ -48,6 +49,7 @@ class RecordKind(Enum):
     # What the hub records as records change (hub/supervision): in the feed, never published.
     COLOUR_CODE = "ColourCode"
     INSPECTION_WARNING = "InspectionWarning"
+    INSPECTION_PLAN = "InspectionPlan"
 
 
 @strawberry.input(description="A problem found during an inspection.")
@@ -154,6 +156,28 @@ class CreditRepairInput:
     decided_on: date | None = None
     status: RepairStatus
     opinion: str | None = None
+
+
+@strawberry.input(
+    description="An inspection your department plans: departments planning the same enterprise "
+    "in the same month are shown each other's plans, to inspect it together (综合查一次)."
+)
+class InspectionPlanInput:
+    source_id: str = strawberry.field(description="Your own id, unique among your records.")
+    uscc: str
+    month: str = strawberry.field(
+        description="The month planned, YYYY-MM: from last month to 12 months ahead."
+    )
+    subject: str = strawberry.field(
+        description="What will be inspected, e.g. 消防安全; at most 100 characters."
+    )
+    kind: InspectionKind
+    status: PlanStatus = strawberry.field(
+        description="PLANNED while open; DONE when carried out; CANCELLED."
+    )
+    inspection_source_id: str | None = strawberry.field(
+        default=None, description="sourceId of your inspection that carried it out (DONE only)."
+    )
 
 
 def published_form(record: Any) -> dict[str, Any]:
@@ -350,6 +374,19 @@ class Mutation:
         dry_run: DryRun = False,
     ) -> PublishResult:
         return await _publish(info, "creditRepairs", records, owner, dry_run)
+
+    @strawberry.mutation(
+        description="Publish inspection plans (检查计划): departments planning the same "
+        f"enterprise in the same month see each other's. {BATCH}"
+    )
+    async def publish_inspection_plans(
+        self,
+        info: Info,
+        records: list[InspectionPlanInput],
+        owner: Owner = None,
+        dry_run: DryRun = False,
+    ) -> PublishResult:
+        return await _publish(info, "inspectionPlans", records, owner, dry_run)
 
     @strawberry.mutation(
         description="Withdraw records: each gets a new version marked retracted, with the "

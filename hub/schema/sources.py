@@ -41,6 +41,7 @@ __all__ = [
     "ENTERPRISE",
     "FINDING",
     "INSPECTION",
+    "INSPECTION_PLAN",
     "OWN_ENTERPRISE",
     "PARTICIPANT",
     "PENALTY",
@@ -238,6 +239,12 @@ ASSISTANT = _plain(
 ACCEPTANCE = _owned(
     models.Acceptance, "rectification_id", "accepted_on", "verdict", "opinion", via="rectification"
 )
+# A plan is listed away from its enterprise's dossier (Query.inspectionPlans), so it names
+# its enterprise itself: the USCC as stored now, as every owned record carries it.
+_PLAN = _owned(
+    models.InspectionPlan, "enterprise_id", "month", "subject", "kind", "status", "inspection_id"
+)
+INSPECTION_PLAN = Source([*_PLAN.columns, _ENTERPRISE.c.uscc.label("uscc")], _PLAN.tables)
 VERSION = _plain(
     models.RecordVersion,
     "seq",
@@ -261,6 +268,7 @@ RECORDS: dict[str, tuple[Any, Source]] = {
     "Penalty": (models.Penalty, PENALTY),
     "Rectification": (models.Rectification, RECTIFICATION),
     "Acceptance": (models.Acceptance, ACCEPTANCE),
+    "InspectionPlan": (models.InspectionPlan, INSPECTION_PLAN),
 }
 
 

@@ -25,6 +25,7 @@ from hub.domain import (
     InspectionKind,
     InspectionResult,
     PenaltyStatus,
+    PlanStatus,
     RectificationStatus,
     RepairStatus,
 )
@@ -44,6 +45,7 @@ for vocabulary in (
     InspectionKind,
     InspectionResult,
     PenaltyStatus,
+    PlanStatus,
     RectificationStatus,
     RepairStatus,
 ):
@@ -311,6 +313,29 @@ class Rectification(Record):
         return acceptance
 
 
+@strawberry.type(
+    description="An inspection a department plans (检查计划), published so that departments "
+    "planning the same enterprise in the same month inspect it together (综合查一次)."
+)
+class InspectionPlan(Record):
+    enterprise_id: strawberry.Private[int]
+    inspection_id: strawberry.Private[int | None]
+    uscc: str = strawberry.field(description="The enterprise the plan is about.")
+    month: str | None = strawberry.field(description="The month planned, YYYY-MM.")
+    subject: str | None = strawberry.field(description="What will be inspected, e.g. 消防安全.")
+    kind: InspectionKind | None
+    status: PlanStatus | None
+
+    @strawberry.field(description="The inspection that carried the plan out, once done.")
+    async def inspection(self, info: Info) -> Inspection | None:
+        check(self, "inspection")
+        if self.inspection_id is None:
+            return None
+        row = await info.context.loaders.inspection.load(self.inspection_id)
+        (inspection,) = await built(info, Inspection, [row]) if row else [None]
+        return inspection
+
+
 @strawberry.type(description="An enterprise, keyed by its unified social credit code.")
 class Enterprise:
     id: strawberry.Private[int]
@@ -390,6 +415,14 @@ class Enterprise:
             rows = [row for row in rows if is_overdue(row.due, row.state) is overdue]
         return await built(info, Rectification, rows)
 
+    @strawberry.field(
+        description="Inspections departments plan of the enterprise, by month, oldest first: "
+        "who else will be there (综合查一次)."
+    )
+    async def inspection_plans(self, info: Info) -> list[InspectionPlan]:
+        rows = await info.context.loaders.inspection_plans.load(Parent(self.id))
+        return await built(info, InspectionPlan, rows)
+
 
 def is_overdue(deadline: date, status: str) -> bool:
     """An order past its deadline (today in China) that is not accepted."""
@@ -443,6 +476,7 @@ LOADERS = {
     "inspections": "inspections",
     "penalties": "penalties",
     "rectifications": "rectifications",
+    "inspectionPlans": "inspection_plans",
     "repairs": "credit_repairs",
     "findings": "findings",
     "participants": "participants",
@@ -466,9 +500,18 @@ SHARED_TYPES = (
     Penalty,
     Rectification,
     Acceptance,
+    InspectionPlan,
 )
 # The types departments publish, by name.
 PUBLISHED_TYPES: dict[str, type[Record]] = {
     cls.__name__: cls
-    for cls in (CreditRecord, CreditRepair, Inspection, Penalty, Rectification, Acceptance)
+    for cls in (
+        CreditRecord,
+        CreditRepair,
+        Inspection,
+        Penalty,
+        Rectification,
+        Acceptance,
+        InspectionPlan,
+    )
 }

@@ -36,7 +36,9 @@ from hypothesis import strategies as st
 from hypothesis_graphql import mutations, nodes, queries
 
 from hub.domain import DEPARTMENTS
+from hub.plans import this_month
 from hub.policy import Policy
+from hub.records import months_after
 from hub.schema import SHARED
 from tests.adversary.secrets import Ground
 
@@ -90,6 +92,8 @@ STEERED = {
     "client": "clients", "caseNumber": "texts", "violation": "texts", "legalBasis": "texts",
     "requirement": "texts", "opinion": "texts", "reason": "texts", "purposeDetail": "texts",
     "description": "texts", "category": "texts", "level": "texts", "actionCode": "texts",
+    # A plan filter's "until" is a month, a dossier list's a day: steered as neither.
+    "subject": "texts", "month": "months", "from": "months",
 }  # fmt: skip
 # Root fields that serve records (the rest serve the hub's own data).
 RECORD_FIELDS = ("enterprise", "enterprises", "changes")
@@ -106,6 +110,7 @@ def pools(ground: Ground, policy: Policy) -> Pools:
     usccs = ground.pools["usccs"]
     sample = usccs[:: max(1, len(usccs) // 40)]
     source_ids = ground.pools["source_ids"]
+    plans = (("2026-12", 1), ("2026-12", 60), ("2027-01", 100), ("9999-12", 10**6))
 
     def cursor(raw: str) -> str:
         return base64.urlsafe_b64encode(raw.encode()).decode()
@@ -127,8 +132,23 @@ def pools(ground: Ground, policy: Policy) -> Pools:
         "after:changes": (tuple(cursor(f"change:{seq}") for seq in (0, 5, 10**6)), ()),
         "after:notifications": ((cursor("notification:0"), cursor("notification:1")), ()),
         "after:accessLog": (("1", "5", "100000"), ()),
+        "after:inspectionPlans": (tuple(cursor(f"plan:{m}:{n}") for m, n in plans), ()),
+        "after:jointInspectionSuggestions": (
+            tuple(cursor(f"suggestion:{m}:{n}") for m, n in plans),
+            (),
+        ),
         "after:*": ((), (cursor("change:-1"), cursor("enterprise:x"), "bm9uZQ==", "%%", "-1")),
         "sizes": (("1", "2", "3", "5", "10", "20", "100"), ("0", "-1", "101", "501", "2147483647")),
+        # Plans' months: publishable ones (last month to three ahead) and the demo's.
+        "months": (
+            (
+                *(months_after(this_month(), n) for n in range(-1, 4)),
+                "2026-10",
+                "2026-12",
+                "2027-01",
+            ),
+            ("2026-13", "2026-1", "2026-12-01", "0000-01", "", months_after(this_month(), 13)),
+        ),
         # Texts no stored record holds: what a caller writes must never look like a value
         # that is withheld from it (it may read back what it wrote).
         "texts": (

@@ -111,6 +111,9 @@ _STORED = {
     "Acceptance": ("acceptance t JOIN rectification r ON r.id = t.rectification_id "
                    "JOIN enterprise e ON e.id = r.enterprise_id", "t.owner",
                    {"opinion": "opinion"}),
+    # What a department plans to inspect: no role's, never an enterprise's (unannounced).
+    "InspectionPlan": ("inspection_plan t JOIN enterprise e ON e.id = t.enterprise_id",
+                       "t.owner", {"subject": "subject"}),
 }  # fmt: skip
 # The record through which a department has a part in each (hub/policy/relations.py): the
 # inspection of a finding, the rectification of an acceptance.
@@ -155,7 +158,7 @@ _POOLS = {
     "source_ids": "SELECT source_id FROM inspection UNION SELECT source_id FROM penalty "
     "UNION SELECT source_id FROM rectification UNION SELECT source_id FROM acceptance "
     "UNION SELECT source_id FROM credit_record UNION SELECT source_id FROM credit_repair "
-    "ORDER BY 1",
+    "UNION SELECT source_id FROM inspection_plan ORDER BY 1",
 }
 
 
