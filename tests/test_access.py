@@ -484,6 +484,7 @@ ROOT_FIELDS = {
     "notifications": ("{ notifications { notifications { uscc message } } }", "forbidden"),
     "conflicts": ("{ conflicts { id uscc } }", "forbidden"),
     "inspectionCheck": ('{ inspectionCheck(uscc: "$USCC") { uscc } }', "forbidden"),
+    "inspectionByActionCode": ('{ inspectionByActionCode(code: "$CODE") { uscc } }', "forbidden"),
     "statistics": ("{ statistics { enterprises } }", "forbidden"),
     "inspectionPlans": ("{ inspectionPlans(first: 100) { totalCount edges { node { uscc } } } }",
                         {"inspectionPlans": {"totalCount": 0, "edges": []}}),
@@ -512,9 +513,12 @@ def test_auditors_and_admins_get_no_enterprise_data_through_any_field(
     assert set(schema.subscription_type.fields) == {"changes"}
     uscc = canonical_enterprise(demo_database)
     (names,) = sql(demo_database, f"SELECT name FROM enterprise WHERE uscc = '{uscc}'")
+    ((code,), *_) = sql(demo_database, "SELECT i.action_code FROM inspection i JOIN enterprise "
+                        f"e ON e.id = i.enterprise_id WHERE e.uscc = '{uscc}'")  # fmt: skip
     for role in ("auditor", "admin"):
         for field, (query, expected) in ROOT_FIELDS.items():
-            answer = graphql(hub, query.replace("$USCC", uscc), token=tokens[role])
+            query = query.replace("$USCC", uscc).replace("$CODE", code)
+            answer = graphql(hub, query, token=tokens[role])
             text = json.dumps(answer, ensure_ascii=False)
             assert names[0] not in text, (role, field)
             if expected == "forbidden":

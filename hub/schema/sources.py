@@ -244,7 +244,9 @@ ACCEPTANCE = _owned(
 _PLAN = _owned(
     models.InspectionPlan, "enterprise_id", "month", "subject", "kind", "status", "inspection_id"
 )
-INSPECTION_PLAN = Source([*_PLAN.columns, _ENTERPRISE.c.uscc.label("uscc")], _PLAN.tables)
+INSPECTION_PLAN = Source(
+    [*_PLAN.columns, _ENTERPRISE.c.uscc.label("uscc")], _PLAN.tables, _PLAN.own
+)
 VERSION = _plain(
     models.RecordVersion,
     "seq",
