@@ -456,3 +456,34 @@ def test_the_installed_server_tells_a_subscriber_of_a_colour_change_and_a_warnin
          "colour": {"colour": "BLACK", "previous": "GREEN",
                     "reasons": [{"rule": "overdue-rectification"}]}, "warning": None},
     ]  # fmt: skip
+
+
+def test_the_check_names_other_departments_open_plans_in_the_month(writable: Hub) -> None:
+    """Before inspecting, fire sees that ecology and market plan the same enterprise that
+    month (综合查一次): their open plans, not its own, not cancelled ones, not another month's."""
+    enterprise = a_green_enterprise(writable)
+    on = today() + timedelta(days=40)
+    month, later = f"{on:%Y-%m}", f"{on + timedelta(days=62):%Y-%m}"
+    plans = """mutation($records: [InspectionPlanInput!]!) {
+      publishInspectionPlans(records: $records) { created } }"""
+
+    def plan(source_id: str, when: str, status: str = "PLANNED") -> dict[str, Any]:
+        return {"sourceId": source_id, "uscc": enterprise.uscc, "month": when,
+                "subject": "安全生产", "kind": "ROUTINE", "status": status}  # fmt: skip
+
+    for department, records in {
+        "ecology": [plan("ECO-PLAN-1", month), plan("ECO-PLAN-2", later)],
+        "market": [plan("MKT-PLAN-1", month), plan("MKT-PLAN-2", month, "CANCELLED")],
+        "fire": [plan("FIRE-PLAN-1", month)],
+    }.items():
+        published = writable.ask(department, plans, records=records)
+        assert published["data"]["publishInspectionPlans"]["created"] == len(records)
+    query = """query($uscc: String!, $on: Date) { inspectionCheck(uscc: $uscc, on: $on) {
+      openPlans { sourceId owner { code } month status } } }"""
+    check = writable.ask("fire", query, uscc=enterprise.uscc, on=str(on))["data"]
+    assert check["inspectionCheck"]["openPlans"] == [
+        {"sourceId": "ECO-PLAN-1", "owner": {"code": "ecology"}, "month": month,
+         "status": "PLANNED"},
+        {"sourceId": "MKT-PLAN-1", "owner": {"code": "market"}, "month": month,
+         "status": "PLANNED"},
+    ]  # fmt: skip

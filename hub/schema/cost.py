@@ -119,6 +119,7 @@ ESTIMATES: dict[str, int] = {
     "Enterprise.colourHistory": 4,
     "InspectionCheck.byDepartment": 10,
     "InspectionCheck.inspections": 8,
+    "InspectionCheck.openPlans": 5,
     # A live change feed sends pages of up to 500 changes (feed.py's MAX_PAGE_SIZE).
     "Subscription.changes": 500,
 }

@@ -17,13 +17,14 @@ from typing import Annotated
 
 import strawberry
 
-from hub.domain import DEPARTMENTS, Colour
+from hub.domain import DEPARTMENTS, Colour, PlanStatus
 from hub.errors import BadUserInput, NotFound
-from hub.records import EARLIEST_DAY, today
+from hub.records import EARLIEST_DAY, month_of, today
 from hub.schema.context import Info
+from hub.schema.loaders import Parent
 from hub.schema.query import withheld_enterprise
 from hub.schema.supervision import InspectionWarning
-from hub.schema.types import Department, Inspection, built, date_range
+from hub.schema.types import Department, Inspection, InspectionPlan, built, date_range
 from hub.supervision import judge, ordinal, period, within
 from hub.uscc import parse_uscc
 
@@ -66,6 +67,17 @@ class InspectionCheck:
         days = self.standing.period_from, self.standing.period_until
         rows = await info.context.loaders.inspections.load(date_range(self.enterprise_id, *days))
         return await built(info, Inspection, rows)
+
+    @strawberry.field(
+        description="Other departments' open plans to inspect the enterprise in the month of "
+        "`on` (of departments whose plans you may read): join them instead (综合查一次)."
+    )
+    async def open_plans(self, info: Info) -> list[InspectionPlan]:
+        month = month_of(self.on)
+        rows = await info.context.loaders.inspection_plans.load(Parent(self.enterprise_id))
+        others = [row for row in rows if row.month == month and row.status == PlanStatus.PLANNED
+                  and row.owner_code != self.department.code]  # fmt: skip
+        return await built(info, InspectionPlan, others)
 
 
 def _day(on: date | None) -> date:
