@@ -645,3 +645,24 @@ def test_an_enterprise_looks_up_its_own_action_codes_and_others_look_unknown(
     # The department that inspected reads it, with the enterprise it is about.
     found = ask(hub, lookup, tokens[owner], code=theirs)
     assert found == {"data": {"inspectionByActionCode": {"code": theirs, "uscc": own.other}}}
+
+
+def test_the_data_tracker_never_tells_of_inspection_plans(
+    hub: TestClient, tokens: dict[str, str], own: Own
+) -> None:
+    """Random spot checks are unannounced: a department reading the enterprise's plans is
+    not in its tracker, and a request that read plans and its name shows the name only."""
+    tracker = "{ myDataAccesses(first: 100) { edges { node { fields } } } }"
+
+    def seen() -> list[list[str]]:
+        answer = ask(hub, tracker, own.token)
+        return [edge["node"]["fields"] for edge in answer["data"]["myDataAccesses"]["edges"]]
+
+    before = seen()
+    plans = '{ inspectionPlans(filter: {uscc: "%s"}) { totalCount edges { node { subject } } } }'
+    listed = ask(hub, plans % own.uscc, tokens["enforcement"])
+    assert listed["data"]["inspectionPlans"]["totalCount"] >= 0
+    assert seen() == before
+    both = '{ enterprise(uscc: "%s") { name inspectionPlans { subject month } } }'
+    ask(hub, both % own.uscc, tokens["enforcement"])
+    assert seen() == [["Enterprise.name"], *before]

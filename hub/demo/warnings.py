@@ -67,7 +67,7 @@ async def raise_warnings(engine: AsyncEngine, limits: Limits) -> int:
             count = sum(start <= day <= end for day in days)
             judged = judge(limit, count, (start, end),
                            f"{row.owner}'s inspection {row.source_id} of {row.uscc}, the "
-                           f"{ordinal(count)} from {start} to {end},")  # fmt: skip
+                           f"{ordinal(count)}")  # fmt: skip
             if judged.verdict is not Verdict.ALLOWED:
                 raised.append((row, limit, judged))
         if not raised:

@@ -80,7 +80,7 @@ async def warn(
         result = created[row.id]
         warning = judge(limit, count, (start, end),
                         f"{row.owner}'s inspection {row.source_id} of {result.uscc}, the "
-                        f"{ordinal(count)} from {start} to {end},")  # fmt: skip
+                        f"{ordinal(count)}")  # fmt: skip
         if warning.verdict is not Verdict.ALLOWED:
             raised.append((row, limit, result, warning))
     if not raised:

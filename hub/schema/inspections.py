@@ -128,7 +128,7 @@ class InspectionQuery:
         found = await loaders.reader.rows(within(row.id, days))
         count = len(found) + 1
         standing = judge(limit, count, days, f"an inspection of {code} on {day}, the "
-                         f"{ordinal(count)} from {days[0]} to {days[1]},")  # fmt: skip
+                         f"{ordinal(count)}")  # fmt: skip
         readable = set(access.visible_owners("Inspection"))
         by_owner = Counter(r.owner for r in found if r.owner in readable)
         colour_open = access.decide(row.owner_code, "Enterprise.colourCode").allowed

@@ -17,10 +17,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
 import strawberry
+from graphql import get_named_type
 
 from hub.audit import AccessFilter, find, served
 from hub.domain import Role
@@ -103,11 +105,22 @@ def own_enterprise(info: Info, field: str) -> str:
     return principal.enterprise
 
 
-def data_access(row: Any, uscc: str, departments: Any) -> DataAccess:
-    """A stored access record as the enterprise it names sees it."""
+def data_access(
+    row: Any, uscc: str, departments: Any, readable: Callable[[str], bool]
+) -> DataAccess | None:
+    """A stored access record as the enterprise it names sees it: of the types of record it
+    may read itself (``readable``), so that the tracker never tells it of records kept from
+    it (inspection plans: spot checks are unannounced); None when nothing is left."""
     values = row._mapping
-    fields, withheld = served.of_enterprise(values, uscc)
+    fields, withheld = (
+        [coordinate for coordinate in names if readable(coordinate)]
+        for names in served.of_enterprise(values, uscc)
+    )
     written = json.loads(values["written"] or "[]")
+    published = sorted({group["type"] for group in written
+                        if group["enterprise"] == uscc and readable(group["type"])})  # fmt: skip
+    if not (fields or withheld or published):
+        return None
     return DataAccess(
         recorded_at=datetime.fromisoformat(values["recorded_at"]),
         department=departments.get(values["department"]),
@@ -116,7 +129,7 @@ def data_access(row: Any, uscc: str, departments: Any) -> DataAccess:
         outcome=AccessOutcome(values["outcome"]),
         fields=fields,
         withheld=withheld,
-        published=sorted({group["type"] for group in written if group["enterprise"] == uscc}),
+        published=published,
     )
 
 
@@ -131,7 +144,8 @@ class OwnQuery:
 
     @strawberry.field(
         description="Which departments read your enterprise's records, when, why and what, "
-        "newest first; your own requests left out (enterprise credentials only)."
+        "newest first; your own requests left out, and what is kept from you (inspection "
+        "plans): a page may hold fewer than `first` (enterprise credentials only)."
     )
     async def my_data_accesses(
         self,
@@ -166,14 +180,31 @@ class OwnQuery:
             enterprise=uscc, since=since, until=until, excluded_role=Role.ENTERPRISE.value
         )
         rows = await find(info.context.loaders.reader.rows, wanted, first + 1, before)
-        departments = info.context.access.departments
+        access = info.context.access
+        page = rows[:first]
+        types = info._raw_info.schema.type_map
+
+        def readable(coordinate: str) -> bool:
+            """A type (or a field leading to one) of records the enterprise may read."""
+            type_name, _, field = coordinate.partition(".")
+            if not access.visible_owners(type_name):
+                return False
+            if field and (found := getattr(types.get(type_name), "fields", {}).get(field)):
+                target = get_named_type(found.type).name
+                return target not in access.shared or bool(access.visible_owners(target))
+            return True
+
         edges = [
-            DataAccessEdge(cursor=encode_cursor(row.seq), node=data_access(row, uscc, departments))
-            for row in rows[:first]
+            DataAccessEdge(cursor=encode_cursor(row.seq), node=node)
+            for row in page
+            if (node := data_access(row, uscc, access.departments, readable))
         ]
         return DataAccessConnection(
             edges=edges,
+            # After the last record looked at: one that named only what is kept from the
+            # enterprise is skipped, not looked at again.
             page_info=PageInfo(
-                has_next_page=len(rows) > first, end_cursor=edges[-1].cursor if edges else None
+                has_next_page=len(rows) > first,
+                end_cursor=encode_cursor(page[-1].seq) if page else None,
             ),
         )

@@ -76,7 +76,7 @@ def within(enterprise_id: int, days: tuple[date, date]) -> Select[Any]:
 
 def judge(limit: Limit | None, count: int, days: tuple[date, date], what: str) -> Judgement:
     """The verdict on ``count`` inspections in ``days`` (``what`` says whose and which:
-    "the 4th inspection of 91330..."), with its reason."""
+    "an inspection of 91330... on 2026-11-28, the 4th"), with its reason."""
     start, end = days
     if limit is None:
         return Judgement(Verdict.ALLOWED, count, None, start, end,
@@ -89,12 +89,12 @@ def judge(limit: Limit | None, count: int, days: tuple[date, date], what: str) -
     )
     if count > limit.limit:
         return Judgement(Verdict.OVER, count, limit, start, end,
-                       f"{what} is past the limit: {count} {scope}; {bound}")  # fmt: skip
+                       f"{what}, is past the limit: {count} {scope}; {bound}")  # fmt: skip
     if count >= limit.warn_at:
         return Judgement(Verdict.WARN, count, limit, start, end,
-                       f"{what} reaches the warning level: {count} {scope}; {bound}")  # fmt: skip
+                       f"{what}, reaches the warning level: {count} {scope}; {bound}")  # fmt: skip
     return Judgement(Verdict.ALLOWED, count, limit, start, end,
-                   f"{what}: {count} {scope}; {bound}")  # fmt: skip
+                   f"{what}, is within the limit: {count} {scope}; {bound}")  # fmt: skip
 
 
 def ordinal(n: int) -> str:
