@@ -65,8 +65,9 @@ def test_the_curl_example_runs_verbatim_and_shows_the_canonical_case(
     assert accepted
     assert all(a["verdict"] in {"PASSED", "FAILED"} and a["opinion"] is None for a in accepted)
     assert {e["extensions"]["field"] for e in answer["errors"]} == {"Acceptance.opinion"}
-    # The sample error the README shows is this answer's first, word for word.
-    (sample,) = re.findall(r"```json\n(.*?)```", README, flags=re.DOTALL)
+    # The sample error the README shows (its first answer) is this answer's first, word for
+    # word.
+    sample = re.findall(r"```json\n(.*?)```", README, flags=re.DOTALL)[0]
     assert json.loads(sample)["errors"] == answer["errors"][:1]
 
     # With the purpose header the README gives, the opinions are served too.
@@ -83,14 +84,19 @@ def test_the_curl_example_runs_verbatim_and_shows_the_canonical_case(
 def test_every_graphql_example_answers_with_data(demo: tuple[int, Path, dict[str, str]]) -> None:
     port, _, tokens = demo
     examples = re.findall(r"```graphql\n(.*?)```", README, flags=re.DOTALL)
-    assert len(examples) == 5
+    assert len(examples) == 13
     for example in examples:
         caller = "auditor" if "accessLog" in example else "market"
         if "conflicts" in example:
             caller = "ecology"  # a party to the demo's conflict
-        if "publishAcceptances" in example:
+        if "mutation" in example:
             assert "dryRun: true" in example  # the demo data these tests share stays as it is
+        if "publishAcceptances" in example or "publishInspections(" in example:
             caller = "ecology"
+        if "inspectionCheck" in example:
+            caller = "fire"
+        if "myEnterprise" in example:
+            caller = "enterprise"  # the enterprise's own credential
         response = httpx2.post(f"http://127.0.0.1:{port}/graphql", json={"query": example},
                                headers={"Authorization": f"Bearer {tokens[caller]}"},
                                timeout=60)  # fmt: skip
