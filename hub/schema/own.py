@@ -14,8 +14,6 @@ too: its access record names the enterprise.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from collections.abc import Callable
 from datetime import datetime
@@ -29,15 +27,15 @@ from hub.domain import Role
 from hub.errors import BadUserInput, Forbidden
 from hub.schema.audit import AccessOutcome
 from hub.schema.context import Info
+from hub.schema.feed import decode_cursor, encode_cursor
 from hub.schema.query import PageInfo, dossier
 from hub.schema.roots import FOR_ENTERPRISES
 from hub.schema.types import Department, Enterprise
-from hub.values import whole
 
 __all__ = ["MAX_PAGE_SIZE", "OwnQuery"]
 
 MAX_PAGE_SIZE = 100
-_CURSOR_PREFIX = "access:"
+CURSOR = "access"  # cursors of myDataAccesses: "access:<seq>", as the feed makes them
 
 
 @strawberry.type(description="One request that read, or was refused, records of your enterprise.")
@@ -72,28 +70,6 @@ class DataAccessEdge:
 class DataAccessConnection:
     edges: list[DataAccessEdge]
     page_info: PageInfo
-
-
-def encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{seq}".encode()).decode()
-
-
-def decode_cursor(cursor: str) -> int:
-    """The place in the log a cursor points before; BadUserInput for anything else."""
-    try:
-        decoded = base64.urlsafe_b64decode(cursor.encode()).decode()
-    except (ValueError, binascii.Error, UnicodeError):
-        decoded = ""
-    seq = (
-        whole(decoded.removeprefix(_CURSOR_PREFIX)) if decoded.startswith(_CURSOR_PREFIX) else None
-    )
-    if seq is None:
-        raise BadUserInput(
-            f"after={cursor!r} is not a cursor of myDataAccesses; pass pageInfo.endCursor of "
-            "the previous page, or omit after to start with the newest",
-            argument="after",
-        )
-    return seq
 
 
 def own_enterprise(info: Info, field: str) -> str:
@@ -175,7 +151,7 @@ class OwnQuery:
                 "earlier moment as since",
                 argument="since",
             )
-        before = decode_cursor(after) if after is not None else None
+        before = decode_cursor(CURSOR, after) if after is not None else None
         wanted = AccessFilter(
             enterprise=uscc, since=since, until=until, excluded_role=Role.ENTERPRISE.value
         )
@@ -195,7 +171,7 @@ class OwnQuery:
             return True
 
         edges = [
-            DataAccessEdge(cursor=encode_cursor(row.seq), node=node)
+            DataAccessEdge(cursor=encode_cursor(CURSOR, row.seq), node=node)
             for row in page
             if (node := data_access(row, uscc, access.departments, readable))
         ]
@@ -205,6 +181,6 @@ class OwnQuery:
             # enterprise is skipped, not looked at again.
             page_info=PageInfo(
                 has_next_page=len(rows) > first,
-                end_cursor=encode_cursor(page[-1].seq) if page else None,
+                end_cursor=encode_cursor(CURSOR, page[-1].seq) if page else None,
             ),
         )
