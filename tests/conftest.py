@@ -130,7 +130,8 @@ def tokens(demo_database: Settings) -> dict[str, str]:
 def open_policies(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Policies under which every department reads everything: for tests of the data layer."""
     directory = tmp_path_factory.mktemp("open-policies")
-    (directory / "model.conf").write_text((DEFAULT_POLICY_DIR / "model.conf").read_text())
+    for name in ("model.conf", "colours.csv", "inspection-limits.csv"):
+        (directory / name).write_text((DEFAULT_POLICY_DIR / name).read_text())
     catalog = (DEFAULT_POLICY_DIR / "catalog.csv").read_text().splitlines()
     (directory / "catalog.csv").write_text(
         "\n".join(

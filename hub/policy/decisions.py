@@ -36,6 +36,7 @@ from hub.policy.files import (
     Problem,
     SharedFields,
     Sharing,
+    colours_version,
     read,
     version,
 )
@@ -93,7 +94,7 @@ class Policy:
         self.conflicts = files.conflicts
         # What makes an enterprise's three-colour code, and the inspections a period bears
         # (supervision.py); their version is this one.
-        self.colours = ColourRules(files.colour_rules, version)
+        self.colours = ColourRules(files.colour_rules, colours_version(files.directory))
         self.limits = files.limits
         # Field groups (g2 lines): group -> the coordinates in it.
         self.field_groups: dict[str, set[str]] = {}
