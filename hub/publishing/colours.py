@@ -51,6 +51,7 @@ KIND = "ColourCode"  # in the change feed
 ENTERPRISE = cast(Table, models.Enterprise.__table__)
 CHANGE = cast(Table, models.ColourChange.__table__)
 SLICE = 500  # enterprises a statement reads and a review transaction recolours
+REVIEWER = "hub: colour review"  # the client of colours the hub changes on its own
 
 
 def reviewer(owner: str) -> Publisher:
@@ -256,9 +257,6 @@ async def review(engine: AsyncEngine, colours: ColourRules, today: date, log: Ac
                 await advance_feed(connection, head)
         looked += len(ids)
         after = ids[-1]
-
-
-REVIEWER = "hub: colour review"  # the client of colours the hub changes on its own
 
 
 async def _entry(connection: AsyncConnection, start: int, head: int) -> AccessEntry:
