@@ -12,25 +12,55 @@ statements are made only where they go somewhere.
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Mapping
 from typing import Any
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
-from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+from opentelemetry.sdk.trace.id_generator import IdGenerator
+from opentelemetry.trace import (
+    INVALID_SPAN_ID,
+    INVALID_TRACE_ID,
+    SpanKind,
+    Status,
+    StatusCode,
+    Tracer,
+)
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-__all__ = ["configure_tracing", "exporters", "instrument_engine"]
+__all__ = ["SystemIds", "configure_tracing", "exporters", "instrument_engine"]
 
 _SPAN = "_hub_span"
+
+
+class SystemIds(IdGenerator):
+    """Trace and span ids from the operating system's randomness. The access record files
+    every request under its trace id; the SDK's default draws from the ``random`` module,
+    whose ids repeat wherever something seeds it (a library, a test's generator): two
+    requests, one id."""
+
+    def generate_span_id(self) -> int:
+        while (span_id := secrets.randbits(64)) == INVALID_SPAN_ID:
+            pass
+        return span_id
+
+    def generate_trace_id(self) -> int:
+        while (trace_id := secrets.randbits(128)) == INVALID_TRACE_ID:
+            pass
+        return trace_id
+
+    def is_trace_id_random(self) -> bool:
+        return True
 
 
 def configure_tracing(environ: Mapping[str, str] = os.environ) -> TracerProvider:
     """A tracer provider exporting where the ``OTEL_*`` variables say."""
     provider = TracerProvider(
-        resource=Resource.create({"service.name": environ.get("OTEL_SERVICE_NAME", "hub")})
+        resource=Resource.create({"service.name": environ.get("OTEL_SERVICE_NAME", "hub")}),
+        id_generator=SystemIds(),
     )
     for name in exporters(environ):
         exporter: SpanExporter

@@ -85,3 +85,19 @@ def test_exporters_follow_the_otel_variables() -> None:
         provider.shutdown()
     with pytest.raises(ValueError, match="OTEL_TRACES_EXPORTER: unknown exporter 'zipkin'"):
         configure_tracing({"OTEL_TRACES_EXPORTER": "zipkin"})
+
+
+def test_trace_ids_do_not_repeat_when_the_random_module_is_seeded() -> None:
+    """The access record files every request under its trace id: a generator seeding
+    `random` (hypothesis does, per example) must not make two requests share one."""
+    import random
+
+    from hub.telemetry import configure_tracing
+
+    tracer = configure_tracing({}).get_tracer("test")
+    ids = []
+    for _ in range(2):
+        random.seed(17)
+        with tracer.start_as_current_span("request") as span:
+            ids.append(span.get_span_context().trace_id)
+    assert ids[0] != ids[1]
