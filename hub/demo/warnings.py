@@ -5,8 +5,8 @@ policies/inspection-limits.csv (hub/publishing/warnings.py). Here each enterpris
 inspections are judged one after another, by day, as a publish judges a new one: the
 inspections of the enterprise in the limit's period ending that day, this one and those
 before it counted, the limit by the enterprise's industry and the colour it has after
-loading (its only colour). Each warning is stored and put in the change feed as publishing
-does, so the feed, ``statistics`` and the README's examples show warnings from the first run.
+loading (its only colour). Each warning is stored and put in the change feed by publishing's own
+``store``, so the feed, ``statistics`` and the README's examples show warnings from the first run.
 """
 
 from __future__ import annotations
@@ -15,28 +15,19 @@ from collections import defaultdict
 from datetime import date
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub import models
 from hub.policy.supervision import Limit, Limits
-from hub.publishing.versions import (
-    VERSION,
-    Change,
-    Publisher,
-    advance_feed,
-    lock_feed,
-    new_version,
-    now,
-)
+from hub.publishing.versions import Publisher, advance_feed, lock_feed
+from hub.publishing.warnings import store
 from hub.supervision import Judgement, Verdict, judge, ordinal, period
 
 __all__ = ["raise_warnings"]
 
-KIND = "InspectionWarning"  # in the change feed, as hub/publishing/warnings.py names it
 INSPECTION = cast(Table, models.Inspection.__table__)
 ENTERPRISE = cast(Table, models.Enterprise.__table__)
-WARNING = cast(Table, models.InspectionWarning.__table__)
 CLIENT = "demo data"
 
 
@@ -72,24 +63,7 @@ async def raise_warnings(engine: AsyncEngine, limits: Limits) -> int:
                 raised.append((row, limit, judged))
         if not raised:
             return 0
-        await connection.execute(
-            insert(WARNING),
-            [{"enterprise_id": row.enterprise_id, "inspection_id": row.id, "owner": row.owner,
-              "verdict": judged.verdict.value, "count": judged.count,
-              "limit": limit.limit, "warn_at": limit.warn_at,
-              "period_from": judged.period_from, "period_until": judged.period_until,
-              "reason": judged.reason, "created_at": now()}
-             for row, limit, judged in raised],
-        )  # fmt: skip
-        ids = dict((await connection.execute(select(WARNING.c.inspection_id, WARNING.c.id))).all())
-        versions = []
-        for row, _, judged in raised:
-            head += 1
-            versions.append(
-                new_version(head, KIND, row.owner, row.source_id, ids[row.id], row.uscc, 1,
-                            Change.CREATED, judged.data(), "", judged.reason,
-                            Publisher(CLIENT, row.owner, row.owner))
-            )  # fmt: skip
-        await connection.execute(insert(VERSION), versions)
+        _, head = await store(connection, raised, head,
+                              lambda row: Publisher(CLIENT, row.owner, row.owner))  # fmt: skip
         await advance_feed(connection, head)
     return len(raised)

@@ -6,7 +6,7 @@ feed hear of it, and returned in the publish's answer."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any, cast
 
@@ -26,10 +26,11 @@ from hub.supervision.inspections import (
     period,
 )
 
-__all__ = ["KIND", "warn"]
+__all__ = ["KIND", "store", "warn"]
 
 KIND = "InspectionWarning"  # in the change feed
 WARNING = cast(Table, models.InspectionWarning.__table__)
+SLICE = 1000  # inspection ids a statement names
 
 
 async def warn(
@@ -51,7 +52,7 @@ async def warn(
     rows = (
         await connection.execute(
             select(c.id, c.owner, c.source_id, c.enterprise_id, c.inspected_on,
-                   e.industry, e.colour)
+                   e.uscc, e.industry, e.colour)
             .join_from(INSPECTION, models.Enterprise.__table__, e.id == c.enterprise_id)
             .where(c.id.in_(list(created)))
         )
@@ -85,30 +86,51 @@ async def warn(
             raised.append((row, limit, result, warning))
     if not raised:
         return [], head
+    ids, head = await store(
+        connection, [(row, limit, warning) for row, limit, _, warning in raised], head,
+        lambda _: publisher,
+    )  # fmt: skip
+    return [
+        Published(result.index, KIND, result.source_id, ids[row.id], 1, Change.WARNED,
+                  result.uscc, warning)
+        for row, _, result, warning in raised
+    ], head  # fmt: skip
+
+
+async def store(
+    connection: AsyncConnection,
+    raised: Sequence[tuple[Any, Limit, Judgement]],
+    head: int,
+    publisher: Callable[[Any], Publisher],
+) -> tuple[dict[int, int], int]:
+    """Store warnings (each an inspection's row: id, enterprise_id, owner, source_id, uscc;
+    its limit; the judgement), each with a version in the feed after ``head``, published by
+    ``publisher(row)``; the warnings' ids by inspection id, and the new head."""
     await connection.execute(insert(WARNING), [
         {"enterprise_id": row.enterprise_id, "inspection_id": row.id, "owner": row.owner,
          "verdict": warning.verdict.value, "count": warning.count, "limit": limit.limit,
          "warn_at": limit.warn_at, "period_from": warning.period_from,
          "period_until": warning.period_until, "reason": warning.reason, "created_at": now()}
-        for row, limit, _, warning in raised
+        for row, limit, warning in raised
     ])  # fmt: skip
-    ids = dict(
-        (
-            await connection.execute(
-                select(WARNING.c.inspection_id, WARNING.c.id).where(
-                    WARNING.c.inspection_id.in_([entry[0].id for entry in raised])
+    ids: dict[int, int] = {}
+    inspections = [row.id for row, _, _ in raised]
+    for start in range(0, len(inspections), SLICE):  # the demo's can be tens of thousands
+        ids.update(
+            (
+                await connection.execute(
+                    select(WARNING.c.inspection_id, WARNING.c.id).where(
+                        WARNING.c.inspection_id.in_(inspections[start : start + SLICE])
+                    )
                 )
-            )
-        ).all()
-    )
-    versions, warned = [], []
-    for row, _, result, warning in raised:
+            ).all()
+        )
+    versions = []
+    for row, _, warning in raised:
         head += 1
         versions.append(
-            new_version(head, KIND, row.owner, result.source_id, ids[row.id], result.uscc, 1,
-                        Change.CREATED, warning.data(), "", warning.reason, publisher)
+            new_version(head, KIND, row.owner, row.source_id, ids[row.id], row.uscc, 1,
+                        Change.CREATED, warning.data(), "", warning.reason, publisher(row))
         )  # fmt: skip
-        warned.append(Published(result.index, KIND, result.source_id, ids[row.id], 1,
-                                Change.WARNED, result.uscc, warning))  # fmt: skip
     await connection.execute(insert(VERSION), versions)
-    return warned, head
+    return ids, head
