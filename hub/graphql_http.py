@@ -1,4 +1,7 @@
-"""GraphQL over HTTP: POST JSON in, JSON out, every error with a stable code.
+"""The /graphql endpoint over HTTP: every answer recorded, every error with a stable code.
+
+What the GraphQL over HTTP specification says of methods, media types and status codes is
+in over_http.py; this module runs the request and records it.
 
 Expected errors (HubError, and requests graphql-core rejects before execution) keep
 their messages; anything else is logged with a reference and answered as INTERNAL.
@@ -47,7 +50,15 @@ from hub.errors import (
 from hub.grants import Grants
 from hub.logs import request_log
 from hub.metrics import EXECUTIONS, REQUEST_SECONDS, REQUESTS, WITHHELD_FIELDS
-from hub.params import BadRequest, Params, header_text, params, parse_body
+from hub.over_http import (
+    JSON,
+    answer_status,
+    browses,
+    media_type,
+    read_body,
+    read_query_string,
+)
+from hub.params import BadRequest, Params, header_text, params
 from hub.policy import PolicyStore
 from hub.schema import SHARED, Access, Context, Loaders, Reader
 from hub.schema.context import read_departments
@@ -71,6 +82,11 @@ logger = logging.getLogger("hub.graphql")
 
 GRAPHIQL_PAGE = (Path(__file__).parent / "static" / "graphiql.html").read_text(encoding="utf-8")
 ALLOWED_OPERATIONS = {OperationType.QUERY, OperationType.MUTATION}
+# What GET may run: queries only (the specification: GET is safe, it changes nothing).
+SAFE_OPERATIONS = {OperationType.QUERY}
+# Answers hold records a policy decided on for this caller, and each read is recorded:
+# no cache keeps one for another request.
+ANSWER_HEADERS = {"Cache-Control": "no-store", "Vary": "Accept, Authorization"}
 MAX_HEADER_CHARACTERS = 500
 UNAUTHENTICATED_HEADERS = {"WWW-Authenticate": 'Bearer realm="hub"'}
 # GraphiQL runs what its user types with the user's token: no other site may frame it (to
@@ -220,22 +236,28 @@ def refusal(
     return 200, body, None
 
 
-async def read_json_body(request: Request, limit: int) -> Any:
-    """The request body's JSON; BadRequest saying what is wrong otherwise."""
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type != "application/json":
-        raise BadRequest(
-            "send the GraphQL request as JSON with Content-Type: application/json", 415
-        )
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise BadRequest(f"the request body is larger than {limit} bytes", 413)
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise BadRequest(f"the request body is larger than {limit} bytes", 413)
-    return parse_body(bytes(body))
+ALLOW_POST = {"Allow": "POST"}
+
+
+def not_safe(operation_type: str) -> str:
+    return f"a {operation_type} cannot be sent with GET, which runs queries only: send it with POST"
+
+
+def respond(
+    accept: str | None, status: int, answer: dict[str, Any], headers: dict[str, str] | None
+) -> Answer:
+    """The answer in the media type the caller accepts (application/json when it accepts
+    neither: the 406 says so), with the status that type gives it."""
+    try:
+        media = media_type(accept)
+    except BadRequest:
+        media = JSON
+    return Answer(
+        answer,
+        answer_status(media, status, answer),
+        {**ANSWER_HEADERS, **(headers or {})},
+        media_type=f"{media}; charset=utf-8",
+    )
 
 
 def checked_request(headers: Mapping[str, str], payload: Any, entry: AccessEntry) -> Params:
@@ -326,8 +348,9 @@ class GraphQLEndpoint:
         return self._departments[1]
 
     async def handle(self, request: Request) -> Response:
-        if request.method == "GET":
-            return self.explorer(request)
+        accept = request.headers.get("accept")
+        if request.method == "GET" and self.settings.graphiql and browses(accept):
+            return HTMLResponse(GRAPHIQL_PAGE, headers=EXPLORER_HEADERS)
         started, recorded_at = time.perf_counter(), datetime.now(UTC)
         parent = extract(dict(request.headers))  # a caller's W3C traceparent, if any
         with self.tracer.start_as_current_span(
@@ -371,25 +394,36 @@ class GraphQLEndpoint:
                 status, answer, headers = failure(error, "access log")
                 entry.outcome = Outcome.ERROR
                 answer.setdefault("extensions", {})["traceId"] = entry.trace_id
-                return Answer(answer, status, headers)
+                return respond(accept, status, answer, headers)
             finally:
                 await writes.close()
                 log_request(entry, status, answer)
         answer.setdefault("extensions", {})["traceId"] = entry.trace_id
-        return Answer(answer, status, headers)
+        return respond(accept, status, answer, headers)
 
     async def answer(
         self, request: Request, entry: AccessEntry, writes: Writes
     ) -> tuple[int, dict[str, Any], dict[str, str] | None]:
         """The status and body of the answer, with what the record needs noted in ``entry``."""
+        safe = request.method == "GET"
         try:
-            payload = await read_json_body(request, self.settings.max_request_bytes)
+            media_type(request.headers.get("accept"))  # 406 when it accepts neither type
+            limit = self.settings.max_request_bytes
+            if safe:
+                payload = read_query_string(request.url.query, limit)
+            elif request.method == "POST":
+                payload = await read_body(request, limit)
+            else:
+                raise BadRequest("send GraphQL requests with GET (queries) or POST", 405)
             checked = checked_request(request.headers, payload, entry)
         except BadRequest as error:
-            return error.status, error_body(error.code, error.message), None
+            allow = {"Allow": "GET, POST"} if error.status == 405 else None
+            return error.status, error_body(error.code, error.message), allow
         entry.document_hash, entry.operation_name, entry.operation_type = describe(
             checked.query, checked.operation_name
         )
+        if safe and entry.operation_type not in (None, OperationType.QUERY.value):
+            return 405, error_body(BadUserInput.code, not_safe(entry.operation_type)), ALLOW_POST
         reader = Reader(self.engine)
         ticket: Ticket | None = None
         try:
@@ -423,7 +457,7 @@ class GraphQLEndpoint:
             )
             context.share_decision_days = self.settings.share_decision_days
             context.cost = ticket.cost
-            return await self.execute(checked, context)
+            return await self.execute(checked, context, safe=safe)
         finally:
             if ticket is not None:
                 ticket.release()
@@ -435,16 +469,9 @@ class GraphQLEndpoint:
         cost = self.pricing.cost(checked.query, checked.variables, checked.operation_name)
         return await self.throttle.start(self.throttle.admit(client, cost), reader.release)
 
-    def explorer(self, request: Request) -> Response:
-        if self.settings.graphiql and "text/html" in request.headers.get("accept", ""):
-            return HTMLResponse(GRAPHIQL_PAGE, headers=EXPLORER_HEADERS)
-        return error_response(
-            405,
-            BadUserInput.code,
-            "send GraphQL requests with POST; GET opens GraphiQL in a browser",
-        )
-
-    async def execute(self, checked: Params, context: Context) -> tuple[int, dict[str, Any], None]:
+    async def execute(
+        self, checked: Params, context: Context, *, safe: bool = False
+    ) -> tuple[int, dict[str, Any], dict[str, str] | None]:
         plan = self.plans.get(checked.query, checked.operation_name) if self.plans else None
         if plan is not None:
             try:
@@ -468,11 +495,14 @@ class GraphQLEndpoint:
                 variable_values=checked.variables,
                 context_value=context,
                 operation_name=checked.operation_name,
-                allowed_operation_types=ALLOWED_OPERATIONS,
+                allowed_operation_types=SAFE_OPERATIONS if safe else ALLOWED_OPERATIONS,
             )
         except CannotGetOperationTypeError as error:
             return 400, error_body(BadUserInput.code, error.as_http_error_reason()), None
         except InvalidOperationTypeError as error:
+            if safe:
+                said = not_safe(error.operation_type.value)
+                return 405, error_body(BadUserInput.code, said), ALLOW_POST
             return 400, error_body(BadUserInput.code, error.as_http_error_reason("POST")), None
         answer: dict[str, Any] = {}
         errors = result.errors or []

@@ -27,6 +27,7 @@ __all__ = [
     "header_text",
     "params",
     "parse_body",
+    "parse_json_text",
 ]
 
 MAX_HEADER_CHARACTERS = 500
@@ -60,6 +61,18 @@ def parse_body(body: bytes) -> Any:
         raise BadRequest(f"the request body nests deeper than {MAX_DEPTH} levels") from None
     except (ValueError, UnicodeDecodeError) as error:
         raise BadRequest(f"the request body is not valid JSON: {error}") from None
+
+
+def parse_json_text(text: str, name: str) -> Any:
+    """The JSON of a parameter sent as text (a GET's ``variables``); BadRequest naming it."""
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except BadRequest:
+        raise
+    except RecursionError:
+        raise BadRequest(f'"{name}" nests deeper than {MAX_DEPTH} levels') from None
+    except ValueError as error:
+        raise BadRequest(f'"{name}" is not valid JSON text: {error}') from None
 
 
 def _no_constant(name: str) -> Any:

@@ -66,5 +66,9 @@ def test_graphiql_can_be_switched_off(demo_database: Settings) -> None:
     settings = Settings(database_url=demo_database.database_url, graphiql=False)
     with TestClient(create_app(settings)) as client:
         response = client.get("/graphql", headers={"accept": "text/html"})
-    assert response.status_code == 405
-    assert response.json()["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT"}
+    # No page: a browser that accepts only HTML is told which media types GraphQL speaks.
+    assert response.status_code == 406
+    (error,) = response.json()["errors"]
+    assert error["extensions"] == {"code": "BAD_USER_INPUT"}
+    assert "application/graphql-response+json" in error["message"]
+    assert "<html" not in response.text

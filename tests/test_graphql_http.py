@@ -219,7 +219,7 @@ def test_server_keeps_answering_after_errors(client: TestClient) -> None:
 def test_answers_keep_chinese_text_readable(client: TestClient) -> None:
     response = client.post("/graphql", json={"query": "{ departments { nameZh } }"})
     assert "生态环境局" in response.text
-    assert response.headers["content-type"] == "application/json"
+    assert response.headers["content-type"] == "application/json; charset=utf-8"
 
 
 def last_records(settings: Settings, count: int) -> list[dict[str, Any]]:
