@@ -19,10 +19,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
+from hub.answers import internal_error_response
 from hub.audit import AccessLog
 from hub.checkpoint import CheckpointSchedule
 from hub.db import create_engine, current_revision, head_revision
-from hub.graphql_http import GraphQLEndpoint, internal_error_response
+from hub.graphql_http import GraphQLEndpoint
 from hub.logs import configure_logging
 from hub.metrics import CONTENT_TYPE_LATEST, POLICY_VERSION, exposition
 from hub.policy import PolicyError, PolicyStore

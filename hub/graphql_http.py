@@ -10,9 +10,7 @@ their messages; anything else is logged with a reference and answered as INTERNA
 from __future__ import annotations
 
 import hashlib
-import logging
 import time
-import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -30,21 +28,19 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
+from hub.answers import error_body, failure, format_error, internal_reference, refusal, refusals
 from hub.audit import AccessEntry, AccessLog, Outcome, Trail
 from hub.auth import Authenticator
 from hub.clients import ClientLookup
 from hub.compiled import Decline, Plans
 from hub.compiled import answer as compiled_answer
-from hub.db import condition, database_away
+from hub.db import database_away
 from hub.errors import (
-    INTERNAL,
     BadUserInput,
     Forbidden,
-    HubError,
     PurposeRequired,
     QueryTooComplex,
     RateLimited,
-    ServiceUnavailable,
     Unauthenticated,
 )
 from hub.grants import Grants
@@ -63,22 +59,15 @@ from hub.policy import PolicyStore
 from hub.schema import SHARED, Access, Context, Loaders, Reader
 from hub.schema.context import read_departments
 from hub.schema.cost import Pricing
-from hub.schema.limits import MAX_TOKENS, TOKEN_LIMIT_MESSAGE, cacheable
+from hub.schema.limits import MAX_TOKENS, cacheable
 from hub.schema.roots import refused
 from hub.settings import Settings
 from hub.text import escaped
 from hub.throttle import Limits, Throttle, Ticket
 from hub.unit import Writes
 
-__all__ = [
-    "GraphQLEndpoint",
-    "error_response",
-    "format_error",
-    "internal_error_response",
-    "refusals",
-]
+__all__ = ["Answer", "GraphQLEndpoint", "describe", "outcome"]
 
-logger = logging.getLogger("hub.graphql")
 
 GRAPHIQL_PAGE = (Path(__file__).parent / "static" / "graphiql.html").read_text(encoding="utf-8")
 ALLOWED_OPERATIONS = {OperationType.QUERY, OperationType.MUTATION}
@@ -87,7 +76,6 @@ SAFE_OPERATIONS = {OperationType.QUERY}
 # Answers hold records a policy decided on for this caller, and each read is recorded:
 # no cache keeps one for another request.
 ANSWER_HEADERS = {"Cache-Control": "no-store", "Vary": "Accept, Authorization"}
-MAX_HEADER_CHARACTERS = 500
 UNAUTHENTICATED_HEADERS = {"WWW-Authenticate": 'Bearer realm="hub"'}
 # GraphiQL runs what its user types with the user's token: no other site may frame it (to
 # make the user click Run on a query of its own), and it runs only the hub's own scripts.
@@ -110,40 +98,6 @@ class Answer(JSONResponse):
             return super().render(content)
 
 
-def error_body(code: str, message: str) -> dict[str, Any]:
-    return {"errors": [{"message": message, "extensions": {"code": code}}]}
-
-
-def error_response(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse(error_body(code, message), status)
-
-
-def away(error: BaseException, where: object) -> ServiceUnavailable:
-    """The database is away: one line for the operator (no traceback: not a defect), and
-    SERVICE_UNAVAILABLE for the caller."""
-    said = str(getattr(error, "orig", None) or error).strip().splitlines()
-    logger.warning("database unavailable at %s: %s (%s: %s)", where,
-                   condition(error) or "the database is unreachable", type(error).__name__,
-                   escaped(said[0] if said else "")[:300])  # fmt: skip
-    return ServiceUnavailable()
-
-
-def failure(
-    error: BaseException, where: object
-) -> tuple[int, dict[str, Any], dict[str, str] | None]:
-    """The answer when ``error`` ended a request: 503 when the database is away, full,
-    locked or busy (one line for the operator: a condition, not a defect); else 500 with a
-    reference to the traceback in the log."""
-    if database_away(error):
-        return unavailable(away(error, where))
-    return 500, internal_answer(internal_reference(error, where)), None
-
-
-def unavailable(error: ServiceUnavailable) -> tuple[int, dict[str, Any], dict[str, str]]:
-    body = {"errors": [{"message": error.message, "extensions": error.extensions()}]}
-    return 503, body, {"Retry-After": str(error.RETRY_AFTER)}
-
-
 def log_request(entry: AccessEntry, status: int, answer: dict[str, Any]) -> None:
     """The server log's line for a request (who, what, how it ended, how long it took), and
     its counts in the metrics."""
@@ -162,78 +116,6 @@ def log_request(entry: AccessEntry, status: int, answer: dict[str, Any]) -> None
                "operation_name": entry.operation_name, "outcome": str(entry.outcome),
                "status": status, "duration_ms": round(milliseconds, 1)},
     )  # fmt: skip
-
-
-def internal_reference(error: BaseException, where: object = None) -> str:
-    """Log a defect with a fresh reference that the caller can quote; return the reference."""
-    reference = uuid.uuid4().hex[:16]
-    logger.error("internal error %s at %s", reference, where, exc_info=error)
-    return reference
-
-
-def internal_message(reference: str) -> str:
-    return f"The hub failed to answer this part (reference {reference}); please report it."
-
-
-def internal_answer(reference: str) -> dict[str, Any]:
-    return {
-        "errors": [
-            {
-                "message": internal_message(reference),
-                "extensions": {"code": INTERNAL, "reference": reference},
-            }
-        ]
-    }
-
-
-async def internal_error_response(_: Request, error: Exception) -> Response:
-    """Last resort for anything that escapes a request: the code, a reference, nothing else."""
-    return JSONResponse(internal_answer(internal_reference(error)), 500)
-
-
-def format_error(error: GraphQLError) -> dict[str, Any]:
-    """One error of an answer: the caller's view of it, with ``extensions.code``."""
-    original = error.original_error
-    while isinstance(original, GraphQLError):
-        original = original.original_error
-    if original is not None and not isinstance(original, HubError) and database_away(original):
-        original = away(original, error.path)
-    if isinstance(original, HubError):
-        message, extensions = original.message, original.extensions()
-    elif error.path is None and (original is None or isinstance(original, ValueError | TypeError)):
-        # Rejected before execution: syntax, validation or variable coercion. graphql-core's
-        # message names the problem in the caller's own document.
-        code = BadUserInput.code
-        if TOKEN_LIMIT_MESSAGE in error.message:  # the parser's own limit has no other mark
-            code = QueryTooComplex.code
-        message, extensions = error.message, {"code": code}
-    else:
-        reference = internal_reference(original or error, error.path)
-        message = internal_message(reference)
-        extensions = {"code": INTERNAL, "reference": reference}
-    formatted: dict[str, Any] = {"message": message}
-    if error.locations:
-        formatted["locations"] = [{"line": at.line, "column": at.column} for at in error.locations]
-    if error.path is not None:
-        formatted["path"] = error.path
-    formatted["extensions"] = extensions
-    return formatted
-
-
-def refusals(errors: list[Forbidden]) -> dict[str, Any]:
-    """The answer to a request refused before it ran for asking what its caller's role may
-    not (hub/schema/roots.py): an error per root field, no data."""
-    return {"errors": [{"message": e.message, "extensions": e.extensions()} for e in errors]}
-
-
-def refusal(
-    error: QueryTooComplex | RateLimited,
-) -> tuple[int, dict[str, Any], dict[str, str] | None]:
-    """The answer to a request refused before it ran: 429 with Retry-After when limited."""
-    body = {"errors": [{"message": error.message, "extensions": error.extensions()}]}
-    if isinstance(error, RateLimited):
-        return 429, body, {"Retry-After": str(error.retry_after)}
-    return 200, body, None
 
 
 ALLOW_POST = {"Allow": "POST"}

@@ -37,17 +37,12 @@ from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.types.unset import UNSET, UnsetType
 from strawberry.utils.aio import aclosing
 
+from hub.answers import failure, refusals
 from hub.audit import AccessEntry, Outcome
 from hub.auth import Principal
 from hub.clients import ClientLookup
 from hub.errors import HubError, ServiceUnavailable, Unauthenticated
-from hub.graphql_http import (
-    GraphQLEndpoint,
-    describe,
-    failure,
-    outcome,
-    refusals,
-)
+from hub.graphql_http import GraphQLEndpoint, describe, outcome
 from hub.live import FeedListener, Member
 from hub.live.events import Encoded, Events, Subscriber, answer_of
 from hub.metrics import SUBSCRIPTIONS

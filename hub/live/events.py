@@ -22,11 +22,12 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import Ope
 from strawberry.types.execution import ExecutionResult
 from strawberry.utils.aio import aclosing
 
+from hub.answers import failure, format_error
 from hub.audit import AccessEntry, Trail
 from hub.auth import client_token_hash
 from hub.clients import find_clients
 from hub.errors import Forbidden, PurposeRequired, Unauthenticated
-from hub.graphql_http import GraphQLEndpoint, describe, failure, format_error, outcome
+from hub.graphql_http import GraphQLEndpoint, describe, outcome
 from hub.live.listener import SLOW, Member, Stream
 from hub.schema import SHARED, Access, Context, Loaders, Reader
 from hub.schema.context import Live
