@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from graphql import GraphQLError
@@ -20,7 +21,6 @@ from hub.db import condition, database_away
 from hub.errors import (
     INTERNAL,
     BadUserInput,
-    Forbidden,
     HubError,
     QueryTooComplex,
     RateLimited,
@@ -134,9 +134,10 @@ def format_error(error: GraphQLError) -> dict[str, Any]:
     return formatted
 
 
-def refusals(errors: list[Forbidden]) -> dict[str, Any]:
-    """The answer to a request refused before it ran for asking what its caller's role may
-    not (hub/schema/roots.py): an error per root field, no data."""
+def refusals(errors: Sequence[HubError]) -> dict[str, Any]:
+    """The answer to a request refused before it ran (for asking what its caller's role may
+    not, hub/schema/roots.py: an error per root field; for a document it may not run): the
+    errors, no data."""
     return {"errors": [{"message": e.message, "extensions": e.extensions()} for e in errors]}
 
 
@@ -144,7 +145,7 @@ def refusal(
     error: QueryTooComplex | RateLimited,
 ) -> tuple[int, dict[str, Any], dict[str, str] | None]:
     """The answer to a request refused before it ran: 429 with Retry-After when limited."""
-    body = {"errors": [{"message": error.message, "extensions": error.extensions()}]}
+    body = refusals([error])
     if isinstance(error, RateLimited):
         return 429, body, {"Retry-After": str(error.retry_after)}
     return 200, body, None

@@ -64,6 +64,8 @@ class Principal:
     department: str  # an enterprise's credential: its registration authority
     role: Role
     enterprise: str | None = None  # the USCC of the enterprise, for role enterprise only
+    # A developer's credential: may send unregistered documents (hub/trusted.py).
+    developer: bool = False
 
     @property
     def subject(self) -> str:
@@ -80,6 +82,7 @@ class ClientRecord:
     role: Role
     revoked_at: datetime | None
     enterprise: str | None = None  # the USCC, for role enterprise
+    developer: bool = False
 
 
 FindClient = Callable[[str], Awaitable[ClientRecord | None]]
@@ -142,9 +145,8 @@ class Authenticator:
                 f"{client.revoked_at:%Y-%m-%d %H:%M} UTC; ask the hub's administrator for a new "
                 "token"
             )
-        return Principal(
-            f"client:{client.id}", client.name, client.department, client.role, client.enterprise
-        )
+        return Principal(f"client:{client.id}", client.name, client.department, client.role,
+                         client.enterprise, client.developer)  # fmt: skip
 
     def _jwt(self, token: str) -> Principal:
         if self._jwt_key is None:
@@ -196,9 +198,14 @@ class Authenticator:
                 f"the JWT's role {escaped(repr(role))[:80]} is not one of "
                 f"{', '.join(r.value for r in Role)}"
             )
-        return Principal(
-            f"jwt:{subject}", subject, department, Role(role), _enterprise(Role(role), claims)
-        )
+        developer = claims.get("developer", False)
+        if not isinstance(developer, bool) or (developer and Role(role) is not Role.DEPARTMENT):
+            raise Unauthenticated(
+                "the JWT's developer claim must be true or false, and true only with role "
+                "department"
+            )
+        return Principal(f"jwt:{subject}", subject, department, Role(role),
+                         _enterprise(Role(role), claims), developer)  # fmt: skip
 
 
 def _enterprise(role: Role, claims: dict[str, Any]) -> str | None:

@@ -39,6 +39,7 @@ CLIENT = (
     Client.role,
     Client.revoked_at,
     Client.enterprise,
+    Client.developer,
 )
 
 
@@ -55,12 +56,19 @@ async def create_client(
     role: Role,
     department: str | None = None,
     enterprise: str | None = None,
+    developer: bool = False,
 ) -> NewClient:
     """Register a client: a department's (``department``) or, for role enterprise, an
-    enterprise's own (``enterprise``, a USCC the hub knows); BadUserInput saying what to
-    give otherwise."""
+    enterprise's own (``enterprise``, a USCC the hub knows); a ``developer``'s credential
+    reads as its department and may send unregistered documents. BadUserInput saying what
+    to give otherwise."""
     if not name.strip():
         raise BadUserInput("a client needs a name that says which system or person it is")
+    if developer and role is not Role.DEPARTMENT:
+        raise BadUserInput(
+            f"a developer's credential reads as a department: --developer goes with role "
+            f"department, not {role.value}"
+        )
     uscc = _enterprise_of(role, department, enterprise)
     if uscc is None:
         codes = [d.code for d in DEPARTMENTS]
@@ -84,6 +92,7 @@ async def create_client(
                 department=department,
                 role=role,
                 enterprise=uscc,
+                developer=developer,
                 token_hash=hash_token(token),
             )
             .returning(Client.id)
@@ -183,4 +192,6 @@ async def find_clients(reader: Reads, token_hashes: Iterable[str]) -> FindClient
 
 
 def _record(row: Row[*tuple[Any, ...]]) -> ClientRecord:
-    return ClientRecord(row.id, row.name, row.department, row.role, row.revoked_at, row.enterprise)
+    return ClientRecord(
+        row.id, row.name, row.department, row.role, row.revoked_at, row.enterprise, row.developer
+    )

@@ -11,7 +11,10 @@
      ├── RateLimited          RATE_LIMITED       slow down; retry after the seconds given
      ├── ServiceUnavailable   SERVICE_UNAVAILABLE retry after the seconds given (the
      │                                           operator is told: the database is away)
-     └── NotFound             NOT_FOUND          check the identifier
+     ├── NotFound             NOT_FOUND          check the identifier
+     │    └── DocumentNotFound PERSISTED_QUERY_NOT_FOUND  register the document, or send
+     │                                           its text (clients retry with it on this code)
+     └── DocumentNotTrusted   TRUSTED_DOCUMENT_REQUIRED  send a registered document's id
 
 Anything else raised while serving a request is a defect: callers see only
 ``INTERNAL`` with a reference, and the details go to the server log.
@@ -25,6 +28,8 @@ from typing import Any, ClassVar
 __all__ = [
     "INTERNAL",
     "BadUserInput",
+    "DocumentNotFound",
+    "DocumentNotTrusted",
     "Forbidden",
     "HubError",
     "InvalidRecords",
@@ -88,6 +93,20 @@ class InvalidRecords(BadUserInput):
 
 class NotFound(HubError):
     code = "NOT_FOUND"
+
+
+class DocumentNotFound(NotFound):
+    """A document id that names no document registered for the caller's client. The code is
+    the one Apollo Client, urql and others know: with it they send the document's text."""
+
+    code = "PERSISTED_QUERY_NOT_FOUND"
+
+
+class DocumentNotTrusted(HubError):
+    """A document not registered for the caller, on a hub that runs registered documents
+    only (HUB_TRUSTED_DOCUMENTS): nothing of it ran."""
+
+    code = "TRUSTED_DOCUMENT_REQUIRED"
 
 
 class Unauthenticated(HubError):

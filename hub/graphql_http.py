@@ -37,6 +37,8 @@ from hub.compiled import answer as compiled_answer
 from hub.db import database_away
 from hub.errors import (
     BadUserInput,
+    DocumentNotFound,
+    DocumentNotTrusted,
     Forbidden,
     PurposeRequired,
     QueryTooComplex,
@@ -54,7 +56,7 @@ from hub.over_http import (
     read_body,
     read_query_string,
 )
-from hub.params import BadRequest, Params, header_text, params
+from hub.params import Asked, BadRequest, Params, asked_for, header_text
 from hub.policy import PolicyStore
 from hub.schema import SHARED, Access, Context, Loaders, Reader
 from hub.schema.context import read_departments
@@ -64,6 +66,7 @@ from hub.schema.roots import refused
 from hub.settings import Settings
 from hub.text import escaped
 from hub.throttle import Limits, Throttle, Ticket
+from hub.trusted import Documents
 from hub.unit import Writes
 
 __all__ = ["Answer", "GraphQLEndpoint", "describe", "outcome"]
@@ -142,7 +145,7 @@ def respond(
     )
 
 
-def checked_request(headers: Mapping[str, str], payload: Any, entry: AccessEntry) -> Params:
+def checked_request(headers: Mapping[str, str], payload: Any, entry: AccessEntry) -> Asked:
     """The request's parameters and headers, checked (BadRequest otherwise). What the record
     needs is noted in ``entry`` first, so that a refusal's record keeps the values sent
     (escaped and cut: see AccessEntry.columns)."""
@@ -152,7 +155,7 @@ def checked_request(headers: Mapping[str, str], payload: Any, entry: AccessEntry
         entry.operation_name = payload["operationName"]
     if wrong := wrong_purpose or wrong_case:
         raise BadRequest(wrong)
-    return params(payload)
+    return asked_for(payload)
 
 
 def describe(query: str, operation_name: str | None) -> tuple[str, str | None, str | None]:
@@ -184,7 +187,7 @@ def outcome(status: int, answer: dict[str, Any], trail: Trail) -> str:
         return Outcome.DENIED
     if not codes:
         return Outcome.OK
-    if codes <= {Forbidden.code, PurposeRequired.code}:
+    if codes <= {Forbidden.code, PurposeRequired.code, DocumentNotTrusted.code}:
         return Outcome.PARTIAL if trail.served else Outcome.DENIED
     return Outcome.ERROR
 
@@ -211,6 +214,7 @@ class GraphQLEndpoint:
         self.grants = Grants()
         self.pricing = Pricing(schema._schema, settings.query_cost_budget)
         self.plans = Plans(schema) if settings.compiled_reads else None
+        self.documents = Documents(settings.trusted_documents)
         self.throttle = Throttle(
             Limits(
                 concurrency=settings.client_concurrency,
@@ -297,15 +301,14 @@ class GraphQLEndpoint:
                 payload = await read_body(request, limit)
             else:
                 raise BadRequest("send GraphQL requests with GET (queries) or POST", 405)
-            checked = checked_request(request.headers, payload, entry)
+            asked = checked_request(request.headers, payload, entry)
         except BadRequest as error:
             allow = {"Allow": "GET, POST"} if error.status == 405 else None
             return error.status, error_body(error.code, error.message), allow
-        entry.document_hash, entry.operation_name, entry.operation_type = describe(
-            checked.query, checked.operation_name
-        )
-        if safe and entry.operation_type not in (None, OperationType.QUERY.value):
-            return 405, error_body(BadUserInput.code, not_safe(entry.operation_type)), ALLOW_POST
+        if asked.query is not None:  # recorded even when the caller is not let in
+            entry.document_hash, entry.operation_name, entry.operation_type = describe(
+                asked.query, asked.operation_name
+            )
         reader = Reader(self.engine)
         ticket: Ticket | None = None
         try:
@@ -318,6 +321,18 @@ class GraphQLEndpoint:
                 return 401, error_body(error.code, error.message), UNAUTHENTICATED_HEADERS
             entry.client, entry.department = principal.client, principal.department
             entry.role = principal.role.value
+            try:
+                checked = await self.documents.resolve(asked, principal, reader)
+            except (DocumentNotFound, DocumentNotTrusted) as error:
+                return 200, refusals([error]), None
+            entry.document_id = checked.document_id
+            if asked.query is None:
+                entry.document_hash, entry.operation_name, entry.operation_type = describe(
+                    checked.query, checked.operation_name
+                )
+            if safe and entry.operation_type not in (None, OperationType.QUERY.value):
+                said = not_safe(entry.operation_type)
+                return 405, error_body(BadUserInput.code, said), ALLOW_POST
             if forbidden := refused(principal, checked.query, checked.operation_name):
                 return 200, refusals(forbidden), None  # root fields not for this role
             try:  # priced and admitted before anything else is read or run

@@ -349,6 +349,31 @@ class Client(Timestamps, Base):
     # The USCC of the enterprise whose own credential this is (role enterprise only).
     enterprise: Mapped[str | None] = mapped_column(ForeignKey("enterprise.uscc"))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A developer's credential: reads as its department, and may send documents that are not
+    # registered when the hub runs registered documents only (hub/trusted.py).
+    developer: Mapped[bool] = mapped_column(Boolean, server_default=false(), default=False)
+
+
+class TrustedDocument(Base):
+    """A GraphQL document registered for a client (`hub documents register`): named by the
+    sha256 of its text, for the client's name (its rotated tokens keep it), with who
+    registered it and when; retired documents stay, for the records that name them."""
+
+    __tablename__ = "trusted_document"
+    __table_args__ = (
+        UniqueConstraint("client", "sha256", name="uq_trusted_document_client_sha256"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client: Mapped[str] = mapped_column(String(200))
+    sha256: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(500))  # the file it came from, for people
+    operations: Mapped[str] = mapped_column(String(2000))  # its operations' names, spaced
+    registered_by: Mapped[str] = mapped_column(String(200))
+    registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    retired_by: Mapped[str | None] = mapped_column(String(200))
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class AccessRecord(Base):
@@ -366,6 +391,8 @@ class AccessRecord(Base):
             text("string_to_array(btrim(enterprises), ' ')"),
             postgresql_using="gin",
         ).ddl_if(dialect="postgresql"),
+        # Requests per registered document and client (`hub documents list`; migration 0012).
+        Index("ix_access_record_client_document", "client", "document_id"),
     )
 
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
@@ -377,6 +404,8 @@ class AccessRecord(Base):
     operation_name: Mapped[str | None] = mapped_column(String(200))
     operation_type: Mapped[str | None] = mapped_column(String(16))
     document_hash: Mapped[str | None] = mapped_column(String(64))
+    # The registered document the request ran ("sha256:<hex>"), if any (migration 0012).
+    document_id: Mapped[str | None] = mapped_column(String(71))
     purpose: Mapped[str | None] = mapped_column(Text)
     case_ref: Mapped[str | None] = mapped_column(String(500))
     remote_address: Mapped[str | None] = mapped_column(String(64))

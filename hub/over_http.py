@@ -43,6 +43,7 @@ GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
 # What an Accept header's ranges stand for, in the order the hub prefers them at equal weight.
 RANGES = {GRAPHQL_RESPONSE: GRAPHQL_RESPONSE, JSON: JSON, "application/*": JSON, "*/*": JSON}
+REFUSED = frozenset({"FORBIDDEN", "TRUSTED_DOCUMENT_REQUIRED"})  # nothing ran: 403
 GET_PARAMETERS = ("query", "documentId", "variables", "operationName", "extensions")
 MAX_ACCEPTED = 32  # media ranges in one Accept header; more is not a client
 
@@ -92,12 +93,13 @@ def browses(accept: str | None) -> bool:
 
 def answer_status(media: str, status: int, answer: Mapping[str, Any]) -> int:
     """The status an answer goes with: under the specification's own media type, 403 when
-    the caller's role may not ask what it asked and 400 for any other answer without data
-    (nothing ran); otherwise the status as it is."""
+    the caller may not ask what it asked (a root field not for its role, a document not
+    registered for it) and 400 for any other answer without data (nothing ran); otherwise
+    the status as it is."""
     if media != GRAPHQL_RESPONSE or status != 200 or "data" in answer:
         return status
     codes = {error.get("extensions", {}).get("code") for error in answer.get("errors", [])}
-    return 403 if codes == {"FORBIDDEN"} else 400
+    return 403 if codes and codes <= REFUSED else 400
 
 
 async def read_body(request: Request, limit: int) -> Any:

@@ -11,6 +11,7 @@ the same checks apply.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -22,18 +23,24 @@ from hub.text import problem
 
 __all__ = [
     "MAX_HEADER_CHARACTERS",
+    "Asked",
     "BadRequest",
     "Params",
+    "asked_for",
+    "document_digest",
     "header_text",
     "params",
     "parse_body",
     "parse_json_text",
+    "text_digest",
 ]
 
 MAX_HEADER_CHARACTERS = 500
 MAX_OPERATION_NAME = 200  # as the access log keeps it
 MAX_DEPTH = 32  # far deeper than any input object of the schema
 NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]*")
+SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+DOCUMENT_ID = re.compile(r"(?:sha256:)?([0-9a-fA-F]{64})")
 
 
 class BadRequest(BadUserInput):
@@ -46,9 +53,27 @@ class BadRequest(BadUserInput):
 
 @dataclass(frozen=True, slots=True)
 class Params:
+    """A request as it runs: the document's text, and the registered document it is, if any
+    (``document_id``, "sha256:<hex>", set once the hub found it registered: trusted.py)."""
+
     query: str
     variables: dict[str, Any] | None
     operation_name: str | None
+    document_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """A request as sent: the document's text, or the sha256 (hex) of a registered document
+    (``documentId``, or ``extensions.persistedQuery.sha256Hash``), or both (then they agree)."""
+
+    query: str | None
+    digest: str | None
+    variables: dict[str, Any] | None
+    operation_name: str | None
+
+    def running(self, query: str, document_id: str | None) -> Params:
+        return Params(query, self.variables, self.operation_name, document_id)
 
 
 def parse_body(body: bytes) -> Any:
@@ -80,11 +105,20 @@ def _no_constant(name: str) -> Any:
 
 
 def params(payload: Any) -> Params:
+    """The parameters of a GraphQL request sent with its text, checked; BadRequest saying
+    what is wrong."""
+    asked = asked_for(payload)
+    if asked.query is None:
+        raise BadRequest('"query" must be a non-empty string with a GraphQL document')
+    return asked.running(asked.query, None)
+
+
+def asked_for(payload: Any) -> Asked:
     """The parameters of a GraphQL request, checked; BadRequest saying what is wrong."""
     if not isinstance(payload, dict):
         raise BadRequest('the request body must be a JSON object {"query": ...}')
     query = payload.get("query")
-    if not isinstance(query, str) or not query.strip():
+    if query is not None and (not isinstance(query, str) or not query.strip()):
         raise BadRequest('"query" must be a non-empty string with a GraphQL document')
     variables = payload.get("variables")
     if variables is not None and not isinstance(variables, dict):
@@ -93,11 +127,59 @@ def params(payload: Any) -> Params:
     if extensions is not None and not isinstance(extensions, dict):
         raise BadRequest('"extensions" must be a JSON object, or null')
     name = operation_name(payload.get("operationName"))
-    if found := problem(query, prose=True):
+    if query is not None and (found := problem(query, prose=True)):
         raise BadRequest(f'"query" {found}; send the document as plain text')
     _check_values(variables, "variables")
     _check_values(extensions, "extensions")
-    return Params(query, variables, name)
+    digest = document_digest(payload.get("documentId"), extensions)
+    if query is None and digest is None:
+        raise BadRequest(
+            '"query" must be a non-empty string with a GraphQL document, or "documentId" '
+            "the id (sha256:<hex>) of a document registered for your client"
+        )
+    if query is not None and digest is not None and digest != text_digest(query):
+        raise BadRequest(
+            "the document's id is not the sha256 of the query sent with it: send the id of "
+            "that text (sha256 of its UTF-8 bytes), or only one of them"
+        )
+    return Asked(query, digest, variables, name)
+
+
+def text_digest(query: str) -> str:
+    """The sha256 (hex) of a document's text, as its id names it."""
+    return hashlib.sha256(query.encode("utf-8")).hexdigest()
+
+
+def document_digest(document_id: Any, extensions: dict[str, Any] | None) -> str | None:
+    """The sha256 (hex) a request names its document by: ``documentId`` ("sha256:<hex>", as
+    the GraphQL over HTTP persisted documents proposal has it) or Apollo's
+    ``extensions.persistedQuery`` ({"version": 1, "sha256Hash": "<hex>"}); None when
+    neither. BadRequest for a malformed one, or two that differ."""
+    named: list[str] = []
+    if document_id is not None:
+        if not isinstance(document_id, str) or not (found := DOCUMENT_ID.fullmatch(document_id)):
+            raise BadRequest(
+                '"documentId" must be "sha256:" and the 64 hexadecimal digits of the '
+                "document's sha256, as `hub documents list --full` shows it"
+            )
+        named.append(found.group(1).lower())
+    persisted = (extensions or {}).get("persistedQuery")
+    if persisted is not None:
+        digest = persisted.get("sha256Hash") if isinstance(persisted, dict) else None
+        if (
+            not isinstance(persisted, dict)
+            or persisted.get("version") != 1
+            or not isinstance(digest, str)
+            or not SHA256.fullmatch(digest)
+        ):
+            raise BadRequest(
+                '"extensions.persistedQuery" must be {"version": 1, "sha256Hash": "<the 64 '
+                "hexadecimal digits of the document's sha256>\"}"
+            )
+        named.append(digest.lower())
+    if len(set(named)) > 1:
+        raise BadRequest('"documentId" and "extensions.persistedQuery" name different documents')
+    return named[0] if named else None
 
 
 def operation_name(value: Any) -> str | None:

@@ -27,6 +27,9 @@ class Settings:
     # Reads answered from compiled plans (hub/compiled/); off, every request goes through
     # strawberry's resolvers, which give the same answers and access records, slower.
     compiled_reads: bool = True
+    # Department and enterprise systems may run only documents registered for them (`hub
+    # documents register`); developer credentials, auditors and admins keep free queries.
+    trusted_documents: bool = False
     # JWTs from an identity provider: an HMAC secret, or a PEM public key (text or file).
     jwt_secret: str | None = field(default=None, repr=False)
     jwt_public_key: str | None = None
@@ -121,6 +124,7 @@ class Settings:
             max_request_bytes=int(max_request_bytes),
             graphiql=_on(environ, "HUB_GRAPHIQL"),
             compiled_reads=_on(environ, "HUB_COMPILED_READS"),
+            trusted_documents=_on(environ, "HUB_TRUSTED_DOCUMENTS", default=False),
             jwt_secret=secret,
             jwt_public_key=public_key,
             jwt_audience=environ.get("HUB_JWT_AUDIENCE") or None,
@@ -167,9 +171,16 @@ class Settings:
         return Path(path)
 
 
-def _on(environ: Mapping[str, str], name: str) -> bool:
-    """A switch that is on unless set to 0, false, no or off."""
-    return environ.get(name, "1").lower() not in {"0", "false", "no", "off"}
+def _on(environ: Mapping[str, str], name: str, *, default: bool = True) -> bool:
+    """A switch: on unless set to 0, false, no or off; one that is off by default is on
+    only when set to 1, true, yes or on (ValueError for anything else: a misspelt setting
+    must not leave a safeguard off)."""
+    value = environ.get(name, "").strip().lower()
+    if default:
+        return value not in {"0", "false", "no", "off"}
+    if value not in {"", "0", "false", "no", "off", "1", "true", "yes", "on"}:
+        raise ValueError(f"{name} must be 1 (on) or 0 (off), not {value!r}")
+    return value in {"1", "true", "yes", "on"}
 
 
 def _seconds(

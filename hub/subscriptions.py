@@ -46,7 +46,7 @@ from hub.graphql_http import GraphQLEndpoint, describe, outcome
 from hub.live import FeedListener, Member
 from hub.live.events import Encoded, Events, Subscriber, answer_of
 from hub.metrics import SUBSCRIPTIONS
-from hub.params import BadRequest, header_text, params
+from hub.params import BadRequest, asked_for, header_text
 from hub.schema import SHARED, Access, Context, Loaders, Reader
 from hub.schema.context import Live
 from hub.schema.roots import refused
@@ -134,10 +134,16 @@ class TransportHandler(BaseGraphQLTransportWSHandler[Connection, None]):
         context: Context | None = None
         ticket: Ticket | None = None
         try:
-            params({"query": operation.query, "variables": operation.variables,
-                    "operationName": operation.operation_name})  # fmt: skip
+            asked = asked_for({"query": operation.query, "variables": operation.variables,
+                               "operationName": operation.operation_name})  # fmt: skip
             access, loaders = await endpoint.view(self.context)
             context = Context(access, loaders)
+            # Held to registered documents as over HTTP (the text only: the protocol's
+            # subscribe message carries no id).
+            resolved = await endpoint.graphql.documents.resolve(
+                asked, access.principal, loaders.reader
+            )
+            context.document_id = resolved.document_id
             # Root fields not for this role (an enterprise's credential subscribes to nothing).
             if forbidden := refused(access.principal, operation.query, operation.operation_name):
                 answer = refusals(forbidden)
@@ -170,7 +176,7 @@ class TransportHandler(BaseGraphQLTransportWSHandler[Connection, None]):
                 return
             await context.loaders.reader.close()  # nothing held while it waits for events
             assert context.live.seq is not None  # noqa: S101 - set by the resolver
-            await endpoint.follow(self.context, operation, access, context.live.seq)
+            await endpoint.follow(self.context, operation, context, context.live.seq)
         except HubError as error:  # e.g. a bad request, or refused by a limit
             answer = {"errors": [{"message": error.message, "extensions": error.extensions()}]}
             try:
@@ -247,15 +253,16 @@ class SubscriptionEndpoint(GraphQL[Connection, None]):
         self,
         connection: Connection,
         operation: Operation[Connection, None],
-        access: Access,
+        context: Context,
         seq: int,
     ) -> None:
         """Send the subscription's events, from after ``seq``, until it ends."""
-        principal = access.principal
+        principal = context.access.principal
         variables = json.dumps(operation.variables, sort_keys=True)
         key = (principal.department, principal.role, principal.enterprise, connection.purpose,
                operation.query, variables, operation.operation_name)  # fmt: skip
-        member = Member(key, operation.id, Subscriber(connection, operation))
+        subscriber = Subscriber(connection, operation, context.document_id)
+        member = Member(key, operation.id, subscriber)
         self.listener.join(member, seq)
         SUBSCRIPTIONS.inc()
         try:
@@ -367,6 +374,7 @@ class SubscriptionEndpoint(GraphQL[Connection, None]):
         entry.document_hash, entry.operation_name, entry.operation_type = describe(
             operation.query, operation.operation_name
         )
+        entry.document_id = context.document_id
         entry.policy_version = context.access.policy.version
         entry.trail = trail
         await self.graphql.access_log.append(entry)

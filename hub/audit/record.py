@@ -69,7 +69,7 @@ def compact(values: Any) -> bytes:
 
 # Columns added after records were first written: hashed only when set, so the records
 # written before them keep their hashes.
-LATER_COLUMNS = frozenset({"written"})
+LATER_COLUMNS = frozenset({"written", "document_id"})
 
 
 def record_hash(values: Mapping[str, Any]) -> str:
@@ -228,6 +228,7 @@ class AccessEntry:
     operation_name: str | None = None
     operation_type: str | None = None
     document_hash: str | None = None
+    document_id: str | None = None  # the registered document it ran, "sha256:<hex>"
     purpose: str | None = None
     case_ref: str | None = None
     remote_address: str | None = None
@@ -239,6 +240,7 @@ class AccessEntry:
         return {
             "recorded_at": timestamp(self.recorded_at),
             "document_hash": self.document_hash,
+            "document_id": self.document_id,
             **fitted,
             "outcome": self.outcome,
             **self.trail.columns(),

@@ -51,20 +51,29 @@ def clients_create(
             "enterprise with --enterprise.",
         ),
     ] = None,
+    developer: Annotated[
+        bool,
+        typer.Option(
+            "--developer",
+            help="A developer's credential: reads as its department, and may send documents "
+            "that are not registered when the hub runs registered documents only "
+            "(HUB_TRUSTED_DOCUMENTS).",
+        ),
+    ] = False,
 ) -> None:
     """Register a client and print its bearer token: shown once, only its hash is kept."""
     role = role or (Role.ENTERPRISE if enterprise is not None else Role.DEPARTMENT)
     new = run(
         with_engine(
             settings(),
-            lambda engine: create_client(
-                engine, department=department, enterprise=enterprise, name=name, role=role
-            ),
+            lambda engine: create_client(engine, department=department, enterprise=enterprise,
+                                         name=name, role=role, developer=developer),
         )
-    )
+    )  # fmt: skip
     whose = department if enterprise is None else f"enterprise {enterprise.strip().upper()}"
+    kind = f"{role.value}, developer" if developer else role.value
     console.print(
-        f"client {new.id} ({name}, {whose}, {role.value}) created. Its token follows; "
+        f"client {new.id} ({name}, {whose}, {kind}) created. Its token follows; "
         "store it now, the hub cannot show it again:",
         highlight=False,
     )
@@ -75,7 +84,8 @@ def clients_create(
 def clients_list() -> None:
     """Every client, revoked ones included."""
     clients = run(with_engine(settings(), list_clients))
-    table = Table("id", "name", "department", "role", "enterprise", "created", "revoked")
+    table = Table("id", "name", "department", "role", "enterprise", "developer", "created",
+                  "revoked")  # fmt: skip
     for client, created in clients:
         revoked = f"{client.revoked_at:%Y-%m-%d %H:%M}" if client.revoked_at else ""
         table.add_row(
@@ -84,6 +94,7 @@ def clients_list() -> None:
             client.department,
             client.role.value,
             client.enterprise or "",
+            "yes" if client.developer else "",
             f"{created:%Y-%m-%d %H:%M}",
             revoked,
         )

@@ -132,8 +132,8 @@ def run(work: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine; a HubError becomes its message and exit status 1."""
     try:
         return asyncio.run(work)
-    except HubError as error:
-        console.print(f"[red]{error.message}[/red]")
+    except HubError as error:  # as text: a message may quote [brackets] of the caller's
+        console.print(Text(error.message, style="red"), soft_wrap=True)
         raise typer.Exit(1) from None
 
 

@@ -47,6 +47,7 @@ class Subscriber:
 
     connection: Connection
     operation: Operation[Connection, None]
+    document_id: str | None = None  # the registered document it runs, for its records
 
 
 class Encoded(dict[str, Any]):
@@ -187,6 +188,7 @@ class Events:
                 member.subscriber.connection, outcome(status, said, served), started
             )
             entry.document_hash, entry.operation_name, entry.operation_type = described
+            entry.document_id = member.subscriber.document_id
             entry.policy_version = access.policy.version if access else None
             entry.trail = served
             entries.append(entry)

@@ -105,6 +105,9 @@ class AccessRecordNode:
     operation_name: str | None
     operation_type: str | None
     document_hash: str | None = strawberry.field(description="SHA-256 of the normalized query.")
+    document_id: str | None = strawberry.field(
+        description="The registered document the request ran (sha256:<hex>), if it ran one."
+    )
     purpose: str | None
     case_ref: str | None
     remote_address: str | None
@@ -133,6 +136,7 @@ class AccessRecordNode:
             operation_name=values["operation_name"],
             operation_type=values["operation_type"],
             document_hash=values["document_hash"],
+            document_id=values.get("document_id"),
             purpose=values["purpose"],
             case_ref=values["case_ref"],
             remote_address=values["remote_address"],

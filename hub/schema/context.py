@@ -40,6 +40,8 @@ class Context:
     live: Live | None = None  # set for subscriptions over WebSocket
     share_decision_days: int = 10  # see Settings
     cost: int = 0  # the request's price (hub/schema/cost.py), for its access record
+    # The registered document it runs ("sha256:<hex>", hub/trusted.py), for its records.
+    document_id: str | None = None
 
     async def writer(self) -> AsyncConnection:
         """Where mutations write: the request's transaction, committed with its record."""
