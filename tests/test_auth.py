@@ -203,6 +203,12 @@ def unsigned(payload: dict[str, Any]) -> str:
          "the JWT's sub holds a control character (U+0000 at position 2)"),
         (lambda key: jwt.encode(claims(dept="\x1b[31mmarket"), SECRET, algorithm="HS256"),
          "the JWT's dept '\\x1b[31mmarket' is not a department of the hub"),
+        # A developer's credential is a department's: a string or another role is no claim.
+        (lambda key: jwt.encode(claims(developer="yes"), SECRET, algorithm="HS256"),
+         "the JWT's developer claim must be true or false, and true only with role department"),
+        (lambda key: jwt.encode(claims(role="auditor", developer=True), SECRET, algorithm="HS256"),
+         "the JWT's developer claim must be true or false, and true only with role department"),
+        (lambda key: jwt.encode(claims(developer=True), SECRET, algorithm="HS256"), None),
     ],
 )  # fmt: skip
 def test_bad_jwts_get_401(

@@ -54,8 +54,8 @@ def test_the_curl_example_runs_verbatim_and_shows_the_canonical_case(
     demo: tuple[int, Path, dict[str, str]],
 ) -> None:
     port, folder, _ = demo
-    (command,) = [block for block in re.findall(r"```sh\n(.*?)```", README, flags=re.DOTALL)
-                  if "curl" in block]  # fmt: skip
+    command, *_ = [block for block in re.findall(r"```sh\n(.*?)```", README, flags=re.DOTALL)
+                   if "curl" in block]  # fmt: skip
     answer = curl(command, port, folder)
     enterprise = answer["data"]["enterprise"]
     assert enterprise["name"] == "杭州恒华化工有限公司"
@@ -79,6 +79,25 @@ def test_the_curl_example_runs_verbatim_and_shows_the_canonical_case(
         for r in answer["data"]["enterprise"]["rectifications"]
         if r["acceptance"]
     )
+
+
+def test_both_ways_of_sending_a_query_run_as_written(
+    demo: tuple[int, Path, dict[str, str]],
+) -> None:
+    """A query by GET, and a registered document by its id, as "Sending requests" shows."""
+    port, folder, _ = demo
+    by_get, by_id = [block for block in re.findall(r"```sh\n(.*?)```", README, flags=re.DOTALL)
+                     if "curl" in block][1:]  # fmt: skip
+    assert "curl -s -G" in by_get
+    answer = curl(by_get, port, folder)
+    assert answer["data"]["enterprise"] == {"name": "杭州恒华化工有限公司", "industry": "化工"}
+    assert "documentId" in by_id
+    said = subprocess.run(["bash", "-c", by_id.replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+                           .replace(".venv/bin/hub", HUB)], cwd=folder, capture_output=True,
+                          text=True, timeout=120, check=True)  # fmt: skip
+    assert "registered" in said.stdout
+    answer = json.loads(said.stdout.splitlines()[-1])
+    assert {d["code"] for d in answer["data"]["departments"]} >= {"market", "ecology"}
 
 
 def test_every_graphql_example_answers_with_data(demo: tuple[int, Path, dict[str, str]]) -> None:

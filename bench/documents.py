@@ -1,0 +1,126 @@
+"""What trusted documents cost a request (issue 18): a registered document sent by id on a
+hub that runs registered documents only, against the same document sent as text on an open
+hub, interleaved in one run.
+
+    .venv/bin/python -m bench.documents [--rounds 40] [--write]
+
+In-process, compiled reads, authorization, audit and tracing on (as bench.supervision
+measures the dossier), SQLite with 1,000 demo enterprises: a tiny query (one enterprise's
+name, where a request's fixed costs show most) and the 100-enterprise dossier. By id the
+hub reads the document (one indexed statement) and then runs its text as any other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import tempfile
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import uvloop
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+from bench.limit import FIELDS
+from bench.report import write_section
+from bench.run import Nowhere, endpoint, interleaved, machine, open_policies, prepare
+from hub.db import create_engine
+from hub.documents import register
+from hub.schema import build_schema
+
+SECTION = "## Trusted documents"
+TINY = 'query Tiny { enterprise(uscc: "9133010985H96UB001") { name } }'
+DOSSIER = "query Dossier { enterprises(first: 100) { edges { node {" + FIELDS + "} } } }"
+
+
+def sender(
+    client: httpx2.AsyncClient, token: str, body: dict[str, Any]
+) -> Callable[[], Awaitable[None]]:
+    headers = {"Authorization": f"Bearer {token}"}
+
+    async def send() -> None:
+        response = await client.post("/graphql", json=body, headers=headers)
+        if response.status_code != 200 or not response.content.startswith(b'{"data":'):
+            raise SystemExit(f"unexpected answer: {response.status_code} {response.text[:300]}")
+
+    return send
+
+
+def by_id(text: str) -> dict[str, Any]:
+    return {"documentId": "sha256:" + hashlib.sha256(text.encode()).hexdigest()}
+
+
+async def timing(directory: Path, rounds: int) -> dict[str, float]:
+    policies = open_policies(directory)
+    settings, token = await prepare(f"sqlite+aiosqlite:///{directory}/documents.db", 1000,
+                                    policies)  # fmt: skip
+    engine = create_engine(settings)
+    await register(engine, "bench", [("tiny.graphql", TINY), ("dossier.graphql", DOSSIER)],
+                   "bench", build_schema()._schema)  # fmt: skip
+    await engine.dispose()
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(Nowhere()))
+    tracer = provider.get_tracer("hub")
+    open_hub = endpoint(settings, audited=True, tracer=tracer, traced_sql=True)
+    trusted = endpoint(replace(settings, trusted_documents=True), audited=True, tracer=tracer,
+                       traced_sql=True)  # fmt: skip
+    medians = await interleaved(
+        {
+            "tiny by text": sender(open_hub, token, {"query": TINY}),
+            "tiny by id": sender(trusted, token, by_id(TINY)),
+            "dossier by text": sender(open_hub, token, {"query": DOSSIER}),
+            "dossier by id": sender(trusted, token, by_id(DOSSIER)),
+        },
+        rounds,
+    )
+    await open_hub.aclose()
+    await trusted.aclose()
+    provider.shutdown()
+    return medians
+
+
+def section(medians: dict[str, float], rounds: int) -> str:
+    def row(what: str, a: str, b: str) -> str:
+        ratio = medians[a] / medians[b]
+        return (
+            f"| {what} | {a} | {b} | {medians[a] * 1000:.2f} ms | {medians[b] * 1000:.2f} ms "
+            f"| {ratio:.2f}x |"
+        )
+
+    lines = [
+        SECTION,
+        "",
+        "Written by `.venv/bin/python -m bench.documents --write`; do not edit by hand.",
+        "",
+        *machine(),
+        f"- {rounds} interleaved rounds; medians; SQLite, 1,000 demo enterprises; in-process, "
+        "compiled reads, authorization, audit and tracing on",
+        "",
+        "| comparison | A | B | median A | median B | A/B |",
+        "|---|---|---|---|---|---|",
+        row("one enterprise's name: a registered document by id on a trusted hub, against "
+            "its text on an open hub", "tiny by id", "tiny by text"),
+        row("the 100-enterprise dossier, the same way", "dossier by id", "dossier by text"),
+    ]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
+    arguments = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        medians = uvloop.run(timing(Path(scratch), arguments.rounds))
+    text = section(medians, arguments.rounds)
+    print(text)
+    if arguments.write:
+        write_section(text)
+
+
+if __name__ == "__main__":
+    main()
