@@ -12,21 +12,18 @@ hub reads the document (one indexed statement) and then runs its text as any oth
 
 from __future__ import annotations
 
-import argparse
 import hashlib
-import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import httpx2
-import uvloop
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from bench.limit import FIELDS
-from bench.report import write_section
+from bench.report import measure_and_report
 from bench.run import Nowhere, endpoint, interleaved, machine, open_policies, prepare
 from hub.db import create_engine
 from hub.documents import register
@@ -110,16 +107,7 @@ def section(medians: dict[str, float], rounds: int) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=40)
-    parser.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
-    arguments = parser.parse_args()
-    with tempfile.TemporaryDirectory() as scratch:
-        medians = uvloop.run(timing(Path(scratch), arguments.rounds))
-    text = section(medians, arguments.rounds)
-    print(text)
-    if arguments.write:
-        write_section(text)
+    measure_and_report(__doc__, timing, section, rounds=40)
 
 
 if __name__ == "__main__":

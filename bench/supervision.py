@@ -13,21 +13,18 @@
 
 from __future__ import annotations
 
-import argparse
 import sqlite3
-import tempfile
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import uvloop
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 import hub.publishing.write as write
 from bench.limit import FIELDS
-from bench.report import write_section
+from bench.report import measure_and_report
 from bench.run import Nowhere, endpoint, interleaved, machine, open_policies, poster, prepare
 from hub.publishing import Published
 from hub.records import today
@@ -136,16 +133,7 @@ def section(medians: dict[str, float], rounds: int) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
-    arguments = parser.parse_args()
-    with tempfile.TemporaryDirectory() as scratch:
-        medians = uvloop.run(timing(Path(scratch), arguments.rounds))
-    text = section(medians, arguments.rounds)
-    print(text)
-    if arguments.write:
-        write_section(text)
+    measure_and_report(__doc__, timing, section, rounds=15)
 
 
 if __name__ == "__main__":
