@@ -44,3 +44,16 @@ def node(script: str, *arguments: str, timeout: float = 120) -> subprocess.Compl
     return subprocess.run(
         [NODE, script, *arguments], cwd=folder, capture_output=True, text=True, timeout=timeout
     )
+
+
+def started(script: str, *arguments: str, token: str) -> subprocess.Popen[str]:
+    """``node script arguments`` in tests/conformance, running beside the test (a subscriber
+    that waits for an event); its output as text once it ends. ``token`` goes in its
+    environment as HUB_TOKEN: a command line is readable by every user of the machine."""
+    folder = node_packages()
+    assert NODE is not None
+    return subprocess.Popen(
+        [NODE, script, *arguments], cwd=folder, text=True,
+        env={**os.environ, "HUB_TOKEN": token},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
