@@ -218,10 +218,14 @@ def refusal(error: BaseException) -> ConnectionRejectionError:
 
 
 def _cut(text: str, limit: int) -> str:
-    """``text`` in at most ``limit`` bytes of UTF-8, cut at a character, with … if cut."""
+    """``text`` in at most ``limit`` bytes of UTF-8, with … if cut: at a space where one
+    is near the end (a reader sees whole words), else at a character."""
     if len(text.encode()) <= limit:
         return text
     cut = text.encode()[: limit - 3].decode(errors="ignore")
+    words, space, _ = cut.rpartition(" ")
+    if space and len(words) > len(cut) * 3 // 4:
+        cut = words.rstrip(",;:")
     return cut + "…"
 
 

@@ -27,6 +27,7 @@ from hub.demo import load_demo
 from hub.domain import Role
 from hub.schema.feed import encode_cursor
 from hub.settings import Settings
+from hub.subscriptions import _cut
 from tests.conftest import BACKENDS, fresh_database, graphql
 
 PROTOCOL = "graphql-transport-ws"
@@ -520,3 +521,12 @@ def test_readyz_stays_ready_while_a_writer_holds_the_sqlite_file_for_a_moment(
         holder.execute("ROLLBACK")
         holder.close()
     assert answer.status_code == 200, answer.json()
+
+
+def test_a_close_reason_is_cut_to_whole_words_within_its_123_bytes() -> None:
+    reason = ("UNAUTHENTICATED: the bearer token is not a token of this hub; check that it was "
+              "copied whole, or ask the hub's administrator for a new one")  # fmt: skip
+    cut = _cut(reason, 123)
+    assert len(cut.encode()) <= 123
+    assert cut.endswith(" the hub's…")
+    assert _cut("审" * 60, 123) == "审" * 40 + "…"  # no space near: at a character
