@@ -275,7 +275,7 @@ TAMPERING = [
         "UPDATE access_record SET seq = seq + 100 WHERE seq >= 3",
         "INSERT INTO access_record SELECT 3, recorded_at, client, department, role, operation_name, operation_type,"
         " document_hash, purpose, case_ref, remote_address, outcome, enterprises, fields, served, denied,"
-        " policy_version, trace_id, duration_us, prev_hash, 'forged', written FROM access_record WHERE seq = 103",
+        " policy_version, trace_id, duration_us, prev_hash, 'forged', written, document_id FROM access_record WHERE seq = 103",
         "UPDATE access_record SET seq = seq - 99 WHERE seq >= 103"], 3,
      "record 3 was changed after it was written: its hash does not match"),
     ("two records swapped", [

@@ -258,6 +258,7 @@ def test_revoke_as_the_administrator_is_recorded(database: Settings) -> None:
     assert record == {
         "seq": 1, "client": CLIENT, "department": "market", "role": "admin",
         "operation_name": "share revoke", "operation_type": "mutation", "document_hash": None,
+        "document_id": None,
         "purpose": None, "case_ref": None, "remote_address": None, "outcome": "ok",
         "enterprises": [], "fields": [], "served": [], "denied": [],
         "policy_version": POLICY.version,

@@ -293,7 +293,7 @@ def test_malformed_requests_are_refused_with_a_code_and_recorded(
         )
         recorded = access_records.since_last()
         context = f"{request.describe()}\n{response.status_code} {response.text[:2000]}"
-        assert response.headers["content-type"] == "application/json", context
+        assert response.headers["content-type"] == "application/json; charset=utf-8", context
         answer = json.loads(response.content)
         assert judge(response.status_code, answer) == [], context
         assert recorded == [answer["extensions"]["traceId"]], context
