@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from graphql import GraphQLError, OperationDefinitionNode, parse, validate
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub.audit import AccessEntry, AccessLog, Outcome, Trail
@@ -45,6 +45,9 @@ __all__ = [
 
 MAX_OPERATIONS_TEXT = 2000  # the operations' names, as the column keeps them
 MAX_SOURCE = 500  # the file's name, as the column keeps it
+# PostgreSQL: registrations and retirements take turns (pg_advisory_xact_lock), or two at
+# once both find a document missing and the second insert fails on the unique key.
+DOCUMENTS_LOCK = 0x4855_4244_4F43_5321  # "HUBDOCS!"
 
 
 class DocumentError(BadUserInput):
@@ -133,6 +136,7 @@ async def register(
     trail = Trail()
     registered: list[Registered] = []
     async with transaction(engine) as connection:
+        await _take_turn(connection)
         if not await _holder_exists(connection, client):
             raise DocumentError(
                 f"no client is named {client!r}: documents belong to a client's name as `hub "
@@ -174,6 +178,7 @@ async def retire(engine: AsyncEngine, client: str, document: str, by: str) -> in
     digest = found.group(1).lower()
     started, now = time.perf_counter(), datetime.now(UTC)
     async with transaction(engine) as connection:
+        await _take_turn(connection)
         done = await connection.execute(
             update(TrustedDocument)
             .where(TrustedDocument.client == client.strip(), TrustedDocument.sha256 == digest,
@@ -189,6 +194,14 @@ async def retire(engine: AsyncEngine, client: str, document: str, by: str) -> in
         trail.transition("TrustedDocument", f"sha256:{digest}", "retired",
                          {"client": client.strip()}, None)  # fmt: skip
         return await _record(engine, connection, by, "documents retire", trail, started, now)
+
+
+async def _take_turn(connection: AsyncConnection) -> None:
+    """Wait for other registrations and retirements to commit (SQLite's write transactions
+    take turns already: db.transaction); what this one reads next is current."""
+    if connection.dialect.name == "postgresql":
+        lock = text("SELECT pg_advisory_xact_lock(:key)")
+        await connection.execute(lock, {"key": DOCUMENTS_LOCK})
 
 
 async def _record(

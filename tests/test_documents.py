@@ -408,3 +408,26 @@ def test_the_installed_command_creates_and_lists_developer_credentials(store: Se
     listed = hub(store, "clients", "list")
     line = next(line for line in listed.stdout.splitlines() if "market developer" in line)
     assert "yes" in line
+
+
+def test_registrations_at_the_same_time_both_succeed(store: Settings) -> None:
+    """Two operators registering the same documents at once: on PostgreSQL both read that
+    the client has none, and the second insert met the first's unique key (an internal
+    error) unless registrations take their turn."""
+    documents = [(f"d{n}.graphql", f"query D{n} {{ departments {{ code }} }}") for n in range(8)]
+
+    async def together(engine: AsyncEngine) -> list[bool]:
+        other = create_engine(store)
+        try:
+            done = await asyncio.gather(*(
+                register(target, "market system", documents, OPERATOR, SCHEMA)
+                for target in (engine, other, engine, other)
+            ))  # fmt: skip
+        finally:
+            await other.dispose()
+        return [r.new for registered, _ in done for r in registered]
+
+    news = on(store, together)
+    assert news.count(True) == len(documents)  # each new once, then already registered
+    assert sql(store, "SELECT count(*) FROM trusted_document")[0][0] == len(documents)
+    assert on(store, verify).ok
