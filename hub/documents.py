@@ -40,6 +40,7 @@ __all__ = [
     "find",
     "register",
     "retire",
+    "shown",
     "usage",
 ]
 
