@@ -64,6 +64,13 @@ async def create_client(
     to give otherwise."""
     if not name.strip():
         raise BadUserInput("a client needs a name that says which system or person it is")
+    if name.strip().lower().startswith("jwt:"):
+        # Trusted documents belong to a client's name, and a JWT's caller is "jwt:<sub>":
+        # a client so named would run the documents registered for that JWT subject.
+        raise BadUserInput(
+            f"a client's name cannot start with 'jwt:' ({name.strip()[:60]!r}): the hub names "
+            "JWT callers so; choose a name that says which system or person it is"
+        )
     if developer and role is not Role.DEPARTMENT:
         raise BadUserInput(
             f"a developer's credential reads as a department: --developer goes with role "

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from graphql import GraphQLError, OperationDefinitionNode, parse, validate
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub.audit import AccessEntry, AccessLog, Outcome, Trail
@@ -30,7 +30,7 @@ from hub.errors import BadUserInput, NotFound
 from hub.models import AccessRecord, Client, TrustedDocument
 from hub.params import DOCUMENT_ID, text_digest
 from hub.schema.limits import MAX_TOKENS
-from hub.text import problem
+from hub.text import kept, problem
 
 __all__ = [
     "DocumentError",
@@ -40,10 +40,15 @@ __all__ = [
     "find",
     "register",
     "retire",
+    "shown",
     "usage",
 ]
 
 MAX_OPERATIONS_TEXT = 2000  # the operations' names, as the column keeps them
+MAX_SOURCE = 500  # the file's name, as the column keeps it
+# PostgreSQL: registrations and retirements take turns (pg_advisory_xact_lock), or two at
+# once both find a document missing and the second insert fails on the unique key.
+DOCUMENTS_LOCK = 0x4855_4244_4F43_5321  # "HUBDOCS!"
 
 
 class DocumentError(BadUserInput):
@@ -77,7 +82,7 @@ def document_id(text: str) -> str:
 
 def checked(source: str, text: str, schema: Any) -> tuple[str, ...]:
     """The names of a document's operations ("" for an anonymous one); DocumentError
-    naming the file and line of what is wrong with it."""
+    naming the file and line of what is wrong with it. ``source`` as ``shown`` gives it."""
     if found := problem(text, prose=True):
         raise DocumentError(f"{source}: the document {found}; save it as plain UTF-8 text")
     try:
@@ -91,6 +96,12 @@ def checked(source: str, text: str, schema: Any) -> tuple[str, ...]:
         raise DocumentError(f"{source}: the document holds no operation (query, mutation or "
                             "subscription) to run")  # fmt: skip
     return tuple(operation.name.value if operation.name else "" for operation in operations)
+
+
+def shown(source: str) -> str:
+    """A file's name as documents and messages keep it (text.kept): a name may hold escape
+    sequences or undecodable bytes, which nobody's terminal or database should receive."""
+    return kept(source, MAX_SOURCE) or ""
 
 
 def _at(source: str, error: GraphQLError) -> str:
@@ -117,11 +128,16 @@ async def register(
     retired comes back. The registrations and their access record commit together; returns
     them and the record's sequence number."""
     client = client.strip()
-    looked_at = [(source, text, checked(source, text, schema)) for source, text in sources]
+    # File names are anyone's text: kept as records keep text (control characters escaped,
+    # cut to the column), so neither the table, the access record nor a terminal obeys them.
+    looked_at = [
+        (shown(source), text, checked(shown(source), text, schema)) for source, text in sources
+    ]
     started, now = time.perf_counter(), datetime.now(UTC)
     trail = Trail()
     registered: list[Registered] = []
     async with transaction(engine) as connection:
+        await _take_turn(connection)
         if not await _holder_exists(connection, client):
             raise DocumentError(
                 f"no client is named {client!r}: documents belong to a client's name as `hub "
@@ -137,7 +153,7 @@ async def register(
             names = " ".join(name or "(anonymous)" for name in operations)[:MAX_OPERATIONS_TEXT]
             if row is None:
                 await connection.execute(insert(TrustedDocument).values(
-                    client=client, sha256=digest, body=text, source=source[:500],
+                    client=client, sha256=digest, body=text, source=source,
                     operations=names, registered_by=by, registered_at=now,
                 ))  # fmt: skip
             elif row.retired_at is not None:
@@ -147,7 +163,7 @@ async def register(
                 )
             if new:
                 trail.transition("TrustedDocument", f"sha256:{digest}", "registered", None,
-                                 {"client": client, "source": source[:500]})  # fmt: skip
+                                 {"client": client, "source": source})  # fmt: skip
             registered.append(Registered(f"sha256:{digest}", source, operations, new))
         seq = await _record(engine, connection, by, "documents register", trail, started, now)
     return registered, seq
@@ -163,6 +179,7 @@ async def retire(engine: AsyncEngine, client: str, document: str, by: str) -> in
     digest = found.group(1).lower()
     started, now = time.perf_counter(), datetime.now(UTC)
     async with transaction(engine) as connection:
+        await _take_turn(connection)
         done = await connection.execute(
             update(TrustedDocument)
             .where(TrustedDocument.client == client.strip(), TrustedDocument.sha256 == digest,
@@ -178,6 +195,14 @@ async def retire(engine: AsyncEngine, client: str, document: str, by: str) -> in
         trail.transition("TrustedDocument", f"sha256:{digest}", "retired",
                          {"client": client.strip()}, None)  # fmt: skip
         return await _record(engine, connection, by, "documents retire", trail, started, now)
+
+
+async def _take_turn(connection: AsyncConnection) -> None:
+    """Wait for other registrations and retirements to commit (SQLite's write transactions
+    take turns already: db.transaction); what this one reads next is current."""
+    if connection.dialect.name == "postgresql":
+        lock = text("SELECT pg_advisory_xact_lock(:key)")
+        await connection.execute(lock, {"key": DOCUMENTS_LOCK})
 
 
 async def _record(

@@ -275,8 +275,14 @@ TAMPERING = [
         "UPDATE access_record SET seq = seq + 100 WHERE seq >= 3",
         "INSERT INTO access_record SELECT 3, recorded_at, client, department, role, operation_name, operation_type,"
         " document_hash, purpose, case_ref, remote_address, outcome, enterprises, fields, served, denied,"
-        " policy_version, trace_id, duration_us, prev_hash, 'forged', written, document_id FROM access_record WHERE seq = 103",
+        " policy_version, trace_id, duration_us, prev_hash, 'forged', written, document_id"
+        " FROM access_record WHERE seq = 103",
         "UPDATE access_record SET seq = seq - 99 WHERE seq >= 103"], 3,
+     "record 3 was changed after it was written: its hash does not match"),
+    # A later column (document_id, migration 0012) is hashed once set: naming a document a
+    # record did not run, or another one, breaks its hash like any other change.
+    ("a document id given to a record", [
+        "UPDATE access_record SET document_id = 'sha256:' || hash WHERE seq = 3"], 3,
      "record 3 was changed after it was written: its hash does not match"),
     ("two records swapped", [
         "UPDATE access_record SET seq = 100 WHERE seq = 2",

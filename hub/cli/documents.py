@@ -1,8 +1,12 @@
-"""`hub documents`: the GraphQL documents registered for each client (trusted documents)."""
+"""`hub documents`: the GraphQL documents registered for each client (trusted documents).
+
+Files' and clients' names are anyone's text: every value is shown as plain text (Rich
+``Text``, control characters escaped), never read as Rich markup, or a folder named
+``a[/]b`` would fail the table after its registration committed, and every list after.
+"""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,8 +16,18 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from hub.cli.common import app, console, operator, revision_problem, run, settings, with_engine
-from hub.documents import DocumentError, register, retire, usage
+from hub.cli.common import (
+    app,
+    console,
+    operator,
+    plain_json,
+    revision_problem,
+    run,
+    settings,
+    visible,
+    with_engine,
+)
+from hub.documents import DocumentError, register, retire, shown, usage
 from hub.errors import HubError
 from hub.schema import build_schema
 
@@ -36,12 +50,12 @@ def _sources(paths: list[Path]) -> list[tuple[str, str]]:
         if path.is_dir():
             found = sorted(p for p in path.glob("*.graphql") if p.is_file())
             if not found:
-                raise DocumentError(f"{path}: the folder holds no .graphql file")
+                raise DocumentError(f"{shown(str(path))}: the folder holds no .graphql file")
             files.extend(found)
         elif path.is_file():
             files.append(path)
         else:
-            raise DocumentError(f"{path}: no such file or folder")
+            raise DocumentError(f"{shown(str(path))}: no such file or folder")
     if len(files) > MAX_FILES:
         raise DocumentError(f"{len(files)} files: register at most {MAX_FILES} at once")
     sources = []
@@ -49,10 +63,17 @@ def _sources(paths: list[Path]) -> list[tuple[str, str]]:
         try:
             sources.append((str(file), file.read_text(encoding="utf-8")))
         except UnicodeDecodeError:
-            raise DocumentError(f"{file}: not UTF-8 text; save the document as UTF-8") from None
+            raise DocumentError(
+                f"{shown(str(file))}: not UTF-8 text; save the document as UTF-8"
+            ) from None
         except OSError as error:
-            raise DocumentError(f"{file}: cannot be read ({error.strerror})") from None
+            raise DocumentError(f"{shown(str(file))}: cannot be read ({error.strerror})") from None
     return sources
+
+
+def _plain(*values: str) -> list[Text]:
+    """Table cells shown as they are: no Rich markup, nothing a terminal would obey."""
+    return [Text(visible(value)) for value in values]
 
 
 def _said(error: HubError) -> None:
@@ -85,14 +106,14 @@ def documents_register(
         _said(error)
     table = Table("id", "file", "operations", "")
     for document in registered:
-        table.add_row(document.id, document.source, " ".join(document.operations) or "-",
-                      "registered" if document.new else "already registered")  # fmt: skip
+        table.add_row(*_plain(document.id, document.source, " ".join(document.operations) or "-",
+                              "registered" if document.new else "already registered"))  # fmt: skip
     Console(width=200).print(table)
     new = sum(document.new for document in registered)
-    console.print(
-        f"{new} of {len(registered)} documents newly registered for {client} (access record {seq})",
-        highlight=False,
-    )
+    console.print(Text(visible(
+        f"{new} of {len(registered)} documents newly registered for {client.strip()} "
+        f"(access record {seq})"
+    )), soft_wrap=True)  # fmt: skip
 
 
 @documents_app.command("list")
@@ -106,23 +127,23 @@ def documents_list(
     found = run(with_engine(settings(), lambda engine: usage(engine, client)))
     if as_json:
         for document in found:
-            sys.stdout.write(json.dumps({
+            sys.stdout.write(plain_json({
                 "id": document.id, "client": document.client, "source": document.source,
                 "operations": list(document.operations), "registeredBy": document.registered_by,
                 "registeredAt": document.registered_at.isoformat(),
                 "retiredAt": document.retired_at.isoformat() if document.retired_at else None,
                 "requests": document.requests, "lastUsed": document.last_used,
-            }, ensure_ascii=False) + "\n")  # fmt: skip
+            }) + "\n")  # fmt: skip
         return
     table = Table("id", "client", "operations", "file", "registered", "requests", "last used",
                   "retired")  # fmt: skip
     for document in found:
-        table.add_row(
+        table.add_row(*_plain(
             document.id, document.client, " ".join(document.operations), document.source,
             f"{document.registered_at:%Y-%m-%d %H:%M} by {document.registered_by}",
             str(document.requests), (document.last_used or "")[:16].replace("T", " "),
             f"{document.retired_at:%Y-%m-%d %H:%M}" if document.retired_at else "",
-        )  # fmt: skip
+        ))  # fmt: skip
     Console(width=250).print(table)
     console.print(f"{len(found)} documents", highlight=False)
 
@@ -139,4 +160,5 @@ def documents_retire(
         )))  # fmt: skip
     except DocumentError as error:
         _said(error)
-    console.print(f"{document} retired for {client} (access record {seq})", highlight=False)
+    console.print(Text(visible(f"{document.strip()} retired for {client.strip()} "
+                               f"(access record {seq})")), soft_wrap=True)  # fmt: skip
