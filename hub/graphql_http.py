@@ -49,12 +49,13 @@ from hub.grants import Grants
 from hub.logs import request_log
 from hub.metrics import EXECUTIONS, REQUEST_SECONDS, REQUESTS, WITHHELD_FIELDS
 from hub.over_http import (
+    ALLOW_POST,
     JSON,
     answer_status,
     browses,
     media_type,
-    read_body,
-    read_query_string,
+    not_safe,
+    read_request,
 )
 from hub.params import Asked, BadRequest, Params, asked_for, header_text
 from hub.policy import PolicyStore
@@ -119,13 +120,6 @@ def log_request(entry: AccessEntry, status: int, answer: dict[str, Any]) -> None
                "operation_name": entry.operation_name, "outcome": str(entry.outcome),
                "status": status, "duration_ms": round(milliseconds, 1)},
     )  # fmt: skip
-
-
-ALLOW_POST = {"Allow": "POST"}
-
-
-def not_safe(operation_type: str) -> str:
-    return f"a {operation_type} cannot be sent with GET, which runs queries only: send it with POST"
 
 
 def respond(
@@ -293,14 +287,7 @@ class GraphQLEndpoint:
         """The status and body of the answer, with what the record needs noted in ``entry``."""
         safe = request.method == "GET"
         try:
-            media_type(request.headers.get("accept"))  # 406 when it accepts neither type
-            limit = self.settings.max_request_bytes
-            if safe:
-                payload = read_query_string(request.url.query, limit)
-            elif request.method == "POST":
-                payload = await read_body(request, limit)
-            else:
-                raise BadRequest("send GraphQL requests with GET (queries) or POST", 405)
+            payload = await read_request(request, self.settings.max_request_bytes)
             asked = checked_request(request.headers, payload, entry)
         except BadRequest as error:
             allow = {"Allow": "GET, POST"} if error.status == 405 else None

@@ -30,13 +30,15 @@ from starlette.requests import Request
 from hub.params import BadRequest, parse_body, parse_json_text
 
 __all__ = [
+    "ALLOW_POST",
     "GRAPHQL_RESPONSE",
     "JSON",
     "answer_status",
     "browses",
     "media_type",
-    "read_body",
+    "not_safe",
     "read_query_string",
+    "read_request",
 ]
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
@@ -100,6 +102,26 @@ def answer_status(media: str, status: int, answer: Mapping[str, Any]) -> int:
         return status
     codes = {error.get("extensions", {}).get("code") for error in answer.get("errors", [])}
     return 403 if codes and codes <= REFUSED else 400
+
+
+ALLOW_POST = {"Allow": "POST"}
+
+
+def not_safe(operation_type: str) -> str:
+    """Why an operation other than a query is refused when sent with GET (405)."""
+    return f"a {operation_type} cannot be sent with GET, which runs queries only: send it with POST"
+
+
+async def read_request(request: Request, limit: int) -> Any:
+    """A request's parameters as a POST body holds them, from its query string (GET) or its
+    body (POST); BadRequest for an Accept header that takes neither media type (406), another
+    method (405) or anything wrong with what was sent."""
+    media_type(request.headers.get("accept"))
+    if request.method == "GET":
+        return read_query_string(request.url.query, limit)
+    if request.method == "POST":
+        return await read_body(request, limit)
+    raise BadRequest("send GraphQL requests with GET (queries) or POST", 405)
 
 
 async def read_body(request: Request, limit: int) -> Any:
